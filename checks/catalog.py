@@ -1,0 +1,466 @@
+"""The faults as data: the single source for every text, label and severity.
+
+Documented faults carry the connector's numeric id (as a string); the checks
+this project adds beyond Cisco's tables carry a word id such as
+``not_installed``. Every renderer, and later the alert rules and dashboards,
+read from here, so a new fault needs no edit anywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Platform(StrEnum):
+    LINUX = "linux"
+    MACOS = "macos"
+
+
+class Severity(StrEnum):
+    """Default Nagios state when the fault is active."""
+
+    CRITICAL = "critical"  # protection is switched off
+    WARNING = "warning"  # protection is degraded
+
+
+LINUX_FAULTS_URL = (
+    "https://www.cisco.com/c/en/us/support/docs/security/amp-endpoints/"
+    "214523-amp-for-endpoints-linux-connector-faults.html"
+)
+MACOS_FAULTS_URL = (
+    "https://www.cisco.com/c/en/us/support/docs/security/amp-endpoints/"
+    "214896-amp-for-endpoints-connector-for-mac-faul.html"
+)
+PROJECT_RUNBOOK_URL = "https://github.com/secure-endpoint-monitoring/secure-endpoint-monitoring/blob/main/docs/runbook.md"
+
+
+@dataclass(frozen=True)
+class Text:
+    en: str
+    nl: str
+
+    def get(self, lang: str) -> str:
+        return self.nl if lang == "nl" else self.en
+
+
+@dataclass(frozen=True)
+class Fault:
+    id: str
+    slug: str
+    platforms: frozenset[Platform]
+    severity: Severity
+    title: Text
+    meaning: Text
+    fix: Text
+    documented: bool = True
+
+    def doc_url(self, platform: Platform) -> str:
+        if not self.documented:
+            return f"{PROJECT_RUNBOOK_URL}#{self.slug}"
+        return MACOS_FAULTS_URL if platform is Platform.MACOS else LINUX_FAULTS_URL
+
+
+BOTH = frozenset({Platform.LINUX, Platform.MACOS})
+LINUX = frozenset({Platform.LINUX})
+MACOS = frozenset({Platform.MACOS})
+CRIT = Severity.CRITICAL
+WARN = Severity.WARNING
+
+_LOGS = Text(
+    "Details are in ampdaemon.log and ampscansvc.log (/var/log/cisco on Linux, /Library/Logs/Cisco on macOS).",
+    "Details staan in ampdaemon.log en ampscansvc.log (/var/log/cisco op Linux, /Library/Logs/Cisco op macOS).",
+)
+
+
+def _with_logs(text: Text) -> Text:
+    return Text(f"{text.en} {_LOGS.en}", f"{text.nl} {_LOGS.nl}")
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault(
+        "1", "system_extension_not_approved", MACOS, CRIT,
+        Text("System extension not approved", "Systeemextensie niet goedgekeurd"),
+        Text(
+            "macOS keeps the connector's system extension from running until someone approves it.",
+            "macOS laat de systeemextensie van de connector pas draaien nadat iemand haar goedkeurt.",
+        ),
+        Text(
+            "Approve the Cisco extension under System Settings > Privacy & Security, or push an MDM "
+            "system-extension profile that allows team DE8Y96K9QP.",
+            "Keur de Cisco-extensie goed onder Systeeminstellingen > Privacy en beveiliging, of rol een "
+            "MDM-profiel uit dat systeemextensies van team DE8Y96K9QP toestaat.",
+        ),
+    ),
+    Fault(
+        "2", "system_extension_version_mismatch", MACOS, CRIT,
+        Text("System extension version mismatch", "Versie van de systeemextensie klopt niet"),
+        Text(
+            "The running system extension is not the version that came with the installed connector, "
+            "so the installation is damaged.",
+            "De draaiende systeemextensie hoort niet bij de geïnstalleerde connectorversie; de "
+            "installatie is beschadigd.",
+        ),
+        Text(
+            "Restart the Mac first (from connector 1.14.0 on that often clears it); if it stays, "
+            "reinstall the connector.",
+            "Herstart eerst de Mac (vanaf connector 1.14.0 verhelpt dat het vaak); blijft de fout, "
+            "installeer de connector dan opnieuw.",
+        ),
+    ),
+    Fault(
+        "3", "full_disk_access_missing", MACOS, CRIT,
+        Text("Full Disk Access not granted", "Geen volledige schijftoegang"),
+        Text(
+            "The connector service may not read users' files, so it cannot scan them.",
+            "De connectorservice mag de bestanden van gebruikers niet lezen en kan ze dus niet scannen.",
+        ),
+        Text(
+            "Grant Full Disk Access to the Secure Endpoint Service (before connector 1.14: "
+            "/opt/cisco/amp/ampdaemon) in Privacy & Security, or through an MDM PPPC profile.",
+            "Geef de Secure Endpoint Service (voor connector 1.14: /opt/cisco/amp/ampdaemon) volledige "
+            "schijftoegang in Privacy en beveiliging, of via een MDM PPPC-profiel.",
+        ),
+    ),
+    Fault(
+        "4", "kernel_extension_not_loaded", MACOS, CRIT,
+        Text("Kernel extension not loaded", "Kernelextensie niet geladen"),
+        Text(
+            "On macOS 10.15 and older the connector's kernel extension is approved and of the right "
+            "version but is not loaded.",
+            "Op macOS 10.15 en ouder is de kernelextensie van de connector goedgekeurd en van de juiste "
+            "versie, maar niet geladen.",
+        ),
+        _with_logs(Text(
+            "Reinstall the connector.",
+            "Installeer de connector opnieuw.",
+        )),
+    ),
+    Fault(
+        "5", "scan_service_user_unavailable", BOTH, WARN,
+        Text("Scan service user unavailable", "Gebruiker voor de scanservice ontbreekt"),
+        Text(
+            "The cisco-amp-scan-svc user or group is missing or its directories have wrong "
+            "permissions, so files are scanned as root instead of as that unprivileged user.",
+            "De gebruiker of groep cisco-amp-scan-svc ontbreekt of de mappen hebben verkeerde rechten, "
+            "waardoor bestanden als root worden gescand in plaats van als die beperkte gebruiker.",
+        ),
+        _with_logs(Text(
+            "Reinstall the connector to create the user and group again (on Linux with USERGROUPS_ENAB "
+            "set to yes in /etc/login.defs while the installer runs). Put directories under /opt/cisco "
+            "back to mode 0755, then restart the connector.",
+            "Installeer de connector opnieuw zodat gebruiker en groep terugkomen (op Linux met "
+            "USERGROUPS_ENAB op yes in /etc/login.defs zolang het installatieprogramma loopt). Zet mappen "
+            "onder /opt/cisco terug op modus 0755 en herstart de connector.",
+        )),
+    ),
+    Fault(
+        "6", "scan_service_restarting_frequently", BOTH, WARN,
+        Text("Scan service restarting frequently", "Scanservice herstart vaak"),
+        Text(
+            "The file scanner keeps failing and being restarted; a file on the host may crash it. "
+            "Scanning goes on as well as it can.",
+            "De bestandsscanner faalt steeds en wordt herstart; mogelijk laat een bestand op de host hem "
+            "vastlopen. Het scannen gaat door zo goed als het kan.",
+        ),
+        _with_logs(Text(
+            "Wait ten minutes after a connector restart: it usually clears by itself. If it does not, "
+            "find the file that crashes the scanner in the logs.",
+            "Wacht tien minuten na een herstart van de connector: meestal verdwijnt de fout vanzelf. "
+            "Zo niet, zoek in de logs welk bestand de scanner laat vastlopen.",
+        )),
+    ),
+    Fault(
+        "7", "scan_service_not_started", BOTH, CRIT,
+        Text("Scan service not started", "Scanservice draait niet"),
+        Text(
+            "The file scanner does not run, so files are not scanned. Corrupt virus definitions or "
+            "too little free memory are the usual causes.",
+            "De bestandsscanner draait niet, dus bestanden worden niet gescand. Meestal zijn beschadigde "
+            "virusdefinities of te weinig vrij geheugen de oorzaak.",
+        ),
+        _with_logs(Text(
+            "Restart the connector; it removes definition files that fail their checks. If the fault "
+            "returns after every definitions update, or memory is short, contact Cisco support or add memory.",
+            "Herstart de connector; die verwijdert definitiebestanden die niet door de controle komen. "
+            "Komt de fout na elke definitie-update terug, of is het geheugen krap, neem dan contact op met "
+            "Cisco-support of voeg geheugen toe.",
+        )),
+    ),
+    Fault(
+        "8", "file_monitor_not_started", LINUX, CRIT,
+        Text("Real-time file system monitor not started", "Realtime bestandssysteembewaking niet actief"),
+        Text(
+            "The policy enables file monitoring but no kernel module or eBPF program watches the file "
+            "system, so file copies and moves are not seen.",
+            "Het beleid zet bestandsbewaking aan, maar geen kernelmodule of eBPF-programma bewaakt het "
+            "bestandssysteem; kopieën en verplaatsingen van bestanden worden niet gezien.",
+        ),
+        Text(
+            "Turn UEFI Secure Boot off, install the kernel headers for the running kernel, or build the "
+            "ampfsm module for this kernel (connector 1.16.0 and later); check /var/log/messages. As a "
+            "last resort disable file monitoring in the policy.",
+            "Zet UEFI Secure Boot uit, installeer de kernelheaders van de draaiende kernel, of bouw de "
+            "ampfsm-module voor deze kernel (connector 1.16.0 en nieuwer); kijk in /var/log/messages. Als "
+            "laatste redmiddel: zet bestandsbewaking uit in het beleid.",
+        ),
+    ),
+    Fault(
+        "9", "network_monitor_not_started", LINUX, CRIT,
+        Text("Real-time network monitor not started", "Realtime netwerkbewaking niet actief"),
+        Text(
+            "The policy enables Device Flow Correlation but no kernel module or eBPF program watches "
+            "network activity.",
+            "Het beleid zet Device Flow Correlation aan, maar geen kernelmodule of eBPF-programma "
+            "bewaakt het netwerkverkeer.",
+        ),
+        Text(
+            "Turn UEFI Secure Boot off, install the kernel headers for the running kernel, or build the "
+            "connector's modules for this kernel; check /var/log/messages. As a last resort disable "
+            "Device Flow Correlation in the policy.",
+            "Zet UEFI Secure Boot uit, installeer de kernelheaders van de draaiende kernel, of bouw de "
+            "modules van de connector voor deze kernel; kijk in /var/log/messages. Als laatste redmiddel: "
+            "zet Device Flow Correlation uit in het beleid.",
+        ),
+    ),
+    Fault(
+        "10", "reboot_required", MACOS, CRIT,
+        Text("Reboot required to load system extensions", "Herstart nodig om systeemextensies te laden"),
+        Text(
+            "macOS will only load the connector's system extension after a restart.",
+            "macOS laadt de systeemextensie van de connector pas na een herstart.",
+        ),
+        Text(
+            "Restart the Mac. If the fault stays, reinstall the connector, and on connector 1.14.1 and "
+            "later check for too many network content filters (fault 13).",
+            "Herstart de Mac. Blijft de fout, installeer de connector dan opnieuw en kijk vanaf "
+            "connector 1.14.1 of er te veel netwerkinhoudfilters zijn (fout 13).",
+        ),
+    ),
+    Fault(
+        "11", "kernel_headers_missing", LINUX, CRIT,
+        Text("Kernel headers package missing", "Pakket met kernelheaders ontbreekt"),
+        Text(
+            "The connector needs the running kernel's headers to build its eBPF monitoring for file "
+            "monitoring or Device Flow Correlation, and they are not installed.",
+            "De connector heeft de headers van de draaiende kernel nodig om zijn eBPF-bewaking voor "
+            "bestandsbewaking of Device Flow Correlation te bouwen, en die zijn niet geïnstalleerd.",
+        ),
+        Text(
+            "Install the headers package for the running kernel (kernel-devel, kernel-uek-devel on "
+            "Oracle UEK, linux-headers on Debian and Ubuntu) and restart the connector.",
+            "Installeer het headerpakket van de draaiende kernel (kernel-devel, kernel-uek-devel op "
+            "Oracle UEK, linux-headers op Debian en Ubuntu) en herstart de connector.",
+        ),
+    ),
+    Fault(
+        "12", "network_filter_not_allowed", MACOS, CRIT,
+        Text("Network content filter not allowed", "Netwerkfilter niet toegestaan"),
+        Text(
+            "Device Flow Correlation needs the connector's network content filter, and it is not "
+            "allowed or not enabled.",
+            "Device Flow Correlation heeft het netwerkinhoudfilter van de connector nodig, en dat is niet "
+            "toegestaan of staat uit.",
+        ),
+        Text(
+            "Allow the Secure Endpoint Service to filter network content (the connector's menu shows the "
+            "prompt), or allow it with an MDM web content filter profile.",
+            "Sta de Secure Endpoint Service toe netwerkinhoud te filteren (het menu van de connector toont "
+            "de vraag), of sta het toe met een MDM-profiel voor webinhoudfilters.",
+        ),
+    ),
+    Fault(
+        "13", "too_many_network_filters", MACOS, CRIT,
+        Text("Too many network content filters", "Te veel netwerkinhoudfilters"),
+        Text(
+            "macOS allows only a few firewall-grade content filters and others already take the slots, "
+            "so the connector's filter for Device Flow Correlation cannot start.",
+            "macOS staat maar een paar filters van firewallniveau toe en andere filters bezetten die "
+            "plaatsen, zodat het filter van de connector voor Device Flow Correlation niet kan starten.",
+        ),
+        Text(
+            "Restart the Mac (on connector 1.14.0 a macOS bug causes this). If it stays, remove the "
+            "content filters you no longer need and restart the connector.",
+            "Herstart de Mac (op connector 1.14.0 veroorzaakt een macOS-fout dit). Blijft het, verwijder "
+            "dan de filters die niet meer nodig zijn en herstart de connector.",
+        ),
+    ),
+    Fault(
+        "14", "too_many_endpoint_security_extensions", MACOS, CRIT,
+        Text("Too many Endpoint Security extensions", "Te veel Endpoint Security-extensies"),
+        Text(
+            "macOS limits how many Endpoint Security extensions may run; the connector needs one for "
+            "file and process monitoring.",
+            "macOS beperkt hoeveel Endpoint Security-extensies mogen draaien; de connector heeft er één "
+            "nodig voor bestands- en procesbewaking.",
+        ),
+        Text(
+            "Remove the system extensions that are no longer needed and restart the connector.",
+            "Verwijder systeemextensies die niet meer nodig zijn en herstart de connector.",
+        ),
+    ),
+    Fault(
+        "15", "security_extension_full_disk_access_missing", MACOS, CRIT,
+        Text("Security extension lacks Full Disk Access", "Beveiligingsextensie heeft geen volledige schijftoegang"),
+        Text(
+            "On macOS 11 and later the connector's security extension may not read users' files.",
+            "Op macOS 11 en nieuwer mag de beveiligingsextensie van de connector de bestanden van "
+            "gebruikers niet lezen.",
+        ),
+        Text(
+            "Grant Full Disk Access to the Secure Endpoint security extension in Privacy & Security or "
+            "through an MDM PPPC profile. On macOS 11.0.0 a bug can drop the grant at restart: update macOS.",
+            "Geef de beveiligingsextensie van Secure Endpoint volledige schijftoegang in Privacy en "
+            "beveiliging of via een MDM PPPC-profiel. Op macOS 11.0.0 kan een fout de toestemming bij "
+            "herstart laten vervallen: werk macOS bij.",
+        ),
+    ),
+    Fault(
+        "16", "kernel_incompatible", LINUX, CRIT,
+        Text("Kernel not supported", "Kernel niet ondersteund"),
+        Text(
+            "The running kernel is not supported by this connector version, so file monitoring and "
+            "Device Flow Correlation cannot run.",
+            "De draaiende kernel wordt door deze connectorversie niet ondersteund, dus bestandsbewaking "
+            "en Device Flow Correlation kunnen niet draaien.",
+        ),
+        Text(
+            "Upgrade the connector to a version that supports this kernel, or boot a supported kernel "
+            "(see Cisco's Linux connector OS compatibility list).",
+            "Werk de connector bij naar een versie die deze kernel ondersteunt, of start een ondersteunde "
+            "kernel (zie Cisco's compatibiliteitslijst voor de Linux-connector).",
+        ),
+    ),
+    Fault(
+        "17", "orbital_full_disk_access_missing", MACOS, WARN,
+        Text("Orbital lacks Full Disk Access", "Orbital heeft geen volledige schijftoegang"),
+        Text(
+            "Cisco Orbital is installed but may not read protected files, so its queries return "
+            "incomplete answers.",
+            "Cisco Orbital is geïnstalleerd maar mag beschermde bestanden niet lezen, dus zijn "
+            "zoekvragen geven onvolledige antwoorden.",
+        ),
+        Text(
+            "Grant Full Disk Access to Cisco Orbital in Privacy & Security or through an MDM PPPC profile.",
+            "Geef Cisco Orbital volledige schijftoegang in Privacy en beveiliging of via een MDM PPPC-profiel.",
+        ),
+    ),
+    Fault(
+        "18", "event_monitoring_overloaded", LINUX, WARN,
+        Text("Event monitoring overloaded", "Gebeurtenisbewaking overbelast"),
+        Text(
+            "So many system events arrive that the connector only watches the most critical ones. "
+            "A very busy program, or malicious activity, can cause this.",
+            "Er komen zoveel systeemgebeurtenissen binnen dat de connector alleen de belangrijkste nog "
+            "bewaakt. Een heel druk programma of kwaadaardige activiteit kan de oorzaak zijn.",
+        ),
+        Text(
+            "Find the busy process. If it is trusted, add a process exclusion for it; if not, "
+            "investigate it. A short burst clears by itself; if it keeps coming back, give the host "
+            "more capacity.",
+            "Zoek het drukke proces. Is het vertrouwd, voeg dan een procesuitsluiting toe; zo niet, "
+            "onderzoek het. Een korte piek gaat vanzelf over; komt het steeds terug, geef de host dan meer "
+            "capaciteit.",
+        ),
+    ),
+    Fault(
+        "19", "selinux_policy_missing", LINUX, CRIT,
+        Text("SELinux policy module missing or disabled", "SELinux-beleidsmodule ontbreekt of staat uit"),
+        Text(
+            "SELinux is enforcing and the cisco-secure-bpf policy module, which lets the connector load "
+            "its eBPF monitoring, is not installed or is disabled.",
+            "SELinux dwingt af en de beleidsmodule cisco-secure-bpf, die de connector zijn eBPF-bewaking "
+            "laat laden, is niet geïnstalleerd of staat uit.",
+        ),
+        Text(
+            "Reinstall or upgrade the connector so it installs cisco-secure-bpf (or enable it with "
+            "'semodule -e cisco-secure-bpf'), or add the bpf allow rule for unconfined_service_t to the "
+            "policy yourself, then restart the connector.",
+            "Installeer of upgrade de connector zodat die cisco-secure-bpf installeert (of zet hem aan met "
+            "'semodule -e cisco-secure-bpf'), of voeg de bpf-regel voor unconfined_service_t zelf aan het "
+            "beleid toe, en herstart daarna de connector.",
+        ),
+    ),
+)
+
+HEALTH_CHECKS: tuple[Fault, ...] = (
+    Fault(
+        "not_installed", "not_installed", BOTH, CRIT,
+        Text("Connector not installed", "Connector niet geïnstalleerd"),
+        Text("The Secure Endpoint connector is not installed on this host.",
+             "De Secure Endpoint-connector is niet op deze host geïnstalleerd."),
+        Text("Install the connector from the Secure Endpoint console.",
+             "Installeer de connector vanuit de Secure Endpoint-console."),
+        documented=False,
+    ),
+    Fault(
+        "daemon_not_running", "daemon_not_running", BOTH, CRIT,
+        Text("Connector daemon not running", "Connectordaemon draait niet"),
+        Text("ampdaemon is not running, so the connector protects nothing and reports no faults.",
+             "ampdaemon draait niet, dus de connector beschermt niets en meldt geen fouten."),
+        Text("Start the connector service (systemctl start cisco-amp on Linux; on macOS "
+             "launchctl kickstart the Secure Endpoint daemon) and read ampdaemon.log if it stops again.",
+             "Start de connectorservice (systemctl start cisco-amp op Linux; op macOS launchctl kickstart "
+             "voor de Secure Endpoint-daemon) en lees ampdaemon.log als hij weer stopt."),
+        documented=False,
+    ),
+    Fault(
+        "ampcli_failed", "ampcli_failed", BOTH, WARN,
+        Text("Connector status unavailable", "Connectorstatus niet beschikbaar"),
+        Text("ampcli status is missing, failed, hung or printed something unreadable, so the faults "
+             "the connector itself reports cannot be read.",
+             "ampcli status ontbreekt, faalde, bleef hangen of gaf onleesbare uitvoer, dus de fouten die "
+             "de connector zelf meldt zijn niet te lezen."),
+        Text("Run ampcli status by hand; restart the connector if it hangs.",
+             "Voer ampcli status met de hand uit; herstart de connector als die blijft hangen."),
+        documented=False,
+    ),
+    Fault(
+        "not_connected", "not_connected", BOTH, WARN,
+        Text("Connector not connected to the cloud", "Connector niet verbonden met de cloud"),
+        Text("The connector is not connected to the Secure Endpoint cloud: it gets no policy or "
+             "definition updates and the console shows stale state.",
+             "De connector is niet verbonden met de Secure Endpoint-cloud: hij krijgt geen beleid of "
+             "definitie-updates en de console toont verouderde gegevens."),
+        Text("Check the network path and proxy to the Secure Endpoint cloud servers, then ampdaemon.log.",
+             "Controleer het netwerkpad en de proxy naar de Secure Endpoint-cloud, en daarna ampdaemon.log."),
+        documented=False,
+    ),
+    Fault(
+        "definitions_stale", "definitions_stale", BOTH, WARN,
+        Text("Virus definitions out of date", "Virusdefinities verouderd"),
+        Text("The newest virus definition file is older than the allowed age, so new threats are missed.",
+             "Het nieuwste virusdefinitiebestand is ouder dan toegestaan, dus nieuwe dreigingen worden gemist."),
+        Text("Check that the connector is connected and can reach the update servers; restart it to "
+             "force an update.",
+             "Controleer of de connector verbonden is en de updateservers bereikt; herstart hem om een "
+             "update af te dwingen."),
+        documented=False,
+    ),
+)
+
+_BY_ID: dict[str, Fault] = {f.id: f for f in FAULTS + HEALTH_CHECKS}
+
+
+def get(fault_id: str) -> Fault | None:
+    return _BY_ID.get(fault_id)
+
+
+def faults_for(platform: Platform) -> tuple[Fault, ...]:
+    """Documented faults of a platform, in id order."""
+    return tuple(f for f in FAULTS if platform in f.platforms)
+
+
+def all_ids() -> frozenset[str]:
+    return frozenset(_BY_ID)
+
+
+def unknown_fault(fault_id: str, text: str, severity: Severity) -> Fault:
+    """A fault the connector reported that this catalogue does not know."""
+    title = Text(text or f"Fault {fault_id}", text or f"Fout {fault_id}")
+    return Fault(
+        fault_id, "unknown", BOTH, severity, title,
+        Text("The connector reports a fault this project does not know yet.",
+             "De connector meldt een fout die dit project nog niet kent."),
+        Text("See Cisco's fault table for the platform.", "Zie Cisco's fouttabel voor het platform."),
+    )

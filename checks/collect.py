@@ -1,0 +1,179 @@
+"""Evidence for one evaluation: each collector runs at most once, its time and failure recorded.
+
+A fault check asks for the facts it needs; when a collector failed (or is
+disabled), asking raises ``Unavailable`` with the reason, and the fault
+becomes ``unknown``. Collectors are the units the exporter reports as
+``secure_endpoint_scrape_collector_success{collector}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar, cast
+
+from checks.catalog import Platform
+from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system
+from checks.host import Host
+from checks.messages import Msg, msg
+from checks.report import CollectorRun
+from checks.state import StateStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+COLLECTORS = (
+    "system",
+    "connector_status",
+    "processes",
+    "scan_user",
+    "policy",
+    "kernel",
+    "selinux",
+    "definitions",
+)
+LINUX_ONLY = frozenset({"kernel", "selinux"})
+
+INSTALL_MARKERS = {
+    Platform.LINUX: ("opt/cisco/amp/bin/ampdaemon",),
+    Platform.MACOS: (
+        "opt/cisco/amp/ampdaemon",
+        "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
+        "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    ampcli_timeout: float = 5.0
+    network_modules: tuple[str, ...] = kernel.DEFAULT_NETWORK_MODULES
+    min_available_mib: int = 256
+    definitions_max_age_days: float = 7.0
+    scan_restart_window: float = 600.0
+    scan_restart_count: int = 3
+    disabled_collectors: frozenset[str] = field(default_factory=frozenset)
+
+
+class Unavailable(Exception):
+    """Evidence a verdict needs could not be read."""
+
+    def __init__(self, reason: Msg) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
+class Evidence:
+    def __init__(self, host: Host, settings: Settings, store: StateStore, now: float | None = None) -> None:
+        self.host = host
+        self.settings = settings
+        self.store = store
+        self.now = time.time() if now is None else now
+        self.platform = system.detect_platform(host)
+        self.installed = any(host.exists(rel) for rel in INSTALL_MARKERS[self.platform])
+        self.runs: list[CollectorRun] = []
+        self._memo: dict[str, object] = {}
+
+    def collectors(self) -> tuple[str, ...]:
+        """The collectors that apply to this platform and are enabled."""
+        return tuple(
+            name for name in COLLECTORS
+            if name not in self.settings.disabled_collectors
+            and not (name in LINUX_ONLY and self.platform is not Platform.LINUX)
+        )
+
+    def collect_all(self) -> None:
+        """Run every enabled collector once, so each reports success or failure."""
+        for name in self.collectors():
+            try:
+                self._run(name)
+            except Unavailable:
+                pass
+
+    # -- typed access --------------------------------------------------------
+    def system(self) -> system.SystemFacts:
+        return cast(system.SystemFacts, self._run("system"))
+
+    def status_or_none(self) -> ampcli.ConnectorStatus | None:
+        """ampcli's status; None when ampcli is not installed at all."""
+        return cast("ampcli.ConnectorStatus | None", self._run("connector_status"))
+
+    def status(self) -> ampcli.ConnectorStatus:
+        found = self.status_or_none()
+        if found is None:
+            raise Unavailable(msg("ampcli_missing", path=self.host.display(ampcli.AMPCLI_PATHS[self.platform])))
+        return found
+
+    def processes(self) -> processes.ProcessFacts:
+        return cast(processes.ProcessFacts, self._run("processes"))
+
+    def scan_user(self) -> scan_user.ScanUserFacts:
+        return cast(scan_user.ScanUserFacts, self._run("scan_user"))
+
+    def policy(self) -> policy.PolicyFacts:
+        return cast(policy.PolicyFacts, self._run("policy"))
+
+    def kernel(self) -> kernel.KernelFacts:
+        return cast(kernel.KernelFacts, self._run("kernel"))
+
+    def selinux(self) -> selinux.SelinuxFacts:
+        return cast(selinux.SelinuxFacts, self._run("selinux"))
+
+    def definitions(self) -> definitions.DefinitionsFacts:
+        return cast(definitions.DefinitionsFacts, self._run("definitions"))
+
+    # -- machinery -----------------------------------------------------------
+    def _probe(self, name: str) -> Callable[[], object]:
+        host, platform, settings = self.host, self.platform, self.settings
+        probes: dict[str, Callable[[], object]] = {
+            "system": lambda: system.probe(host),
+            "connector_status": lambda: ampcli.probe(host, platform, settings.ampcli_timeout),
+            "processes": lambda: processes.probe(host, platform),
+            "scan_user": lambda: scan_user.probe(host, platform),
+            "policy": lambda: policy.probe(host, platform),
+            "kernel": lambda: kernel.probe(host, self.system().kernel_release),
+            "selinux": lambda: selinux.probe(host),
+            "definitions": lambda: definitions.probe(host, platform),
+        }
+        return probes[name]
+
+    def _run(self, name: str) -> object:
+        if name in self._memo:
+            found = self._memo[name]
+            if isinstance(found, Unavailable):
+                raise found
+            return found
+        if name in self.settings.disabled_collectors:
+            raise Unavailable(msg("collector_disabled", collector=name))
+        start = time.perf_counter()
+        try:
+            value = self._probe(name)()
+        except Unavailable as error:
+            # A collector that needs another one that failed fails with its reason.
+            self._record(name, start, error, str(error))
+            raise
+        except Exception as error:  # noqa: BLE001 - any failure of one collector is that collector's alone
+            log.debug("collector %s failed", name, exc_info=True)
+            text = _describe(error)
+            unavailable = Unavailable(msg("collector_failed", collector=name, error=text))
+            self._record(name, start, unavailable, text)
+            raise unavailable from None
+        self._memo[name] = value
+        self.runs.append(CollectorRun(name, True, time.perf_counter() - start))
+        return value
+
+    def _record(self, name: str, start: float, error: Unavailable, text: str) -> None:
+        self._memo[name] = error
+        self.runs.append(CollectorRun(name, False, time.perf_counter() - start, text))
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, PermissionError):
+        return f"permission denied: {error.filename or error}"
+    if isinstance(error, OSError) and error.strerror:
+        where = f" ({error.filename})" if error.filename else ""
+        return f"{error.strerror}{where}"
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -1,0 +1,155 @@
+"""One evaluation of every fault: host evidence and the connector's own word, combined.
+
+A fault is active when either source says so. A clear from the host alone
+counts only for faults the host can see in full; the others need the
+connector's status too, or they are ``unknown``.
+"""
+
+from __future__ import annotations
+
+import time
+
+from checks import catalog
+from checks.catalog import Fault, Platform, Severity
+from checks.collect import INSTALL_MARKERS, Evidence, Settings, Unavailable
+from checks.evidence.ampcli import ReportedFault
+from checks.evidence.processes import WATCHED
+from checks.faults import Detection, FaultCheck, Verdict, clear, common, connector, linux, not_applicable
+from checks.host import Host
+from checks.messages import Msg, msg
+from checks.report import FaultResult, Report, State
+from checks.state import StateStore
+
+FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
+    Platform.LINUX: {
+        "5": (common.scan_user_unavailable, Detection.HOST),
+        "6": (common.scan_service_restarting, Detection.BOTH),
+        "7": (common.scan_service_not_started, Detection.HOST),
+        "8": (linux.file_monitor_not_started, Detection.HOST),
+        "9": (linux.network_monitor_not_started, Detection.HOST),
+        "11": (linux.kernel_headers_missing, Detection.HOST),
+        "16": (linux.kernel_incompatible, Detection.CONNECTOR),
+        "18": (linux.event_monitoring_overloaded, Detection.CONNECTOR),
+        "19": (linux.selinux_policy_missing, Detection.HOST),
+    },
+    Platform.MACOS: {},
+}
+
+HEALTH_CHECKS: dict[str, FaultCheck] = {
+    "daemon_not_running": connector.daemon_not_running,
+    "ampcli_failed": connector.ampcli_failed,
+    "not_connected": connector.not_connected,
+    "definitions_stale": connector.definitions_stale,
+}
+
+
+def evaluate(host: Host, settings: Settings | None = None, store: StateStore | None = None,
+             now: float | None = None) -> Report:
+    start = time.perf_counter()
+    ev = Evidence(host, settings or Settings(), store or StateStore(rootfs=host.rootfs), now)
+    ev.collect_all()
+    report = _skeleton(ev)
+    if ev.installed:
+        reported = _reported(ev)
+        marker = next(rel for rel in INSTALL_MARKERS[ev.platform] if ev.host.exists(rel))
+        installed = _result(catalog.get("not_installed"), clear(msg("installed_at", path=ev.host.display(marker))))
+        report.checks = [installed] + [_health(ev, fault_id) for fault_id in HEALTH_CHECKS]
+        report.faults = [_judge(ev, fault, reported) for fault in catalog.faults_for(ev.platform)]
+        known = {r.fault.id for r in report.faults}
+        for fault_id, said in sorted((reported or {}).items(), key=lambda item: int(item[0])):
+            if fault_id not in known:
+                report.faults.append(_unknown_reported(said))
+    else:
+        reason = not_applicable(msg("not_installed"))
+        report.checks = [_result(catalog.get("not_installed"), Verdict(State.ACTIVE))]
+        report.checks += [_result(catalog.get(i), reason) for i in HEALTH_CHECKS]
+        report.faults = [_result(f, reason) for f in catalog.faults_for(ev.platform)]
+    report.collectors = list(ev.runs)
+    report.duration = time.perf_counter() - start
+    return report
+
+
+def _skeleton(ev: Evidence) -> Report:
+    try:
+        facts = ev.system()
+        os_name, os_version, release = facts.os_name, facts.os_version, facts.kernel_release
+    except Unavailable:
+        os_name, os_version, release = "", "", None
+    report = Report(ev.platform, os_name, os_version, release, ev.installed)
+    try:
+        status = ev.status_or_none()
+    except Unavailable:
+        status = None
+    if status is not None:
+        report.connector_version = status.version
+        report.connected = status.connected
+        report.connector_status = dict(status.fields)
+    try:
+        procs = ev.processes()
+        report.processes = {name: procs.running(name) for name in WATCHED}
+    except Unavailable:
+        report.processes = dict.fromkeys(WATCHED)
+    try:
+        report.definitions_build_time = ev.definitions().newest_build_time
+    except Unavailable:
+        pass
+    return report
+
+
+def _reported(ev: Evidence) -> dict[str, ReportedFault] | None:
+    """Faults ampcli reports; None when its status is unavailable."""
+    try:
+        return ev.status().faults
+    except Unavailable:
+        return None
+
+
+def _verdict(check: FaultCheck, ev: Evidence) -> Verdict:
+    try:
+        return check(ev)
+    except Unavailable as error:
+        return Verdict(State.UNKNOWN, reason=error.reason)
+
+
+def _judge(ev: Evidence, fault: Fault, reported: dict[str, ReportedFault] | None) -> FaultResult:
+    check, detection = FAULT_CHECKS[ev.platform][fault.id]
+    verdict = _verdict(check, ev)
+    said = (reported or {}).get(fault.id)
+    if said is not None:
+        evidence = (msg("reported", text=said.text or said.severity or fault.id), *verdict.evidence)
+        return FaultResult(fault, State.ACTIVE, True, _detected(verdict.state), evidence, verdict.causes,
+                           verdict.remedy, severity=said.severity)
+    state, reason = verdict.state, verdict.reason
+    if state is State.CLEAR and reported is None and detection is not Detection.HOST:
+        state, reason = State.UNKNOWN, _status_error(ev)
+    return _result(fault, Verdict(state, verdict.evidence, verdict.causes, verdict.remedy, reason),
+                   reported=None if reported is None else False)
+
+
+def _status_error(ev: Evidence) -> Msg:
+    try:
+        ev.status()
+    except Unavailable as error:
+        return msg("connector_unavailable", error=error.reason)
+    return msg("connector_unavailable", error="?")
+
+
+def _health(ev: Evidence, check_id: str) -> FaultResult:
+    return _result(catalog.get(check_id), _verdict(HEALTH_CHECKS[check_id], ev))
+
+
+def _result(fault: Fault | None, verdict: Verdict, reported: bool | None = None) -> FaultResult:
+    assert fault is not None, "every check id is in the catalogue"
+    return FaultResult(fault, verdict.state, reported, _detected(verdict.state), verdict.evidence,
+                       verdict.causes, verdict.remedy, verdict.reason)
+
+
+def _detected(state: State) -> bool | None:
+    return {State.ACTIVE: True, State.CLEAR: False}.get(state)
+
+
+def _unknown_reported(said: ReportedFault) -> FaultResult:
+    severity = Severity.CRITICAL if said.severity.lower() == "critical" else Severity.WARNING
+    fault = catalog.unknown_fault(said.id, said.text, severity)
+    return FaultResult(fault, State.ACTIVE, True, None, (msg("reported", text=said.text or said.id),),
+                       severity=said.severity)

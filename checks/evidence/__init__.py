@@ -1,0 +1,1 @@
+"""Evidence: facts read from the host, one module per source, no verdicts."""

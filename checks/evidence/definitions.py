@@ -1,0 +1,135 @@
+"""Virus definition files (ClamAV CVD/CLD): build time and integrity.
+
+A CVD starts with a 512-byte ASCII header
+``ClamAV-VDB:<time>:<version>:<sigs>:<flevel>:<md5>:<dsig>:<builder>:<stime>``
+(space padded); for a ``.cvd`` the MD5 of everything after the header must
+equal ``<md5>``. A ``.cld`` is the unpacked local form whose body changes with
+incremental updates, so only its header is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from checks.catalog import Platform
+from checks.host import Host
+
+HEADER_SIZE = 512
+ROOTS = {
+    Platform.LINUX: ("opt/cisco/amp",),
+    Platform.MACOS: ("opt/cisco/amp", "Library/Application Support/Cisco"),
+}
+MAX_DEPTH = 6
+SUFFIXES = (".cvd", ".cld")
+
+
+class HeaderError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class CvdHeader:
+    time: str
+    version: int
+    signatures: int
+    flevel: int
+    md5: str
+    builder: str
+    build_time: float | None  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class DefinitionFile:
+    rel: str
+    path: str  # as shown on the host
+    size: int
+    mtime_ns: int
+    header: CvdHeader | None
+    header_error: str | None
+
+
+@dataclass(frozen=True)
+class DefinitionsFacts:
+    files: tuple[DefinitionFile, ...]
+
+    @property
+    def newest_build_time(self) -> float | None:
+        times = [f.header.build_time for f in self.files if f.header and f.header.build_time]
+        return max(times) if times else None
+
+
+def parse_header(raw: bytes) -> CvdHeader:
+    """Parse a CVD header; anything else raises ``HeaderError``."""
+    if not raw.startswith(b"ClamAV-VDB:"):
+        raise HeaderError("no ClamAV-VDB header")
+    try:
+        text = raw[:HEADER_SIZE].decode("ascii").rstrip(" \x00\n")
+    except UnicodeDecodeError:
+        raise HeaderError("header is not ASCII") from None
+    fields = text.split(":")
+    if len(fields) < 9:
+        raise HeaderError(f"header has {len(fields)} fields, expected 9")
+    try:
+        version, sigs, flevel = int(fields[2]), int(fields[3]), int(fields[4])
+    except ValueError:
+        raise HeaderError("header version, signature count or level is not a number") from None
+    md5 = fields[5].lower()
+    return CvdHeader(fields[1], version, sigs, flevel, md5, fields[7], _build_time(fields[1], fields[8]))
+
+
+def _build_time(time_text: str, stime: str) -> float | None:
+    if stime.strip().isdigit():
+        return float(stime.strip())
+    try:
+        return datetime.strptime(time_text.strip(), "%d %b %Y %H-%M %z").timestamp()
+    except ValueError:
+        return None
+
+
+def probe(host: Host, platform: Platform) -> DefinitionsFacts:
+    files: list[DefinitionFile] = []
+    for root in ROOTS[platform]:
+        if not host.is_dir(root):
+            continue
+        for rel_dir, _dirs, names in host.walk(root, MAX_DEPTH):
+            for name in names:
+                if name.endswith(SUFFIXES):
+                    files.append(_read(host, f"{rel_dir}/{name}"))
+    return DefinitionsFacts(tuple(files))
+
+
+def _read(host: Host, rel: str) -> DefinitionFile:
+    st = host.stat(rel)
+    try:
+        header: CvdHeader | None = parse_header(host.read_head(rel, HEADER_SIZE))
+        error = None
+    except HeaderError as problem:
+        header, error = None, str(problem)
+    return DefinitionFile(rel, host.display(rel), st.st_size, st.st_mtime_ns, header, error)
+
+
+def integrity_problem(host: Host, item: DefinitionFile, cache: MutableMapping[str, str]) -> str | None:
+    """Why the file fails its integrity check, or None when it passes.
+
+    Verdicts are cached per (path, size, mtime) so no file is hashed twice.
+    """
+    if item.header is None:
+        return item.header_error
+    if not item.rel.endswith(".cvd"):
+        return None
+    key = f"{item.path}|{item.size}|{item.mtime_ns}"
+    if key in cache:
+        return cache[key] or None
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(host.path(item.rel), "rb") as handle:
+        handle.seek(HEADER_SIZE)
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    problem = "" if digest.hexdigest() == item.header.md5 else "MD5 of the body does not match its header"
+    if item.size <= HEADER_SIZE:
+        problem = "file holds a header and nothing else"
+    cache[key] = problem
+    return problem or None

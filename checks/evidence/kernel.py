@@ -1,0 +1,45 @@
+"""Kernel monitoring evidence: loaded modules, Secure Boot and the kernel's build headers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from checks.host import Host
+
+FILE_MODULES = ("ampfsm", "ampavflt", "redirfs")
+DEFAULT_NETWORK_MODULES = ("ampnetworkflow",)
+SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+
+@dataclass(frozen=True)
+class KernelFacts:
+    modules: frozenset[str]
+    secure_boot: bool | None  # None: not an EFI system or not readable
+    headers_path: str | None  # as shown on the host; None without a kernel release
+    headers_present: bool | None
+
+
+def probe(host: Host, release: str | None) -> KernelFacts:
+    text = host.read_text("proc/modules", limit=4 << 20)
+    modules = frozenset(line.split()[0] for line in text.splitlines() if line.strip())
+    headers_path = headers_present = None
+    if release and "/" not in release:
+        rel = f"lib/modules/{release}/build"
+        headers_path = host.display(rel)
+        try:
+            headers_present = os.path.isdir(host.path(rel))
+        except OSError:
+            headers_present = False
+    return KernelFacts(modules, _secure_boot(host), headers_path, headers_present)
+
+
+def _secure_boot(host: Host) -> bool | None:
+    """The EFI SecureBoot variable: 4 attribute bytes, then one data byte (1 = on)."""
+    try:
+        data = host.read_head(SECURE_BOOT_VAR, 5)
+    except OSError:
+        return None
+    if len(data) < 5:
+        return None
+    return data[4] == 1

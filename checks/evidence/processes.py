@@ -1,0 +1,72 @@
+"""The connector's processes, read through psutil from the root's ``proc``."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import psutil
+
+from checks.catalog import Platform
+from checks.host import Host, HostError
+
+DAEMON = "ampdaemon"
+SCANNER = "ampscansvc"
+WATCHED = (DAEMON, SCANNER)
+BPF_LINK = "anon_inode:bpf-prog"
+MAX_FDS = 4096
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    started: float  # seconds since the epoch
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    by_name: dict[str, list[ProcessInfo]] = field(default_factory=dict)
+    daemon_bpf_programs: int = 0
+    total: int = 0
+
+    def running(self, name: str) -> bool:
+        return bool(self.by_name.get(name))
+
+
+def probe(host: Host, platform: Platform) -> ProcessFacts:
+    if platform is Platform.MACOS and not host.live:
+        raise HostError("processes of a macOS host can only be read on the live root")
+    if not host.is_dir("proc") and platform is Platform.LINUX:
+        raise HostError(f"{host.display('proc')} is not mounted")
+    found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
+    total = 0
+    with host.procfs():
+        # Fresh Process objects, not process_iter's module-wide cache: the
+        # cache would mix processes of different roots.
+        for pid in psutil.pids():
+            total += 1
+            try:
+                proc = psutil.Process(pid)
+                name = proc.name()
+                if name in found:
+                    found[name].append(ProcessInfo(pid, name, proc.create_time()))
+            except psutil.Error:
+                continue  # gone meanwhile, or a zombie
+    bpf = 0
+    if platform is Platform.LINUX:
+        for daemon in found[DAEMON]:
+            bpf += _count_bpf_fds(host, daemon.pid)
+    return ProcessFacts(found, bpf, total)
+
+
+def _count_bpf_fds(host: Host, pid: int) -> int:
+    """eBPF programs the process holds open: ``proc/<pid>/fd/*`` linking to ``anon_inode:bpf-prog``."""
+    count = 0
+    fd_dir = f"proc/{pid}/fd"
+    with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+        for entry in host.listdir(fd_dir)[:MAX_FDS]:
+            with contextlib.suppress(FileNotFoundError):
+                if host.readlink(f"{fd_dir}/{entry}") == BPF_LINK:
+                    count += 1
+    return count

@@ -1,0 +1,45 @@
+"""SELinux mode and whether the connector's ``cisco-secure-bpf`` policy module is active (fault 19)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from checks.host import Host
+
+MODULE = "cisco-secure-bpf"
+STORES = ("etc/selinux/{type}/active/modules", "var/lib/selinux/{type}/active/modules")
+
+
+@dataclass(frozen=True)
+class SelinuxFacts:
+    enforcing: bool
+    policy_type: str
+    module_path: str | None  # where the module is installed, as shown on the host
+    module_disabled: bool
+
+
+def probe(host: Host) -> SelinuxFacts:
+    enforce = host.read_optional("sys/fs/selinux/enforce")
+    enforcing = enforce is not None and enforce.strip() == "1"
+    policy_type = _policy_type(host)
+    if not enforcing:
+        return SelinuxFacts(False, policy_type, None, False)
+    found: str | None = None
+    disabled = False
+    for template in STORES:
+        store = template.format(type=policy_type)
+        if not host.is_dir(store):
+            continue
+        for entry in host.listdir(store):
+            if entry == "disabled":
+                disabled = disabled or host.exists(f"{store}/disabled/{MODULE}")
+            elif host.is_dir(f"{store}/{entry}/{MODULE}") and found is None:
+                found = host.display(f"{store}/{entry}/{MODULE}")
+    return SelinuxFacts(True, policy_type, found, disabled)
+
+
+def _policy_type(host: Host) -> str:
+    text = host.read_optional("etc/selinux/config") or ""
+    match = re.search(r"^\s*SELINUXTYPE\s*=\s*([A-Za-z0-9_.-]+)", text, re.MULTILINE)
+    return match.group(1) if match else "targeted"

@@ -1,0 +1,79 @@
+"""Faults that exist on both platforms: the scan service and its account (5, 6, 7)."""
+
+from __future__ import annotations
+
+from checks.collect import Evidence, Unavailable
+from checks.evidence import definitions
+from checks.evidence.processes import DAEMON, SCANNER
+from checks.evidence.scan_user import SCAN_ACCOUNT
+from checks.faults import Verdict, active, clear, not_applicable
+from checks.messages import Msg, msg
+
+
+def scan_user_unavailable(ev: Evidence) -> Verdict:
+    """Fault 5: the scan account is missing, or a connector directory has the wrong mode."""
+    facts = ev.scan_user()
+    found: list[Msg] = []
+    if not facts.user_exists:
+        found.append(msg("user_missing", name=SCAN_ACCOUNT))
+    if not facts.group_exists:
+        found.append(msg("group_missing", name=SCAN_ACCOUNT))
+    causes: tuple[Msg, ...] = ()
+    if found and facts.usergroups_enab is False:
+        causes = (msg("usergroups_enab"),)
+    for bad in facts.bad_directories:
+        problems = []
+        if bad.not_readable:
+            problems.append(msg("mode_not_readable"))
+        if bad.writable:
+            problems.append(msg("mode_writable"))
+        found.append(msg("dir_mode", path=bad.path, mode=f"{bad.mode:04o}", problem=problems))
+    if found:
+        return active(*found, causes=causes)
+    return clear()
+
+
+def scan_service_restarting(ev: Evidence) -> Verdict:
+    """Fault 6: several scan service processes started within a short window."""
+    settings = ev.settings
+    seen = [(p.pid, p.started) for p in ev.processes().by_name.get(SCANNER, [])]
+    starts = ev.store.scan_starts(seen, ev.now, settings.scan_restart_window)
+    minutes = round(settings.scan_restart_window / 60)
+    evidence = msg("scan_restarts", count=len(starts), minutes=minutes)
+    if len(starts) >= settings.scan_restart_count:
+        return active(evidence)
+    return clear(evidence)
+
+
+def scan_service_not_started(ev: Evidence) -> Verdict:
+    """Fault 7: ampdaemon runs without its scan service; names corrupt definitions or low memory."""
+    procs = ev.processes()
+    if not procs.running(DAEMON):
+        return not_applicable(msg("daemon_down_na"))
+    if procs.running(SCANNER):
+        return clear(msg("processes_running", names=[DAEMON, SCANNER]))
+    return active(msg("process_missing", name=SCANNER), causes=tuple(_scan_failure_causes(ev)))
+
+
+def _scan_failure_causes(ev: Evidence) -> list[Msg]:
+    causes: list[Msg] = []
+    cache = ev.store.cvd_cache()
+    try:
+        files = ev.definitions().files
+    except Unavailable:  # a cause we cannot name is left out; the fault stands
+        files = ()
+    for item in files:
+        try:
+            problem = definitions.integrity_problem(ev.host, item, cache)
+        except OSError as error:
+            problem = f"cannot be read ({error.strerror or error})"
+        if problem:
+            causes.append(msg("cvd_corrupt", path=item.path, problem=problem))
+    try:
+        available = ev.system().mem_available_bytes
+    except Unavailable:
+        available = None
+    minimum = ev.settings.min_available_mib
+    if available is not None and available < minimum * 1024 * 1024:
+        causes.append(msg("low_memory", available=available // (1024 * 1024), minimum=minimum))
+    return causes

@@ -1,0 +1,43 @@
+"""Checks beyond Cisco's tables: what the connector cannot report about itself."""
+
+from __future__ import annotations
+
+from checks.collect import Evidence, Unavailable
+from checks.evidence.ampcli import AMPCLI_PATHS
+from checks.evidence.processes import DAEMON
+from checks.faults import Verdict, active, clear
+from checks.messages import msg
+
+DAY = 86400.0
+
+
+def daemon_not_running(ev: Evidence) -> Verdict:
+    if ev.processes().running(DAEMON):
+        return clear(msg("processes_running", names=[DAEMON]))
+    return active(msg("process_missing", name=DAEMON))
+
+
+def ampcli_failed(ev: Evidence) -> Verdict:
+    try:
+        status = ev.status_or_none()
+    except Unavailable as error:
+        return active(error.reason)
+    if status is None:
+        return active(msg("ampcli_missing", path=ev.host.display(AMPCLI_PATHS[ev.platform])))
+    return clear(msg("status", status=status.status))
+
+
+def not_connected(ev: Evidence) -> Verdict:
+    status = ev.status()
+    evidence = msg("status", status=status.status or "?")
+    return clear(evidence) if status.connected else active(evidence)
+
+
+def definitions_stale(ev: Evidence) -> Verdict:
+    newest = ev.definitions().newest_build_time
+    if newest is None:
+        raise Unavailable(msg("no_definitions"))
+    limit = ev.settings.definitions_max_age_days
+    age_days = max(ev.now - newest, 0.0) / DAY
+    evidence = msg("definitions_age", days=f"{age_days:.1f}", limit=f"{limit:g}")
+    return active(evidence) if age_days > limit else clear(evidence)

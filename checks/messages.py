@@ -1,0 +1,123 @@
+"""Texts built while evaluating (evidence, causes, reasons), in English and Dutch.
+
+Verdicts carry a ``Msg`` (a template key and its values) rather than a
+string, so each renderer picks the language at the last moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+TEMPLATES: dict[str, tuple[str, str]] = {
+    # reasons a check could not judge or does not apply
+    "collector_failed": ("could not read {collector} evidence: {error}",
+                         "kon gegevens voor {collector} niet lezen: {error}"),
+    "not_installed": ("the connector is not installed", "de connector is niet geïnstalleerd"),
+    "other_platform": ("this fault exists only on {platforms}", "deze fout bestaat alleen op {platforms}"),
+    "option_off": ("the policy has {option} switched off", "het beleid heeft {option} uitgeschakeld"),
+    "options_off": ("the policy has neither file monitoring nor Device Flow Correlation on",
+                    "het beleid heeft bestandsbewaking noch Device Flow Correlation aan"),
+    "no_policy": ("no connector policy found at {path}", "geen connectorbeleid gevonden in {path}"),
+    "option_unset": ("the policy does not say whether {option} is on",
+                     "het beleid zegt niet of {option} aan staat"),
+    "daemon_down_na": ("ampdaemon is not running, so it has nothing to start (see daemon_not_running)",
+                       "ampdaemon draait niet en kan dus niets starten (zie daemon_not_running)"),
+    "connector_only": ("only the connector can report this fault and its status is unavailable: {error}",
+                       "alleen de connector kan deze fout melden en zijn status is niet beschikbaar: {error}"),
+    "connector_unavailable": ("the host shows no sign of it, but the connector's own status is "
+                              "unavailable: {error}",
+                              "de host toont geen teken ervan, maar de eigen status van de connector is "
+                              "niet beschikbaar: {error}"),
+    "ignored": ("ignored by configuration", "genegeerd door de configuratie"),
+    "collector_disabled": ("the {collector} collector is disabled", "de collector {collector} staat uit"),
+    # evidence and causes
+    "reported": ("the connector reports it ({text})", "de connector meldt het ({text})"),
+    "user_missing": ("user {name} does not exist", "gebruiker {name} bestaat niet"),
+    "group_missing": ("group {name} does not exist", "groep {name} bestaat niet"),
+    "usergroups_enab": ("USERGROUPS_ENAB is 'no' in /etc/login.defs, which blocks creating the user's group",
+                        "USERGROUPS_ENAB staat op 'no' in /etc/login.defs, wat het aanmaken van de groep blokkeert"),
+    "dir_mode": ("{path} has mode {mode} ({problem}); it should be 0755",
+                 "{path} heeft modus {mode} ({problem}); dat hoort 0755 te zijn"),
+    "mode_not_readable": ("not readable and searchable for group and others",
+                          "niet leesbaar en doorzoekbaar voor groep en anderen"),
+    "mode_writable": ("writable by group or others", "schrijfbaar voor groep of anderen"),
+    "scan_restarts": ("{count} scan service processes started within {minutes} minutes",
+                      "{count} scanserviceprocessen gestart binnen {minutes} minuten"),
+    "processes_running": ("running: {names}", "draait: {names}"),
+    "process_missing": ("{name} is not running", "{name} draait niet"),
+    "cvd_corrupt": ("definition file {path} fails its integrity check: {problem}",
+                    "definitiebestand {path} komt niet door de integriteitscontrole: {problem}"),
+    "low_memory": ("only {available} MiB of memory is available (minimum {minimum} MiB)",
+                   "er is maar {available} MiB geheugen beschikbaar (minimum {minimum} MiB)"),
+    "modules_loaded": ("kernel modules loaded: {names}", "geladen kernelmodules: {names}"),
+    "no_modules": ("none of the kernel modules {names} is loaded", "geen van de kernelmodules {names} is geladen"),
+    "bpf_held": ("ampdaemon holds {count} eBPF programs", "ampdaemon houdt {count} eBPF-programma's vast"),
+    "no_bpf": ("ampdaemon holds no eBPF program", "ampdaemon houdt geen eBPF-programma vast"),
+    "secure_boot": ("UEFI Secure Boot is on, which blocks the connector's unsigned kernel modules",
+                    "UEFI Secure Boot staat aan en blokkeert de niet-ondertekende kernelmodules van de connector"),
+    "headers_missing_cause": ("the kernel headers for {release} are missing (fault 11)",
+                              "de kernelheaders voor {release} ontbreken (fout 11)"),
+    "kernel_release": ("running kernel {release}", "draaiende kernel {release}"),
+    "headers_missing": ("{path} does not lead to a directory", "{path} leidt niet naar een map"),
+    "headers_present": ("kernel headers found at {path}", "kernelheaders gevonden in {path}"),
+    "install_package": ("install the package {package} and restart the connector",
+                        "installeer het pakket {package} en herstart de connector"),
+    "selinux_permissive": ("SELinux is not enforcing", "SELinux dwingt niet af"),
+    "selinux_module_missing": ("SELinux ({type}) is enforcing and module cisco-secure-bpf is not installed",
+                               "SELinux ({type}) dwingt af en module cisco-secure-bpf is niet geïnstalleerd"),
+    "selinux_module_disabled": ("SELinux ({type}) is enforcing and module cisco-secure-bpf is disabled",
+                                "SELinux ({type}) dwingt af en module cisco-secure-bpf staat uit"),
+    "selinux_module_present": ("module cisco-secure-bpf is installed in {path}",
+                               "module cisco-secure-bpf is geïnstalleerd in {path}"),
+    "status": ("connector status: {status}", "connectorstatus: {status}"),
+    "mode_degraded": ("the connector runs in mode {mode}", "de connector draait in modus {mode}"),
+    "ampcli_missing": ("ampcli not found at {path}", "ampcli niet gevonden in {path}"),
+    "ampcli_error": ("{error}", "{error}"),
+    "definitions_age": ("newest definitions were built {days} days ago (limit {limit} days)",
+                        "nieuwste definities zijn {days} dagen geleden gebouwd (grens {limit} dagen)"),
+    "no_definitions": ("no definition files found", "geen definitiebestanden gevonden"),
+    "installed_at": ("connector found at {path}", "connector gevonden in {path}"),
+    # the plugin's own words
+    "summary_ok": ("no active faults ({checked} checked){extra}", "geen actieve fouten ({checked} gecontroleerd){extra}"),
+    "summary_connected": ("; connector {version}connected", "; connector {version}verbonden"),
+    "fault_label": ("{title} (fault {id})", "{title} (fout {id})"),
+    "state_unknown": ("{label}: state unknown", "{label}: toestand onbekend"),
+    "and_more": ("and {count} more", "en nog {count}"),
+    "line": ("{state}: {label}", "{state}: {label}"),
+    "line_evidence": ("Seen: {items}", "Gezien: {items}"),
+    "line_cause": ("Cause: {items}", "Oorzaak: {items}"),
+    "line_fix": ("Fix: {text}", "Oplossing: {text}"),
+    "line_reason": ("Why unknown: {text}", "Waarom onbekend: {text}"),
+    "line_na": ("not applicable: {text}", "niet van toepassing: {text}"),
+    "line_clear": ("clear", "in orde"),
+}
+
+
+@dataclass(frozen=True)
+class Msg:
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, lang: str = "en") -> str:
+        en, nl = TEMPLATES[self.key]
+        template = nl if lang == "nl" else en
+        values = {k: _show(v, lang) for k, v in self.params.items()}
+        return template.format(**values)
+
+    def __str__(self) -> str:
+        return self.render("en")
+
+
+def msg(key: str, **params: Any) -> Msg:
+    if key not in TEMPLATES:
+        raise KeyError(f"no message template {key!r}")
+    return Msg(key, params)
+
+
+def _show(value: Any, lang: str) -> str:
+    if isinstance(value, Msg):
+        return value.render(lang)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_show(v, lang) for v in value)
+    return str(value)

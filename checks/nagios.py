@@ -1,0 +1,324 @@
+"""``check_secure_endpoint``: the Nagios/Icinga plugin (Resource -> Context -> Summary).
+
+First line ``SECURE ENDPOINT <STATE> - <summary> | <perfdata>``, then one
+line per active (or unknown) fault with what was seen, the likely cause and
+the fix. A critical fault outranks an unknown one, so a check that could not
+read one piece of evidence never hides a fault it did see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import nagiosplugin
+from nagiosplugin.output import Output
+from nagiosplugin.state import Critical, Ok, ServiceState, Unknown, Warn
+
+from checks import __version__, catalog
+from checks.evaluate import evaluate
+from checks.host import Host
+from checks.messages import msg
+from checks.options import add_evaluation_arguments, settings_from
+from checks.report import FaultResult, Report, State
+from checks.state import open_state
+
+NAME = "Secure Endpoint"
+DEFAULT_STATE_FILE = "/var/tmp/check_secure_endpoint.state"
+SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
+# Worst last: a critical fault outranks a check that could not tell.
+RANK = {Ok.code: 0, Warn.code: 1, Unknown.code: 2, Critical.code: 3}
+SUMMARY_ITEMS = 3
+
+
+class UsageError(Exception):
+    pass
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Bad arguments end in UNKNOWN (exit 3) with one line, as the plugin guidelines ask."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class SeverityPolicy:
+    critical: frozenset[str] = frozenset()
+    warning: frozenset[str] = frozenset()
+    ignore: frozenset[str] = frozenset()
+    not_installed: str = "critical"
+
+    def state_of(self, result: FaultResult) -> ServiceState:
+        fault_id = result.fault.id
+        if fault_id in self.ignore or result.state in (State.CLEAR, State.NOT_APPLICABLE):
+            return Ok
+        if result.state is State.UNKNOWN:
+            return Unknown
+        if fault_id == "not_installed":
+            return SEVERITY_STATES[self.not_installed]
+        if fault_id in self.critical:
+            return Critical
+        if fault_id in self.warning:
+            return Warn
+        return Critical if result.fault.severity is catalog.Severity.CRITICAL else Warn
+
+
+class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
+    """Acquire: one evaluation of the host, every fault a metric."""
+
+    def __init__(self, args: argparse.Namespace, policy: SeverityPolicy) -> None:
+        self.args = args
+        self.policy = policy
+        self.report: Report | None = None
+
+    @property
+    def name(self) -> str:
+        return NAME
+
+    def probe(self) -> Iterator[nagiosplugin.Metric]:
+        args = self.args
+        # ampcli must finish well inside the plugin's own timeout.
+        ampcli_timeout = min(args.ampcli_timeout, max(args.timeout - 1.0, 0.5)) if args.timeout else None
+        settings = settings_from(args, ampcli_timeout=ampcli_timeout)
+        host = Host(args.rootfs)
+        with open_state(args.state_file, host.rootfs) as store:
+            report = evaluate(host, settings, store)
+        self.report = report
+        results = [r for r in report.all_results() if r.fault.id not in self.policy.ignore]
+        for result in results:
+            yield nagiosplugin.Metric(f"fault {result.fault.id}", result, context="fault")
+        states = [self.policy.state_of(r) for r in results]
+        judged = [r for r in report.faults if r.fault.id not in self.policy.ignore]
+        total = len(judged)
+        yield nagiosplugin.Metric("active", sum(r.state is State.ACTIVE for r in judged), min=0, max=total,
+                                  context="count")
+        yield nagiosplugin.Metric("critical", states.count(Critical), min=0, context="count")
+        yield nagiosplugin.Metric("warning", states.count(Warn), min=0, context="count")
+        yield nagiosplugin.Metric("unknown", sum(r.state is State.UNKNOWN for r in results), min=0,
+                                  context="count")
+        yield nagiosplugin.Metric("time", round(report.duration, 4), uom="s", min=0, context="count")
+
+
+class FaultContext(nagiosplugin.Context):  # type: ignore[misc]
+    """Judge: a fault's state and the severity policy give the service state."""
+
+    def __init__(self, policy: SeverityPolicy) -> None:
+        super().__init__("fault")
+        self.policy = policy
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Any) -> nagiosplugin.Result:
+        result: FaultResult = metric.value
+        return nagiosplugin.Result(self.policy.state_of(result), result.fault.title.en, metric)
+
+    def performance(self, metric: nagiosplugin.Metric, resource: Any) -> None:
+        return None
+
+
+class CountContext(nagiosplugin.Context):  # type: ignore[misc]
+    """Counts only feed the perfdata; the faults themselves decide the state."""
+
+    def __init__(self) -> None:
+        super().__init__("count")
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Any) -> nagiosplugin.Result:
+        return nagiosplugin.Result(Ok, metric=metric)
+
+    def performance(self, metric: nagiosplugin.Metric, resource: Any) -> nagiosplugin.Performance:
+        return nagiosplugin.Performance(metric.name, metric.value, metric.uom or "", min=metric.min,
+                                        max=metric.max)
+
+
+class EndpointSummary(nagiosplugin.Summary):  # type: ignore[misc]
+    """Present: the worst faults on the first line, one line per fault below."""
+
+    def __init__(self, lang: str, verbosity: int) -> None:
+        self.lang = lang
+        self.verbosity = verbosity
+
+    def _faults(self, results: nagiosplugin.Results) -> list[tuple[ServiceState, FaultResult]]:
+        found = [(r.state, r.metric.value) for r in results if r.metric is not None and r.metric.context == "fault"]
+        return sorted(found, key=lambda item: -RANK[item[0].code])
+
+    def _label(self, result: FaultResult) -> str:
+        title = result.fault.title.get(self.lang)
+        if result.fault.documented:
+            return msg("fault_label", title=title, id=result.fault.id).render(self.lang)
+        return title
+
+    def ok(self, results: nagiosplugin.Results) -> str:
+        faults = [f for _, f in self._faults(results)]
+        checked = sum(1 for f in faults if f.fault.documented and f.state is not State.NOT_APPLICABLE)
+        extra = ""
+        connected = next((f for f in faults if f.fault.id == "not_connected"), None)
+        if connected is not None and connected.state is State.CLEAR:
+            version = next((str(m.params.get("version", "")) for m in connected.evidence if "version" in m.params), "")
+            extra = msg("summary_connected", version=f"{version} " if version else "").render(self.lang)
+        installed = next((f for f in faults if f.fault.id == "not_installed"), None)
+        if installed is not None and installed.state is State.ACTIVE:
+            return self._label(installed)
+        return msg("summary_ok", checked=checked, extra=extra).render(self.lang)
+
+    def problem(self, results: nagiosplugin.Results) -> str:
+        bad = [(s, f) for s, f in self._faults(results) if s != Ok]
+        items = []
+        for state, fault in bad[:SUMMARY_ITEMS]:
+            label = self._label(fault)
+            items.append(msg("state_unknown", label=label).render(self.lang) if state == Unknown else label)
+        if len(bad) > SUMMARY_ITEMS:
+            items.append(msg("and_more", count=len(bad) - SUMMARY_ITEMS).render(self.lang))
+        return ", ".join(items)
+
+    def verbose(self, results: nagiosplugin.Results) -> list[str]:
+        lines = []
+        for state, fault in self._faults(results):
+            if state != Ok:
+                lines.append(self._problem_line(state, fault))
+            elif self.verbosity >= 1:
+                lines.append(self._ok_line(fault))
+        return lines
+
+    def _problem_line(self, state: ServiceState, result: FaultResult) -> str:
+        lang = self.lang
+        parts = [msg("line", state=str(state).upper(), label=self._label(result)).render(lang)]
+        if result.state is State.UNKNOWN and result.reason is not None:
+            parts.append(msg("line_reason", text=result.reason).render(lang))
+        if result.evidence:
+            parts.append(msg("line_evidence", items=list(result.evidence)).render(lang))
+        if result.causes:
+            parts.append(msg("line_cause", items=list(result.causes)).render(lang))
+        if result.state is State.ACTIVE:
+            fix = result.remedy.render(lang) if result.remedy else result.fault.fix.get(lang)
+            parts.append(msg("line_fix", text=fix).render(lang))
+        return _sentences(parts)
+
+    def _ok_line(self, result: FaultResult) -> str:
+        lang = self.lang
+        if result.state is State.NOT_APPLICABLE and result.reason is not None:
+            status = msg("line_na", text=result.reason).render(lang)
+        else:
+            status = msg("line_clear").render(lang)
+        line = f"OK: {self._label(result)}: {status}"
+        if self.verbosity >= 2 and result.evidence:
+            line = _sentences([line, msg("line_evidence", items=list(result.evidence)).render(lang)])
+        return line
+
+
+def _sentences(parts: list[str]) -> str:
+    return " ".join(p if p.endswith((".", ":")) else p + "." for p in parts)
+
+
+class EndpointCheck(nagiosplugin.Check):  # type: ignore[misc]
+    """A check whose overall state ranks CRITICAL above UNKNOWN."""
+
+    def _worst(self) -> ServiceState:
+        states = [r.state for r in self.results]
+        return max(states, key=lambda s: RANK[s.code]) if states else Unknown
+
+    @property
+    def state(self) -> ServiceState:
+        return self._worst()
+
+    @property
+    def summary_str(self) -> str:
+        if self.state == Ok:
+            return str(self.summary.ok(self.results) or "")
+        return str(self.summary.problem(self.results) or "")
+
+    @property
+    def exitcode(self) -> int:
+        return int(self._worst().code)
+
+
+class PluginOutput(Output):  # type: ignore[misc]
+    """Perfdata always on the first line, the per-fault lines always below it."""
+
+    def add(self, check: nagiosplugin.Check) -> None:
+        self.status = self.format_status(check)
+        perfdata = self.format_perfdata(check)
+        if perfdata:
+            self.status += " " + perfdata
+        self.add_longoutput(check.verbose_str)
+
+
+def id_list(text: str) -> frozenset[str]:
+    ids = frozenset(part.strip() for part in text.split(",") if part.strip())
+    for fault_id in ids:
+        if not (fault_id.isdigit() or fault_id in catalog.all_ids()):
+            raise argparse.ArgumentTypeError(f"{fault_id!r} is not a fault id")
+    return frozenset(str(int(i)) if i.isdigit() else i for i in ids)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="check_secure_endpoint",
+        description="Check the Cisco Secure Endpoint connector on this host for every documented fault.",
+    )
+    add_evaluation_arguments(parser)
+    group = parser.add_argument_group("plugin")
+    group.add_argument("-t", "--timeout", type=int, default=10, metavar="SECONDS",
+                       help="abort with UNKNOWN after this many seconds (default: %(default)s; 0: never)")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="-v lists every fault, -vv adds the evidence, -vvv adds debug logging")
+    group.add_argument("--critical", type=id_list, action="append", default=[], metavar="IDS",
+                       help="comma-separated fault ids that are CRITICAL when active")
+    group.add_argument("--warning", type=id_list, action="append", default=[], metavar="IDS",
+                       help="comma-separated fault ids that are WARNING when active")
+    group.add_argument("--ignore", type=id_list, action="append", default=[], metavar="IDS",
+                       help="comma-separated fault ids never to alert on")
+    group.add_argument("--not-installed", choices=sorted(SEVERITY_STATES), default="critical",
+                       help="state when the connector is not installed (default: %(default)s)")
+    group.add_argument("--lang", choices=("en", "nl"), default="en", help="language of the output")
+    group.add_argument("--state-file", default=DEFAULT_STATE_FILE, metavar="FILE",
+                       help="where scan service starts and definition checks are remembered between runs "
+                       "(default: %(default)s; '' keeps nothing)")
+    group.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, SeverityPolicy]:
+    args = build_parser().parse_args(argv)
+    if args.timeout < 0:
+        raise UsageError("--timeout must not be negative")
+    if not os.path.isdir(args.rootfs):
+        raise UsageError(f"--path.rootfs {args.rootfs} is not a directory")
+    policy = SeverityPolicy(
+        critical=frozenset().union(*args.critical),
+        warning=frozenset().union(*args.warning),
+        ignore=frozenset().union(*args.ignore),
+        not_installed=args.not_installed,
+    )
+    both = policy.critical & policy.warning
+    if both:
+        raise UsageError(f"fault {sorted(both)[0]} is given to both --critical and --warning")
+    return args, policy
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        args, policy = parse_args(argv)
+    except UsageError as error:
+        print(f"{NAME.upper()} UNKNOWN - bad arguments: {error}")
+        sys.exit(3)
+    run(args, policy)
+
+
+@nagiosplugin.guarded  # type: ignore[misc]
+def run(args: argparse.Namespace, policy: SeverityPolicy) -> None:
+    runtime = nagiosplugin.Runtime()
+    runtime.output = PluginOutput(runtime.logchan)
+    check = EndpointCheck(
+        SecureEndpoint(args, policy),
+        FaultContext(policy),
+        CountContext(),
+        EndpointSummary(args.lang, args.verbose),
+    )
+    check.main(verbose=args.verbose, timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Command-line options shared by the plugin and the exporter: where the host is and how to judge it."""
+
+from __future__ import annotations
+
+import argparse
+
+from checks.collect import COLLECTORS, Settings
+from checks.evidence.kernel import DEFAULT_NETWORK_MODULES
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return value
+
+
+def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("host evidence")
+    group.add_argument("--path.rootfs", dest="rootfs", default="/", metavar="DIR",
+                       help="root of the host to check: / for this machine, or a copy of another host's files")
+    group.add_argument("--ampcli-timeout", type=positive_float, default=5.0, metavar="SECONDS",
+                       help="how long 'ampcli status' may take (default: %(default)s)")
+    group.add_argument("--definitions-max-age", type=positive_float, default=7.0, metavar="DAYS",
+                       help="virus definitions older than this are stale (default: %(default)s)")
+    group.add_argument("--min-available-memory", type=positive_float, default=256, metavar="MIB",
+                       help="below this MemAvailable, low memory is named as a cause of fault 7 (default: %(default)s)")
+    group.add_argument("--network-module", action="append", dest="network_modules", metavar="NAME",
+                       help="kernel module that does network monitoring (repeatable; default: "
+                       + ", ".join(DEFAULT_NETWORK_MODULES) + ")")
+
+
+def settings_from(args: argparse.Namespace, disabled: frozenset[str] = frozenset(),
+                  ampcli_timeout: float | None = None) -> Settings:
+    unknown = disabled - set(COLLECTORS)
+    if unknown:
+        raise ValueError(f"unknown collector {sorted(unknown)[0]!r}")
+    return Settings(
+        ampcli_timeout=ampcli_timeout if ampcli_timeout is not None else args.ampcli_timeout,
+        network_modules=tuple(args.network_modules or DEFAULT_NETWORK_MODULES),
+        min_available_mib=int(args.min_available_memory),
+        definitions_max_age_days=args.definitions_max_age,
+        disabled_collectors=disabled,
+    )

@@ -1,0 +1,109 @@
+"""The one report every renderer reads: each fault's state, sources, evidence, cause and fix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from checks.catalog import Fault, Platform
+from checks.messages import Msg
+
+
+class State(StrEnum):
+    ACTIVE = "active"
+    CLEAR = "clear"
+    UNKNOWN = "unknown"  # the evidence could not be read; ``reason`` says why
+    NOT_APPLICABLE = "not_applicable"  # other platform, or the policy option it needs is off
+
+
+@dataclass(frozen=True)
+class FaultResult:
+    fault: Fault
+    state: State
+    reported: bool | None = None  # what ampcli said; None when its status is unavailable
+    detected: bool | None = None  # what the host evidence says; None when it cannot tell
+    evidence: tuple[Msg, ...] = ()
+    causes: tuple[Msg, ...] = ()
+    remedy: Msg | None = None  # a fix specific to this host, beside the catalogue's
+    reason: Msg | None = None  # why unknown or not applicable
+    severity: str = ""  # as the connector reported it, for faults it reported
+
+    @property
+    def sources(self) -> list[str]:
+        return [name for name, said in (("connector", self.reported), ("host", self.detected)) if said]
+
+
+@dataclass(frozen=True)
+class CollectorRun:
+    name: str
+    success: bool
+    duration: float
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    platform: Platform
+    os_name: str
+    os_version: str
+    kernel_release: str | None
+    installed: bool
+    connector_version: str = ""
+    connected: bool | None = None
+    connector_status: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, bool | None] = field(default_factory=dict)
+    definitions_build_time: float | None = None
+    faults: list[FaultResult] = field(default_factory=list)  # documented and connector-reported ids
+    checks: list[FaultResult] = field(default_factory=list)  # checks beyond the documents
+    collectors: list[CollectorRun] = field(default_factory=list)
+    duration: float = 0.0
+
+    def all_results(self) -> list[FaultResult]:
+        return self.checks + self.faults
+
+    def active(self) -> list[FaultResult]:
+        return [r for r in self.all_results() if r.state is State.ACTIVE]
+
+    def to_dict(self, lang: str = "en") -> dict[str, Any]:
+        """The whole report as plain data, for ``--format json``."""
+        return {
+            "platform": str(self.platform),
+            "os": {"name": self.os_name, "version": self.os_version, "kernel_release": self.kernel_release},
+            "connector": {
+                "installed": self.installed,
+                "version": self.connector_version,
+                "connected": self.connected,
+                "status": self.connector_status,
+                "processes": self.processes,
+                "definitions_build_time": self.definitions_build_time,
+            },
+            "checks": [_result_dict(r, self.platform, lang) for r in self.checks],
+            "faults": [_result_dict(r, self.platform, lang) for r in self.faults],
+            "collectors": [
+                {"name": c.name, "success": c.success, "duration_seconds": round(c.duration, 6), "error": c.error}
+                for c in self.collectors
+            ],
+            "duration_seconds": round(self.duration, 6),
+        }
+
+
+def _result_dict(result: FaultResult, platform: Platform, lang: str) -> dict[str, Any]:
+    fault = result.fault
+    return {
+        "id": fault.id,
+        "slug": fault.slug,
+        "title": fault.title.get(lang),
+        "severity": str(fault.severity),
+        "state": str(result.state),
+        "sources": result.sources,
+        "reported": result.reported,
+        "detected": result.detected,
+        "evidence": [m.render(lang) for m in result.evidence],
+        "causes": [m.render(lang) for m in result.causes],
+        "reason": result.reason.render(lang) if result.reason else None,
+        "meaning": fault.meaning.get(lang),
+        "fix": fault.fix.get(lang),
+        "remedy": result.remedy.render(lang) if result.remedy else None,
+        "doc_url": fault.doc_url(platform),
+    }

@@ -1,0 +1,1 @@
+"""Prometheus exporter for Cisco Secure Endpoint connector health."""

@@ -1,0 +1,219 @@
+"""Builds realistic host trees for ``--path.rootfs``: the tests' own fixture writer.
+
+A ``LinuxTree`` starts as a bare Linux machine (os-release, kernel, proc);
+methods add the connector and its parts one by one, and ``healthy()`` builds
+a host where every check is clear. Faults are made by changing one part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import time
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+SCAN_ACCOUNT = "cisco-amp-scan-svc"
+RELEASE = "5.14.0-362.8.1.el9_3.x86_64"
+
+HEALTHY_STATUS = """\
+Status: Connected
+Mode: Normal
+Scan: Ready for scan
+Last Scan: 2023-06-19 02:02:03 PM
+Policy: Protect Policy for Linux (#1234)
+Command-line: Enabled
+Orbital: Disabled
+Behavioural Protection: Protect
+Faults: None
+"""
+
+OS_RELEASES = {
+    "rhel": 'NAME="Red Hat Enterprise Linux"\nID="rhel"\nID_LIKE="fedora"\nVERSION_ID="9.3"\n',
+    "ol": 'NAME="Oracle Linux Server"\nID="ol"\nID_LIKE="fedora"\nVERSION_ID="8.9"\n',
+    "debian": 'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\n',
+    "ubuntu": 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\n',
+}
+
+
+def faults_status(*faults: tuple[int, str, str], mode: str = "Degraded", status: str = "Connected") -> str:
+    """An ``ampcli status`` text reporting the given (id, severity, text) faults."""
+    worst = faults[0][1] if faults else "None"
+    lines = [f"Status: {status}", f"Mode: {mode}", "Scan: Ready for scan",
+             "Policy: Audit Policy for FireAMP Linux (#1)", f"Faults: {len(faults)} {worst}",
+             "Fault IDs: " + ", ".join(str(f[0]) for f in faults)]
+    lines += [f"ID {fid} - {sev}: {text}" for fid, sev, text in faults]
+    return "\n".join(lines) + "\n"
+
+
+def cvd_bytes(body: bytes = b"signatures" * 100, build_time: float | None = None, corrupt: bool = False) -> bytes:
+    """A CVD file: 512-byte header with the body's MD5 (or a wrong one), then the body."""
+    build = int(build_time if build_time is not None else time.time() - 3600)
+    md5 = hashlib.md5(body).hexdigest()
+    if corrupt:
+        md5 = hashlib.md5(body + b"x").hexdigest()
+    stamp = time.strftime("%d %b %Y %H-%M +0000", time.gmtime(build))
+    header = f"ClamAV-VDB:{stamp}:27100:2048000:90:{md5}:dsig:cisco:{build}".encode()
+    return header.ljust(512, b" ") + body
+
+
+class LinuxTree:
+    def __init__(self, root: Path, distro: str = "rhel", release: str = RELEASE) -> None:
+        self.root = root
+        self.release = release
+        self.boot = time.time() - 86400
+        self._pid = 1000
+        self.write("etc/os-release", OS_RELEASES[distro])
+        self.write("proc/sys/kernel/osrelease", release + "\n")
+        self.write("proc/stat", f"cpu  1 2 3 4\nbtime {int(self.boot)}\n")
+        self.write("proc/meminfo", "MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n")
+        self.write("proc/modules", "xfs 2000000 2 - Live 0x0000000000000000\n")
+        self.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+        self.write("etc/group", "root:x:0:\n")
+        self.write("etc/login.defs", "UID_MIN 1000\nUSERGROUPS_ENAB yes\n")
+        self.process("systemd", pid=1)
+
+    # -- low level -----------------------------------------------------------
+    def write(self, rel: str, data: str | bytes, mode: int | None = None) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode()
+        path.write_bytes(data)
+        if mode is not None:
+            path.chmod(mode)
+        return path
+
+    def append(self, rel: str, text: str) -> None:
+        with open(self.root / rel, "a") as handle:
+            handle.write(text)
+
+    def remove(self, rel: str) -> None:
+        path = self.root / rel
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+
+    def symlink(self, rel: str, target: str) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink() or path.exists():
+            path.unlink()
+        os.symlink(target, path)
+
+    # -- parts -----------------------------------------------------------------
+    def process(self, name: str, pid: int | None = None, started_ago: float = 3600.0, bpf_programs: int = 0,
+                argv: list[str] | None = None) -> int:
+        """A process in ``proc/<pid>``: stat, comm, cmdline and fd links."""
+        if pid is None:
+            self._pid += 1
+            pid = self._pid
+        ticks = int((time.time() - started_ago - self.boot) * CLK_TCK)
+        fields = [str(pid), f"({name[:15]})", "S", "1", str(pid), str(pid), "0", "-1", "4194560"]
+        fields += ["0"] * 12 + [str(ticks)] + ["0"] * 30
+        self.write(f"proc/{pid}/stat", " ".join(fields) + "\n")
+        self.write(f"proc/{pid}/comm", name[:15] + "\n")
+        self.write(f"proc/{pid}/cmdline", "\0".join(argv or [f"/opt/cisco/amp/bin/{name}"]) + "\0")
+        fd_dir = self.root / f"proc/{pid}/fd"
+        fd_dir.mkdir(parents=True, exist_ok=True)
+        for number in range(3):
+            self.symlink(f"proc/{pid}/fd/{number}", "/dev/null")
+        for number in range(bpf_programs):
+            self.symlink(f"proc/{pid}/fd/{10 + number}", "anon_inode:bpf-prog")
+        return pid
+
+    def kill(self, pid: int) -> None:
+        shutil.rmtree(self.root / f"proc/{pid}")
+
+    def scan_account(self, user: bool = True, group: bool = True) -> None:
+        if user:
+            self.append("etc/passwd", f"{SCAN_ACCOUNT}:x:990:990::/opt/cisco/amp:/sbin/nologin\n")
+        if group:
+            self.append("etc/group", f"{SCAN_ACCOUNT}:x:990:\n")
+
+    def ampcli(self, output: str | bytes = HEALTHY_STATUS, exit_code: int = 0, hang: float = 0.0) -> None:
+        """An ``ampcli`` script that prints ``output`` (kept in a file beside it), or hangs."""
+        self.write("opt/cisco/amp/bin/ampcli.out", output)
+        script = "#!/bin/sh\n"
+        if hang:
+            script += f"sleep {hang}\n"
+        script += f'cat "$(dirname "$0")/ampcli.out"\nexit {exit_code}\n'
+        self.write("opt/cisco/amp/bin/ampcli", script, mode=0o755)
+
+    def policy(self, file_monitoring: bool | None = True, device_flow: bool | None = True) -> None:
+        parts = ["<config><agent><driver><protmode>"]
+        if file_monitoring is not None:
+            parts.append(f"<file>{int(file_monitoring)}</file>")
+        parts.append("<process>1</process></protmode></driver>")
+        if device_flow is not None:
+            parts.append(f"<nfm><enable>{int(device_flow)}</enable></nfm>")
+        parts.append("</agent><policy><name>Protect</name></policy></config>")
+        self.write("opt/cisco/amp/etc/policy.xml", "".join(parts))
+
+    def modules(self, *names: str) -> None:
+        lines = [f"{name} 40960 1 - Live 0xffffffffc0a00000" for name in ("xfs", *names)]
+        self.write("proc/modules", "\n".join(lines) + "\n")
+
+    def kernel_headers(self, present: bool = True) -> None:
+        """``lib/modules/<r>/build`` as an absolute symlink, resolved inside the root."""
+        target = f"/usr/src/kernels/{self.release}"
+        self.symlink(f"lib/modules/{self.release}/build", target)
+        if present:
+            (self.root / target.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+    def secure_boot(self, on: bool) -> None:
+        self.write("sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",
+                   b"\x06\x00\x00\x00" + (b"\x01" if on else b"\x00"))
+
+    def selinux(self, enforcing: bool, module: str = "installed", store: str = "var/lib",
+                policy_type: str = "targeted") -> None:
+        """SELinux state; ``module`` is installed, missing or disabled."""
+        self.write("sys/fs/selinux/enforce", "1" if enforcing else "0")
+        self.write("etc/selinux/config", f"SELINUX=enforcing\nSELINUXTYPE={policy_type}\n")
+        base = f"{store}/selinux/{policy_type}/active/modules"
+        (self.root / base / "100" / "base").mkdir(parents=True, exist_ok=True)
+        if module in ("installed", "disabled"):
+            (self.root / base / "400" / "cisco-secure-bpf").mkdir(parents=True, exist_ok=True)
+            self.write(f"{base}/400/cisco-secure-bpf/cil", "(allow unconfined_service_t self (bpf (prog_load)))")
+        if module == "disabled":
+            self.write(f"{base}/disabled/cisco-secure-bpf", "")
+
+    def definitions(self, name: str = "daily.cvd", corrupt: bool = False, build_time: float | None = None,
+                    data: bytes | None = None) -> str:
+        rel = f"opt/cisco/amp/var/clamav/{name}"
+        self.write(rel, data if data is not None else cvd_bytes(build_time=build_time, corrupt=corrupt))
+        return rel
+
+    def install_connector(self) -> None:
+        self.write("opt/cisco/amp/bin/ampdaemon", "#!/bin/sh\n", mode=0o755)
+        for rel in ("opt", "opt/cisco", "opt/cisco/amp", "opt/cisco/amp/bin", "opt/cisco/amp/etc",
+                    "opt/cisco/amp/var"):
+            (self.root / rel).mkdir(parents=True, exist_ok=True)
+            (self.root / rel).chmod(0o755)
+
+    def daemons(self, daemon_bpf: int = 4, scanner: bool = True) -> None:
+        self.process("ampdaemon", bpf_programs=daemon_bpf)
+        if scanner:
+            self.process("ampscansvc", started_ago=1800)
+
+    def healthy(self) -> LinuxTree:
+        """A host where the connector runs and every check is clear."""
+        self.install_connector()
+        self.scan_account()
+        self.ampcli()
+        self.policy()
+        self.kernel_headers()
+        self.secure_boot(False)
+        self.selinux(enforcing=True)
+        self.modules("ampfsm", "ampnetworkflow")
+        self.definitions("main.cvd")
+        self.definitions("daily.cvd")
+        self.daemons()
+        return self
+
+    def chmod(self, rel: str, mode: int) -> None:
+        (self.root / rel).chmod(mode)
+
+    def mode(self, rel: str) -> int:
+        return stat.S_IMODE((self.root / rel).stat().st_mode)
