@@ -8,6 +8,7 @@ becomes ``unknown``. Collectors are the units the exporter reports as
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -87,10 +88,8 @@ class Evidence:
     def collect_all(self) -> None:
         """Run every enabled collector once, so each reports success or failure."""
         for name in self.collectors():
-            try:
+            with contextlib.suppress(Unavailable):
                 self._run(name)
-            except Unavailable:
-                pass
 
     # -- typed access --------------------------------------------------------
     def system(self) -> system.SystemFacts:
@@ -154,7 +153,7 @@ class Evidence:
             # A collector that needs another one that failed fails with its reason.
             self._record(name, start, error, str(error))
             raise
-        except Exception as error:  # noqa: BLE001 - any failure of one collector is that collector's alone
+        except Exception as error:
             log.debug("collector %s failed", name, exc_info=True)
             text = _describe(error)
             unavailable = Unavailable(msg("collector_failed", collector=name, error=text))

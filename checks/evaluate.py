@@ -7,6 +7,7 @@ connector's status too, or they are ``unknown``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from checks import catalog
@@ -89,10 +90,8 @@ def _skeleton(ev: Evidence) -> Report:
         report.processes = {name: procs.running(name) for name in WATCHED}
     except Unavailable:
         report.processes = dict.fromkeys(WATCHED)
-    try:
+    with contextlib.suppress(Unavailable):
         report.definitions_build_time = ev.definitions().newest_build_time
-    except Unavailable:
-        pass
     return report
 
 

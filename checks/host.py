@@ -78,7 +78,7 @@ class Host:
                 continue
             hops += 1
             if hops > MAX_SYMLINKS:
-                raise HostError(f"too many levels of symbolic links at /{'/'.join(parts + [part])}")
+                raise HostError(f"too many levels of symbolic links at /{'/'.join([*parts, part])}")
             target = os.readlink(candidate)
             if target.startswith("/"):
                 parts = []

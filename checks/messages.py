@@ -79,8 +79,9 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "no_definitions": ("no definition files found", "geen definitiebestanden gevonden"),
     "installed_at": ("connector found at {path}", "connector gevonden in {path}"),
     # the plugin's own words
-    "summary_ok": ("no active faults ({checked} checked){extra}", "geen actieve fouten ({checked} gecontroleerd){extra}"),
-    "summary_connected": ("; connector {version}connected", "; connector {version}verbonden"),
+    "summary_ok": ("no active faults ({checked} checked){extra}",
+                   "geen actieve fouten ({checked} gecontroleerd){extra}"),
+    "summary_connected": (", connector connected", ", connector verbonden"),
     "fault_label": ("{title} (fault {id})", "{title} (fout {id})"),
     "state_unknown": ("{label}: state unknown", "{label}: toestand onbekend"),
     "and_more": ("and {count} more", "en nog {count}"),

@@ -2,13 +2,14 @@
 
 First line ``SECURE ENDPOINT <STATE> - <summary> | <perfdata>``, then one
 line per active (or unknown) fault with what was seen, the likely cause and
-the fix. A critical fault outranks an unknown one, so a check that could not
-read one piece of evidence never hides a fault it did see.
+the fix. States rank OK < UNKNOWN < WARNING < CRITICAL: a check that could not
+read one piece of evidence never hides a fault that was seen.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -30,8 +31,9 @@ from checks.state import open_state
 NAME = "Secure Endpoint"
 DEFAULT_STATE_FILE = "/var/tmp/check_secure_endpoint.state"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
-# Worst last: a critical fault outranks a check that could not tell.
-RANK = {Ok.code: 0, Warn.code: 1, Unknown.code: 2, Critical.code: 3}
+# Worst last: a fault that was seen outranks a check that could not tell, so
+# one unreadable piece of evidence never hides a real problem.
+RANK = {Ok.code: 0, Unknown.code: 1, Warn.code: 2, Critical.code: 3}
 SUMMARY_ITEMS = 3
 
 
@@ -101,7 +103,6 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         yield nagiosplugin.Metric("warning", states.count(Warn), min=0, context="count")
         yield nagiosplugin.Metric("unknown", sum(r.state is State.UNKNOWN for r in results), min=0,
                                   context="count")
-        yield nagiosplugin.Metric("time", round(report.duration, 4), uom="s", min=0, context="count")
 
 
 class FaultContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -156,8 +157,7 @@ class EndpointSummary(nagiosplugin.Summary):  # type: ignore[misc]
         extra = ""
         connected = next((f for f in faults if f.fault.id == "not_connected"), None)
         if connected is not None and connected.state is State.CLEAR:
-            version = next((str(m.params.get("version", "")) for m in connected.evidence if "version" in m.params), "")
-            extra = msg("summary_connected", version=f"{version} " if version else "").render(self.lang)
+            extra = msg("summary_connected").render(self.lang)
         installed = next((f for f in faults if f.fault.id == "not_installed"), None)
         if installed is not None and installed.state is State.ACTIVE:
             return self._label(installed)
@@ -166,9 +166,10 @@ class EndpointSummary(nagiosplugin.Summary):  # type: ignore[misc]
     def problem(self, results: nagiosplugin.Results) -> str:
         bad = [(s, f) for s, f in self._faults(results) if s != Ok]
         items = []
-        for state, fault in bad[:SUMMARY_ITEMS]:
+        for _state, fault in bad[:SUMMARY_ITEMS]:
             label = self._label(fault)
-            items.append(msg("state_unknown", label=label).render(self.lang) if state == Unknown else label)
+            unknown = fault.state is State.UNKNOWN
+            items.append(msg("state_unknown", label=label).render(self.lang) if unknown else label)
         if len(bad) > SUMMARY_ITEMS:
             items.append(msg("and_more", count=len(bad) - SUMMARY_ITEMS).render(self.lang))
         return ", ".join(items)
@@ -202,10 +203,10 @@ class EndpointSummary(nagiosplugin.Summary):  # type: ignore[misc]
             status = msg("line_na", text=result.reason).render(lang)
         else:
             status = msg("line_clear").render(lang)
-        line = f"OK: {self._label(result)}: {status}"
+        parts = [f"OK: {self._label(result)}: {status}"]
         if self.verbosity >= 2 and result.evidence:
-            line = _sentences([line, msg("line_evidence", items=list(result.evidence)).render(lang)])
-        return line
+            parts.append(msg("line_evidence", items=list(result.evidence)).render(lang))
+        return _sentences(parts)
 
 
 def _sentences(parts: list[str]) -> str:
@@ -307,10 +308,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     run(args, policy)
 
 
-@nagiosplugin.guarded  # type: ignore[misc]
+@nagiosplugin.guarded  # type: ignore[untyped-decorator]
 def run(args: argparse.Namespace, policy: SeverityPolicy) -> None:
     runtime = nagiosplugin.Runtime()
     runtime.output = PluginOutput(runtime.logchan)
+    # Our own warnings (a damaged state file, ...) go into the plugin output, not stderr.
+    logging.getLogger("checks").addHandler(runtime.logchan)
     check = EndpointCheck(
         SecureEndpoint(args, policy),
         FaultContext(policy),

@@ -55,16 +55,16 @@ def render(report: Report, fmt: str, lang: str) -> bytes:
 def write_atomically(path: str, data: bytes) -> None:
     """Temporary file in the same folder, then rename: readers never see half a file."""
     folder = os.path.dirname(os.path.abspath(path))
-    handle = tempfile.NamedTemporaryFile(dir=folder, prefix=f".{os.path.basename(path)}.", delete=False)
+    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
     try:
-        with handle:
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(handle.name, 0o644)
-        os.replace(handle.name, path)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
     except BaseException:
-        os.unlink(handle.name)
+        os.unlink(temporary)
         raise
 
 

@@ -1,0 +1,66 @@
+"""The fault catalogue: every fault of both Cisco tables, complete texts, our own words."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from checks import catalog
+from checks.catalog import Platform
+from checks.evaluate import FAULT_CHECKS
+from checks.messages import TEMPLATES, Msg
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+LINUX_IDS = ["5", "6", "7", "8", "9", "11", "16", "18", "19"]
+MACOS_IDS = ["1", "2", "3", "4", "5", "6", "7", "10", "12", "13", "14", "15", "17"]
+
+
+def test_every_documented_fault_is_in_the_catalogue() -> None:
+    assert [f.id for f in catalog.faults_for(Platform.LINUX)] == sorted(LINUX_IDS, key=int)
+    assert [f.id for f in catalog.faults_for(Platform.MACOS)] == sorted(MACOS_IDS, key=int)
+
+
+def test_every_linux_fault_has_a_check() -> None:
+    assert sorted(FAULT_CHECKS[Platform.LINUX], key=int) == sorted(LINUX_IDS, key=int)
+
+
+@pytest.mark.parametrize("fault", catalog.FAULTS + catalog.HEALTH_CHECKS, ids=lambda f: f.id)
+def test_texts_are_complete(fault: catalog.Fault) -> None:
+    assert re.fullmatch(r"[a-z][a-z0-9_]*", fault.slug)
+    for text in (fault.title, fault.meaning, fault.fix):
+        assert text.en.strip() and text.nl.strip()
+        assert text.en != text.nl
+        assert "|" not in text.en + text.nl  # would cut Nagios output
+    for platform in fault.platforms:
+        assert fault.doc_url(platform).startswith("https://")
+
+
+def test_slugs_are_unique() -> None:
+    slugs = [f.slug for f in catalog.FAULTS + catalog.HEALTH_CHECKS]
+    assert len(slugs) == len(set(slugs))
+
+
+def test_message_templates_render_in_both_languages() -> None:
+    for key, (en, nl) in TEMPLATES.items():
+        names = set(re.findall(r"{(\w+)}", en))
+        assert names == set(re.findall(r"{(\w+)}", nl)), key
+        rendered = Msg(key, dict.fromkeys(names, "x"))
+        assert rendered.render("en") and rendered.render("nl")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-zà-ÿ0-9]+", text.lower())
+
+
+def test_dutch_texts_are_not_copied_from_the_seed_documents() -> None:
+    seed_text = " ".join(_words(" ".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))))
+    assert len(seed_text) > 1000, f"seed documents not found in {SEEDS}"
+    span = 7
+    for fault in catalog.FAULTS:
+        for text in (fault.meaning.nl, fault.fix.nl):
+            words = _words(text)
+            for start in range(len(words) - span + 1):
+                run = " ".join(words[start:start + span])
+                assert f" {run} " not in f" {seed_text} ", f"fault {fault.id} copies: {run!r}"

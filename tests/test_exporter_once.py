@@ -1,0 +1,145 @@
+"""secure-endpoint-exporter --once: the exposition, the textfile and the JSON report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.commands import run
+from tests.hosttree import LinuxTree, faults_status
+
+LINUX_FAULTS = ["5", "6", "7", "8", "9", "11", "16", "18", "19"]
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def value(found: dict, name: str, **labels: str) -> float:
+    return found[(name, tuple(sorted(labels.items())))]
+
+
+def exporter(tree: LinuxTree, *args: str) -> subprocess.CompletedProcess[str]:
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(tree.root), "--once", *args)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        raise AssertionError("promtool is missing: install Debian's prometheus package (.ci/run does)")
+    return path
+
+
+def test_every_fault_series_exists_and_is_zero_when_healthy(healthy: LinuxTree) -> None:
+    found = samples(exporter(healthy).stdout)
+    for fault_id in LINUX_FAULTS:
+        labels = {k: v for k, v in _labels_of(found, "secure_endpoint_fault_active", fault_id).items()}
+        assert labels["platform"] == "linux"
+        assert value(found, "secure_endpoint_fault_active", **labels) == 0
+        assert value(found, "secure_endpoint_fault_check_success", fault_id=fault_id, fault=labels["fault"]) == 1
+        assert value(found, "secure_endpoint_fault_reported", fault_id=fault_id, fault=labels["fault"]) == 0
+    assert value(found, "secure_endpoint_connector_installed") == 1
+    assert value(found, "secure_endpoint_connector_connected") == 1
+    assert value(found, "secure_endpoint_process_running", process="ampdaemon") == 1
+    assert value(found, "secure_endpoint_process_running", process="ampscansvc") == 1
+    assert value(found, "secure_endpoint_definitions_build_timestamp_seconds") > 1_600_000_000
+    for collector in ("system", "connector_status", "processes", "scan_user", "policy", "kernel", "selinux",
+                      "definitions"):
+        assert value(found, "secure_endpoint_scrape_collector_success", collector=collector) == 1
+        assert value(found, "secure_endpoint_scrape_collector_duration_seconds", collector=collector) >= 0
+
+
+def _labels_of(found: dict, name: str, fault_id: str) -> dict[str, str]:
+    for (sample, labels), _ in found.items():
+        as_dict = dict(labels)
+        if sample == name and as_dict.get("fault_id") == fault_id:
+            return as_dict
+    raise AssertionError(f"no {name} for fault {fault_id}")
+
+
+def test_faults_and_a_failing_collector(healthy: LinuxTree) -> None:
+    healthy.ampcli(faults_status((18, "Major", "overloaded"), (77, "Critical", "A new fault.")))
+    healthy.write("etc/group", "root:x:0:\n")
+    healthy.write("opt/cisco/amp/etc/policy.xml", "<config>")
+    found = samples(exporter(healthy).stdout)
+    assert value(found, "secure_endpoint_fault_active", fault_id="18", fault="event_monitoring_overloaded",
+                 platform="linux") == 1
+    assert value(found, "secure_endpoint_fault_reported", fault_id="18", fault="event_monitoring_overloaded") == 1
+    assert value(found, "secure_endpoint_fault_active", fault_id="5", fault="scan_service_user_unavailable",
+                 platform="linux") == 1
+    assert value(found, "secure_endpoint_fault_reported", fault_id="5", fault="scan_service_user_unavailable") == 0
+    assert value(found, "secure_endpoint_fault_active", fault_id="77", fault="unknown", platform="linux") == 1
+    assert value(found, "secure_endpoint_fault_check_success", fault_id="8", fault="file_monitor_not_started") == 0
+    assert value(found, "secure_endpoint_scrape_collector_success", collector="policy") == 0
+    assert value(found, "secure_endpoint_scrape_collector_success", collector="kernel") == 1
+
+
+def test_not_installed(tree: LinuxTree) -> None:
+    found = samples(exporter(tree).stdout)
+    assert value(found, "secure_endpoint_connector_installed") == 0
+    actives = [v for (name, _), v in found.items() if name == "secure_endpoint_fault_active"]
+    assert actives == [0.0] * len(LINUX_FAULTS)
+    assert value(found, "secure_endpoint_process_running", process="ampdaemon") == 0
+
+
+def test_promtool_accepts_the_exposition(healthy: LinuxTree, tmp_path: Path) -> None:
+    healthy.ampcli(faults_status((18, "Major", "overloaded")))
+    text = exporter(healthy).stdout
+    checked = subprocess.run([promtool(), "check", "metrics"], input=text, capture_output=True, text=True,
+                             check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_output_file_is_written_atomically(healthy: LinuxTree, tmp_path: Path) -> None:
+    target = tmp_path / "textfile" / "secure_endpoint.prom"
+    target.parent.mkdir()
+    target.write_text("old\n")
+    inode_before = target.stat().st_ino
+    done = exporter(healthy, "--output", str(target))
+    assert done.stdout == ""
+    assert "secure_endpoint_fault_active" in target.read_text()
+    assert target.stat().st_ino != inode_before  # replaced by rename, not rewritten in place
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert sorted(os.listdir(target.parent)) == ["secure_endpoint.prom"]  # no temporary file left
+
+
+def test_output_to_a_missing_folder_fails_cleanly(healthy: LinuxTree, tmp_path: Path) -> None:
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+               str(tmp_path / "nope" / "x.prom"))
+    assert done.returncode == 1
+    assert "cannot write" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_json_report(healthy: LinuxTree) -> None:
+    healthy.ampcli(faults_status((18, "Major", "overloaded")))
+    report = json.loads(exporter(healthy, "--format", "json").stdout)
+    assert report["platform"] == "linux"
+    assert report["connector"]["installed"] is True
+    fault = next(f for f in report["faults"] if f["id"] == "18")
+    assert fault["state"] == "active" and fault["sources"] == ["connector", "host"]
+    assert fault["fix"].startswith("Find the busy process")
+    assert fault["doc_url"].startswith("https://www.cisco.com/")
+    dutch = json.loads(exporter(healthy, "--format", "json", "--lang", "nl").stdout)
+    assert next(f for f in dutch["faults"] if f["id"] == "18")["title"] == "Gebeurtenisbewaking overbelast"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--path.rootfs", "/nonexistent-root"], "is not a directory"),
+    (["--format", "xml"], "invalid choice"),
+])
+def test_bad_arguments(args: list[str], message: str) -> None:
+    done = run("secure-endpoint-exporter", "--once", *args)
+    assert done.returncode == 2
+    assert message in done.stderr and "Traceback" not in done.stderr

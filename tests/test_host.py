@@ -1,0 +1,97 @@
+"""The rooted host: symlinks stay inside the root, reads are bounded, programs time out."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from checks.host import CommandTimeout, Host, HostError
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/hostname").write_text("fixture\n")
+    return tmp_path
+
+
+def test_absolute_symlink_resolves_inside_the_root(root: Path) -> None:
+    os.symlink("/etc/hostname", root / "link")
+    host = Host(str(root))
+    assert host.read_text("link") == "fixture\n"
+    assert host.path("link") == str(root / "etc/hostname")
+
+
+def test_dotdot_cannot_climb_out(root: Path) -> None:
+    os.symlink("../../../../../../etc/hostname", root / "etc/up")
+    assert Host(str(root)).read_text("etc/up") == "fixture\n"
+    assert Host(str(root)).path("../../../etc/hostname") == str(root / "etc/hostname")
+
+
+def test_symlink_loop_is_an_error_not_a_hang(root: Path) -> None:
+    os.symlink("/b", root / "a")
+    os.symlink("/a", root / "b")
+    with pytest.raises(HostError, match="too many levels"):
+        Host(str(root)).path("a/x")
+
+
+def test_reads_are_bounded(root: Path) -> None:
+    (root / "big").write_bytes(b"x" * 2048)
+    with pytest.raises(HostError, match="larger than 1024 bytes"):
+        Host(str(root)).read_bytes("big", limit=1024)
+
+
+def test_walk_respects_depth(root: Path) -> None:
+    (root / "a/b/c/d/e").mkdir(parents=True)
+    seen = [rel for rel, _dirs, _files in Host(str(root)).walk("a", max_depth=2)]
+    assert seen == ["a", "a/b", "a/b/c"]
+
+
+def test_users_from_the_trees_passwd(root: Path) -> None:
+    (root / "etc/passwd").write_text("# comment\nalice:x:1000:1000::/home/alice:/bin/sh\n")
+    (root / "etc/group").write_text("staff:x:50:\n")
+    host = Host(str(root))
+    assert host.user_exists("alice") and not host.user_exists("root")
+    assert host.group_exists("staff") and not host.group_exists("alice")
+
+
+def test_live_root_uses_nss() -> None:
+    host = Host("/")
+    assert host.live
+    assert host.user_exists("root")
+    assert not host.user_exists("no-such-user-anywhere")
+
+
+def test_hung_program_and_its_children_are_killed(root: Path) -> None:
+    script = root / "hang"
+    pidfile = root / "child.pid"
+    script.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pidfile}\nwait\n")
+    script.chmod(0o755)
+    started = time.monotonic()
+    with pytest.raises(CommandTimeout, match=r"did not answer within 0\.5 s"):
+        Host(str(root)).run("hang", [], timeout=0.5)
+    assert time.monotonic() - started < 3
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_program_output_is_capped(root: Path) -> None:
+    script = root / "chatty"
+    script.write_text("#!/bin/sh\nhead -c 5000000 /dev/zero\n")
+    script.chmod(0o755)
+    result = Host(str(root)).run("chatty", [], timeout=5, max_output=1000)
+    assert result.truncated and len(result.stdout) == 1000 and result.returncode == 0

@@ -1,0 +1,177 @@
+"""check_secure_endpoint as Nagios runs it: the exact first line and the exit code."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.commands import run
+from tests.hosttree import LinuxTree, faults_status
+
+PERF_CLEAR = "active=0;;;0;9 critical=0;;;0 unknown=0;;;0 warning=0;;;0"
+
+
+def plugin(tree: LinuxTree | Path, *args: str, state: Path | None = None) -> tuple[int, list[str]]:
+    root = tree.root if isinstance(tree, LinuxTree) else tree
+    state_args = ["--state-file", str(state)] if state else ["--state-file", ""]
+    done = run("check_secure_endpoint", "--path.rootfs", str(root), *state_args, *args)
+    assert done.stderr == ""  # everything goes into the plugin output Nagios reads
+    return done.returncode, done.stdout.splitlines()
+
+
+def test_healthy(healthy: LinuxTree) -> None:
+    code, lines = plugin(healthy)
+    assert lines == [f"SECURE ENDPOINT OK - no active faults (9 checked), connector connected | {PERF_CLEAR}"]
+    assert code == 0
+
+
+def test_healthy_verbose_lists_every_fault(healthy: LinuxTree) -> None:
+    code, lines = plugin(healthy, "-v")
+    assert code == 0
+    assert len(lines) == 1 + 5 + 9
+    assert "OK: Real-time file system monitor not started (fault 8): clear." in lines
+
+
+def test_not_installed_is_critical_by_default(tree: LinuxTree) -> None:
+    code, lines = plugin(tree)
+    assert lines[0] == ("SECURE ENDPOINT CRITICAL - Connector not installed | "
+                        "active=0;;;0;9 critical=1;;;0 unknown=0;;;0 warning=0;;;0")
+    assert lines[1] == "CRITICAL: Connector not installed. Fix: Install the connector from the Secure Endpoint console."
+    assert code == 2
+
+
+@pytest.mark.parametrize(("choice", "code", "word"), [("ok", 0, "OK"), ("warning", 1, "WARNING"),
+                                                      ("unknown", 3, "UNKNOWN")])
+def test_not_installed_choice(tree: LinuxTree, choice: str, code: int, word: str) -> None:
+    got, lines = plugin(tree, "--not-installed", choice)
+    assert got == code
+    assert lines[0].startswith(f"SECURE ENDPOINT {word} - Connector not installed |")
+
+
+def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
+    (healthy.root / "usr/src/kernels" / healthy.release).rmdir()
+    healthy.modules()
+    healthy.secure_boot(True)
+    for entry in list((healthy.root / "proc").iterdir()):
+        if (entry / "comm").exists() and (entry / "comm").read_text().strip() == "ampdaemon":
+            healthy.kill(int(entry.name))
+    healthy.process("ampdaemon")
+    code, lines = plugin(healthy)
+    assert code == 2
+    assert lines[0] == (
+        "SECURE ENDPOINT CRITICAL - Real-time file system monitor not started (fault 8), "
+        "Real-time network monitor not started (fault 9), Kernel headers package missing (fault 11) | "
+        "active=3;;;0;9 critical=3;;;0 unknown=0;;;0 warning=0;;;0"
+    )
+    fault8 = next(line for line in lines if "(fault 8)" in line and line.startswith("CRITICAL"))
+    assert "Cause: UEFI Secure Boot is on" in fault8
+    assert "Fix: Turn UEFI Secure Boot off" in fault8
+    fault11 = next(line for line in lines if line.startswith("CRITICAL: Kernel headers package missing (fault 11)"))
+    assert "Fix: install the package kernel-devel-5.14.0-362.8.1.el9_3.x86_64 and restart the connector." in fault11
+
+
+def test_warning_fault_and_severity_options(healthy: LinuxTree) -> None:
+    healthy.ampcli(faults_status((18, "Major", "Connector event monitoring is overloaded.")))
+    code, lines = plugin(healthy)
+    assert (code, lines[0]) == (1, "SECURE ENDPOINT WARNING - Event monitoring overloaded (fault 18) | "
+                                   "active=1;;;0;9 critical=0;;;0 unknown=0;;;0 warning=1;;;0")
+    code, lines = plugin(healthy, "--critical", "18")
+    assert code == 2 and lines[0].startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
+    code, lines = plugin(healthy, "--ignore", "18,6")
+    assert code == 0
+    assert lines[0] == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
+                        "active=0;;;0;7 critical=0;;;0 unknown=0;;;0 warning=0;;;0")
+
+
+def test_dutch(healthy: LinuxTree) -> None:
+    healthy.ampcli(faults_status((18, "Major", "overloaded")))
+    code, lines = plugin(healthy, "--lang", "nl")
+    assert code == 1
+    assert lines[0].startswith("SECURE ENDPOINT WARNING - Gebeurtenisbewaking overbelast (fout 18) |")
+    assert "Oplossing: Zoek het drukke proces." in lines[1]
+
+
+def test_critical_outranks_unknown(healthy: LinuxTree) -> None:
+    healthy.write("etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+    healthy.remove("opt/cisco/amp/etc/policy.xml")
+    code, lines = plugin(healthy, "--critical", "5")
+    assert code == 2
+    assert lines[0].startswith("SECURE ENDPOINT CRITICAL - Scan service user unavailable (fault 5), "
+                               "Real-time file system monitor not started (fault 8): state unknown")
+    assert any(line.startswith("UNKNOWN: Real-time file system monitor not started (fault 8). Why unknown: "
+                               "no connector policy found at /opt/cisco/amp/etc/policy.xml") for line in lines)
+
+
+def test_only_unknowns_give_unknown(healthy: LinuxTree) -> None:
+    healthy.remove("opt/cisco/amp/etc/policy.xml")
+    code, lines = plugin(healthy)
+    assert code == 3
+    assert lines[0].startswith("SECURE ENDPOINT UNKNOWN - Real-time file system monitor not started (fault 8): "
+                               "state unknown")
+    assert "unknown=3;;;0" in lines[0]
+
+
+def test_hung_ampcli_costs_at_most_its_timeout(healthy: LinuxTree) -> None:
+    healthy.ampcli(hang=60)
+    started = time.monotonic()
+    code, lines = plugin(healthy)
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, elapsed
+    assert code == 1
+    assert lines[0].startswith("SECURE ENDPOINT WARNING - Connector status unavailable, ")
+    assert any("did not answer within 5 s" in line for line in lines)
+
+
+def test_plugin_timeout_is_unknown(healthy: LinuxTree) -> None:
+    healthy.ampcli(hang=60)
+    code, lines = plugin(healthy, "-t", "1", "--ampcli-timeout", "30")
+    assert code in (1, 3)
+    # ampcli is held below the plugin's own timeout, so the check still answers.
+    assert lines[0].startswith("SECURE ENDPOINT WARNING - Connector status unavailable")
+    assert any("did not answer within 0.5 s" in line for line in lines)
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--bogus"], "unrecognized arguments: --bogus"),
+    (["--ignore", "eighteen"], "argument --ignore: 'eighteen' is not a fault id"),
+    (["--critical", "8", "--warning", "8"], "fault 8 is given to both --critical and --warning"),
+    (["--ampcli-timeout", "-1"], "argument --ampcli-timeout: '-1' must be greater than 0"),
+    (["--lang", "de"], "argument --lang: invalid choice: 'de' (choose from 'en', 'nl')"),
+])
+def test_bad_arguments(healthy: LinuxTree, args: list[str], reason: str) -> None:
+    code, lines = plugin(healthy, *args)
+    assert (code, lines) == (3, [f"SECURE ENDPOINT UNKNOWN - bad arguments: {reason}"])
+
+
+def test_missing_root(tmp_path: Path) -> None:
+    code, lines = plugin(tmp_path / "nowhere")
+    assert (code, lines) == (3, [f"SECURE ENDPOINT UNKNOWN - bad arguments: --path.rootfs {tmp_path}/nowhere "
+                                 "is not a directory"])
+
+
+def test_state_file_carries_scan_restarts(healthy: LinuxTree, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    for started_ago in (400, 200):
+        pid = healthy.process("ampscansvc", started_ago=started_ago)
+        assert plugin(healthy, state=state)[0] == 0
+        healthy.kill(pid)
+    healthy.process("ampscansvc", started_ago=10)
+    code, lines = plugin(healthy, state=state)
+    assert code == 1
+    assert lines[0].startswith("SECURE ENDPOINT WARNING - Scan service restarting frequently (fault 6) |")
+
+
+def test_damaged_state_file_is_reset(healthy: LinuxTree, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    code, lines = plugin(healthy, state=state)
+    assert code == 0, lines
+    assert f"state file {state} was damaged and has been reset" in lines
+    assert state.read_text().startswith("{")
+
+
+def test_version() -> None:
+    done = run("check_secure_endpoint", "--version")
+    assert done.returncode == 0 and done.stdout.startswith("check_secure_endpoint ")
