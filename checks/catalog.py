@@ -8,8 +8,8 @@ read from here, so a new fault needs no edit anywhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Platform(StrEnum):
@@ -35,8 +35,7 @@ MACOS_FAULTS_URL = (
 PROJECT_RUNBOOK_URL = "https://github.com/secure-endpoint-monitoring/secure-endpoint-monitoring/blob/main/docs/runbook.md"
 
 
-@dataclass(frozen=True)
-class Text:
+class Text(NamedTuple):
     en: str
     nl: str
 
@@ -44,8 +43,7 @@ class Text:
         return self.nl if lang == "nl" else self.en
 
 
-@dataclass(frozen=True)
-class Fault:
+class Fault(NamedTuple):
     id: str
     slug: str
     platforms: frozenset[Platform]
@@ -457,6 +455,7 @@ def all_ids() -> frozenset[str]:
 
 def unknown_fault(fault_id: str, text: str, severity: Severity) -> Fault:
     """A fault the connector reported that this catalogue does not know."""
+    text = text.strip().rstrip(".")
     title = Text(text or f"Fault {fault_id}", text or f"Fout {fault_id}")
     return Fault(
         fault_id, "unknown", BOTH, severity, title,

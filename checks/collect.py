@@ -12,8 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import NamedTuple, TypeVar, cast
 
 from checks.catalog import Platform
 from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system
@@ -47,15 +46,14 @@ INSTALL_MARKERS = {
 }
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     ampcli_timeout: float = 5.0
     network_modules: tuple[str, ...] = kernel.DEFAULT_NETWORK_MODULES
     min_available_mib: int = 256
     definitions_max_age_days: float = 7.0
     scan_restart_window: float = 600.0
     scan_restart_count: int = 3
-    disabled_collectors: frozenset[str] = field(default_factory=frozenset)
+    disabled_collectors: frozenset[str] = frozenset()
 
 
 class Unavailable(Exception):

@@ -19,8 +19,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import PurePosixPath
+from typing import NamedTuple
 
 import psutil
 
@@ -33,8 +32,7 @@ class HostError(OSError):
     """A read that failed for a reason worth telling the operator."""
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     returncode: int
     stdout: bytes
     stderr: bytes
@@ -60,7 +58,7 @@ class Host:
 
     def _resolve(self, rel: str, depth: int) -> str:
         parts: list[str] = []
-        todo = [p for p in PurePosixPath(rel).parts if p not in ("", ".", "/")]
+        todo = _parts(rel)
         hops = depth
         while todo:
             part = todo.pop(0)
@@ -82,7 +80,7 @@ class Host:
             target = os.readlink(candidate)
             if target.startswith("/"):
                 parts = []
-            todo = [p for p in PurePosixPath(target).parts if p not in ("", ".", "/")] + todo
+            todo = _parts(target) + todo
         return os.path.join(self.rootfs, *parts)
 
     def display(self, rel: str) -> str:
@@ -227,6 +225,10 @@ def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> t
                     buffer += chunk[: cap + 1 - len(buffer)]
     proc.wait(max(deadline - time.monotonic(), 0.001))
     return buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
+
+
+def _parts(path: str) -> list[str]:
+    return [part for part in path.split("/") if part not in ("", ".")]
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

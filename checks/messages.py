@@ -6,8 +6,7 @@ string, so each renderer picks the language at the last moment.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 TEMPLATES: dict[str, tuple[str, str]] = {
     # reasons a check could not judge or does not apply
@@ -95,10 +94,9 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Msg:
+class Msg(NamedTuple):
     key: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any]
 
     def render(self, lang: str = "en") -> str:
         en, nl = TEMPLATES[self.key]
@@ -120,5 +118,7 @@ def _show(value: Any, lang: str) -> str:
     if isinstance(value, Msg):
         return value.render(lang)
     if isinstance(value, (list, tuple)):
-        return ", ".join(_show(v, lang) for v in value)
+        # Sentences (messages) read better apart; names sit in a comma list.
+        separator = "; " if any(isinstance(v, Msg) for v in value) else ", "
+        return separator.join(_show(v, lang) for v in value)
     return str(value)

@@ -13,8 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import nagiosplugin
 from nagiosplugin.output import Output
@@ -48,8 +47,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-@dataclass(frozen=True)
-class SeverityPolicy:
+class SeverityPolicy(NamedTuple):
     critical: frozenset[str] = frozenset()
     warning: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()

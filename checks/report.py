@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from checks.catalog import Fault, Platform
 from checks.messages import Msg
@@ -17,8 +16,7 @@ class State(StrEnum):
     NOT_APPLICABLE = "not_applicable"  # other platform, or the policy option it needs is off
 
 
-@dataclass(frozen=True)
-class FaultResult:
+class FaultResult(NamedTuple):
     fault: Fault
     state: State
     reported: bool | None = None  # what ampcli said; None when its status is unavailable
@@ -34,30 +32,32 @@ class FaultResult:
         return [name for name, said in (("connector", self.reported), ("host", self.detected)) if said]
 
 
-@dataclass(frozen=True)
-class CollectorRun:
+class CollectorRun(NamedTuple):
     name: str
     success: bool
     duration: float
     error: str | None = None
 
 
-@dataclass
 class Report:
-    platform: Platform
-    os_name: str
-    os_version: str
-    kernel_release: str | None
-    installed: bool
-    connector_version: str = ""
-    connected: bool | None = None
-    connector_status: dict[str, str] = field(default_factory=dict)
-    processes: dict[str, bool | None] = field(default_factory=dict)
-    definitions_build_time: float | None = None
-    faults: list[FaultResult] = field(default_factory=list)  # documented and connector-reported ids
-    checks: list[FaultResult] = field(default_factory=list)  # checks beyond the documents
-    collectors: list[CollectorRun] = field(default_factory=list)
-    duration: float = 0.0
+    """Everything one evaluation found. Mutable while ``evaluate`` fills it in."""
+
+    def __init__(self, platform: Platform, os_name: str, os_version: str, kernel_release: str | None,
+                 installed: bool) -> None:
+        self.platform = platform
+        self.os_name = os_name
+        self.os_version = os_version
+        self.kernel_release = kernel_release
+        self.installed = installed
+        self.connector_version = ""
+        self.connected: bool | None = None
+        self.connector_status: dict[str, str] = {}
+        self.processes: dict[str, bool | None] = {}
+        self.definitions_build_time: float | None = None
+        self.faults: list[FaultResult] = []  # documented and connector-reported ids
+        self.checks: list[FaultResult] = []  # checks beyond the documents
+        self.collectors: list[CollectorRun] = []
+        self.duration = 0.0
 
     def all_results(self) -> list[FaultResult]:
         return self.checks + self.faults

@@ -351,7 +351,7 @@ def test_several_faults_at_once(healthy: LinuxTree, run: Evaluate) -> None:
     assert active == ["18", "19", "42", "5"]
     unknown = result(report, "42")
     assert unknown.fault.slug == "unknown"
-    assert unknown.fault.title.en == "Something new."
+    assert unknown.fault.title.en == "Something new"
 
 
 def test_not_connected(healthy: LinuxTree, run: Evaluate) -> None:

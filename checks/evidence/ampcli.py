@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.host import Host
@@ -21,17 +21,15 @@ class AmpcliError(ValueError):
     """ampcli's answer could not be used."""
 
 
-@dataclass(frozen=True)
-class ReportedFault:
+class ReportedFault(NamedTuple):
     id: str
     severity: str  # as the connector says it: Critical, Major, Minor, ... or ""
     text: str
 
 
-@dataclass(frozen=True)
-class ConnectorStatus:
+class ConnectorStatus(NamedTuple):
     fields: dict[str, str]
-    faults: dict[str, ReportedFault] = field(default_factory=dict)
+    faults: dict[str, ReportedFault]
 
     @property
     def status(self) -> str:

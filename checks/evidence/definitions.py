@@ -9,10 +9,8 @@ incremental updates, so only its header is checked.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import MutableMapping
-from dataclasses import dataclass
-from datetime import datetime
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.host import Host
@@ -30,8 +28,7 @@ class HeaderError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class CvdHeader:
+class CvdHeader(NamedTuple):
     time: str
     version: int
     signatures: int
@@ -41,8 +38,7 @@ class CvdHeader:
     build_time: float | None  # seconds since the epoch
 
 
-@dataclass(frozen=True)
-class DefinitionFile:
+class DefinitionFile(NamedTuple):
     rel: str
     path: str  # as shown on the host
     size: int
@@ -51,8 +47,7 @@ class DefinitionFile:
     header_error: str | None
 
 
-@dataclass(frozen=True)
-class DefinitionsFacts:
+class DefinitionsFacts(NamedTuple):
     files: tuple[DefinitionFile, ...]
 
     @property
@@ -83,6 +78,8 @@ def parse_header(raw: bytes) -> CvdHeader:
 def _build_time(time_text: str, stime: str) -> float | None:
     if stime.strip().isdigit():
         return float(stime.strip())
+    from datetime import datetime  # rarely needed: most headers carry stime
+
     try:
         return datetime.strptime(time_text.strip(), "%d %b %Y %H-%M %z").timestamp()
     except ValueError:
@@ -123,6 +120,8 @@ def integrity_problem(host: Host, item: DefinitionFile, cache: MutableMapping[st
     key = f"{item.path}|{item.size}|{item.mtime_ns}"
     if key in cache:
         return cache[key] or None
+    import hashlib  # only when a file must actually be hashed
+
     digest = hashlib.md5(usedforsecurity=False)
     with open(host.path(item.rel), "rb") as handle:
         handle.seek(HEADER_SIZE)

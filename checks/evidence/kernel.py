@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from checks.host import Host
 
@@ -12,8 +12,7 @@ DEFAULT_NETWORK_MODULES = ("ampnetworkflow",)
 SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
 
-@dataclass(frozen=True)
-class KernelFacts:
+class KernelFacts(NamedTuple):
     modules: frozenset[str]
     secure_boot: bool | None  # None: not an EFI system or not readable
     headers_path: str | None  # as shown on the host; None without a kernel release

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.host import Host
@@ -23,8 +23,7 @@ class PolicyError(ValueError):
     pass
 
 
-@dataclass(frozen=True)
-class PolicyFacts:
+class PolicyFacts(NamedTuple):
     path: str | None  # None: no policy file found
     file_monitoring: bool | None  # None: the policy does not say
     device_flow_correlation: bool | None

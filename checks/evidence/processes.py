@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import psutil
 
@@ -17,16 +17,14 @@ BPF_LINK = "anon_inode:bpf-prog"
 MAX_FDS = 4096
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
+class ProcessInfo(NamedTuple):
     pid: int
     name: str
     started: float  # seconds since the epoch
 
 
-@dataclass(frozen=True)
-class ProcessFacts:
-    by_name: dict[str, list[ProcessInfo]] = field(default_factory=dict)
+class ProcessFacts(NamedTuple):
+    by_name: dict[str, list[ProcessInfo]]
     daemon_bpf_programs: int = 0
     total: int = 0
 
@@ -41,11 +39,15 @@ def probe(host: Host, platform: Platform) -> ProcessFacts:
         raise HostError(f"{host.display('proc')} is not mounted")
     found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
     total = 0
+    procdir = host.path("proc")
     with host.procfs():
-        # Fresh Process objects, not process_iter's module-wide cache: the
-        # cache would mix processes of different roots.
         for pid in psutil.pids():
             total += 1
+            # A cheap look at comm first; psutil only for the few processes we watch.
+            # Fresh Process objects, not process_iter's module-wide cache, which
+            # would mix processes of different roots.
+            if _comm(procdir, pid) not in found:
+                continue
             try:
                 proc = psutil.Process(pid)
                 name = proc.name()
@@ -58,6 +60,14 @@ def probe(host: Host, platform: Platform) -> ProcessFacts:
         for daemon in found[DAEMON]:
             bpf += _count_bpf_fds(host, daemon.pid)
     return ProcessFacts(found, bpf, total)
+
+
+def _comm(procdir: str, pid: int) -> str:
+    try:
+        with open(f"{procdir}/{pid}/comm", "rb") as handle:
+            return handle.read(64).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
 
 
 def _count_bpf_fds(host: Host, pid: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.host import Host
@@ -15,16 +15,14 @@ PERMISSION_ROOT = "opt/cisco"
 PERMISSION_DEPTH = 3
 
 
-@dataclass(frozen=True)
-class BadDirectory:
+class BadDirectory(NamedTuple):
     path: str  # as shown on the host
     mode: int
     not_readable: bool
     writable: bool
 
 
-@dataclass(frozen=True)
-class ScanUserFacts:
+class ScanUserFacts(NamedTuple):
     user_exists: bool
     group_exists: bool
     usergroups_enab: bool | None  # Linux login.defs; None when not set or not Linux

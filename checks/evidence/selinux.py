@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from checks.host import Host
 
@@ -11,8 +11,7 @@ MODULE = "cisco-secure-bpf"
 STORES = ("etc/selinux/{type}/active/modules", "var/lib/selinux/{type}/active/modules")
 
 
-@dataclass(frozen=True)
-class SelinuxFacts:
+class SelinuxFacts(NamedTuple):
     enforcing: bool
     policy_type: str
     module_path: str | None  # where the module is installed, as shown on the host

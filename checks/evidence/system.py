@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import plistlib
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import distro
 
@@ -17,8 +16,7 @@ DEBIAN_FAMILY = {"debian", "ubuntu", "linuxmint", "raspbian", "pop", "elementary
 SUSE_FAMILY = {"sles", "suse", "opensuse", "opensuse-leap", "opensuse-tumbleweed"}
 
 
-@dataclass(frozen=True)
-class SystemFacts:
+class SystemFacts(NamedTuple):
     platform: Platform
     os_id: str  # "debian", "rhel", "macos", ...
     os_name: str
@@ -39,6 +37,8 @@ def probe(host: Host) -> SystemFacts:
 
 
 def _macos(host: Host) -> SystemFacts:
+    import plistlib  # only macOS roots need it
+
     try:
         info = plistlib.loads(host.read_bytes(MAC_VERSION_PLIST))
     except (plistlib.InvalidFileException, ValueError) as error:

@@ -8,8 +8,8 @@ is combined with this verdict in ``checks.evaluate``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from checks.collect import Evidence
 from checks.messages import Msg
@@ -22,8 +22,7 @@ class Detection(StrEnum):
     CONNECTOR = "connector"  # only the connector can tell
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(NamedTuple):
     state: State
     evidence: tuple[Msg, ...] = ()
     causes: tuple[Msg, ...] = ()
