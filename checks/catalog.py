@@ -32,6 +32,7 @@ MACOS_FAULTS_URL = (
     "https://www.cisco.com/c/en/us/support/docs/security/amp-endpoints/"
     "214896-amp-for-endpoints-connector-for-mac-faul.html"
 )
+# Where the checks beyond Cisco's tables are explained (docs/runbook.md in this repository).
 PROJECT_RUNBOOK_URL = "https://github.com/secure-endpoint-monitoring/secure-endpoint-monitoring/blob/main/docs/runbook.md"
 
 

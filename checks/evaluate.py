@@ -36,6 +36,9 @@ FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
     Platform.MACOS: {},
 }
 
+# A fault with no host evidence of its own is judged from ampcli alone.
+CONNECTOR_ONLY: tuple[FaultCheck, Detection] = (common.connector_reported_only, Detection.CONNECTOR)
+
 HEALTH_CHECKS: dict[str, FaultCheck] = {
     "daemon_not_running": connector.daemon_not_running,
     "ampcli_failed": connector.ampcli_failed,
@@ -111,7 +114,7 @@ def _verdict(check: FaultCheck, ev: Evidence) -> Verdict:
 
 
 def _judge(ev: Evidence, fault: Fault, reported: dict[str, ReportedFault] | None) -> FaultResult:
-    check, detection = FAULT_CHECKS[ev.platform][fault.id]
+    check, detection = FAULT_CHECKS[ev.platform].get(fault.id, CONNECTOR_ONLY)
     verdict = _verdict(check, ev)
     said = (reported or {}).get(fault.id)
     if said is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.hosttree import LinuxTree, faults_status  # noqa: E402
+from tests.hosttree import LinuxTree, faults_status
 
 
 def healthy(tree: LinuxTree) -> None:

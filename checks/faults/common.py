@@ -77,3 +77,9 @@ def _scan_failure_causes(ev: Evidence) -> list[Msg]:
     if available is not None and available < minimum * 1024 * 1024:
         causes.append(msg("low_memory", available=available // (1024 * 1024), minimum=minimum))
     return causes
+
+
+def connector_reported_only(ev: Evidence) -> Verdict:
+    """For faults without host evidence yet: clear unless the connector reports them."""
+    ev.status()
+    return clear()
