@@ -71,7 +71,10 @@ class Evidence:
         self.store = store
         self.now = time.time() if now is None else now
         self.platform = system.detect_platform(host)
-        self.installed = any(host.exists(rel) for rel in INSTALL_MARKERS[self.platform])
+        # The first install marker found, as shown on the host; None: not installed.
+        self.install_marker = next(
+            (host.display(rel) for rel in INSTALL_MARKERS[self.platform] if host.exists(rel)), None)
+        self.installed = self.install_marker is not None
         self.runs: list[CollectorRun] = []
         self._memo: dict[str, object] = {}
 

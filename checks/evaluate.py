@@ -12,7 +12,7 @@ import time
 
 from checks import catalog
 from checks.catalog import Fault, Platform, Severity
-from checks.collect import INSTALL_MARKERS, Evidence, Settings, Unavailable
+from checks.collect import Evidence, Settings, Unavailable
 from checks.evidence.ampcli import ReportedFault
 from checks.evidence.processes import WATCHED
 from checks.faults import Detection, FaultCheck, Verdict, clear, common, connector, linux, not_applicable
@@ -55,8 +55,7 @@ def evaluate(host: Host, settings: Settings | None = None, store: StateStore | N
     report = _skeleton(ev)
     if ev.installed:
         reported = _reported(ev)
-        marker = next(rel for rel in INSTALL_MARKERS[ev.platform] if ev.host.exists(rel))
-        installed = _result(catalog.get("not_installed"), clear(msg("installed_at", path=ev.host.display(marker))))
+        installed = _result(catalog.get("not_installed"), clear(msg("installed_at", path=ev.install_marker)))
         report.checks = [installed] + [_health(ev, fault_id) for fault_id in HEALTH_CHECKS]
         report.faults = [_judge(ev, fault, reported) for fault in catalog.faults_for(ev.platform)]
         known = {r.fault.id for r in report.faults}

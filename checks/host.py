@@ -89,10 +89,16 @@ class Host:
 
     # -- reads -------------------------------------------------------------
     def exists(self, rel: str) -> bool:
-        return os.path.exists(self.path(rel))
+        try:
+            return os.path.exists(self.path(rel))
+        except HostError:  # a symlink loop leads nowhere
+            return False
 
     def is_dir(self, rel: str) -> bool:
-        return os.path.isdir(self.path(rel))
+        try:
+            return os.path.isdir(self.path(rel))
+        except HostError:
+            return False
 
     def stat(self, rel: str) -> os.stat_result:
         return os.stat(self.path(rel))

@@ -70,8 +70,12 @@ def write_atomically(path: str, data: bytes) -> None:
 
 def run_once(args: argparse.Namespace) -> int:
     host = Host(args.rootfs)
-    with open_state(args.state_file, host.rootfs) as store:
-        report = evaluate(host, settings_from(args), store)
+    try:
+        with open_state(args.state_file, host.rootfs) as store:
+            report = evaluate(host, settings_from(args), store)
+    except Exception as error:  # one clear line for cron, not a traceback
+        log.error("evaluation failed: %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
+        return 1
     data = render(report, args.format, args.lang)
     if args.output:
         try:

@@ -95,3 +95,12 @@ def test_program_output_is_capped(root: Path) -> None:
     script.chmod(0o755)
     result = Host(str(root)).run("chatty", [], timeout=5, max_output=1000)
     assert result.truncated and len(result.stdout) == 1000 and result.returncode == 0
+
+
+def test_symlink_loop_on_an_install_path_is_not_a_crash(tmp_path: Path) -> None:
+    from checks.evaluate import evaluate
+
+    (tmp_path / "opt").mkdir()
+    os.symlink("/opt/cisco", tmp_path / "opt/cisco")
+    report = evaluate(Host(str(tmp_path)))
+    assert not report.installed
