@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,15 @@ def test_bad_arguments(args: list[str], message: str) -> None:
     done = run("secure-endpoint-exporter", "--once", *args)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_hung_ampcli_costs_at_most_its_timeout(healthy: LinuxTree) -> None:
+    healthy.ampcli(hang=60)
+    started = time.monotonic()
+    found = samples(exporter(healthy).stdout)
+    assert time.monotonic() - started < 10
+    assert value(found, "secure_endpoint_scrape_collector_success", collector="connector_status") == 0
+    assert value(found, "secure_endpoint_fault_check_success", fault_id="18", fault="event_monitoring_overloaded") == 0
+    assert value(found, "secure_endpoint_fault_active", fault_id="19", fault="selinux_policy_missing",
+                 platform="linux") == 0
+    assert value(found, "secure_endpoint_fault_check_success", fault_id="19", fault="selinux_policy_missing") == 1
