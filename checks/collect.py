@@ -57,11 +57,12 @@ class Settings(NamedTuple):
 
 
 class Unavailable(Exception):
-    """Evidence a verdict needs could not be read."""
+    """Evidence a verdict needs could not be read (or its collector is switched off)."""
 
-    def __init__(self, reason: Msg) -> None:
+    def __init__(self, reason: Msg, disabled: bool = False) -> None:
         super().__init__(str(reason))
         self.reason = reason
+        self.disabled = disabled
 
 
 class Evidence:
@@ -146,7 +147,7 @@ class Evidence:
                 raise found
             return found
         if name in self.settings.disabled_collectors:
-            raise Unavailable(msg("collector_disabled", collector=name))
+            raise Unavailable(msg("collector_disabled", collector=name), disabled=True)
         start = time.perf_counter()
         try:
             value = self._probe(name)()

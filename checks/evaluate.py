@@ -109,7 +109,9 @@ def _verdict(check: FaultCheck, ev: Evidence) -> Verdict:
     try:
         return check(ev)
     except Unavailable as error:
-        return Verdict(State.UNKNOWN, reason=error.reason)
+        # A collector the operator switched off is a choice, not a failure.
+        state = State.NOT_APPLICABLE if error.disabled else State.UNKNOWN
+        return Verdict(state, reason=error.reason)
 
 
 def _judge(ev: Evidence, fault: Fault, reported: dict[str, ReportedFault] | None) -> FaultResult:

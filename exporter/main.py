@@ -1,4 +1,4 @@
-"""``secure-endpoint-exporter``: one-shot exposition (stdout or a textfile) or JSON report."""
+"""``secure-endpoint-exporter``: the HTTP exporter, or one-shot exposition (stdout, textfile) and JSON."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry, generate_latest
 
 from checks import __version__
+from checks.collect import COLLECTORS, Settings
 from checks.evaluate import evaluate
 from checks.host import Host
 from checks.options import add_evaluation_arguments, settings_from
 from checks.report import Report
-from checks.state import open_state
+from checks.state import StateStore, open_state
 from exporter.collector import ReportCollector
 
 log = logging.getLogger("secure_endpoint_exporter")
+DEFAULT_LISTEN = ":9982"
+LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,17 +32,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prometheus exporter for Cisco Secure Endpoint connector faults.",
     )
     add_evaluation_arguments(parser)
-    group = parser.add_argument_group("one-shot mode")
-    group.add_argument("--once", action="store_true", help="evaluate once, print or write the result and exit")
-    group.add_argument("--output", metavar="FILE",
-                       help="with --once: write atomically to FILE (for node_exporter's textfile collector)")
-    group.add_argument("--format", choices=("prometheus", "json"), default="prometheus",
-                       help="with --once: Prometheus exposition or the whole report as JSON")
-    group.add_argument("--state-file", default="", metavar="FILE",
-                       help="with --once: remember scan service starts and definition checks between runs")
+    web = parser.add_argument_group("HTTP server")
+    web.add_argument("--web.listen-address", dest="listen", action="append", metavar="ADDRESS",
+                     help=f"host:port, :port or [v6]:port to listen on (repeatable; default {DEFAULT_LISTEN})")
+    web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
+                     help="path of the metrics (default: %(default)s)")
+    web.add_argument("--web.config.file", dest="web_config", metavar="FILE",
+                     help="exporter-toolkit web config: TLS and basic auth (reloaded when it changes)")
+    web.add_argument("--web.max-requests", dest="max_requests", type=int, default=40, metavar="N",
+                     help="concurrent scrapes served before answering 503; 0 for no limit (default: %(default)s)")
+    collectors = parser.add_argument_group("collectors")
+    for name in COLLECTORS:
+        collectors.add_argument(f"--collector.{name}", dest=f"collector_{name}", action="store_true", default=True,
+                                help=f"enable the {name} collector (default: enabled)")
+        collectors.add_argument(f"--no-collector.{name}", dest=f"collector_{name}", action="store_false",
+                                help=argparse.SUPPRESS)
+    once = parser.add_argument_group("one-shot mode")
+    once.add_argument("--once", action="store_true", help="evaluate once, print or write the result and exit")
+    once.add_argument("--output", metavar="FILE",
+                      help="with --once: write atomically to FILE (for node_exporter's textfile collector)")
+    once.add_argument("--format", choices=("prometheus", "json"), default="prometheus",
+                      help="with --once: Prometheus exposition or the whole report as JSON")
+    once.add_argument("--state-file", default="", metavar="FILE",
+                      help="with --once: remember scan service starts and definition checks between runs "
+                      "(the server keeps them in memory)")
     parser.add_argument("--lang", choices=("en", "nl"), default="en", help="language of the JSON texts")
-    parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=("debug", "info", "warn", "error"), help="log level (default: %(default)s)")
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=sorted(LOG_LEVELS),
+                        help="log level (default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -68,11 +87,11 @@ def write_atomically(path: str, data: bytes) -> None:
         raise
 
 
-def run_once(args: argparse.Namespace) -> int:
+def run_once(args: argparse.Namespace, settings: Settings) -> int:
     host = Host(args.rootfs)
     try:
         with open_state(args.state_file, host.rootfs) as store:
-            report = evaluate(host, settings_from(args), store)
+            report = evaluate(host, settings, store)
     except Exception as error:  # one clear line for cron, not a traceback
         log.error("evaluation failed: %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
         return 1
@@ -89,16 +108,45 @@ def run_once(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_server(args: argparse.Namespace, settings: Settings) -> int:
+    from exporter import server, webconfig  # the one-shot mode needs neither
+
+    host = Host(args.rootfs)
+    store = StateStore(rootfs=host.rootfs)
+    try:
+        app = server.Exporter(lambda: evaluate(host, settings, store), args.telemetry_path, args.web_config,
+                              args.max_requests)
+    except webconfig.WebConfigError as error:
+        log.error("%s", error)
+        return 1
+    for address in args.listen or [DEFAULT_LISTEN]:
+        try:
+            bound = app.listen(address).server_address
+        except (ValueError, OSError) as error:
+            log.error("cannot listen on %s: %s", address, getattr(error, "strerror", None) or error)
+            app.shutdown()
+            return 1
+        shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        log.info("listening on %s (TLS %s)", shown, "on" if app.web.config.tls else "off")
+    try:
+        app.serve_forever()
+    except KeyboardInterrupt:
+        app.shutdown()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper().replace("WARN", "WARNING"),
-                        format="ts=%(asctime)s level=%(levelname)s msg=%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=LOG_LEVELS[args.log_level], stream=sys.stderr,
+                        format="ts=%(asctime)s level=%(levelname)s msg=%(message)s")
     if not os.path.isdir(args.rootfs):
         parser.error(f"--path.rootfs {args.rootfs} is not a directory")
-    if not args.once:
-        parser.error("serving HTTP is not available in this version; use --once")
-    sys.exit(run_once(args))
+    if not args.telemetry_path.startswith("/") or args.telemetry_path == "/":
+        parser.error("--web.telemetry-path must start with / and not be / itself")
+    disabled = frozenset(name for name in COLLECTORS if not getattr(args, f"collector_{name}"))
+    settings = settings_from(args, disabled)
+    sys.exit(run_once(args, settings) if args.once else run_server(args, settings))
 
 
 if __name__ == "__main__":

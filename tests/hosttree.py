@@ -172,6 +172,8 @@ class LinuxTree:
         self.write("sys/fs/selinux/enforce", "1" if enforcing else "0")
         self.write("etc/selinux/config", f"SELINUX=enforcing\nSELINUXTYPE={policy_type}\n")
         base = f"{store}/selinux/{policy_type}/active/modules"
+        if (self.root / base).exists():
+            shutil.rmtree(self.root / base)
         (self.root / base / "100" / "base").mkdir(parents=True, exist_ok=True)
         if module in ("installed", "disabled"):
             (self.root / base / "400" / "cisco-secure-bpf").mkdir(parents=True, exist_ok=True)
