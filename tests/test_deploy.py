@@ -1,0 +1,92 @@
+"""The shipped deployment files: every flag they pass exists, and textfile mode works with node_exporter."""
+
+from __future__ import annotations
+
+import configparser
+import plistlib
+import shlex
+import shutil
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from exporter.main import build_parser
+from tests.commands import run
+from tests.daemons import free_port
+from tests.hosttree import LinuxTree
+
+DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+UNITS = ["secure-endpoint-exporter.service", "secure-endpoint-exporter-textfile.service"]
+
+
+def unit(name: str) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((DEPLOY / "systemd" / name).read_text().replace("\\\n", " "))
+    return parser
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_flags_parse(name: str) -> None:
+    command = shlex.split(unit(name)["Service"]["ExecStart"])
+    assert command[0].endswith("/bin/secure-endpoint-exporter")
+    build_parser().parse_args(command[1:])  # exits 2 on an unknown flag
+
+
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_hardening(name: str) -> None:
+    service = unit(name)["Service"]
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["ProtectSystem"] == "strict"
+    assert service["DynamicUser"] == "yes"
+    assert set(service["CapabilityBoundingSet"].split()) == {"CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE"}
+    assert service["AmbientCapabilities"] == service["CapabilityBoundingSet"]
+
+
+def test_timer_runs_the_textfile_service() -> None:
+    timer = unit("secure-endpoint-exporter-textfile.timer")
+    assert timer["Timer"]["OnUnitActiveSec"] == "1min"
+    assert timer["Install"]["WantedBy"] == "timers.target"
+
+
+def test_launchd_plist() -> None:
+    path = next((DEPLOY / "launchd").glob("*.plist"))
+    plist = plistlib.loads(path.read_bytes())
+    assert plist["Label"] == path.stem
+    assert plist["ProgramArguments"][0].endswith("/bin/secure-endpoint-exporter")
+    build_parser().parse_args(plist["ProgramArguments"][1:])
+    assert plist["KeepAlive"] is True
+
+
+def test_textfile_through_a_real_node_exporter(healthy: LinuxTree, tmp_path: Path) -> None:
+    binary = shutil.which("prometheus-node-exporter")
+    if binary is None:
+        raise AssertionError("prometheus-node-exporter is missing: .ci/run installs Debian's package")
+    textfiles = tmp_path / "textfile"
+    textfiles.mkdir()
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+               str(textfiles / "secure_endpoint.prom"))
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults", "--collector.textfile",
+         f"--collector.textfile.directory={textfiles}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        body = ""
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
+                    body = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.05)
+        assert "node_textfile_scrape_error 0" in body
+        assert 'secure_endpoint_fault_active{fault="selinux_policy_missing",fault_id="19",platform="linux"} 0' in body
+        assert "secure_endpoint_connector_installed 1" in body
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
