@@ -47,7 +47,6 @@ class SharedEvaluation:
         self._produce = produce
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
-        self.evaluations = 0
 
     def get(self) -> Report:
         with self._lock:
@@ -55,7 +54,6 @@ class SharedEvaluation:
             leader = flight is None
             if flight is None:
                 flight = self._flight = _Flight()
-                self.evaluations += 1
         if leader:
             try:
                 flight.result = self._produce()

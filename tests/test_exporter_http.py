@@ -191,6 +191,37 @@ def test_tls_and_basic_auth(healthy: LinuxTree, tmp_path: Path, certs: Path) -> 
     assert "web config not reloaded" in (tmp_path / "log").read_text()
 
 
+def _openssl(*args: str) -> None:
+    openssl = shutil.which("openssl")
+    assert openssl is not None, "openssl is missing: .ci/run installs it"
+    subprocess.run([openssl, *args], check=True, capture_output=True)
+
+
+def test_client_certificates(healthy: LinuxTree, tmp_path: Path) -> None:
+    """RequireAndVerifyClientCert: only clients with a certificate from client_ca_file get in."""
+    d = tmp_path / "pki"
+    d.mkdir()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "ca.key"), "-out",
+             str(d / "ca.pem"), "-subj", "/CN=Test CA", "-days", "2")
+    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / f"{name}.key"), "-out",
+                 str(d / f"{name}.csr"), "-subj", f"/CN={name}")
+        (d / f"{name}.ext").write_text(extra + "\n")
+        _openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.pem"), "-CAkey",
+                 str(d / "ca.key"), "-CAcreateserial", "-out", str(d / f"{name}.pem"), "-days", "2",
+                 "-extfile", str(d / f"{name}.ext"))
+    config = tmp_path / "web.yml"
+    config.write_text("tls_server_config:\n  cert_file: pki/server.pem\n  key_file: pki/server.key\n"
+                      "  client_ca_file: pki/ca.pem\n  client_auth_type: RequireAndVerifyClientCert\n")
+    with exporter(healthy.root, "--web.config.file", str(config), log=tmp_path / "log") as running:
+        anonymous = ssl.create_default_context(cafile=str(d / "ca.pem"))
+        with pytest.raises((ssl.SSLError, ConnectionError, http.client.HTTPException, OSError)):
+            get(running.address, context=anonymous, timeout=5)
+        with_cert = ssl.create_default_context(cafile=str(d / "ca.pem"))
+        with_cert.load_cert_chain(str(d / "client.pem"), str(d / "client.key"))
+        assert get(running.address, context=with_cert)[0] == 200
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("tls_server_config:\n  cert_file: nope.pem\n  key_file: nope.key\n", "cannot load cert_file/key_file"),
     ("basic_auth_users:\n  admin: plaintext\n", "is not a bcrypt hash"),
