@@ -126,7 +126,8 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
             log.error("cannot listen on %s: %s", address, getattr(error, "strerror", None) or error)
             app.shutdown()
             return 1
-        shown = f"[{bound[0]}]:{bound[1]}" if ":" in bound[0] else f"{bound[0]}:{bound[1]}"
+        bound_host, bound_port = str(bound[0]), int(bound[1])
+        shown = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
         log.info("listening on %s (TLS %s)", shown, "on" if app.web.config.tls else "off")
     try:
         app.serve_forever()
