@@ -15,7 +15,21 @@ from collections.abc import Callable
 from typing import NamedTuple, TypeVar, cast
 
 from checks.catalog import Platform
-from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system
+from checks.evidence import (
+    ampcli,
+    definitions,
+    kernel,
+    kext,
+    macapp,
+    netext,
+    policy,
+    processes,
+    scan_user,
+    selinux,
+    sysext,
+    system,
+    tcc,
+)
 from checks.host import Host
 from checks.messages import Msg, msg
 from checks.report import CollectorRun
@@ -33,16 +47,18 @@ COLLECTORS = (
     "kernel",
     "selinux",
     "definitions",
+    "connector_app",
+    "system_extensions",
+    "tcc",
+    "network_extensions",
+    "kernel_extensions",
 )
 LINUX_ONLY = frozenset({"kernel", "selinux"})
+MACOS_ONLY = frozenset({"connector_app", "system_extensions", "tcc", "network_extensions", "kernel_extensions"})
 
 INSTALL_MARKERS = {
     Platform.LINUX: ("opt/cisco/amp/bin/ampdaemon",),
-    Platform.MACOS: (
-        "opt/cisco/amp/ampdaemon",
-        "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
-        "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app",
-    ),
+    Platform.MACOS: ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS),
 }
 
 
@@ -84,8 +100,18 @@ class Evidence:
         return tuple(
             name for name in COLLECTORS
             if name not in self.settings.disabled_collectors
-            and not (name in LINUX_ONLY and self.platform is not Platform.LINUX)
+            and name not in (MACOS_ONLY if self.platform is Platform.LINUX else LINUX_ONLY)
+            and not (name == "kernel_extensions" and not self._needs_kexts())
         )
+
+    def _needs_kexts(self) -> bool:
+        """Only macOS 10.15 and older use the kext, and only a live Mac can say what is loaded."""
+        if not self.host.live:
+            return False
+        try:
+            return macapp.version_tuple(self.system().os_version) < (11,)
+        except Unavailable:
+            return False
 
     def collect_all(self) -> None:
         """Run every enabled collector once, so each reports success or failure."""
@@ -125,6 +151,21 @@ class Evidence:
     def definitions(self) -> definitions.DefinitionsFacts:
         return cast(definitions.DefinitionsFacts, self._run("definitions"))
 
+    def connector_app(self) -> macapp.AppFacts:
+        return cast(macapp.AppFacts, self._run("connector_app"))
+
+    def system_extensions(self) -> sysext.SysextFacts:
+        return cast(sysext.SysextFacts, self._run("system_extensions"))
+
+    def tcc(self) -> tcc.TccFacts:
+        return cast(tcc.TccFacts, self._run("tcc"))
+
+    def network_extensions(self) -> netext.NetextFacts:
+        return cast(netext.NetextFacts, self._run("network_extensions"))
+
+    def kernel_extensions(self) -> kext.KextFacts:
+        return cast(kext.KextFacts, self._run("kernel_extensions"))
+
     # -- machinery -----------------------------------------------------------
     def _probe(self, name: str) -> Callable[[], object]:
         host, platform, settings = self.host, self.platform, self.settings
@@ -137,6 +178,11 @@ class Evidence:
             "kernel": lambda: kernel.probe(host, self.system().kernel_release),
             "selinux": lambda: selinux.probe(host),
             "definitions": lambda: definitions.probe(host, platform),
+            "connector_app": lambda: macapp.probe(host),
+            "system_extensions": lambda: sysext.probe(host),
+            "tcc": lambda: tcc.probe(host),
+            "network_extensions": lambda: netext.probe(host),
+            "kernel_extensions": lambda: kext.probe(host, settings.ampcli_timeout),
         }
         return probes[name]
 

@@ -15,7 +15,7 @@ from checks.catalog import Fault, Platform, Severity
 from checks.collect import Evidence, Settings, Unavailable
 from checks.evidence.ampcli import ReportedFault
 from checks.evidence.processes import WATCHED
-from checks.faults import Detection, FaultCheck, Verdict, clear, common, connector, linux, not_applicable
+from checks.faults import Detection, FaultCheck, Verdict, clear, common, connector, linux, macos, not_applicable
 from checks.host import Host
 from checks.messages import Msg, msg
 from checks.report import FaultResult, Report, State
@@ -33,7 +33,21 @@ FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
         "18": (linux.event_monitoring_overloaded, Detection.CONNECTOR),
         "19": (linux.selinux_policy_missing, Detection.HOST),
     },
-    Platform.MACOS: {},
+    Platform.MACOS: {
+        "1": (macos.system_extension_not_approved, Detection.HOST),
+        "2": (macos.system_extension_version_mismatch, Detection.HOST),
+        "3": (macos.full_disk_access_missing, Detection.HOST),
+        "4": (macos.kernel_extension_not_loaded, Detection.HOST),
+        "5": (common.scan_user_unavailable, Detection.HOST),
+        "6": (common.scan_service_restarting, Detection.BOTH),
+        "7": (common.scan_service_not_started, Detection.HOST),
+        "10": (macos.reboot_required, Detection.HOST),
+        "12": (macos.network_filter_not_allowed, Detection.HOST),
+        "13": (macos.too_many_network_filters, Detection.HOST),
+        "14": (macos.too_many_endpoint_security_extensions, Detection.CONNECTOR),
+        "15": (macos.security_extension_full_disk_access_missing, Detection.HOST),
+        "17": (macos.orbital_full_disk_access_missing, Detection.HOST),
+    },
 }
 
 # A fault with no host evidence of its own is judged from ampcli alone.
@@ -94,6 +108,12 @@ def _skeleton(ev: Evidence) -> Report:
         report.processes = dict.fromkeys(WATCHED)
     with contextlib.suppress(Unavailable):
         report.definitions_build_time = ev.definitions().newest_build_time
+    if ev.platform is Platform.MACOS:
+        with contextlib.suppress(Unavailable):
+            report.endpoint_security_extensions = ev.system_extensions().endpoint_security_enabled
+        with contextlib.suppress(Unavailable):
+            app = ev.connector_app()
+            report.connector_version = report.connector_version or app.short_version or app.build_version
     return report
 
 

@@ -54,6 +54,7 @@ class Report:
         self.connector_status: dict[str, str] = {}
         self.processes: dict[str, bool | None] = {}
         self.definitions_build_time: float | None = None
+        self.endpoint_security_extensions: int | None = None  # macOS: enabled Endpoint Security extensions
         self.faults: list[FaultResult] = []  # documented and connector-reported ids
         self.checks: list[FaultResult] = []  # checks beyond the documents
         self.collectors: list[CollectorRun] = []
@@ -77,6 +78,7 @@ class Report:
                 "status": self.connector_status,
                 "processes": self.processes,
                 "definitions_build_time": self.definitions_build_time,
+                "endpoint_security_extensions": self.endpoint_security_extensions,
             },
             "checks": [_result_dict(r, self.platform, lang) for r in self.checks],
             "faults": [_result_dict(r, self.platform, lang) for r in self.faults],

@@ -52,6 +52,10 @@ def families(report: Report) -> Iterator[Metric]:
         yield GaugeMetricFamily(f"{NAMESPACE}_definitions_build_timestamp_seconds",
                                 "Build time of the newest virus definition file (CVD header).",
                                 value=report.definitions_build_time)
+    if report.endpoint_security_extensions is not None:
+        yield GaugeMetricFamily(f"{NAMESPACE}_endpoint_security_extensions_enabled",
+                                "macOS: Endpoint Security system extensions enabled (the OS limits how many).",
+                                value=float(report.endpoint_security_extensions))
     ok = _gauge("scrape_collector_success", "1 when the collector read its evidence.", ["collector"])
     took = _gauge("scrape_collector_duration_seconds", "Time the collector took.", ["collector"])
     for run in report.collectors:

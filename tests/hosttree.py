@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import time
 from pathlib import Path
 
@@ -59,23 +58,16 @@ def cvd_bytes(body: bytes = b"signatures" * 100, build_time: float | None = None
     return header.ljust(512, b" ") + body
 
 
-class LinuxTree:
-    def __init__(self, root: Path, distro: str = "rhel", release: str = RELEASE) -> None:
-        self.root = root
-        self.release = release
-        self.boot = time.time() - 86400
-        self._pid = 1000
-        self.write("etc/os-release", OS_RELEASES[distro])
-        self.write("proc/sys/kernel/osrelease", release + "\n")
-        self.write("proc/stat", f"cpu  1 2 3 4\nbtime {int(self.boot)}\n")
-        self.write("proc/meminfo", "MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n")
-        self.write("proc/modules", "xfs 2000000 2 - Live 0x0000000000000000\n")
-        self.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
-        self.write("etc/group", "root:x:0:\n")
-        self.write("etc/login.defs", "UID_MIN 1000\nUSERGROUPS_ENAB yes\n")
-        self.process("systemd", pid=1)
+class Tree:
+    """What every host tree has: a root folder and ways to write into it."""
 
-    # -- low level -----------------------------------------------------------
+    AMPCLI = "opt/cisco/amp/bin/ampcli"
+    POLICY = "opt/cisco/amp/etc/policy.xml"
+    DEFINITIONS = "opt/cisco/amp/var/clamav"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
     def write(self, rel: str, data: str | bytes, mode: int | None = None) -> Path:
         path = self.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +86,8 @@ class LinuxTree:
         path = self.root / rel
         if path.is_symlink() or path.is_file():
             path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
 
     def symlink(self, rel: str, target: str) -> None:
         path = self.root / rel
@@ -101,6 +95,51 @@ class LinuxTree:
         if path.is_symlink() or path.exists():
             path.unlink()
         os.symlink(target, path)
+
+    def chmod(self, rel: str, mode: int) -> None:
+        (self.root / rel).chmod(mode)
+
+    def ampcli(self, output: str | bytes = HEALTHY_STATUS, exit_code: int = 0, hang: float = 0.0) -> None:
+        """An ``ampcli`` script that prints ``output`` (kept in a file beside it), or hangs."""
+        self.write(f"{self.AMPCLI}.out", output)
+        script = "#!/bin/sh\n"
+        if hang:
+            script += f"sleep {hang}\n"
+        script += f'cat "$(dirname "$0")/ampcli.out"\nexit {exit_code}\n'
+        self.write(self.AMPCLI, script, mode=0o755)
+
+    def policy(self, file_monitoring: bool | None = True, device_flow: bool | None = True) -> None:
+        parts = ["<config><agent><driver><protmode>"]
+        if file_monitoring is not None:
+            parts.append(f"<file>{int(file_monitoring)}</file>")
+        parts.append("<process>1</process></protmode></driver>")
+        if device_flow is not None:
+            parts.append(f"<nfm><enable>{int(device_flow)}</enable></nfm>")
+        parts.append("</agent><policy><name>Protect</name></policy></config>")
+        self.write(self.POLICY, "".join(parts))
+
+    def definitions(self, name: str = "daily.cvd", corrupt: bool = False, build_time: float | None = None,
+                    data: bytes | None = None) -> str:
+        rel = f"{self.DEFINITIONS}/{name}"
+        self.write(rel, data if data is not None else cvd_bytes(build_time=build_time, corrupt=corrupt))
+        return rel
+
+
+class LinuxTree(Tree):
+    def __init__(self, root: Path, distro: str = "rhel", release: str = RELEASE) -> None:
+        super().__init__(root)
+        self.release = release
+        self.boot = time.time() - 86400
+        self._pid = 1000
+        self.write("etc/os-release", OS_RELEASES[distro])
+        self.write("proc/sys/kernel/osrelease", release + "\n")
+        self.write("proc/stat", f"cpu  1 2 3 4\nbtime {int(self.boot)}\n")
+        self.write("proc/meminfo", "MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n")
+        self.write("proc/modules", "xfs 2000000 2 - Live 0x0000000000000000\n")
+        self.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+        self.write("etc/group", "root:x:0:\n")
+        self.write("etc/login.defs", "UID_MIN 1000\nUSERGROUPS_ENAB yes\n")
+        self.process("systemd", pid=1)
 
     # -- parts -----------------------------------------------------------------
     def process(self, name: str, pid: int | None = None, started_ago: float = 3600.0, bpf_programs: int = 0,
@@ -132,25 +171,6 @@ class LinuxTree:
         if group:
             self.append("etc/group", f"{SCAN_ACCOUNT}:x:990:\n")
 
-    def ampcli(self, output: str | bytes = HEALTHY_STATUS, exit_code: int = 0, hang: float = 0.0) -> None:
-        """An ``ampcli`` script that prints ``output`` (kept in a file beside it), or hangs."""
-        self.write("opt/cisco/amp/bin/ampcli.out", output)
-        script = "#!/bin/sh\n"
-        if hang:
-            script += f"sleep {hang}\n"
-        script += f'cat "$(dirname "$0")/ampcli.out"\nexit {exit_code}\n'
-        self.write("opt/cisco/amp/bin/ampcli", script, mode=0o755)
-
-    def policy(self, file_monitoring: bool | None = True, device_flow: bool | None = True) -> None:
-        parts = ["<config><agent><driver><protmode>"]
-        if file_monitoring is not None:
-            parts.append(f"<file>{int(file_monitoring)}</file>")
-        parts.append("<process>1</process></protmode></driver>")
-        if device_flow is not None:
-            parts.append(f"<nfm><enable>{int(device_flow)}</enable></nfm>")
-        parts.append("</agent><policy><name>Protect</name></policy></config>")
-        self.write("opt/cisco/amp/etc/policy.xml", "".join(parts))
-
     def modules(self, *names: str) -> None:
         lines = [f"{name} 40960 1 - Live 0xffffffffc0a00000" for name in ("xfs", *names)]
         self.write("proc/modules", "\n".join(lines) + "\n")
@@ -181,12 +201,6 @@ class LinuxTree:
         if module == "disabled":
             self.write(f"{base}/disabled/cisco-secure-bpf", "")
 
-    def definitions(self, name: str = "daily.cvd", corrupt: bool = False, build_time: float | None = None,
-                    data: bytes | None = None) -> str:
-        rel = f"opt/cisco/amp/var/clamav/{name}"
-        self.write(rel, data if data is not None else cvd_bytes(build_time=build_time, corrupt=corrupt))
-        return rel
-
     def install_connector(self) -> None:
         self.write("opt/cisco/amp/bin/ampdaemon", "#!/bin/sh\n", mode=0o755)
         for rel in ("opt", "opt/cisco", "opt/cisco/amp", "opt/cisco/amp/bin", "opt/cisco/amp/etc",
@@ -214,8 +228,3 @@ class LinuxTree:
         self.daemons()
         return self
 
-    def chmod(self, rel: str, mode: int) -> None:
-        (self.root / rel).chmod(mode)
-
-    def mode(self, rel: str) -> int:
-        return stat.S_IMODE((self.root / rel).stat().st_mode)

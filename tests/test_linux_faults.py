@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -404,22 +403,3 @@ def test_unreadable_evidence_is_unknown_not_clear(healthy: LinuxTree, run: Evalu
     assert item.state is State.UNKNOWN
     assert "selinux" in texts(item)
 
-
-def test_a_mac_tree_is_judged_from_the_connector_alone_for_now(tmp_path: Path, run: Evaluate) -> None:
-    root = tmp_path / "mac"
-    (root / "System/Library/CoreServices").mkdir(parents=True)
-    (root / "System/Library/CoreServices/SystemVersion.plist").write_bytes(
-        b'<?xml version="1.0"?><plist version="1.0"><dict><key>ProductVersion</key><string>14.4</string>'
-        b"</dict></plist>")
-    (root / "opt/cisco/amp").mkdir(parents=True)
-    (root / "opt/cisco/amp/ampdaemon").write_text("")
-    script = root / "opt/cisco/amp/ampcli"
-    script.write_text("#!/bin/sh\nprintf 'Status: Connected\\nFaults: 1 Critical\\nFault IDs: 3\\n'\n")
-    script.chmod(0o755)
-    report = run(SimpleNamespace(root=root))
-    assert report.platform == "macos" and report.os_version == "14.4"
-    assert [r.fault.id for r in report.faults] == ["1", "2", "3", "4", "5", "6", "7", "10", "12", "13", "14",
-                                                    "15", "17"]
-    assert result(report, "3").state is State.ACTIVE
-    assert result(report, "1").state is State.CLEAR
-    assert result(report, "daemon_not_running").state is State.UNKNOWN  # no processes under a non-live Mac root

@@ -11,9 +11,13 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import NamedTuple
 
-from checks.collect import Evidence
-from checks.messages import Msg
+from checks.collect import Evidence, Unavailable
+from checks.evidence.policy import POLICY_PATHS
+from checks.messages import Msg, msg
 from checks.report import State
+
+FILE_MONITORING = "file monitoring"
+DEVICE_FLOW = "Device Flow Correlation"
 
 
 class Detection(StrEnum):
@@ -43,3 +47,14 @@ def not_applicable(reason: Msg) -> Verdict:
 
 
 FaultCheck = Callable[[Evidence], Verdict]
+
+
+def policy_option(ev: Evidence, name: str) -> bool:
+    """A policy option that must be known; raises ``Unavailable`` when the policy does not say."""
+    facts = ev.policy()
+    if facts.path is None:
+        raise Unavailable(msg("no_policy", path=ev.host.display(POLICY_PATHS[ev.platform][0])))
+    value = facts.file_monitoring if name == FILE_MONITORING else facts.device_flow_correlation
+    if value is None:
+        raise Unavailable(msg("option_unset", option=name))
+    return value

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 from checks.collect import Evidence, Unavailable
 from checks.evidence.kernel import FILE_MODULES
-from checks.evidence.policy import POLICY_PATHS
 from checks.evidence.processes import DAEMON
 from checks.evidence.system import headers_package
-from checks.faults import Verdict, active, clear, not_applicable
+from checks.faults import DEVICE_FLOW, FILE_MONITORING, Verdict, active, clear, not_applicable, policy_option
 from checks.messages import Msg, msg
-
-FILE_MONITORING = "file monitoring"
-DEVICE_FLOW = "Device Flow Correlation"
-
-
-def _option(ev: Evidence, name: str) -> bool:
-    """A policy option that must be known; raises ``Unavailable`` when the policy does not say."""
-    facts = ev.policy()
-    if facts.path is None:
-        raise Unavailable(msg("no_policy", path=_policy_display(ev)))
-    value = facts.file_monitoring if name == FILE_MONITORING else facts.device_flow_correlation
-    if value is None:
-        raise Unavailable(msg("option_unset", option=name))
-    return value
-
-
-def _policy_display(ev: Evidence) -> str:
-    return ev.host.display(POLICY_PATHS[ev.platform][0])
 
 
 def _monitor(ev: Evidence, option: str, modules: tuple[str, ...]) -> Verdict:
     """Faults 8 and 9: the option is on, yet neither a module nor ampdaemon's eBPF does the work."""
-    if not _option(ev, option):
+    if not policy_option(ev, option):
         return not_applicable(msg("option_off", option=option))
     loaded = sorted(ev.kernel().modules & set(modules))
     if loaded:
@@ -71,7 +52,7 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
     unknown: Unavailable | None = None
     for option in (FILE_MONITORING, DEVICE_FLOW):
         try:
-            wanted.append(_option(ev, option))
+            wanted.append(policy_option(ev, option))
         except Unavailable as error:
             unknown = error
     if not any(wanted):

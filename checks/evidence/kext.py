@@ -1,0 +1,23 @@
+"""Loaded kernel extensions on a live Mac (macOS 10.15 and older use the connector's kext)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from checks.host import Host, HostError
+
+CISCO_KEXT = "com.cisco.amp.fileop"
+KEXTSTAT = "usr/sbin/kextstat"
+
+
+class KextFacts(NamedTuple):
+    cisco_loaded: bool
+
+
+def probe(host: Host, timeout: float) -> KextFacts:
+    if not host.live:
+        raise HostError("loaded kernel extensions can only be read on the live Mac")
+    result = host.run(KEXTSTAT, ["-l", "-b", CISCO_KEXT], timeout=timeout)
+    if result.returncode != 0:
+        raise HostError(f"kextstat exited with code {result.returncode}")
+    return KextFacts(CISCO_KEXT in result.stdout.decode("utf-8", "replace"))

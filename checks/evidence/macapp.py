@@ -1,0 +1,55 @@
+"""The connector's Service app on macOS: where it is and which version its Info.plist names."""
+
+from __future__ import annotations
+
+import plistlib
+from typing import NamedTuple
+
+from checks.host import Host
+
+SERVICE_APPS = (
+    "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
+    "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app",
+)
+SERVICE_BUNDLE_ID = "com.cisco.endpoint.svc"
+
+
+class AppFacts(NamedTuple):
+    path: str | None  # as shown on the host; None when no Service app is installed
+    bundle_id: str
+    short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
+    build_version: str  # CFBundleVersion
+
+
+def probe(host: Host) -> AppFacts:
+    for app in SERVICE_APPS:
+        rel = f"{app}/Contents/Info.plist"
+        try:
+            data = host.read_bytes(rel)
+        except FileNotFoundError:
+            continue
+        info = load_plist(data, host.display(rel))
+        return AppFacts(host.display(app), str(info.get("CFBundleIdentifier", "")),
+                        str(info.get("CFBundleShortVersionString", "")), str(info.get("CFBundleVersion", "")))
+    return AppFacts(None, "", "", "")
+
+
+def load_plist(data: bytes, where: str) -> dict[str, object]:
+    """A plist (XML or binary) whose top level is a dictionary; anything else raises ``ValueError``."""
+    try:
+        value = plistlib.loads(data)
+    except Exception as error:  # noqa: BLE001 - plistlib raises many types on damaged input
+        raise ValueError(f"{where} is not a valid plist ({type(error).__name__})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} does not hold a dictionary")
+    return value
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """'1.14.1.123' -> (1, 14, 1, 123); stops at the first part that is not a number."""
+    parts: list[int] = []
+    for part in text.strip().split("."):
+        if not part.isdigit():
+            break
+        parts.append(int(part))
+    return tuple(parts)

@@ -1,0 +1,150 @@
+"""macOS-only faults: system extensions, Full Disk Access, kext, network filters (1-4, 10, 12-15, 17)."""
+
+from __future__ import annotations
+
+from checks.collect import Evidence, Unavailable
+from checks.evidence import sysext
+from checks.evidence.macapp import SERVICE_BUNDLE_ID, version_tuple
+from checks.evidence.netext import FIREWALL_GRADE
+from checks.faults import DEVICE_FLOW, Verdict, active, clear, not_applicable, policy_option
+from checks.messages import Msg, msg
+
+LEGACY_DAEMON = "/opt/cisco/amp/ampdaemon"  # the Full Disk Access client before connector 1.14
+ORBITAL_DIR = "opt/cisco/orbital"
+MAX_FILTERS_PER_GRADE = 4
+
+
+def _macos_version(ev: Evidence) -> tuple[int, ...]:
+    version = version_tuple(ev.system().os_version)
+    if not version:
+        raise Unavailable(msg("collector_failed", collector="system", error="no macOS version in SystemVersion.plist"))
+    return version
+
+
+def _cisco_extensions(ev: Evidence) -> list[sysext.Extension]:
+    return ev.system_extensions().cisco()
+
+
+def _named(extension: sysext.Extension) -> dict[str, str]:
+    return {"identifier": extension.identifier, "state": extension.state}
+
+
+def system_extension_not_approved(ev: Evidence) -> Verdict:
+    """Fault 1: a Cisco system extension waits for the user's approval."""
+    waiting = [e for e in _cisco_extensions(ev) if e.state == "activated_waiting_for_user"]
+    if waiting:
+        return active(*(msg("extension_state", **_named(e)) for e in waiting))
+    return clear(*(msg("extension_state", **_named(e)) for e in _cisco_extensions(ev)))
+
+
+def system_extension_version_mismatch(ev: Evidence) -> Verdict:
+    """Fault 2: the enabled Cisco extension is not the version the installed Service app carries."""
+    app = ev.connector_app()
+    if app.path is None or not (app.build_version or app.short_version):
+        raise Unavailable(msg("no_service_app"))
+    enabled = [e for e in _cisco_extensions(ev) if e.enabled]
+    if not enabled:
+        return clear(msg("no_enabled_extension"))
+    wrong = []
+    for extension in enabled:
+        if extension.version and app.build_version:
+            differs = extension.version != app.build_version
+        else:
+            differs = bool(extension.short_version and extension.short_version != app.short_version)
+        if differs:
+            wrong.append(msg("extension_version", identifier=extension.identifier,
+                             version=extension.version or extension.short_version,
+                             app_version=app.build_version or app.short_version))
+    return active(*wrong) if wrong else clear(msg("extension_versions_match", version=app.build_version))
+
+
+def _full_disk_access(ev: Evidence, client: str) -> Verdict:
+    if ev.tcc().has_access(client):
+        return clear(msg("fda_granted", client=client))
+    return active(msg("fda_missing", client=client))
+
+
+def full_disk_access_missing(ev: Evidence) -> Verdict:
+    """Fault 3: the Service (before connector 1.14: ampdaemon's path) lacks Full Disk Access."""
+    app = ev.connector_app()
+    legacy = app.path is not None and version_tuple(app.short_version or app.build_version)[:2] < (1, 14)
+    return _full_disk_access(ev, LEGACY_DAEMON if legacy else SERVICE_BUNDLE_ID)
+
+
+def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
+    """Fault 4: on macOS 10.15 and older, the Cisco kext is not loaded."""
+    if _macos_version(ev) >= (11,):
+        return not_applicable(msg("macos_older_only", version="10.15"))
+    if ev.kernel_extensions().cisco_loaded:
+        return clear(msg("kext_loaded"))
+    return active(msg("kext_missing"))
+
+
+def reboot_required(ev: Evidence) -> Verdict:
+    """Fault 10: a Cisco extension waits on a reboot and none of that identifier is enabled."""
+    extensions = _cisco_extensions(ev)
+    enabled = {e.identifier for e in extensions if e.enabled}
+    waiting = [e for e in extensions if "reboot" in e.state and e.identifier not in enabled]
+    if waiting:
+        return active(*(msg("extension_state", **_named(e)) for e in waiting))
+    return clear()
+
+
+def _content_filter(ev: Evidence) -> tuple[Verdict | None, tuple[Msg, ...], bool]:
+    """Faults 12 and 13 share this; the other filters decide which one it is.
+
+    Returns a final verdict when the filter is fine or not needed; otherwise the
+    evidence and whether four other firewall-grade filters crowd ours out.
+    """
+    if not policy_option(ev, DEVICE_FLOW):
+        return not_applicable(msg("option_off", option=DEVICE_FLOW)), (), False
+    filters = ev.network_extensions().filters
+    ours = [f for f in filters if f.application == SERVICE_BUNDLE_ID]
+    if any(f.enabled for f in ours):
+        return clear(msg("filter_enabled")), (), False
+    others = [f for f in filters if f.application != SERVICE_BUNDLE_ID and f.enabled and f.grade == FIREWALL_GRADE]
+    evidence = (msg("filter_disabled") if ours else msg("filter_missing"),
+                msg("other_filters", count=len(others), names=[f.name or f.application for f in others] or ["-"]))
+    return None, evidence, len(others) >= MAX_FILTERS_PER_GRADE
+
+
+def network_filter_not_allowed(ev: Evidence) -> Verdict:
+    """Fault 12: our filter is missing or off, and the firewall grade still has room."""
+    final, evidence, crowded = _content_filter(ev)
+    if final is not None:
+        return final
+    return clear(msg("see_fault", id="13")) if crowded else active(*evidence)
+
+
+def too_many_network_filters(ev: Evidence) -> Verdict:
+    """Fault 13: our filter is missing or off because four other firewall-grade filters are enabled."""
+    final, evidence, crowded = _content_filter(ev)
+    if final is not None:
+        return final
+    return active(*evidence, causes=(msg("too_many_filters"),)) if crowded else clear(msg("see_fault", id="12"))
+
+
+def too_many_endpoint_security_extensions(ev: Evidence) -> Verdict:
+    """Fault 14: only the connector can tell; the host shows how many ES extensions are enabled."""
+    count = ev.system_extensions().endpoint_security_enabled
+    ev.status()
+    return clear(msg("es_extensions", count=count))
+
+
+def security_extension_full_disk_access_missing(ev: Evidence) -> Verdict:
+    """Fault 15: on macOS 11 and later the security extension lacks Full Disk Access."""
+    if _macos_version(ev) < (11,):
+        return not_applicable(msg("macos_newer_only", version="11"))
+    return _full_disk_access(ev, sysext.SECURITY_EXTENSION)
+
+
+def orbital_full_disk_access_missing(ev: Evidence) -> Verdict:
+    """Fault 17: Orbital is installed and no Orbital client has Full Disk Access."""
+    if not ev.host.is_dir(ORBITAL_DIR):
+        return not_applicable(msg("orbital_absent"))
+    granted = sorted(c for c in ev.tcc().allowed
+                     if c.startswith("com.cisco.orbital") or c.startswith("/opt/cisco/orbital/"))
+    if granted:
+        return clear(msg("fda_granted", client=granted))
+    return active(msg("fda_missing", client="Cisco Orbital (com.cisco.orbital*, /opt/cisco/orbital/)"))
+
