@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import NamedTuple
 
 import psutil
@@ -33,9 +34,13 @@ class ProcessFacts(NamedTuple):
 
 
 def probe(host: Host, platform: Platform) -> ProcessFacts:
-    if platform is Platform.MACOS and not host.live:
-        raise HostError("processes of a macOS host can only be read on the live root")
-    if not host.is_dir("proc") and platform is Platform.LINUX:
+    if platform is Platform.MACOS:
+        if not host.live:
+            raise HostError("processes of a macOS host can only be read on the live root")
+        return _live_macos()
+    if sys.platform != "linux":
+        raise HostError("the processes of a Linux root can only be read on Linux")
+    if not host.is_dir("proc"):
         raise HostError(f"{host.display('proc')} is not mounted")
     found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
     total = 0
@@ -60,6 +65,18 @@ def probe(host: Host, platform: Platform) -> ProcessFacts:
         for daemon in found[DAEMON]:
             bpf += _count_bpf_fds(host, daemon.pid)
     return ProcessFacts(found, bpf, total)
+
+
+def _live_macos() -> ProcessFacts:
+    """macOS has no /proc: psutil asks the kernel directly."""
+    found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
+    total = 0
+    for proc in psutil.process_iter(["name", "create_time"]):
+        total += 1
+        name = proc.info.get("name") or ""
+        if name in found:
+            found[name].append(ProcessInfo(proc.pid, name, float(proc.info.get("create_time") or 0.0)))
+    return ProcessFacts(found, 0, total)
 
 
 def _comm(procdir: str, pid: int) -> str:
