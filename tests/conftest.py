@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ from checks.evaluate import evaluate
 from checks.host import Host
 from checks.report import FaultResult, Report
 from checks.state import StateStore
-from tests.hosttree import LinuxTree
+from tests.daemons import Prometheus, exporter
+from tests.hosttree import LinuxTree, faults_status
+from tests.mactree import SECURITY, MacTree
+
+RULES = Path(__file__).resolve().parents[1] / "rules" / "secure_endpoint.rules.yml"
 
 
 @pytest.fixture
@@ -50,3 +55,32 @@ def texts(item: FaultResult) -> str:
     parts = [m.render("en") for m in (*item.evidence, *item.causes)]
     parts += [m.render("en") for m in (item.reason, item.remedy) if m is not None]
     return " | ".join(parts)
+
+
+class Fleet:
+    """Exporters on four fixture hosts and one real Prometheus that scrapes them with the shipped rules."""
+
+    def __init__(self, prometheus: Prometheus, hosts: dict[str, str]) -> None:
+        self.prometheus = prometheus
+        self.hosts = hosts  # name -> address (the instance label)
+
+
+@pytest.fixture(scope="session")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    base = tmp_path_factory.mktemp("fleet")
+    healthy = LinuxTree(base / "healthy").healthy()
+    faulty = LinuxTree(base / "faulty").healthy()
+    faulty.ampcli(faults_status((18, "Major", "overloaded"), status="Disconnected"))
+    faulty.selinux(enforcing=True, module="missing")
+    bare = LinuxTree(base / "not-installed", distro="debian")
+    mac = MacTree(base / "mac").healthy()
+    mac.tcc({SECURITY: True})  # fault 3: the Service lacks Full Disk Access
+    trees = {"healthy": healthy.root, "faulty": faulty.root, "not-installed": bare.root, "mac": mac.root}
+    with contextlib.ExitStack() as stack:
+        hosts = {name: stack.enter_context(exporter(root, log=base / f"{name}.log")).address
+                 for name, root in trees.items()}
+        prometheus = Prometheus(base)
+        prometheus.write_config({"secure_endpoint": list(hosts.values())}, [RULES])
+        prometheus.start()
+        stack.callback(prometheus.stop)
+        yield Fleet(prometheus, hosts)

@@ -1,0 +1,202 @@
+"""The shipped rules and Grafana files: fresh from the catalogue, valid, complete, and working in Prometheus."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from checks import catalog
+from exporter import generate
+from tests.conftest import Fleet
+
+REPO = Path(__file__).resolve().parents[1]
+RULES = REPO / "rules" / "secure_endpoint.rules.yml"
+RULE_TESTS = REPO / "rules" / "secure_endpoint.rules.test.yml"
+DASHBOARDS = {uid: REPO / "grafana" / "dashboards" / f"{uid}.json" for uid in (generate.FLEET_UID, generate.HOST_UID)}
+ALERTING = REPO / "grafana" / "provisioning" / "alerting" / "secure-endpoint.yml"
+PROVIDER = REPO / "grafana" / "provisioning" / "dashboards" / "secure-endpoint.yml"
+ALL_IDS = sorted({f.id for f in catalog.FAULTS}, key=int)
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    if path is None:
+        raise AssertionError("promtool is missing: install Debian's prometheus package (.ci/run does)")
+    return path
+
+
+def load_rules() -> list[dict[str, Any]]:
+    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
+
+
+def dashboard(uid: str) -> dict[str, Any]:
+    return dict(json.loads(DASHBOARDS[uid].read_text()))
+
+
+def test_committed_files_match_a_fresh_generation() -> None:
+    fresh = generate.files(generate.Options())
+    for rel, text in fresh.items():
+        assert (REPO / rel).read_text() == text, f"{rel} is stale: run python -m exporter.generate"
+
+
+def test_generation_takes_its_parameters(tmp_path: Path) -> None:
+    generate.main(["--out", str(tmp_path), "--selector", 'job="node"', "--runbook-url", "https://example.org/rb",
+                   "--for-default", "10m"])
+    text = (tmp_path / "rules" / "secure_endpoint.rules.yml").read_text()
+    assert 'secure_endpoint_fault_active{job="node", fault_id="8"} == 1' in text
+    assert "https://example.org/rb#not_installed" in text
+    rules = [r for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
+    assert next(r for r in rules if r.get("alert") == "SecureEndpointFileMonitorNotStarted")["for"] == "10m"
+    done = subprocess.run([promtool(), "test", "rules", str(tmp_path / "rules" / "secure_endpoint.rules.test.yml")],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_promtool_check_and_test() -> None:
+    for command in (["check", "rules", str(RULES)], ["test", "rules", str(RULE_TESTS)]):
+        done = subprocess.run([promtool(), *command], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_alert_follows_the_mixin_conventions() -> None:
+    alerts = [r for r in load_rules() if "alert" in r]
+    assert len({a["alert"] for a in alerts}) == len(alerts)
+    for alert in alerts:
+        assert re.fullmatch(r"SecureEndpoint[A-Z][A-Za-z]+", alert["alert"])
+        assert alert["labels"]["severity"] in ("critical", "warning", "info")
+        assert set(alert["annotations"]) == {"summary", "description", "runbook_url"}
+        assert "{{ $labels.instance }}" in alert["annotations"]["summary"]
+
+
+def test_every_fault_has_an_alert_and_a_positive_and_negative_test() -> None:
+    alerts = {r["alert"]: r for r in load_rules() if "alert" in r}
+    by_fault = {re.search(r'fault_id="(\d+)"', a["expr"]).group(1): a for a in alerts.values()  # type: ignore[union-attr]
+                if 'fault_id="' in a["expr"]}
+    assert sorted(by_fault, key=int) == ALL_IDS
+    for fault in catalog.FAULTS:
+        assert by_fault[fault.id]["labels"]["severity"] == str(fault.severity)
+    assert by_fault["6"]["for"] == "15m" and by_fault["18"]["for"] == "15m" and by_fault["13"]["for"] == "30m"
+    tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
+    covered: dict[str, set[bool]] = {}
+    for case in tests:
+        for check in case["alert_rule_test"]:
+            covered.setdefault(check["alertname"], set()).add(bool(check["exp_alerts"]))
+    assert covered == {name: {True, False} for name in alerts}
+
+
+def test_dashboards_are_well_formed() -> None:
+    for uid in DASHBOARDS:
+        board = dashboard(uid)
+        assert board["uid"] == uid
+        names = [v["name"] for v in board["templating"]["list"]]
+        assert names == ["datasource", "job", "instance"]
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids))
+        for panel in board["panels"]:
+            grid = panel["gridPos"]
+            assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24
+            if panel["type"] != "row":
+                assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+                assert panel["targets"]
+        for link in board["links"]:
+            assert link["url"].removeprefix("/d/") in DASHBOARDS
+
+
+def test_every_fault_has_a_panel_on_the_host_dashboard() -> None:
+    panels = {p["title"].split(":", 1)[0]: p for p in dashboard(generate.HOST_UID)["panels"] if p["type"] == "stat"}
+    for fault_id in ALL_IDS:
+        assert f'fault_id="{fault_id}"' in panels[fault_id]["targets"][0]["expr"]
+
+
+def test_grafana_provisioning() -> None:
+    provider = yaml.safe_load(PROVIDER.read_text())
+    assert provider["apiVersion"] == 1 and provider["providers"][0]["type"] == "file"
+    alerting = yaml.safe_load(ALERTING.read_text())
+    rules = alerting["groups"][0]["rules"]
+    host_panels = {p["id"] for p in dashboard(generate.HOST_UID)["panels"]}
+    prometheus_alerts = {r["alert"]: r for r in load_rules() if "alert" in r}
+    assert {r["title"] for r in rules} == set(prometheus_alerts)
+    assert len({r["uid"] for r in rules}) == len(rules) and all(len(r["uid"]) <= 40 for r in rules)
+    fault_ids = sorted((r["labels"]["fault_id"] for r in rules if "fault_id" in r["labels"]), key=int)
+    assert fault_ids == ALL_IDS
+    for rule in rules:
+        assert rule["annotations"]["__dashboardUid__"] in DASHBOARDS
+        if "__panelId__" in rule["annotations"]:
+            assert int(rule["annotations"]["__panelId__"]) in host_panels
+        assert rule["condition"] == "C" and [d["refId"] for d in rule["data"]] == ["A", "C"]
+        assert rule["for"] == prometheus_alerts[rule["title"]]["for"]
+        assert rule["labels"]["severity"] == prometheus_alerts[rule["title"]]["labels"]["severity"]
+
+
+# -- against a real Prometheus -------------------------------------------------------------------
+def _panel_queries() -> list[tuple[str, str, str]]:
+    found = []
+    for uid in DASHBOARDS:
+        for panel in dashboard(uid)["panels"]:
+            for target in panel.get("targets", []):
+                expr = target["expr"].replace("$job", ".+").replace("$instance", ".+")
+                found.append((uid, f'{panel["title"]} [{target["refId"]}]', expr))
+    return found
+
+
+def test_every_panel_query_returns_series(fleet: Fleet) -> None:
+    prometheus = fleet.prometheus
+    prometheus.wait_for("secure_endpoint_fault_active", 40)
+    prometheus.wait_for("secure_endpoint_fault_check_success == 0", 1)
+    empty = []
+    for uid, title, expr in _panel_queries():
+        if not prometheus.query(expr):
+            empty.append(f"{uid} / {title}: {expr}")
+    assert empty == []
+
+
+def test_variable_queries_find_the_hosts(fleet: Fleet) -> None:
+    found = fleet.prometheus.api("series", **{"match[]": "secure_endpoint_connector_installed"})
+    assert {s["instance"] for s in found} == set(fleet.hosts.values())
+
+
+def test_rules_load_and_evaluate(fleet: Fleet) -> None:
+    groups = fleet.prometheus.api("rules")["groups"]
+    assert {g["name"] for g in groups} == {"secure-endpoint-faults", "secure-endpoint-health",
+                                           "secure-endpoint-fleet.rules"}
+    for group in groups:
+        for rule in group["rules"]:
+            assert rule["health"] in ("ok", "unknown"), rule
+
+
+def test_pending_alerts_for_the_faulty_hosts_only(fleet: Fleet) -> None:
+    prometheus, hosts = fleet.prometheus, fleet.hosts
+    wanted = {
+        (hosts["faulty"], "SecureEndpointSelinuxPolicyMissing"),
+        (hosts["faulty"], "SecureEndpointEventMonitoringOverloaded"),
+        (hosts["faulty"], "SecureEndpointNotConnected"),
+        (hosts["not-installed"], "SecureEndpointConnectorNotInstalled"),
+        (hosts["mac"], "SecureEndpointFullDiskAccessMissing"),
+    }
+    deadline = time.monotonic() + 30
+    seen: set[tuple[str, str]] = set()
+    while time.monotonic() < deadline:
+        alerts = prometheus.api("alerts")["alerts"]
+        seen = {(a["labels"]["instance"], a["labels"]["alertname"]) for a in alerts}
+        if wanted <= seen:
+            break
+        time.sleep(0.2)
+    assert wanted <= seen
+    assert all(a["state"] == "pending" for a in prometheus.api("alerts")["alerts"])
+    assert not any(instance == hosts["healthy"] for instance, _ in seen), seen
+    # The recording rules count fault 19 on the faulty host and fault 3 on the Mac as critical.
+    prometheus.wait_for('severity:secure_endpoint_fault_active:sum{severity="critical"} == 2', 1)
+    prometheus.wait_for('severity:secure_endpoint_fault_active:sum{severity="warning"} == 1', 1)
+
+
+@pytest.mark.parametrize("uid", list(DASHBOARDS))
+def test_dashboards_parse_as_json(uid: str) -> None:
+    assert json.loads(DASHBOARDS[uid].read_text())["title"].startswith("Secure Endpoint")
