@@ -97,9 +97,10 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         total = len(judged)
         yield nagiosplugin.Metric("active", sum(r.state is State.ACTIVE for r in judged), min=0, max=total,
                                   context="count")
-        yield nagiosplugin.Metric("critical", states.count(Critical), min=0, context="count")
-        yield nagiosplugin.Metric("warning", states.count(Warn), min=0, context="count")
-        yield nagiosplugin.Metric("unknown", sum(r.state is State.UNKNOWN for r in results), min=0,
+        checked = len(results)
+        yield nagiosplugin.Metric("critical", states.count(Critical), min=0, max=checked, context="count")
+        yield nagiosplugin.Metric("warning", states.count(Warn), min=0, max=checked, context="count")
+        yield nagiosplugin.Metric("unknown", sum(r.state is State.UNKNOWN for r in results), min=0, max=checked,
                                   context="count")
 
 

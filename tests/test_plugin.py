@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.commands import run
+from tests.commands import run, script
 from tests.hosttree import LinuxTree, faults_status
 
-PERF_CLEAR = "active=0;;;0;9 critical=0;;;0 unknown=0;;;0 warning=0;;;0"
+PERF_CLEAR = "active=0;;;0;9 critical=0;;;0;14 unknown=0;;;0;14 warning=0;;;0;14"
 
 
 def plugin(tree: LinuxTree | Path, *args: str, state: Path | None = None) -> tuple[int, list[str]]:
@@ -37,7 +40,7 @@ def test_healthy_verbose_lists_every_fault(healthy: LinuxTree) -> None:
 def test_not_installed_is_critical_by_default(tree: LinuxTree) -> None:
     code, lines = plugin(tree)
     assert lines[0] == ("SECURE ENDPOINT CRITICAL - Connector not installed | "
-                        "active=0;;;0;9 critical=1;;;0 unknown=0;;;0 warning=0;;;0")
+                        "active=0;;;0;9 critical=1;;;0;14 unknown=0;;;0;14 warning=0;;;0;14")
     assert lines[1] == "CRITICAL: Connector not installed. Fix: Install the connector from the Secure Endpoint console."
     assert code == 2
 
@@ -63,7 +66,7 @@ def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
     assert lines[0] == (
         "SECURE ENDPOINT CRITICAL - Real-time file system monitor not started (fault 8), "
         "Real-time network monitor not started (fault 9), Kernel headers package missing (fault 11) | "
-        "active=3;;;0;9 critical=3;;;0 unknown=0;;;0 warning=0;;;0"
+        "active=3;;;0;9 critical=3;;;0;14 unknown=0;;;0;14 warning=0;;;0;14"
     )
     fault8 = next(line for line in lines if "(fault 8)" in line and line.startswith("CRITICAL"))
     assert "Cause: UEFI Secure Boot is on" in fault8
@@ -76,13 +79,13 @@ def test_warning_fault_and_severity_options(healthy: LinuxTree) -> None:
     healthy.ampcli(faults_status((18, "Major", "Connector event monitoring is overloaded.")))
     code, lines = plugin(healthy)
     assert (code, lines[0]) == (1, "SECURE ENDPOINT WARNING - Event monitoring overloaded (fault 18) | "
-                                   "active=1;;;0;9 critical=0;;;0 unknown=0;;;0 warning=1;;;0")
+                                   "active=1;;;0;9 critical=0;;;0;14 unknown=0;;;0;14 warning=1;;;0;14")
     code, lines = plugin(healthy, "--critical", "18")
     assert code == 2 and lines[0].startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
     code, lines = plugin(healthy, "--ignore", "18,6")
     assert code == 0
     assert lines[0] == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
-                        "active=0;;;0;7 critical=0;;;0 unknown=0;;;0 warning=0;;;0")
+                        "active=0;;;0;7 critical=0;;;0;12 unknown=0;;;0;12 warning=0;;;0;12")
 
 
 def test_dutch(healthy: LinuxTree) -> None:
@@ -110,7 +113,7 @@ def test_only_unknowns_give_unknown(healthy: LinuxTree) -> None:
     assert code == 3
     assert lines[0].startswith("SECURE ENDPOINT UNKNOWN - Real-time file system monitor not started (fault 8): "
                                "state unknown")
-    assert "unknown=3;;;0" in lines[0]
+    assert "unknown=3;;;0;14" in lines[0]
 
 
 def test_hung_ampcli_costs_at_most_its_timeout(healthy: LinuxTree) -> None:
@@ -175,3 +178,22 @@ def test_damaged_state_file_is_reset(healthy: LinuxTree, tmp_path: Path) -> None
 def test_version() -> None:
     done = run("check_secure_endpoint", "--version")
     assert done.returncode == 0 and done.stdout.startswith("check_secure_endpoint ")
+
+
+def test_without_the_privilege_to_read_the_policy(healthy: LinuxTree) -> None:
+    """As a monitoring user that cannot read root-only files: unknown with the reason, never clear."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        raise AssertionError("setpriv (util-linux) is missing")
+    policy = healthy.root / "opt/cisco/amp/etc/policy.xml"
+    os.chown(policy, 12345, 12345)
+    policy.chmod(0o600)
+    done = subprocess.run(
+        [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--", script("check_secure_endpoint"),
+         "--path.rootfs", str(healthy.root), "--state-file", ""],
+        capture_output=True, text=True, timeout=30, check=False)
+    lines = done.stdout.splitlines()
+    assert done.returncode == 3, done.stdout
+    assert lines[0].startswith("SECURE ENDPOINT UNKNOWN - Real-time file system monitor not started (fault 8): "
+                               "state unknown")
+    assert f"Why unknown: could not read policy evidence: permission denied: {policy}." in lines[1]

@@ -1,0 +1,314 @@
+"""The shipped Icinga 2 and Nagios 4 definitions, run by the real daemons on fixture hosts.
+
+Both daemons must reach the same state, output and perfdata as the plugin run directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import time
+import urllib.request
+from base64 import b64encode
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.commands import BIN, run
+from tests.daemons import free_port
+from tests.hosttree import LinuxTree, faults_status
+
+REPO = Path(__file__).resolve().parents[1]
+ICINGA_COMMAND = REPO / "contrib" / "icinga2" / "command.conf"
+NAGIOS_COMMANDS = REPO / "contrib" / "nagios" / "commands.cfg"
+
+
+def need(binary: str, package: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise AssertionError(f"{binary} is missing: install Debian's {package} (.ci/run does)")
+    return path
+
+
+class Host:
+    def __init__(self, name: str, root: Path, state_file: Path) -> None:
+        self.name = name
+        self.root = root
+        self.state_file = state_file
+
+    def direct(self) -> tuple[int, str, str]:
+        """The plugin run by hand: exit code, status line without perfdata, perfdata."""
+        done = run("check_secure_endpoint", "--path.rootfs", str(self.root), "--state-file", str(self.state_file))
+        first, _, perfdata = done.stdout.splitlines()[0].partition(" | ")
+        return done.returncode, first, perfdata
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> list[Host]:
+    base = tmp_path_factory.mktemp("monitored")
+    healthy = LinuxTree(base / "healthy").healthy()
+    warning = LinuxTree(base / "warning").healthy()
+    warning.ampcli(faults_status((18, "Major", "overloaded")))
+    critical = LinuxTree(base / "critical").healthy()
+    critical.selinux(enforcing=True, module="disabled")
+    bare = LinuxTree(base / "not-installed", distro="debian")
+    trees = {"healthy": healthy, "warning": warning, "critical": critical, "not-installed": bare}
+    return [Host(name, tree.root, base / f"{name}.state") for name, tree in trees.items()]
+
+
+def test_expected_states_when_run_directly(hosts: list[Host]) -> None:
+    assert [h.direct()[0] for h in hosts] == [0, 1, 2, 2]
+
+
+# -- Icinga 2 --------------------------------------------------------------------------------
+def _openssl(*args: str) -> None:
+    subprocess.run([need("openssl", "openssl"), *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def icinga(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Iterator[tuple[int, Path]]:
+    binary = need("icinga2", "icinga2")
+    d = tmp_path_factory.mktemp("icinga")
+    for sub in ("lib/certs", "log", "cache", "spool", "run"):
+        (d / sub).mkdir(parents=True)
+    certs = d / "lib/certs"
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(certs / "ca.key"), "-out",
+             str(certs / "ca.crt"), "-subj", "/CN=TestCA", "-days", "2")
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(certs / "test-node.key"), "-out",
+             str(certs / "test-node.csr"), "-subj", "/CN=test-node")
+    _openssl("x509", "-req", "-in", str(certs / "test-node.csr"), "-CA", str(certs / "ca.crt"), "-CAkey",
+             str(certs / "ca.key"), "-CAcreateserial", "-out", str(certs / "test-node.crt"), "-days", "2")
+    port = free_port()
+    services = "\n".join(
+        f'object Service "{h.name}" {{\n  host_name = "h1"\n  check_command = "secure_endpoint"\n'
+        f'  vars.secure_endpoint_rootfs = "{h.root}"\n  vars.secure_endpoint_state_file = "{h.state_file}.icinga"\n'
+        f"  check_interval = 2s\n  retry_interval = 2s\n  max_check_attempts = 1\n}}" for h in hosts)
+    (d / "icinga2.conf").write_text(f"""include <itl>
+object CheckerComponent "checker" {{ }}
+object Endpoint "test-node" {{ }}
+object Zone "master" {{ endpoints = [ "test-node" ] }}
+object ApiListener "api" {{ bind_host = "127.0.0.1"; bind_port = {port} }}
+object ApiUser "root" {{ password = "test"; permissions = [ "*" ] }}
+object Host "h1" {{ check_command = "dummy"; check_interval = 1s }}
+{services}
+""")
+    defines = [f"-D{name}={value}" for name, value in {
+        "DataDir": d / "lib", "LogDir": d / "log", "CacheDir": d / "cache", "SpoolDir": d / "spool",
+        "InitRunDir": d / "run", "PidPath": d / "run/icinga2.pid", "StatePath": d / "lib/icinga2.state",
+        "ObjectsPath": d / "cache/icinga2.debug", "VarsPath": d / "cache/icinga2.vars",
+        "ModAttrPath": d / "lib/modified-attributes.conf", "NodeName": "test-node", "ZonesDir": d / "zones.d",
+        "ConfigDir": d, "RunAsUser": "root", "RunAsGroup": "root", "PluginContribDir": BIN}.items()]
+    config = ["-c", str(d / "icinga2.conf"), "-c", str(ICINGA_COMMAND)]
+    checked = subprocess.run([binary, "daemon", "-C", *config, *defines], capture_output=True, text=True,
+                             check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    log = open(d / "icinga.log", "w")  # noqa: SIM115 - lives as long as the daemon
+    process = subprocess.Popen([binary, "daemon", *config, *defines, "-x", "warning"], stdout=log,
+                               stderr=subprocess.STDOUT)
+    try:
+        yield port, d
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _icinga_services(port: int, d: Path) -> dict[str, dict[str, Any]]:
+    context = ssl.create_default_context(cafile=str(d / "lib/certs/ca.crt"))
+    context.check_hostname = False
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{port}/v1/objects/services?attrs=name&attrs=state&attrs=last_check_result",
+        headers={"Authorization": "Basic " + b64encode(b"root:test").decode(), "Accept": "application/json"})
+    with urllib.request.urlopen(request, context=context, timeout=5) as response:
+        body = json.load(response)
+    return {item["attrs"]["name"]: item["attrs"] for item in body["results"]}
+
+
+def test_shipped_command_validates(icinga: tuple[int, Path]) -> None:
+    # The fixture ran `icinga2 daemon -C` with the shipped command.conf; the example apply rules validate too.
+    _port, d = icinga
+    binary = need("icinga2", "icinga2")
+    conf = d / "validate.conf"
+    conf.write_text(
+        'include <itl>\n'
+        'object Endpoint "master-node" { }\nobject Zone "master" { endpoints = [ "master-node" ] }\n'
+        'object Endpoint "a" { }\nobject Zone "a" { endpoints = [ "a" ]; parent = "master" }\n'
+        'object Host "a" { check_command = "dummy"; vars.secure_endpoint = true; vars.agent_endpoint = "a";'
+        ' zone = "master" }\n'
+        'object Host "b" { check_command = "dummy"; vars.secure_endpoint = true }\n'
+        'object Host "c" { check_command = "dummy" }\n')
+    done = subprocess.run([binary, "daemon", "-C", "-c", str(conf), "-c", str(ICINGA_COMMAND), "-c",
+                           str(REPO / "contrib/icinga2/services.conf"), f"-DPluginContribDir={BIN}",
+                           f"-DObjectsPath={d / 'cache/validate.debug'}", f"-DVarsPath={d / 'cache/validate.vars'}",
+                           f"-DDataDir={d / 'lib'}", f"-DLogDir={d / 'log'}", f"-DCacheDir={d / 'cache'}",
+                           "-DNodeName=master-node", "-DRunAsUser=root", "-DRunAsGroup=root"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Instantiated 2 Services." in done.stdout  # the agent rule for a, the local rule for b, none for c
+
+
+def test_icinga_states_match_the_plugin(icinga: tuple[int, Path], hosts: list[Host]) -> None:
+    port, d = icinga
+    deadline = time.monotonic() + 30
+    services: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        try:
+            services = _icinga_services(port, d)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        if len(services) == len(hosts) and all(s["last_check_result"] for s in services.values()):
+            break
+        time.sleep(0.2)
+    assert len(services) == len(hosts), (d / "icinga.log").read_text()
+    for host in hosts:
+        code, first, perfdata = host.direct()
+        result = services[host.name]["last_check_result"]
+        assert int(result["state"]) == code, (host.name, result)
+        assert result["output"].splitlines()[0].rstrip() == first, host.name
+        assert " ".join(result["performance_data"]) == perfdata, host.name
+
+
+# -- Nagios 4 --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def nagios(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Iterator[Path]:
+    binary = need("nagios4", "nagios4-core")
+    dummy = "/usr/lib/nagios/plugins/check_dummy"
+    if not os.path.exists(dummy):
+        raise AssertionError("check_dummy is missing: install Debian's monitoring-plugins-basic (.ci/run does)")
+    d = tmp_path_factory.mktemp("nagios")
+    (d / "checkresults").mkdir()
+    (d / "resource.cfg").write_text(f"$USER1$={BIN}\n")
+    services = "\n".join(f"""define service {{
+    host_name               h1
+    service_description     {h.name}
+    check_command           check_secure_endpoint!--path.rootfs {h.root} --state-file {h.state_file}.nagios
+    max_check_attempts      1
+    check_interval          2
+    retry_interval          2
+    check_period            24x7
+    notification_period     24x7
+    notification_interval   0
+    contacts                nobody
+}}""" for h in hosts)
+    (d / "objects.cfg").write_text(f"""define timeperiod {{
+    timeperiod_name 24x7
+    alias 24x7
+    sunday 00:00-24:00
+    monday 00:00-24:00
+    tuesday 00:00-24:00
+    wednesday 00:00-24:00
+    thursday 00:00-24:00
+    friday 00:00-24:00
+    saturday 00:00-24:00
+}}
+define contact {{
+    contact_name nobody
+    host_notifications_enabled 0
+    service_notifications_enabled 0
+    host_notification_period 24x7
+    service_notification_period 24x7
+    host_notification_options n
+    service_notification_options n
+    host_notification_commands check_dummy
+    service_notification_commands check_dummy
+}}
+define command {{
+    command_name check_dummy
+    command_line {dummy} 0
+}}
+define host {{
+    host_name h1
+    address 127.0.0.1
+    check_command check_dummy
+    max_check_attempts 1
+    check_period 24x7
+    notification_period 24x7
+    notification_interval 0
+    contacts nobody
+}}
+{services}
+""")
+    (d / "nagios.cfg").write_text(f"""log_file={d}/nagios.log
+cfg_file={d}/objects.cfg
+cfg_file={NAGIOS_COMMANDS}
+resource_file={d}/resource.cfg
+object_cache_file={d}/objects.cache
+precached_object_file={d}/objects.precache
+status_file={d}/status.dat
+status_update_interval=1
+lock_file={d}/nagios.lock
+temp_file={d}/nagios.tmp
+temp_path={d}
+check_result_path={d}/checkresults
+command_file={d}/nagios.cmd
+check_external_commands=1
+nagios_user=root
+nagios_group=root
+retain_state_information=0
+interval_length=1
+use_syslog=0
+enable_notifications=0
+query_socket={d}/nagios.qh
+illegal_macro_output_chars=`~$&|'"<>
+""")
+    checked = subprocess.run([binary, "-v", str(d / "nagios.cfg")], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout
+    process = subprocess.Popen([binary, str(d / "nagios.cfg")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield d
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _status(d: Path) -> dict[str, dict[str, str]]:
+    try:
+        text = (d / "status.dat").read_text()
+    except FileNotFoundError:
+        return {}
+    found = {}
+    for block in re.findall(r"servicestatus \{\n(.*?)\n\s*\}", text, re.S):
+        fields = dict(line.strip().split("=", 1) for line in block.splitlines() if "=" in line)
+        found[fields["service_description"]] = fields
+    return found
+
+
+def test_nagios_states_match_the_plugin(nagios: Path, hosts: list[Host]) -> None:
+    deadline = time.monotonic() + 30
+    forced = False
+    status: dict[str, dict[str, str]] = {}
+    while time.monotonic() < deadline:
+        status = _status(nagios)
+        if not forced and (nagios / "nagios.cmd").exists() and status:
+            now = int(time.time())
+            with open(nagios / "nagios.cmd", "w") as pipe:
+                for host in hosts:
+                    pipe.write(f"[{now}] SCHEDULE_FORCED_SVC_CHECK;h1;{host.name};{now}\n")
+            forced = True
+        if len(status) == len(hosts) and all(s.get("has_been_checked") == "1" for s in status.values()):
+            break
+        time.sleep(0.2)
+    assert len(status) == len(hosts) and all(s["has_been_checked"] == "1" for s in status.values()), status
+    for host in hosts:
+        code, first, perfdata = host.direct()
+        service = status[host.name]
+        assert int(service["current_state"]) == code, (host.name, service)
+        assert service["plugin_output"].rstrip() == first, host.name
+        assert service["performance_data"] == perfdata, host.name
+        if code:
+            assert service["long_plugin_output"].startswith(("CRITICAL: ", "WARNING: ")), service
