@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plistlib
 from typing import NamedTuple
 
 from checks.host import Host
@@ -36,6 +35,8 @@ def probe(host: Host) -> AppFacts:
 
 def load_plist(data: bytes, where: str) -> dict[str, object]:
     """A plist (XML or binary) whose top level is a dictionary; anything else raises ``ValueError``."""
+    import plistlib  # Linux hosts never need it: kept off the plugin's start-up
+
     try:
         value = plistlib.loads(data)
     except Exception as error:  # noqa: BLE001 - plistlib raises many types on damaged input

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import plistlib
 from typing import Any, NamedTuple
 
 from checks.evidence.macapp import load_plist
@@ -65,6 +64,8 @@ class _Objects:
         self.objects = objects
 
     def resolve(self, value: Any) -> Any:
+        import plistlib
+
         for _hop in range(8):  # a UID may point at another UID; never loop forever
             if not isinstance(value, plistlib.UID):
                 break

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import plistlib
-import sqlite3
-import urllib.parse
 from typing import NamedTuple
 
 from checks.host import Host, HostError
@@ -38,6 +35,9 @@ def probe(host: Host) -> TccFacts:
 
 
 def _database(host: Host) -> tuple[set[str], set[str]]:
+    import sqlite3  # only macOS roots get here
+    import urllib.parse
+
     where = host.display(TCC_DB)
     try:
         path = host.path(TCC_DB)
@@ -79,6 +79,8 @@ def _database(host: Host) -> tuple[set[str], set[str]]:
 
 def _mdm(host: Host) -> set[str]:
     """Clients an MDM profile allows; a missing file means no MDM grants, an unreadable one raises."""
+    import plistlib
+
     where = host.display(MDM_OVERRIDES)
     try:
         data = host.read_bytes(MDM_OVERRIDES, limit=16 << 20)
