@@ -150,11 +150,12 @@ def _judge(ev: Evidence, fault: Fault, reported: dict[str, ReportedFault] | None
 
 
 def _status_error(ev: Evidence) -> Msg:
+    """Why the connector's word is missing (only called when its status is unavailable)."""
     try:
         ev.status()
     except Unavailable as error:
         return msg("connector_unavailable", error=error.reason)
-    return msg("connector_unavailable", error="?")
+    raise AssertionError("the connector status is available")
 
 
 def _health(ev: Evidence, check_id: str) -> FaultResult:

@@ -18,7 +18,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import psutil
@@ -150,22 +150,20 @@ class Host:
 
     # -- users and groups --------------------------------------------------
     def user_exists(self, name: str) -> bool:
-        if self.live:
-            try:
-                pwd.getpwnam(name)
-            except KeyError:
-                return False
-            return True
-        return name in self._colon_file_names("etc/passwd")
+        return self._account_exists(name, pwd.getpwnam, "etc/passwd")
 
     def group_exists(self, name: str) -> bool:
-        if self.live:
-            try:
-                grp.getgrnam(name)
-            except KeyError:
-                return False
-            return True
-        return name in self._colon_file_names("etc/group")
+        return self._account_exists(name, grp.getgrnam, "etc/group")
+
+    def _account_exists(self, name: str, lookup: Callable[[str], object], rel: str) -> bool:
+        """NSS on the live root (LDAP, sssd, ... included); the tree's own file under another root."""
+        if not self.live:
+            return name in self._colon_file_names(rel)
+        try:
+            lookup(name)
+        except KeyError:
+            return False
+        return True
 
     def _colon_file_names(self, rel: str) -> set[str]:
         text = self.read_text(rel)

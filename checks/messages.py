@@ -13,7 +13,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "collector_failed": ("could not read {collector} evidence: {error}",
                          "kon gegevens voor {collector} niet lezen: {error}"),
     "not_installed": ("the connector is not installed", "de connector is niet geïnstalleerd"),
-    "other_platform": ("this fault exists only on {platforms}", "deze fout bestaat alleen op {platforms}"),
     "option_off": ("the policy has {option} switched off", "het beleid heeft {option} uitgeschakeld"),
     "options_off": ("the policy has neither file monitoring nor Device Flow Correlation on",
                     "het beleid heeft bestandsbewaking noch Device Flow Correlation aan"),
@@ -22,13 +21,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                      "het beleid zegt niet of {option} aan staat"),
     "daemon_down_na": ("ampdaemon is not running, so it has nothing to start (see daemon_not_running)",
                        "ampdaemon draait niet en kan dus niets starten (zie daemon_not_running)"),
-    "connector_only": ("only the connector can report this fault and its status is unavailable: {error}",
-                       "alleen de connector kan deze fout melden en zijn status is niet beschikbaar: {error}"),
     "connector_unavailable": ("the host shows no sign of it, but the connector's own status is "
                               "unavailable: {error}",
                               "de host toont geen teken ervan, maar de eigen status van de connector is "
                               "niet beschikbaar: {error}"),
-    "ignored": ("ignored by configuration", "genegeerd door de configuratie"),
     "collector_disabled": ("the {collector} collector is disabled", "de collector {collector} staat uit"),
     # evidence and causes
     "reported": ("the connector reports it ({text})", "de connector meldt het ({text})"),
@@ -72,7 +68,6 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "status": ("connector status: {status}", "connectorstatus: {status}"),
     "mode_degraded": ("the connector runs in mode {mode}", "de connector draait in modus {mode}"),
     "ampcli_missing": ("ampcli not found at {path}", "ampcli niet gevonden in {path}"),
-    "ampcli_error": ("{error}", "{error}"),
     "definitions_age": ("newest definitions were built {days} days ago (limit {limit} days)",
                         "nieuwste definities zijn {days} dagen geleden gebouwd (grens {limit} dagen)"),
     "no_definitions": ("no definition files found", "geen definitiebestanden gevonden"),

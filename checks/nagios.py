@@ -24,7 +24,7 @@ from checks.evaluate import evaluate
 from checks.host import Host
 from checks.messages import msg
 from checks.options import add_evaluation_arguments, settings_from
-from checks.report import FaultResult, Report, State
+from checks.report import FaultResult, State
 from checks.state import open_state
 
 NAME = "Secure Endpoint"
@@ -74,7 +74,6 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
     def __init__(self, args: argparse.Namespace, policy: SeverityPolicy) -> None:
         self.args = args
         self.policy = policy
-        self.report: Report | None = None
 
     @property
     def name(self) -> str:
@@ -88,7 +87,6 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         host = Host(args.rootfs)
         with open_state(args.state_file, host.rootfs) as store:
             report = evaluate(host, settings, store)
-        self.report = report
         results = [r for r in report.all_results() if r.fault.id not in self.policy.ignore]
         for result in results:
             yield nagiosplugin.Metric(f"fault {result.fault.id}", result, context="fault")

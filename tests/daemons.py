@@ -42,12 +42,17 @@ def exporter(root: Path, *args: str, log: Path, listen: tuple[str, ...] = ("127.
         addresses = _wait_for(log, process, len(listen))
         yield Exporter(process, addresses, log)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL if the program has not ended within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_for(log: Path, process: subprocess.Popen[str], count: int, timeout: float = 15) -> list[str]:
@@ -111,12 +116,7 @@ class Prometheus:
 
     def stop(self) -> None:
         if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop(self.process)
 
     def api(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)

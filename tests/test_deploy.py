@@ -15,7 +15,7 @@ import pytest
 
 from exporter.main import build_parser
 from tests.commands import run
-from tests.daemons import free_port
+from tests.daemons import free_port, stop
 from tests.hosttree import LinuxTree
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
@@ -88,5 +88,4 @@ def test_textfile_through_a_real_node_exporter(healthy: LinuxTree, tmp_path: Pat
         assert 'secure_endpoint_fault_active{fault="selinux_policy_missing",fault_id="19",platform="linux"} 0' in body
         assert "secure_endpoint_connector_installed 1" in body
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.commands import BIN, run
-from tests.daemons import free_port
+from tests.daemons import free_port, stop
 from tests.hosttree import LinuxTree, faults_status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -114,12 +114,7 @@ object Host "h1" {{ check_command = "dummy"; check_interval = 1s }}
     try:
         yield port, d
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
@@ -268,12 +263,7 @@ illegal_macro_output_chars=`~$&|'"<>
     try:
         yield d
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def _status(d: Path) -> dict[str, dict[str, str]]:
