@@ -145,8 +145,11 @@ def _judge(ev: Evidence, fault: Fault, reported: dict[str, ReportedFault] | None
     state, reason = verdict.state, verdict.reason
     if state is State.CLEAR and reported is None and detection is not Detection.HOST:
         state, reason = State.UNKNOWN, _status_error(ev)
-    return _result(fault, Verdict(state, verdict.evidence, verdict.causes, verdict.remedy, reason),
-                   reported=None if reported is None else False)
+    result = _result(fault, Verdict(state, verdict.evidence, verdict.causes, verdict.remedy, reason),
+                     reported=None if reported is None else False)
+    if detection is Detection.CONNECTOR and state is not State.ACTIVE:
+        result = result._replace(detected=None)  # the host has no say on these faults
+    return result
 
 
 def _status_error(ev: Evidence) -> Msg:
