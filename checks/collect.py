@@ -151,6 +151,25 @@ class Evidence:
     def definitions(self) -> definitions.DefinitionsFacts:
         return cast(definitions.DefinitionsFacts, self._run("definitions"))
 
+    def definition_problems(self) -> list[tuple[str, str]]:
+        """(path, problem) for each definition file that fails its integrity check.
+
+        Hashing is the one costly read, so it runs only when a verdict asks
+        (fault 7 naming its cause) and each file's verdict is cached in the store.
+        """
+        if "definition_problems" not in self._memo:
+            cache = self.store.cvd_cache()
+            found = []
+            for item in self.definitions().files:
+                try:
+                    problem = definitions.integrity_problem(self.host, item, cache)
+                except OSError as error:
+                    problem = f"cannot be read ({error.strerror or error})"
+                if problem:
+                    found.append((item.path, problem))
+            self._memo["definition_problems"] = found
+        return cast("list[tuple[str, str]]", self._memo["definition_problems"])
+
     def connector_app(self) -> macapp.AppFacts:
         return cast(macapp.AppFacts, self._run("connector_app"))
 

@@ -87,3 +87,13 @@ def test_newest_build_time(tmp_path: Path) -> None:
     tree.definitions("broken.cvd", data=b"not a cvd")
     facts = definitions.probe(Host(str(tree.root)), Platform.LINUX)
     assert facts.newest_build_time == 1_700_000_000
+
+
+def test_a_huge_tree_fails_the_collector_instead_of_stalling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = LinuxTree(tmp_path / "host")
+    tree.definitions("main.cvd")
+    for number in range(30):
+        tree.write(f"opt/cisco/amp/var/cache/{number}", "")
+    monkeypatch.setattr(definitions, "MAX_ENTRIES", 20)
+    with pytest.raises(OSError, match="more than 20 entries under /opt/cisco/amp"):
+        definitions.probe(Host(str(tree.root)), Platform.LINUX)

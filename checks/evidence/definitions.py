@@ -13,7 +13,7 @@ from collections.abc import MutableMapping
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.host import Host
+from checks.host import Host, HostError
 
 HEADER_SIZE = 512
 ROOTS = {
@@ -21,6 +21,7 @@ ROOTS = {
     Platform.MACOS: ("opt/cisco/amp", "Library/Application Support/Cisco"),
 }
 MAX_DEPTH = 6
+MAX_ENTRIES = 50_000  # a walk this long means the tree is not what we expect: stop rather than stall a scrape
 SUFFIXES = (".cvd", ".cld")
 
 
@@ -88,10 +89,14 @@ def _build_time(time_text: str, stime: str) -> float | None:
 
 def probe(host: Host, platform: Platform) -> DefinitionsFacts:
     files: list[DefinitionFile] = []
+    seen = 0
     for root in ROOTS[platform]:
         if not host.is_dir(root):
             continue
-        for rel_dir, _dirs, names in host.walk(root, MAX_DEPTH):
+        for rel_dir, dirs, names in host.walk(root, MAX_DEPTH):
+            seen += len(dirs) + len(names)
+            if seen > MAX_ENTRIES:
+                raise HostError(f"more than {MAX_ENTRIES} entries under {host.display(root)}; definitions not read")
             for name in names:
                 if name.endswith(SUFFIXES):
                     files.append(_read(host, f"{rel_dir}/{name}"))

@@ -11,6 +11,7 @@ SERVICE_APPS = (
     "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app",
 )
 SERVICE_BUNDLE_ID = "com.cisco.endpoint.svc"
+ORBITAL_DIR = "opt/cisco/orbital"
 
 
 class AppFacts(NamedTuple):
@@ -18,9 +19,11 @@ class AppFacts(NamedTuple):
     bundle_id: str
     short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
     build_version: str  # CFBundleVersion
+    orbital_installed: bool
 
 
 def probe(host: Host) -> AppFacts:
+    orbital = host.is_dir(ORBITAL_DIR)
     for app in SERVICE_APPS:
         rel = f"{app}/Contents/Info.plist"
         try:
@@ -29,8 +32,9 @@ def probe(host: Host) -> AppFacts:
             continue
         info = load_plist(data, host.display(rel))
         return AppFacts(host.display(app), str(info.get("CFBundleIdentifier", "")),
-                        str(info.get("CFBundleShortVersionString", "")), str(info.get("CFBundleVersion", "")))
-    return AppFacts(None, "", "", "")
+                        str(info.get("CFBundleShortVersionString", "")), str(info.get("CFBundleVersion", "")),
+                        orbital)
+    return AppFacts(None, "", "", "", orbital)
 
 
 def load_plist(data: bytes, where: str) -> dict[str, object]:

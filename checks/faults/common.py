@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from checks.collect import Evidence, Unavailable
-from checks.evidence import definitions
 from checks.evidence.processes import DAEMON, SCANNER
 from checks.evidence.scan_user import SCAN_ACCOUNT
 from checks.faults import Verdict, active, clear, not_applicable
@@ -57,18 +56,11 @@ def scan_service_not_started(ev: Evidence) -> Verdict:
 
 def _scan_failure_causes(ev: Evidence) -> list[Msg]:
     causes: list[Msg] = []
-    cache = ev.store.cvd_cache()
     try:
-        files = ev.definitions().files
+        problems = ev.definition_problems()
     except Unavailable:  # a cause we cannot name is left out; the fault stands
-        files = ()
-    for item in files:
-        try:
-            problem = definitions.integrity_problem(ev.host, item, cache)
-        except OSError as error:
-            problem = f"cannot be read ({error.strerror or error})"
-        if problem:
-            causes.append(msg("cvd_corrupt", path=item.path, problem=problem))
+        problems = []
+    causes += [msg("cvd_corrupt", path=path, problem=problem) for path, problem in problems]
     try:
         available = ev.system().mem_available_bytes
     except Unavailable:

@@ -10,7 +10,6 @@ from checks.faults import DEVICE_FLOW, Verdict, active, clear, not_applicable, p
 from checks.messages import Msg, msg
 
 LEGACY_DAEMON = "/opt/cisco/amp/ampdaemon"  # the Full Disk Access client before connector 1.14
-ORBITAL_DIR = "opt/cisco/orbital"
 MAX_FILTERS_PER_GRADE = 4
 
 
@@ -140,7 +139,7 @@ def security_extension_full_disk_access_missing(ev: Evidence) -> Verdict:
 
 def orbital_full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 17: Orbital is installed and no Orbital client has Full Disk Access."""
-    if not ev.host.is_dir(ORBITAL_DIR):
+    if not ev.connector_app().orbital_installed:
         return not_applicable(msg("orbital_absent"))
     granted = sorted(c for c in ev.tcc().allowed
                      if c.startswith("com.cisco.orbital") or c.startswith("/opt/cisco/orbital/"))
