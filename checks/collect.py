@@ -91,9 +91,12 @@ class Evidence:
         # The first install marker found, as shown on the host; None: not installed.
         self.install_marker = next(
             (host.display(rel) for rel in INSTALL_MARKERS[self.platform] if host.exists(rel)), None)
-        self.installed = self.install_marker is not None
         self.runs: list[CollectorRun] = []
         self._memo: dict[str, object] = {}
+
+    @property
+    def installed(self) -> bool:
+        return self.install_marker is not None
 
     def collectors(self) -> tuple[str, ...]:
         """The collectors that apply to this platform and are enabled."""
