@@ -43,6 +43,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "process_missing": ("{name} is not running", "{name} draait niet"),
     "cvd_corrupt": ("definition file {path} fails its integrity check: {problem}",
                     "definitiebestand {path} komt niet door de integriteitscontrole: {problem}"),
+    "cvd_md5": ("the MD5 of its body does not match its header", "de MD5 van de inhoud klopt niet met de kop"),
+    "cvd_header_only": ("it holds a header and nothing else", "het bevat alleen een kop"),
     "low_memory": ("only {available} MiB of memory is available (minimum {minimum} MiB)",
                    "er is maar {available} MiB geheugen beschikbaar (minimum {minimum} MiB)"),
     "modules_loaded": ("kernel modules loaded: {names}", "geladen kernelmodules: {names}"),

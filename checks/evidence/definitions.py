@@ -25,6 +25,10 @@ MAX_ENTRIES = 50_000  # a walk this long means the tree is not what we expect: s
 SUFFIXES = (".cvd", ".cld")
 
 
+MD5_MISMATCH = "MD5 of the body does not match its header"
+HEADER_ONLY = "file holds a header and nothing else"
+
+
 class HeaderError(ValueError):
     pass
 
@@ -132,8 +136,8 @@ def integrity_problem(host: Host, item: DefinitionFile, cache: MutableMapping[st
         handle.seek(HEADER_SIZE)
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
-    problem = "" if digest.hexdigest() == item.header.md5 else "MD5 of the body does not match its header"
+    problem = "" if digest.hexdigest() == item.header.md5 else MD5_MISMATCH
     if item.size <= HEADER_SIZE:
-        problem = "file holds a header and nothing else"
+        problem = HEADER_ONLY
     cache[key] = problem
     return problem or None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from checks.collect import Evidence, Unavailable
+from checks.evidence import definitions
 from checks.evidence.processes import DAEMON, SCANNER
 from checks.evidence.scan_user import SCAN_ACCOUNT
 from checks.faults import Verdict, active, clear, not_applicable
@@ -60,7 +61,8 @@ def _scan_failure_causes(ev: Evidence) -> list[Msg]:
         problems = ev.definition_problems()
     except Unavailable:  # a cause we cannot name is left out; the fault stands
         problems = []
-    causes += [msg("cvd_corrupt", path=path, problem=problem) for path, problem in problems]
+    known = {definitions.MD5_MISMATCH: msg("cvd_md5"), definitions.HEADER_ONLY: msg("cvd_header_only")}
+    causes += [msg("cvd_corrupt", path=path, problem=known.get(problem, problem)) for path, problem in problems]
     try:
         available = ev.system().mem_available_bytes
     except Unavailable:
