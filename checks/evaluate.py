@@ -21,11 +21,16 @@ from checks.messages import Msg, msg
 from checks.report import FaultResult, Report, State
 from checks.state import StateStore
 
+# The scan service faults read the same evidence on both platforms.
+COMMON_CHECKS: dict[str, tuple[FaultCheck, Detection]] = {
+    "5": (common.scan_user_unavailable, Detection.HOST),
+    "6": (common.scan_service_restarting, Detection.BOTH),
+    "7": (common.scan_service_not_started, Detection.HOST),
+}
+
 FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
     Platform.LINUX: {
-        "5": (common.scan_user_unavailable, Detection.HOST),
-        "6": (common.scan_service_restarting, Detection.BOTH),
-        "7": (common.scan_service_not_started, Detection.HOST),
+        **COMMON_CHECKS,
         "8": (linux.file_monitor_not_started, Detection.HOST),
         "9": (linux.network_monitor_not_started, Detection.HOST),
         "11": (linux.kernel_headers_missing, Detection.HOST),
@@ -38,9 +43,7 @@ FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
         "2": (macos.system_extension_version_mismatch, Detection.HOST),
         "3": (macos.full_disk_access_missing, Detection.HOST),
         "4": (macos.kernel_extension_not_loaded, Detection.HOST),
-        "5": (common.scan_user_unavailable, Detection.HOST),
-        "6": (common.scan_service_restarting, Detection.BOTH),
-        "7": (common.scan_service_not_started, Detection.HOST),
+        **COMMON_CHECKS,
         "10": (macos.reboot_required, Detection.HOST),
         "12": (macos.network_filter_not_allowed, Detection.HOST),
         "13": (macos.too_many_network_filters, Detection.HOST),
@@ -49,9 +52,6 @@ FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
         "17": (macos.orbital_full_disk_access_missing, Detection.HOST),
     },
 }
-
-# A fault with no host evidence of its own is judged from ampcli alone.
-CONNECTOR_ONLY: tuple[FaultCheck, Detection] = (common.connector_reported_only, Detection.CONNECTOR)
 
 HEALTH_CHECKS: dict[str, FaultCheck] = {
     "daemon_not_running": connector.daemon_not_running,
@@ -135,7 +135,7 @@ def _verdict(check: FaultCheck, ev: Evidence) -> Verdict:
 
 
 def _judge(ev: Evidence, fault: Fault, reported: dict[str, ReportedFault] | None) -> FaultResult:
-    check, detection = FAULT_CHECKS[ev.platform].get(fault.id, CONNECTOR_ONLY)
+    check, detection = FAULT_CHECKS[ev.platform][fault.id]
     verdict = _verdict(check, ev)
     said = (reported or {}).get(fault.id)
     if said is not None:

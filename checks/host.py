@@ -54,12 +54,12 @@ class Host:
         rel = rel.lstrip("/")
         if self.live:
             return "/" + rel
-        return self._resolve(rel, 0)
+        return self._resolve(rel)
 
-    def _resolve(self, rel: str, depth: int) -> str:
+    def _resolve(self, rel: str) -> str:
         parts: list[str] = []
         todo = _parts(rel)
-        hops = depth
+        hops = 0
         while todo:
             part = todo.pop(0)
             if part == "..":

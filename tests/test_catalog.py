@@ -22,6 +22,10 @@ def test_every_documented_fault_is_in_the_catalogue() -> None:
     assert [f.id for f in catalog.faults_for(Platform.MACOS)] == sorted(MACOS_IDS, key=int)
 
 
+def test_every_macos_fault_has_a_check() -> None:
+    assert sorted(FAULT_CHECKS[Platform.MACOS], key=int) == sorted(MACOS_IDS, key=int)
+
+
 def test_every_linux_fault_has_a_check() -> None:
     assert sorted(FAULT_CHECKS[Platform.LINUX], key=int) == sorted(LINUX_IDS, key=int)
 

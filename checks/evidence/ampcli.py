@@ -109,6 +109,8 @@ def probe(host: Host, platform: Platform, timeout: float) -> ConnectorStatus | N
         detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
         tail = f": {detail[-1][:200]}" if detail else ""
         raise AmpcliError(f"ampcli status exited with code {result.returncode}{tail}")
+    if result.truncated:
+        raise AmpcliError("ampcli status printed more than 1 MiB, which no status report does")
     try:
         text = result.stdout.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -16,7 +16,6 @@ ORBITAL_DIR = "opt/cisco/orbital"
 
 class AppFacts(NamedTuple):
     path: str | None  # as shown on the host; None when no Service app is installed
-    bundle_id: str
     short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
     build_version: str  # CFBundleVersion
     orbital_installed: bool
@@ -31,10 +30,9 @@ def probe(host: Host) -> AppFacts:
         except FileNotFoundError:
             continue
         info = load_plist(data, host.display(rel))
-        return AppFacts(host.display(app), str(info.get("CFBundleIdentifier", "")),
-                        str(info.get("CFBundleShortVersionString", "")), str(info.get("CFBundleVersion", "")),
-                        orbital)
-    return AppFacts(None, "", "", "", orbital)
+        return AppFacts(host.display(app), str(info.get("CFBundleShortVersionString", "")),
+                        str(info.get("CFBundleVersion", "")), orbital)
+    return AppFacts(None, "", "", orbital)
 
 
 def load_plist(data: bytes, where: str) -> dict[str, object]:

@@ -27,7 +27,6 @@ class ProcessInfo(NamedTuple):
 class ProcessFacts(NamedTuple):
     by_name: dict[str, list[ProcessInfo]]
     daemon_bpf_programs: int = 0
-    total: int = 0
 
     def running(self, name: str) -> bool:
         return bool(self.by_name.get(name))
@@ -43,11 +42,9 @@ def probe(host: Host, platform: Platform) -> ProcessFacts:
     if not host.is_dir("proc"):
         raise HostError(f"{host.display('proc')} is not mounted")
     found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
-    total = 0
     procdir = host.path("proc")
     with host.procfs():
         for pid in psutil.pids():
-            total += 1
             # A cheap look at comm first; psutil only for the few processes we watch.
             # Fresh Process objects, not process_iter's module-wide cache, which
             # would mix processes of different roots.
@@ -64,19 +61,17 @@ def probe(host: Host, platform: Platform) -> ProcessFacts:
     if platform is Platform.LINUX:
         for daemon in found[DAEMON]:
             bpf += _count_bpf_fds(host, daemon.pid)
-    return ProcessFacts(found, bpf, total)
+    return ProcessFacts(found, bpf)
 
 
 def _live_macos() -> ProcessFacts:
     """macOS has no /proc: psutil asks the kernel directly."""
     found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
-    total = 0
     for proc in psutil.process_iter(["name", "create_time"]):
-        total += 1
         name = proc.info.get("name") or ""
         if name in found:
             found[name].append(ProcessInfo(proc.pid, name, float(proc.info.get("create_time") or 0.0)))
-    return ProcessFacts(found, 0, total)
+    return ProcessFacts(found)
 
 
 def _comm(procdir: str, pid: int) -> str:

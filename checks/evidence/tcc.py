@@ -21,20 +21,17 @@ class TccError(ValueError):
 
 class TccFacts(NamedTuple):
     allowed: frozenset[str]  # clients (bundle ids or paths) with Full Disk Access, from TCC.db or MDM
-    denied: frozenset[str]  # clients TCC.db lists without access
-    mdm_allowed: frozenset[str]
 
     def has_access(self, client: str) -> bool:
         return client in self.allowed
 
 
 def probe(host: Host) -> TccFacts:
-    db_allowed, db_denied = _database(host)
-    mdm = _mdm(host)
-    return TccFacts(frozenset(db_allowed | mdm), frozenset(db_denied - mdm), frozenset(mdm))
+    return TccFacts(frozenset(_database(host) | _mdm(host)))
 
 
-def _database(host: Host) -> tuple[set[str], set[str]]:
+def _database(host: Host) -> set[str]:
+    """Clients TCC.db grants Full Disk Access."""
     import sqlite3  # only macOS roots get here
     import urllib.parse
 
@@ -64,7 +61,7 @@ def _database(host: Host) -> tuple[set[str], set[str]]:
         else:
             raise TccError(f"{where}: the access table has neither auth_value nor allowed")
         rows = connection.execute(
-            f"SELECT client, {granted} FROM access WHERE service = ?", (FULL_DISK_ACCESS,)).fetchall()
+            f"SELECT client FROM access WHERE service = ? AND {granted}", (FULL_DISK_ACCESS,)).fetchall()
     except sqlite3.Error as error:
         detail = str(error)
         if "unable to open" in detail or "authorization" in detail:
@@ -72,9 +69,7 @@ def _database(host: Host) -> tuple[set[str], set[str]]:
         raise TccError(f"{where} cannot be read ({detail})") from None
     finally:
         connection.close()
-    allowed = {str(client) for client, ok in rows if ok}
-    denied = {str(client) for client, ok in rows if not ok}
-    return allowed, denied
+    return {str(client) for (client,) in rows}
 
 
 def _mdm(host: Host) -> set[str]:

@@ -72,8 +72,3 @@ def _scan_failure_causes(ev: Evidence) -> list[Msg]:
         causes.append(msg("low_memory", available=available // (1024 * 1024), minimum=minimum))
     return causes
 
-
-def connector_reported_only(ev: Evidence) -> Verdict:
-    """For faults without host evidence yet: clear unless the connector reports them."""
-    ev.status()
-    return clear()
