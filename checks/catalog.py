@@ -32,6 +32,15 @@ MACOS_FAULTS_URL = (
     "https://www.cisco.com/c/en/us/support/docs/security/amp-endpoints/"
     "214896-amp-for-endpoints-connector-for-mac-faul.html"
 )
+# Cisco's own article on fault 18 (it covers the connector for macOS and Linux).
+FAULT_18_URL = (
+    "https://www.cisco.com/c/en/us/support/docs/security/secure-endpoint-private-cloud/"
+    "220575-cisco-secure-endpoint-linux-connector-fa.html"
+)
+# How the connector restarts (Cisco's articles; launchd label from Cisco's own uninstall and MDM scripts).
+RESTART_LINUX = "systemctl restart cisco-amp"
+RESTART_MACOS = "sudo launchctl kickstart -k system/com.cisco.amp.daemon"
+RESTART_BOTH = f"Linux: {RESTART_LINUX}; macOS: {RESTART_MACOS}"
 # Where the checks beyond Cisco's tables are explained (docs/runbook.md in this repository).
 PROJECT_RUNBOOK_URL = "https://github.com/secure-endpoint-monitoring/secure-endpoint-monitoring/blob/main/docs/runbook.md"
 
@@ -53,10 +62,13 @@ class Fault(NamedTuple):
     meaning: Text
     fix: Text
     documented: bool = True
+    article: str = ""  # Cisco's article on this one fault, where there is one
 
     def doc_url(self, platform: Platform) -> str:
         if not self.documented:
             return f"{PROJECT_RUNBOOK_URL}#{self.slug}"
+        if self.article:
+            return self.article
         return MACOS_FAULTS_URL if platform is Platform.MACOS else LINUX_FAULTS_URL
 
 
@@ -147,10 +159,12 @@ FAULTS: tuple[Fault, ...] = (
         _with_logs(Text(
             "Reinstall the connector to create the user and group again (on Linux with USERGROUPS_ENAB "
             "set to yes in /etc/login.defs while the installer runs). Put directories under /opt/cisco "
-            "back to mode 0755, then restart the connector.",
+            "back to mode 0755, then restart the connector "
+            f"({RESTART_BOTH}).",
             "Installeer de connector opnieuw zodat gebruiker en groep terugkomen (op Linux met "
             "USERGROUPS_ENAB op yes in /etc/login.defs zolang het installatieprogramma loopt). Zet mappen "
-            "onder /opt/cisco terug op modus 0755 en herstart de connector.",
+            "onder /opt/cisco terug op modus 0755 en herstart de connector "
+            f"({RESTART_BOTH}).",
         )),
     ),
     Fault(
@@ -179,9 +193,11 @@ FAULTS: tuple[Fault, ...] = (
             "virusdefinities of te weinig vrij geheugen de oorzaak.",
         ),
         _with_logs(Text(
-            "Restart the connector; it removes definition files that fail their checks. If the fault "
+            f"Restart the connector ({RESTART_BOTH}); it removes definition files that fail their checks. "
+            "If the fault "
             "returns after every definitions update, or memory is short, contact Cisco support or add memory.",
-            "Herstart de connector; die verwijdert definitiebestanden die niet door de controle komen. "
+            f"Herstart de connector ({RESTART_BOTH}); die verwijdert definitiebestanden die niet door de "
+            "controle komen. "
             "Komt de fout na elke definitie-update terug, of is het geheugen krap, neem dan contact op met "
             "Cisco-support of voeg geheugen toe.",
         )),
@@ -247,9 +263,11 @@ FAULTS: tuple[Fault, ...] = (
         ),
         Text(
             "Install the headers package for the running kernel (kernel-devel, kernel-uek-devel on "
-            "Oracle UEK, linux-headers on Debian and Ubuntu) and restart the connector.",
+            "Oracle UEK, linux-headers on Debian and Ubuntu) and restart the connector "
+            f"({RESTART_LINUX}).",
             "Installeer het headerpakket van de draaiende kernel (kernel-devel, kernel-uek-devel op "
-            "Oracle UEK, linux-headers op Debian en Ubuntu) en herstart de connector.",
+            "Oracle UEK, linux-headers op Debian en Ubuntu) en herstart de connector "
+            f"({RESTART_LINUX}).",
         ),
     ),
     Fault(
@@ -279,9 +297,11 @@ FAULTS: tuple[Fault, ...] = (
         ),
         Text(
             "Restart the Mac (on connector 1.14.0 a macOS bug causes this). If it stays, remove the "
-            "content filters you no longer need and restart the connector.",
+            "content filters you no longer need and restart the connector "
+            f"({RESTART_MACOS}).",
             "Herstart de Mac (op connector 1.14.0 veroorzaakt een macOS-fout dit). Blijft het, verwijder "
-            "dan de filters die niet meer nodig zijn en herstart de connector.",
+            "dan de filters die niet meer nodig zijn en herstart de connector "
+            f"({RESTART_MACOS}).",
         ),
     ),
     Fault(
@@ -294,8 +314,10 @@ FAULTS: tuple[Fault, ...] = (
             "nodig voor bestands- en procesbewaking.",
         ),
         Text(
-            "Remove the system extensions that are no longer needed and restart the connector.",
-            "Verwijder systeemextensies die niet meer nodig zijn en herstart de connector.",
+            "Remove the system extensions that are no longer needed and restart the connector "
+            f"({RESTART_MACOS}).",
+            "Verwijder systeemextensies die niet meer nodig zijn en herstart de connector "
+            f"({RESTART_MACOS}).",
         ),
     ),
     Fault(
@@ -345,13 +367,16 @@ FAULTS: tuple[Fault, ...] = (
         ),
     ),
     Fault(
-        "18", "event_monitoring_overloaded", LINUX, WARN,
+        "18", "event_monitoring_overloaded", BOTH, WARN,
         Text("Event monitoring overloaded", "Gebeurtenisbewaking overbelast"),
         Text(
-            "So many system events arrive that the connector only watches the most critical ones. "
-            "A very busy program, or malicious activity, can cause this.",
-            "Er komen zoveel systeemgebeurtenissen binnen dat de connector alleen de belangrijkste nog "
-            "bewaakt. Een heel druk programma of kwaadaardige activiteit kan de oorzaak zijn.",
+            "So many system events arrive that the connector runs degraded. At severity Major it is "
+            "overloaded but still watches everything; at Critical it only watches a reduced set of "
+            "events. A very busy program, Behavioral Protection, or malicious activity can cause this.",
+            "Er komen zoveel systeemgebeurtenissen binnen dat de connector beperkt werkt. Bij ernst Major "
+            "is hij overbelast maar bewaakt hij nog alles; bij Critical bewaakt hij maar een deel van de "
+            "gebeurtenissen. Een heel druk programma, Behavioral Protection of kwaadaardige activiteit kan "
+            "de oorzaak zijn.",
         ),
         Text(
             "Find the busy process. If it is trusted, add a process exclusion for it; if not, "
@@ -361,6 +386,7 @@ FAULTS: tuple[Fault, ...] = (
             "onderzoek het. Een korte piek gaat vanzelf over; komt het steeds terug, geef de host dan meer "
             "capaciteit.",
         ),
+        article=FAULT_18_URL,
     ),
     Fault(
         "19", "selinux_policy_missing", LINUX, CRIT,
@@ -374,10 +400,10 @@ FAULTS: tuple[Fault, ...] = (
         Text(
             "Reinstall or upgrade the connector so it installs cisco-secure-bpf (or enable it with "
             "'semodule -e cisco-secure-bpf'), or add the bpf allow rule for unconfined_service_t to the "
-            "policy yourself, then restart the connector.",
+            f"policy yourself, then restart the connector ({RESTART_LINUX}).",
             "Installeer of upgrade de connector zodat die cisco-secure-bpf installeert (of zet hem aan met "
             "'semodule -e cisco-secure-bpf'), of voeg de bpf-regel voor unconfined_service_t zelf aan het "
-            "beleid toe, en herstart daarna de connector.",
+            f"beleid toe, en herstart daarna de connector ({RESTART_LINUX}).",
         ),
     ),
 )
@@ -397,10 +423,8 @@ HEALTH_CHECKS: tuple[Fault, ...] = (
         Text("Connector daemon not running", "Connectordaemon draait niet"),
         Text("ampdaemon is not running, so the connector protects nothing and reports no faults.",
              "ampdaemon draait niet, dus de connector beschermt niets en meldt geen fouten."),
-        Text("Start the connector service (systemctl start cisco-amp on Linux; on macOS "
-             "launchctl kickstart the Secure Endpoint daemon) and read ampdaemon.log if it stops again.",
-             "Start de connectorservice (systemctl start cisco-amp op Linux; op macOS launchctl kickstart "
-             "voor de Secure Endpoint-daemon) en lees ampdaemon.log als hij weer stopt."),
+        Text(f"Start the connector service ({RESTART_BOTH}) and read ampdaemon.log if it stops again.",
+             f"Start de connectorservice ({RESTART_BOTH}) en lees ampdaemon.log als hij weer stopt."),
         documented=False,
     ),
     Fault(
@@ -410,8 +434,8 @@ HEALTH_CHECKS: tuple[Fault, ...] = (
              "the connector itself reports cannot be read.",
              "ampcli status ontbreekt, faalde, bleef hangen of gaf onleesbare uitvoer, dus de fouten die "
              "de connector zelf meldt zijn niet te lezen."),
-        Text("Run ampcli status by hand; restart the connector if it hangs.",
-             "Voer ampcli status met de hand uit; herstart de connector als die blijft hangen."),
+        Text(f"Run ampcli status by hand; restart the connector if it hangs ({RESTART_BOTH}).",
+             f"Voer ampcli status met de hand uit; herstart de connector als die blijft hangen ({RESTART_BOTH})."),
         documented=False,
     ),
     Fault(

@@ -29,6 +29,7 @@ from checks.evidence import (
     sysext,
     system,
     tcc,
+    version,
 )
 from checks.host import Host
 from checks.messages import Msg, msg
@@ -41,6 +42,7 @@ T = TypeVar("T")
 COLLECTORS = (
     "system",
     "connector_status",
+    "connector_version",
     "processes",
     "scan_user",
     "policy",
@@ -58,7 +60,7 @@ MACOS_ONLY = frozenset({"connector_app", "system_extensions", "tcc", "network_ex
 
 INSTALL_MARKERS = {
     Platform.LINUX: ("opt/cisco/amp/bin/ampdaemon",),
-    Platform.MACOS: ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS),
+    Platform.MACOS: ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS, *macapp.LEGACY_APPS),
 }
 
 
@@ -70,6 +72,12 @@ class Settings(NamedTuple):
     scan_restart_window: float = 600.0
     scan_restart_count: int = 3
     disabled_collectors: frozenset[str] = frozenset()
+    # Facts no public source confirms (docs/connector-facts.md): kept as settings.
+    version_elements: tuple[str, ...] = version.DEFAULT_ELEMENTS
+    definitions_dirs: tuple[str, ...] = ()  # () = the platform's default folders
+    bpf_processes: tuple[str, ...] = (processes.DAEMON,)
+    selinux_module: str = selinux.MODULE
+    orbital_clients: tuple[str, ...] = ("com.cisco.orbital", "/opt/cisco/orbital/")
 
 
 class Unavailable(Exception):
@@ -108,11 +116,12 @@ class Evidence:
         )
 
     def _needs_kexts(self) -> bool:
-        """Only macOS 10.15 and older use the kext, and only a live Mac can say what is loaded."""
+        """Only macOS 10.15 and older, or connectors before 1.14, use the kext; only a live Mac can say
+        what is loaded."""
         if not self.host.live:
             return False
         try:
-            return macapp.version_tuple(self.system().os_version) < (11,)
+            return macapp.version_tuple(self.system().os_version) < (11,) or self.legacy_mac_connector()
         except Unavailable:
             return False
 
@@ -135,6 +144,37 @@ class Evidence:
         if found is None:
             raise Unavailable(msg("ampcli_missing", path=self.host.display(ampcli.AMPCLI_PATHS[self.platform])))
         return found
+
+    def version_file(self) -> version.VersionFacts:
+        return cast(version.VersionFacts, self._run("connector_version"))
+
+    def connector_version(self) -> str:
+        """The connector's version: global.xml first, then what ampcli says, then the macOS app; "" if none."""
+        sources: list[Callable[[], str]] = [
+            lambda: self.version_file().version,
+            lambda: self.status().version,
+        ]
+        if self.platform is Platform.MACOS:
+            sources.append(lambda: self.connector_app().short_version or self.connector_app().build_version)
+        for source in sources:
+            with contextlib.suppress(Unavailable):
+                found = source()
+                if found:
+                    return found
+        return ""
+
+    def legacy_mac_connector(self) -> bool:
+        """A Mac connector before 1.14: no Service app and no system extensions.
+
+        Judged by the connector's version; without one, by which app is installed.
+        """
+        known = macapp.version_tuple(self.connector_version())
+        if len(known) >= 2:
+            return known[:2] < macapp.FIRST_SYSEXT_VERSION
+        app = self.connector_app()
+        if app.path is None:
+            raise Unavailable(msg("version_unknown"))
+        return app.legacy
 
     def processes(self) -> processes.ProcessFacts:
         return cast(processes.ProcessFacts, self._run("processes"))
@@ -194,12 +234,13 @@ class Evidence:
         probes: dict[str, Callable[[], object]] = {
             "system": lambda: system.probe(host),
             "connector_status": lambda: ampcli.probe(host, platform, settings.ampcli_timeout),
-            "processes": lambda: processes.probe(host, platform),
+            "connector_version": lambda: version.probe(host, platform, settings.version_elements),
+            "processes": lambda: processes.probe(host, platform, settings.bpf_processes),
             "scan_user": lambda: scan_user.probe(host, platform),
             "policy": lambda: policy.probe(host, platform),
             "kernel": lambda: kernel.probe(host, self.system().kernel_release),
-            "selinux": lambda: selinux.probe(host),
-            "definitions": lambda: definitions.probe(host, platform),
+            "selinux": lambda: selinux.probe(host, settings.selinux_module),
+            "definitions": lambda: definitions.probe(host, platform, settings.definitions_dirs),
             "connector_app": lambda: macapp.probe(host),
             "system_extensions": lambda: sysext.probe(host),
             "tcc": lambda: tcc.probe(host),

@@ -26,6 +26,7 @@ COMMON_CHECKS: dict[str, tuple[FaultCheck, Detection]] = {
     "5": (common.scan_user_unavailable, Detection.HOST),
     "6": (common.scan_service_restarting, Detection.BOTH),
     "7": (common.scan_service_not_started, Detection.HOST),
+    "18": (common.event_monitoring_overloaded, Detection.CONNECTOR),
 }
 
 FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
@@ -35,7 +36,6 @@ FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
         "9": (linux.network_monitor_not_started, Detection.HOST),
         "11": (linux.kernel_headers_missing, Detection.HOST),
         "16": (linux.kernel_incompatible, Detection.CONNECTOR),
-        "18": (linux.event_monitoring_overloaded, Detection.CONNECTOR),
         "19": (linux.selinux_policy_missing, Detection.HOST),
     },
     Platform.MACOS: {
@@ -98,9 +98,10 @@ def _skeleton(ev: Evidence) -> Report:
     except Unavailable:
         status = None
     if status is not None:
-        report.connector_version = status.version
         report.connected = status.connected
         report.connector_status = dict(status.fields)
+        report.definitions_updated_time = status.definitions_updated
+    report.connector_version = ev.connector_version()
     try:
         procs = ev.processes()
         report.processes = {name: procs.running(name) for name in WATCHED}
@@ -111,9 +112,6 @@ def _skeleton(ev: Evidence) -> Report:
     if ev.platform is Platform.MACOS:
         with contextlib.suppress(Unavailable):
             report.endpoint_security_extensions = ev.system_extensions().endpoint_security_enabled
-        with contextlib.suppress(Unavailable):
-            app = ev.connector_app()
-            report.connector_version = report.connector_version or app.short_version or app.build_version
     return report
 
 

@@ -183,10 +183,14 @@ class Host:
 
     # -- programs ----------------------------------------------------------
     def run(self, rel: str, args: list[str], timeout: float, max_output: int = MAX_READ) -> CommandResult:
-        """Run a program under the root with a hard timeout.
+        """Run a program under the root with a hard timeout (see ``start``)."""
+        return self.start(rel, args).result(timeout, max_output)
+
+    def start(self, rel: str, args: list[str]) -> Running:
+        """Start a program under the root; several may run at once, each collected with ``result``.
 
         The program gets its own process group so a hung shell script and its
-        children are all killed; the output is capped.
+        children are all killed.
         """
         program = self.path(rel)
         proc = subprocess.Popen(
@@ -197,15 +201,32 @@ class Host:
             start_new_session=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
         )
+        return Running(proc, self.display(rel))
+
+
+class Running:
+    """A started program: its output is read, bounded, until it exits or the deadline passes."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], shown: str) -> None:
+        self.proc = proc
+        self.shown = shown
+        self.started = time.monotonic()
+
+    def result(self, timeout: float, max_output: int = MAX_READ) -> CommandResult:
+        """Wait at most ``timeout`` seconds from the start; past that the program is killed and this raises."""
+        proc = self.proc
         try:
-            out, err = _read_bounded(proc, time.monotonic() + timeout, max_output)
+            out, err = _read_bounded(proc, self.started + timeout, max_output)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise CommandTimeout(f"{self.display(rel)} did not answer within {timeout:g} s") from None
+            self.kill()
+            raise CommandTimeout(f"{self.shown} did not answer within {timeout:g} s") from None
         except BaseException:
-            _kill_group(proc)
+            self.kill()
             raise
         return CommandResult(proc.returncode, bytes(out[:max_output]), bytes(err[:4096]), len(out) > max_output)
+
+    def kill(self) -> None:
+        _kill_group(self.proc)
 
 
 def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytearray, bytearray]:

@@ -65,6 +65,9 @@ class SeverityPolicy(NamedTuple):
             return Critical
         if fault_id in self.warning:
             return Warn
+        if result.reported and result.severity:
+            # The connector's own word on how bad it is (fault 18: Major overloaded, Critical reduced).
+            return Critical if result.severity.lower() == "critical" else Warn
         return Critical if result.fault.severity is catalog.Severity.CRITICAL else Warn
 
 

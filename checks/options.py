@@ -7,6 +7,8 @@ import argparse
 from checks.collect import COLLECTORS, Settings
 from checks.evidence.kernel import DEFAULT_NETWORK_MODULES
 
+DEFAULTS = Settings()
+
 
 def positive_float(text: str) -> float:
     try:
@@ -31,6 +33,22 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--network-module", action="append", dest="network_modules", metavar="NAME",
                        help="kernel module that does network monitoring (repeatable; default: "
                        + ", ".join(DEFAULT_NETWORK_MODULES) + ")")
+    # Facts about the connector that no public source confirms (docs/connector-facts.md): settings.
+    assumed = parser.add_argument_group("connector facts not confirmed by public sources (see docs/connector-facts.md)")
+    assumed.add_argument("--connector-version-element", action="append", dest="version_elements", metavar="NAME",
+                         help="element of global.xml that holds the connector version (repeatable, in order of "
+                         "preference; default: " + ", ".join(DEFAULTS.version_elements) + ")")
+    assumed.add_argument("--definitions-dir", action="append", dest="definitions_dirs", metavar="DIR",
+                         help="folder searched for ClamAV .cvd/.cld files, relative to the root (repeatable; "
+                         "default: /opt/cisco/amp, and on macOS also /Library/Application Support/Cisco)")
+    assumed.add_argument("--bpf-process", action="append", dest="bpf_processes", metavar="NAME",
+                         help="process that holds the connector's eBPF programs (repeatable; default: "
+                         + ", ".join(DEFAULTS.bpf_processes) + ")")
+    assumed.add_argument("--selinux-module", default=DEFAULTS.selinux_module, metavar="NAME",
+                         help="the connector's SELinux policy module (default: %(default)s)")
+    assumed.add_argument("--orbital-client", action="append", dest="orbital_clients", metavar="PREFIX",
+                         help="Full Disk Access client (bundle id or path prefix) that counts as Cisco Orbital "
+                         "(repeatable; default: " + ", ".join(DEFAULTS.orbital_clients) + ")")
 
 
 def settings_from(args: argparse.Namespace, disabled: frozenset[str] = frozenset(),
@@ -44,4 +62,9 @@ def settings_from(args: argparse.Namespace, disabled: frozenset[str] = frozenset
         min_available_mib=int(args.min_available_memory),
         definitions_max_age_days=args.definitions_max_age,
         disabled_collectors=disabled,
+        version_elements=tuple(args.version_elements or DEFAULTS.version_elements),
+        definitions_dirs=tuple(args.definitions_dirs or ()),
+        bpf_processes=tuple(args.bpf_processes or DEFAULTS.bpf_processes),
+        selinux_module=args.selinux_module,
+        orbital_clients=tuple(args.orbital_clients or DEFAULTS.orbital_clients),
     )

@@ -53,7 +53,8 @@ class Report:
         self.connected: bool | None = None
         self.connector_status: dict[str, str] = {}
         self.processes: dict[str, bool | None] = {}
-        self.definitions_build_time: float | None = None
+        self.definitions_build_time: float | None = None  # newest CVD header
+        self.definitions_updated_time: float | None = None  # ampcli policy's "Definitions Last Updated"
         self.endpoint_security_extensions: int | None = None  # macOS: enabled Endpoint Security extensions
         self.faults: list[FaultResult] = []  # documented and connector-reported ids
         self.checks: list[FaultResult] = []  # checks beyond the documents
@@ -78,6 +79,7 @@ class Report:
                 "status": self.connector_status,
                 "processes": self.processes,
                 "definitions_build_time": self.definitions_build_time,
+                "definitions_updated_time": self.definitions_updated_time,
                 "endpoint_security_extensions": self.endpoint_security_extensions,
             },
             "checks": [_result_dict(r, self.platform, lang) for r in self.checks],

@@ -22,13 +22,16 @@ def families(report: Report) -> Iterator[Metric]:
     platform = str(report.platform)
     active = _gauge("fault_active", "1 when the connector fault is active (reported by the connector or "
                     "detected on the host), else 0.", ["fault_id", "fault", "platform"])
-    reported = _gauge("fault_reported", "1 when ampcli status reports the fault, else 0.", ["fault_id", "fault"])
+    reported = _gauge("fault_reported", "1 when ampcli status reports the fault, else 0; connector_severity is "
+                      "the severity it reports (critical, major, minor), empty when it does not say.",
+                      ["fault_id", "fault", "connector_severity"])
     success = _gauge("fault_check_success", "0 when the fault's state could not be determined (unknown).",
                      ["fault_id", "fault"])
     for result in report.faults:
         fault_id, slug = result.fault.id, result.fault.slug
         active.add_metric([fault_id, slug, platform], float(result.state is State.ACTIVE))
-        reported.add_metric([fault_id, slug], float(bool(result.reported)))
+        severity = result.severity.lower() if result.reported else ""
+        reported.add_metric([fault_id, slug, severity], float(bool(result.reported)))
         success.add_metric([fault_id, slug], float(result.state is not State.UNKNOWN))
     yield from (active, reported, success)
 
@@ -52,6 +55,10 @@ def families(report: Report) -> Iterator[Metric]:
         yield GaugeMetricFamily(f"{NAMESPACE}_definitions_build_timestamp_seconds",
                                 "Build time of the newest virus definition file (CVD header).",
                                 value=report.definitions_build_time)
+    if report.definitions_updated_time is not None:
+        yield GaugeMetricFamily(f"{NAMESPACE}_definitions_updated_timestamp_seconds",
+                                "When the connector last updated its definitions (ampcli policy).",
+                                value=report.definitions_updated_time)
     if report.endpoint_security_extensions is not None:
         yield GaugeMetricFamily(f"{NAMESPACE}_endpoint_security_extensions_enabled",
                                 "macOS: Endpoint Security system extensions enabled (the OS limits how many).",

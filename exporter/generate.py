@@ -53,6 +53,8 @@ def severity_ids(severity: Severity) -> list[str]:
 
 
 def _runbook(fault: Fault) -> str:
+    if fault.article:
+        return fault.article
     if fault.platforms == frozenset({Platform.MACOS}):
         return MACOS_FAULTS_URL
     if fault.platforms == frozenset({Platform.LINUX}):
@@ -65,12 +67,27 @@ def _sel(options: Options, *extra: str) -> str:
 
 
 # -- Prometheus rules ------------------------------------------------------------------------
+def _severity_template(default: Severity) -> str:
+    """The connector's severity (label ``connector_severity``) when it reported one, else ``default``."""
+    critical = '{{ if eq $labels.connector_severity "critical" }}critical'
+    if default is Severity.WARNING:
+        return critical + "{{ else }}warning{{ end }}"
+    return critical + "{{ else if $labels.connector_severity }}warning{{ else }}critical{{ end }}"
+
+
 def fault_alert(fault: Fault, options: Options) -> dict[str, Any]:
+    """The fault's alert. It takes ``connector_severity`` from the reported series, and its severity
+    follows the connector's word (Critical -> critical, Major/Minor -> warning) before the catalogue's,
+    as the plugin does. The ``or`` keeps the alert when the reported series is missing."""
+    fault_sel = _sel(options, f"fault_id={json.dumps(fault.id)}")
+    active = f"secure_endpoint_fault_active{fault_sel} == 1"
+    expr = (f"({active}) * on (job, instance, fault_id) group_left (connector_severity) "
+            f"(0 * secure_endpoint_fault_reported{fault_sel} + 1) or on (job, instance, fault_id) {active}")
     return {
         "alert": alert_name(fault),
-        "expr": f'secure_endpoint_fault_active{_sel(options, f"fault_id={json.dumps(fault.id)}")} == 1',
+        "expr": expr,
         "for": FOR_OVERRIDES.get(fault.id, options.for_default),
-        "labels": {"severity": str(fault.severity)},
+        "labels": {"severity": _severity_template(fault.severity)},
         "annotations": {
             "summary": f"{{{{ $labels.instance }}}}: {fault.title.en} (fault {fault.id})",
             "description": f"{fault.meaning.en} Fix: {fault.fix.en} Host: {{{{ $labels.instance }}}}.",
@@ -126,9 +143,11 @@ def health_alerts(options: Options) -> list[dict[str, Any]]:
                "The connector gets no policy or definition updates and the console shows old state.",
                "not_connected", s),
         _check("DefinitionsStale",
-               f"time() - secure_endpoint_definitions_build_timestamp_seconds{_sel(s)} > 7 * 86400", "1h",
+               f"time() - (secure_endpoint_definitions_updated_timestamp_seconds{_sel(s)}"
+               f" or secure_endpoint_definitions_build_timestamp_seconds{_sel(s)}) > 7 * 86400", "1h",
                "warning", f"{host}: virus definitions are older than 7 days",
-               "The newest virus definition file was built {{ $value | humanizeDuration }} ago.",
+               "The definitions were last updated (ampcli policy; else the newest definition file's build time) "
+               "{{ $value | humanizeDuration }} ago.",
                "definitions_stale", s),
         _check("FaultCheckUnknown", f"secure_endpoint_fault_check_success{_sel(s)} == 0", "1h", "info",
                f"{host}: fault {{{{ $labels.fault_id }}}} ({{{{ $labels.fault }}}}) cannot be judged",
@@ -200,25 +219,43 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 
 
 def fault_tests(options: Options) -> Iterator[dict[str, Any]]:
+    """Each fault alert on five hosts: clear (no alert), active on host evidence alone (the catalogue's
+    severity), reported Critical and Major by the connector (its severity wins), and active without
+    any reported series (the alert still fires)."""
     base = _selector_labels(options)
     for fault in all_faults():
         rule = fault_alert(fault, options)
         minutes = _minutes(rule["for"])
         platform = "macos" if Platform.LINUX not in fault.platforms else "linux"
         common = {**base, "fault_id": fault.id, "fault": fault.slug, "platform": platform}
-        bad = {**common, "instance": "bad:9982"}
-        good = {**common, "instance": "good:9982"}
+        reported_labels = {**base, "fault_id": fault.id, "fault": fault.slug}
         steps = minutes + 5
+        series = []
+        expected = []
+        # instance: (active, reported, connector severity, expected alert severity or None)
+        hosts = {
+            "good:9982": ("0", "0", "", None),
+            "bad:9982": ("1", "0", "", str(fault.severity)),
+            "critical:9982": ("1", "1", "critical", "critical"),
+            "major:9982": ("1", "1", "major", "warning"),
+            "noreport:9982": ("1", None, "", str(fault.severity)),
+        }
+        for instance, (active, reported, said, severity) in hosts.items():
+            labels = {**common, "instance": instance}
+            series.append(_series("secure_endpoint_fault_active", labels, f"{active}x{steps}"))
+            extra = {"connector_severity": said} if said else {}
+            if reported is not None:
+                series.append(_series("secure_endpoint_fault_reported",
+                                      {**reported_labels, **extra, "instance": instance}, f"{reported}x{steps}"))
+            if severity is not None:
+                expected.append({"exp_labels": {**labels, **extra, "severity": severity},
+                                 "exp_annotations": {k: _render(v, labels) for k, v in rule["annotations"].items()}})
         yield {
             "interval": "1m",
-            "input_series": [_series("secure_endpoint_fault_active", bad, f"1x{steps}"),
-                             _series("secure_endpoint_fault_active", good, f"0x{steps}")],
+            "input_series": series,
             "alert_rule_test": [
                 {"eval_time": f"{minutes - 1}m", "alertname": rule["alert"], "exp_alerts": []},
-                {"eval_time": f"{minutes + 1}m", "alertname": rule["alert"], "exp_alerts": [{
-                    "exp_labels": {**bad, "severity": str(fault.severity)},
-                    "exp_annotations": {k: _render(v, bad) for k, v in rule["annotations"].items()},
-                }]},
+                {"eval_time": f"{minutes + 1}m", "alertname": rule["alert"], "exp_alerts": expected},
             ],
         }
 
@@ -437,8 +474,10 @@ def host_dashboard(options: Options) -> dict[str, Any]:
                [(f'max(secure_endpoint_process_running{{{sel}, process="ampscansvc"}})', "")], 4, 4,
                instant=True, **_stat(binary, steps=ok_steps)),
         _panel(lay, "stat", "Definitions age",
-               [(f"time() - max(secure_endpoint_definitions_build_timestamp_seconds{{{sel}}})", "")], 4, 4,
-               "Time since the newest virus definition file was built.", True,
+               [(f"time() - max(secure_endpoint_definitions_updated_timestamp_seconds{{{sel}}}"
+                 f" or secure_endpoint_definitions_build_timestamp_seconds{{{sel}}})", "")], 4, 4,
+               "Time since the connector last updated its definitions (ampcli policy), or else since the "
+               "newest virus definition file was built.", True,
                **_stat(unit="s", steps=[{"color": "green", "value": None}, {"color": "orange", "value": 3 * 86400},
                                         {"color": "red", "value": 7 * 86400}])),
         _panel(lay, "table", "Connector", [(f"secure_endpoint_connector_info{{{sel}}}", "")], 4, 4,

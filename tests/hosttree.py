@@ -3,6 +3,11 @@
 A ``LinuxTree`` starts as a bare Linux machine (os-release, kernel, proc);
 methods add the connector and its parts one by one, and ``healthy()`` builds
 a host where every check is clear. Faults are made by changing one part.
+
+The connector's files copy the shapes public material shows (see
+docs/connector-facts.md): the policy is a signed XML-Signature document with
+every element in the xmldsig namespace, ``ampcli`` prints log noise before its
+answer, and ``global.xml`` sits beside the policy.
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
 RELEASE = "5.14.0-362.8.1.el9_3.x86_64"
 
-HEALTHY_STATUS = """\
+LOG_NOISE = "[logger] Set minimum reported log level to notice\n"
+CONNECTOR_VERSION = "1.24.1.1234"
+HEALTHY_STATUS = LOG_NOISE + """\
 Status: Connected
 Mode: Normal
 Scan: Ready for scan
@@ -38,13 +45,71 @@ OS_RELEASES = {
 
 
 def faults_status(*faults: tuple[int, str, str], mode: str = "Degraded", status: str = "Connected") -> str:
-    """An ``ampcli status`` text reporting the given (id, severity, text) faults."""
-    worst = faults[0][1] if faults else "None"
-    lines = [f"Status: {status}", f"Mode: {mode}", "Scan: Ready for scan",
-             "Policy: Audit Policy for FireAMP Linux (#1)", f"Faults: {len(faults)} {worst}",
+    """An ``ampcli status`` text reporting the given (id, severity, text) faults, as the connector prints it:
+    log noise, the fields, ``Faults:`` counting per severity, the ids, then one line per fault."""
+    counts: dict[str, int] = {}
+    for _, severity, _ in faults:
+        counts[severity] = counts.get(severity, 0) + 1
+    summary = ", ".join(f"{n} {sev}" for sev, n in counts.items()) or "None"
+    lines = [f"Status: {status}", f"Mode: {mode}", "Scan: Ready for scan", "Last Scan: 2023-06-19 02:02:03 PM",
+             "Policy: Audit Policy for FireAMP Linux (#1)", "Command-line: Enabled", "Orbital: Disabled",
+             "Behavioural Protection: Protect", f"Faults: {summary}",
              "Fault IDs: " + ", ".join(str(f[0]) for f in faults)]
     lines += [f"ID {fid} - {sev}: {text}" for fid, sev, text in faults]
-    return "\n".join(lines) + "\n"
+    return LOG_NOISE + "\n".join(lines) + "\n"
+
+
+def about_output(version: str = CONNECTOR_VERSION) -> str:
+    return LOG_NOISE + f"AMP for Endpoints Connector {version}\n"
+
+
+def policy_output(updated: float | None = None) -> str:
+    """``ampcli policy``: the definitions' version and when they were last updated (local time)."""
+    when = time.localtime(updated if updated is not None else time.time() - 7200)
+    return LOG_NOISE + (
+        "Policy: Audit Policy for FireAMP Linux (#1)\n"
+        "Definition Version: ClamAV daily.cvd 27100\n"
+        f"Definitions Last Updated: {time.strftime('%Y-%m-%d %I:%M:%S %p', when)}\n"
+        "Last Updated: 2023-06-19 02:02:03 PM\n"
+    )
+
+
+XMLDSIG = "http://www.w3.org/2000/09/xmldsig#"
+
+
+def policy_document(file_monitoring: bool | None = True, device_flow: bool | None = True,
+                    name: str = "Protect Policy for Linux", signed: bool = True) -> str:
+    """A connector policy: by default the signed XML-Signature document the connector keeps, every
+    element in the xmldsig default namespace; ``signed=False`` gives a bare ``<config>``."""
+    protmode = "" if file_monitoring is None else f"<file>{int(file_monitoring)}</file>"
+    nfm = "" if device_flow is None else f"<nfm><enable>{int(device_flow)}</enable></nfm>"
+    config = (
+        "<config>"
+        "<janus><business><uuid>7f3a1c2e-0000-4000-8000-000000000001</uuid></business>"
+        f"<policy><uuid>5c1e9d7a-0000-4000-8000-000000000002</uuid><name>{name}</name>"
+        "<serial_number>1234</serial_number><updated>1687180000000</updated></policy></janus>"
+        f"<agent><driver><protmode>{protmode}<process>1</process><qaction>0</qaction>"
+        f"<activeexec>0</activeexec></protmode></driver>{nfm}</agent>"
+        "<scansettings><clamav><enable>1</enable></clamav></scansettings>"
+        "</config>"
+    )
+    if not signed:
+        return config
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<Signature xmlns="{XMLDSIG}"><SignedInfo>'
+        '<CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/>'
+        f'<SignatureMethod Algorithm="{XMLDSIG}rsa-sha1"/><Reference URI="#policy">'
+        f'<DigestMethod Algorithm="{XMLDSIG}sha1"/><DigestValue>q1Zl0c2lnbmVk</DigestValue></Reference>'
+        "</SignedInfo><SignatureValue>c2lnbmF0dXJl</SignatureValue>"
+        f'<Object Id="policy">{config}</Object></Signature>\n'
+    )
+
+
+def global_xml(version: str = CONNECTOR_VERSION) -> str:
+    """global.xml: its version element's name is not public; this shape is an assumption."""
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<config><agent><version>{version}</version>'
+            "<cloud><identity>ampcloud</identity></cloud></agent></config>\n")
 
 
 def cvd_bytes(body: bytes = b"signatures" * 100, build_time: float | None = None, corrupt: bool = False) -> bytes:
@@ -63,6 +128,7 @@ class Tree:
 
     AMPCLI = "opt/cisco/amp/bin/ampcli"
     POLICY = "opt/cisco/amp/etc/policy.xml"
+    GLOBAL = "opt/cisco/amp/etc/global.xml"
     DEFINITIONS = "opt/cisco/amp/var/clamav"
 
     def __init__(self, root: Path) -> None:
@@ -99,24 +165,30 @@ class Tree:
     def chmod(self, rel: str, mode: int) -> None:
         (self.root / rel).chmod(mode)
 
-    def ampcli(self, output: str | bytes = HEALTHY_STATUS, exit_code: int = 0, hang: float = 0.0) -> None:
-        """An ``ampcli`` script that prints ``output`` (kept in a file beside it), or hangs."""
-        self.write(f"{self.AMPCLI}.out", output)
+    def ampcli(self, output: str | bytes = HEALTHY_STATUS, exit_code: int = 0, hang: float = 0.0,
+               about: str | None = None, policy: str | None = None) -> None:
+        """An ``ampcli`` script: ``status`` prints ``output`` (kept in a file beside it) or hangs;
+        ``about`` and ``policy`` print theirs (by default a version and fresh definitions), or fail
+        with exit 1 when given as ""."""
+        self.write(f"{self.AMPCLI}.status", output)
+        self.write(f"{self.AMPCLI}.about", about_output() if about is None else about)
+        self.write(f"{self.AMPCLI}.policy", policy_output() if policy is None else policy)
         script = "#!/bin/sh\n"
         if hang:
             script += f"sleep {hang}\n"
-        script += f'cat "$(dirname "$0")/ampcli.out"\nexit {exit_code}\n'
+        script += (
+            'out="$(dirname "$0")/ampcli.$1"\n'
+            'if [ "$1" != status ] && [ ! -s "$out" ]; then echo "unknown command $1" >&2; exit 1; fi\n'
+            f'cat "$out"\nexit {exit_code}\n'
+        )
         self.write(self.AMPCLI, script, mode=0o755)
 
-    def policy(self, file_monitoring: bool | None = True, device_flow: bool | None = True) -> None:
-        parts = ["<config><agent><driver><protmode>"]
-        if file_monitoring is not None:
-            parts.append(f"<file>{int(file_monitoring)}</file>")
-        parts.append("<process>1</process></protmode></driver>")
-        if device_flow is not None:
-            parts.append(f"<nfm><enable>{int(device_flow)}</enable></nfm>")
-        parts.append("</agent><policy><name>Protect</name></policy></config>")
-        self.write(self.POLICY, "".join(parts))
+    def policy(self, file_monitoring: bool | None = True, device_flow: bool | None = True,
+               signed: bool = True) -> None:
+        self.write(self.POLICY, policy_document(file_monitoring, device_flow, signed=signed))
+
+    def global_config(self, version: str = CONNECTOR_VERSION, text: str | None = None) -> None:
+        self.write(self.GLOBAL, global_xml(version) if text is None else text)
 
     def definitions(self, name: str = "daily.cvd", corrupt: bool = False, build_time: float | None = None,
                     data: bytes | None = None) -> str:
@@ -216,6 +288,7 @@ class LinuxTree(Tree):
     def healthy(self) -> LinuxTree:
         """A host where the connector runs and every check is clear."""
         self.install_connector()
+        self.global_config()
         self.scan_account()
         self.ampcli()
         self.policy()

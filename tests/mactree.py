@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.hosttree import Tree
+from tests.hosttree import LOG_NOISE, Tree, policy_document
 
 TEAM = "DE8Y96K9QP"
 SECURITY = "com.cisco.endpoint.svc.securityextension"
@@ -16,9 +16,15 @@ SERVICE = "com.cisco.endpoint.svc"
 ES_CATEGORY = "com.apple.system_extension.endpoint_security"
 NE_CATEGORY = "com.apple.system_extension.network_extension"
 APP = "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app"
-LEGACY_APP = "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app"
+AMP_SERVICE_APP = "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app"
+# Connectors before 1.14: a Connector app, a kernel extension, no Service app and no system extensions.
+CONNECTOR_APP = "Applications/Cisco AMP for Endpoints/AMP for Endpoints Connector.app"
 TCC = "Library/Application Support/com.apple.TCC"
-MAC_STATUS = "Status: Connected\nMode: Normal\nPolicy: Protect Policy for Mac (#7)\nFaults: None\n"
+MAC_STATUS = LOG_NOISE + (
+    "Status: Connected\nMode: Normal\nScan: Ready for scan\nLast Scan: 2024-05-02 09:12:44 AM\n"
+    "Policy: Protect Policy for Mac (#7)\nCommand-line: Enabled\nOrbital: Disabled\n"
+    "Behavioural Protection: Protect\nFaults: None\n"
+)
 
 
 def extension(identifier: str, state: str = "activated_enabled", version: str = "1.24.1.1234",
@@ -57,8 +63,9 @@ def keyed_archive(filters: list[tuple[str, str, bool, int]]) -> bytes:
 
 class MacTree(Tree):
     AMPCLI = "opt/cisco/amp/ampcli"
-    POLICY = "Library/Application Support/Cisco/Secure Endpoint/policy.xml"
-    DEFINITIONS = "Library/Application Support/Cisco/Secure Endpoint/clamav"
+    POLICY = "Library/Application Support/Cisco/AMP for Endpoints Connector/policy.xml"
+    GLOBAL = "opt/cisco/amp/global.xml"
+    DEFINITIONS = "Library/Application Support/Cisco/AMP for Endpoints Connector/clamav"
 
     def __init__(self, root: Path, version: str = "14.4") -> None:
         super().__init__(root)
@@ -69,11 +76,26 @@ class MacTree(Tree):
     def plist(self, rel: str, value: Any, binary: bool = True) -> None:
         self.write(rel, plistlib.dumps(value, fmt=plistlib.FMT_BINARY if binary else plistlib.FMT_XML))
 
-    def install_connector(self, version: str = "1.24.1", build: str = "1.24.1.1234", legacy_app: bool = False) -> None:
+    def install_connector(self, version: str = "1.24.1", build: str = "1.24.1.1234", amp_app: bool = False) -> None:
+        """A connector of 1.14 or later: ampdaemon, the Service app (AMP-era name with ``amp_app``),
+        and global.xml naming the version."""
         self.write("opt/cisco/amp/ampdaemon", "#!/bin/sh\n", mode=0o755)
-        app = LEGACY_APP if legacy_app else APP
+        app = AMP_SERVICE_APP if amp_app else APP
         self.plist(f"{app}/Contents/Info.plist", {"CFBundleIdentifier": SERVICE,
                                                   "CFBundleShortVersionString": version, "CFBundleVersion": build})
+        self.global_config(build)
+
+    def install_legacy_connector(self, version: str = "1.12.7", build: str = "1.12.7.811") -> None:
+        """A connector before 1.14: ampdaemon and the Connector app, nothing else of the later layout."""
+        self.write("opt/cisco/amp/ampdaemon", "#!/bin/sh\n", mode=0o755)
+        self.plist(f"{CONNECTOR_APP}/Contents/Info.plist", {
+            "CFBundleIdentifier": "com.cisco.amp.connector", "CFBundleShortVersionString": version,
+            "CFBundleVersion": build})
+        self.global_config(build)
+
+    def policy(self, file_monitoring: bool | None = True, device_flow: bool | None = True,
+               signed: bool = True) -> None:
+        self.write(self.POLICY, policy_document(file_monitoring, device_flow, "Protect Policy for Mac", signed))
 
     def scan_account(self, user: bool = True, group: bool = True) -> None:
         for kind, wanted in (("users", user), ("groups", group)):
@@ -116,6 +138,17 @@ class MacTree(Tree):
 
     def orbital(self) -> None:
         (self.root / "opt/cisco/orbital").mkdir(parents=True, exist_ok=True)
+
+    def healthy_legacy(self) -> MacTree:
+        """A healthy Mac with a connector before 1.14: Full Disk Access for ampdaemon's path, no db.plist."""
+        self.install_legacy_connector()
+        self.scan_account()
+        self.ampcli(MAC_STATUS)
+        self.policy()
+        self.tcc({"/opt/cisco/amp/ampdaemon": True})
+        self.definitions("main.cvd")
+        self.definitions("daily.cvd")
+        return self
 
     def healthy(self) -> MacTree:
         self.install_connector()

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.evidence.ampcli import AmpcliError, parse_status
+from checks.evidence.ampcli import (
+    AmpcliError,
+    ReportedFault,
+    parse_about,
+    parse_policy,
+    parse_status,
+    parse_time,
+    summary_severity,
+)
 
 DOCUMENTED = """\
 Status: Connected
@@ -71,3 +81,59 @@ def test_any_text_parses_or_raises_ampcli_error(text: str) -> None:
 def test_fault_id_lists_round_trip(ids: list[int]) -> None:
     text = "Status: Connected\nFault IDs: " + ", ".join(map(str, ids)) + "\n"
     assert set(parse_status(text).faults) == {str(i) for i in ids}
+
+
+# -- what real runs print ----------------------------------------------------------------------------
+def test_log_noise_and_an_interactive_prompt() -> None:
+    text = ("[logger] Set minimum reported log level to notice\n"
+            "ampcli> Status: Connected\nMode: Degraded\nFaults: 1 Critical\nFault IDs: 18\n"
+            "ID 18 - Critical: Connector event monitoring is overloaded.\nampcli> \n")
+    status = parse_status(text)
+    assert status.connected and status.mode == "Degraded"
+    assert status.faults["18"] == ReportedFault("18", "Critical", "Connector event monitoring is overloaded.")
+    assert not any(key.startswith("[") for key in status.fields)
+
+
+@pytest.mark.parametrize(("summary", "severity"), [
+    ("1 Major", "Major"), ("2 Critical", "Critical"), ("0 Critical, 2 Major, 0 Minor", "Major"),
+    ("1 Critical, 1 Major", ""), ("None", ""), ("", ""), ("3 minor", "Minor"),
+])
+def test_summary_gives_a_severity_only_when_one_is_counted(summary: str, severity: str) -> None:
+    assert summary_severity(summary) == severity
+    status = parse_status(f"Status: Connected\nFaults: {summary}\nFault IDs: 6, 18\nID 18 - Major: busy\n")
+    assert status.faults["6"].severity == severity  # no line of its own: the summary decides
+    assert status.faults["18"].severity == "Major"  # its own line wins
+
+
+@pytest.mark.parametrize(("text", "version"), [
+    ("[logger] Set minimum reported log level to notice\nAMP for Endpoints Connector 1.24.1.1234\n", "1.24.1.1234"),
+    ("Cisco Secure Endpoint connector 1.25.0\n", "1.25.0"),
+    ("ampcli> AMP for Endpoints Connector v1.12.7\n", "1.12.7"),
+    ("nothing useful\n", ""),
+])
+def test_about(text: str, version: str) -> None:
+    assert parse_about(text) == version
+
+
+def test_policy_output() -> None:
+    text = ("[logger] Set minimum reported log level to notice\nPolicy: Protect (#7)\n"
+            "Definition Version: ClamAV daily.cvd 27100\nDefinitions Last Updated: 2024-05-02 09:12:44 AM\n")
+    version, updated = parse_policy(text)
+    assert version == "ClamAV daily.cvd 27100"
+    assert updated == datetime(2024, 5, 2, 9, 12, 44).timestamp()
+
+
+@pytest.mark.parametrize("text", ["2024-05-02 21:12:44", "Thu May  2 21:12:44 2024", "05/02/2024 09:12:44 PM",
+                                  "2024-05-02T21:12:44"])
+def test_time_formats(text: str) -> None:
+    assert parse_time(text) == datetime(2024, 5, 2, 21, 12, 44).timestamp()
+
+
+@pytest.mark.parametrize("text", ["", "never", "yesterday 25:99", "2024-13-45 10:00:00"])
+def test_unreadable_times_are_none(text: str) -> None:
+    assert parse_time(text) is None
+
+
+@given(st.text(max_size=60))
+def test_any_time_text_parses_or_is_none(text: str) -> None:
+    assert parse_time(text) is None or isinstance(parse_time(text), float)

@@ -14,7 +14,7 @@ from checks.messages import TEMPLATES, Msg
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 LINUX_IDS = ["5", "6", "7", "8", "9", "11", "16", "18", "19"]
-MACOS_IDS = ["1", "2", "3", "4", "5", "6", "7", "10", "12", "13", "14", "15", "17"]
+MACOS_IDS = ["1", "2", "3", "4", "5", "6", "7", "10", "12", "13", "14", "15", "17", "18"]
 
 
 def test_every_documented_fault_is_in_the_catalogue() -> None:

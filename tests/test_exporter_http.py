@@ -80,12 +80,11 @@ def test_openmetrics_and_gzip(healthy: LinuxTree, tmp_path: Path) -> None:
 
 
 def _counting_ampcli(tree: LinuxTree, seconds: float) -> Path:
-    """An ampcli that notes each run in a file and takes ``seconds`` to answer."""
+    """An ampcli that notes each ``status`` run in a file and takes ``seconds`` to answer."""
     counter = tree.root / "ampcli-runs"
-    tree.write("opt/cisco/amp/bin/ampcli.out", (tree.root / "opt/cisco/amp/bin/ampcli.out").read_bytes())
     tree.write("opt/cisco/amp/bin/ampcli",
-               f'#!/bin/sh\necho run >> "{counter}"\nsleep {seconds}\ncat "$(dirname "$0")/ampcli.out"\n',
-               mode=0o755)
+               f'#!/bin/sh\n[ "$1" = status ] && echo run >> "{counter}"\nsleep {seconds}\n'
+               'cat "$(dirname "$0")/ampcli.$1"\n', mode=0o755)
     return counter
 
 

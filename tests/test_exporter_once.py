@@ -50,7 +50,8 @@ def test_every_fault_series_exists_and_is_zero_when_healthy(healthy: LinuxTree) 
         assert labels["platform"] == "linux"
         assert value(found, "secure_endpoint_fault_active", **labels) == 0
         assert value(found, "secure_endpoint_fault_check_success", fault_id=fault_id, fault=labels["fault"]) == 1
-        assert value(found, "secure_endpoint_fault_reported", fault_id=fault_id, fault=labels["fault"]) == 0
+        assert value(found, "secure_endpoint_fault_reported", fault_id=fault_id, fault=labels["fault"],
+                     connector_severity="") == 0
     assert value(found, "secure_endpoint_connector_installed") == 1
     assert value(found, "secure_endpoint_connector_connected") == 1
     assert value(found, "secure_endpoint_process_running", process="ampdaemon") == 1
@@ -77,10 +78,14 @@ def test_faults_and_a_failing_collector(healthy: LinuxTree) -> None:
     found = samples(exporter(healthy).stdout)
     assert value(found, "secure_endpoint_fault_active", fault_id="18", fault="event_monitoring_overloaded",
                  platform="linux") == 1
-    assert value(found, "secure_endpoint_fault_reported", fault_id="18", fault="event_monitoring_overloaded") == 1
+    assert value(found, "secure_endpoint_fault_reported", fault_id="18", fault="event_monitoring_overloaded",
+                 connector_severity="major") == 1
     assert value(found, "secure_endpoint_fault_active", fault_id="5", fault="scan_service_user_unavailable",
                  platform="linux") == 1
-    assert value(found, "secure_endpoint_fault_reported", fault_id="5", fault="scan_service_user_unavailable") == 0
+    assert value(found, "secure_endpoint_fault_reported", fault_id="5", fault="scan_service_user_unavailable",
+                 connector_severity="") == 0
+    assert value(found, "secure_endpoint_fault_reported", fault_id="77", fault="unknown",
+                 connector_severity="critical") == 1
     assert value(found, "secure_endpoint_fault_active", fault_id="77", fault="unknown", platform="linux") == 1
     assert value(found, "secure_endpoint_fault_check_success", fault_id="8", fault="file_monitor_not_started") == 0
     assert value(found, "secure_endpoint_scrape_collector_success", collector="policy") == 0

@@ -10,7 +10,7 @@ import pytest
 from checks.report import State
 from checks.state import StateStore
 from tests.conftest import Evaluate, result, texts
-from tests.hosttree import LinuxTree, faults_status
+from tests.hosttree import LinuxTree, faults_status, policy_output
 
 
 def states(report) -> dict[str, State]:
@@ -183,7 +183,8 @@ def test_8_active_with_secure_boot_and_missing_headers(healthy: LinuxTree, run: 
     report = run(healthy)
     item = result(report, "8")
     assert item.state is State.ACTIVE
-    assert "none of the kernel modules ampfsm, ampavflt, redirfs is loaded" in texts(item)
+    assert "none of the kernel modules ampfsm, redirfs, avflt, ampavflt is loaded" in texts(item)
+    assert "ampdaemon holds no eBPF program" in texts(item)
     assert "Secure Boot is on" in texts(item)
     assert "kernel headers for 5.14.0-362.8.1.el9_3.x86_64 are missing (fault 11)" in texts(item)
     assert result(report, "9").state is State.CLEAR  # ampnetworkflow is loaded
@@ -251,7 +252,8 @@ def test_11_names_the_package_for_the_distro(tmp_path: Path, run: Evaluate, dist
     item = result(run(tree), "11")
     assert item.state is State.ACTIVE
     assert item.remedy is not None
-    assert item.remedy.render("en") == f"install the package {package} and restart the connector"
+    assert item.remedy.render("en") == (f"install the package {package} and restart the connector "
+                                        "(systemctl restart cisco-amp)")
     assert f"/lib/modules/{release}/build does not lead to a directory" in texts(item)
 
 
@@ -361,13 +363,32 @@ def test_not_connected(healthy: LinuxTree, run: Evaluate) -> None:
     assert report.connected is False
 
 
-def test_definitions_stale_and_fresh(healthy: LinuxTree, run: Evaluate) -> None:
-    assert result(run(healthy), "definitions_stale").state is State.CLEAR
+def test_definitions_age_follows_ampcli_policy(healthy: LinuxTree, run: Evaluate) -> None:
+    """The connector's own 'Definitions Last Updated' wins over the definition files' build time."""
     healthy.definitions("main.cvd", build_time=time.time() - 30 * 86400)
     healthy.definitions("daily.cvd", build_time=time.time() - 10 * 86400)
+    report = run(healthy, definitions_max_age_days=7)
+    item = result(report, "definitions_stale")
+    assert item.state is State.CLEAR
+    assert "last updated 0.1 days ago, says ampcli policy" in texts(item)
+    assert report.definitions_updated_time is not None
+    healthy.ampcli(policy=policy_output(updated=time.time() - 12 * 86400))
     item = result(run(healthy, definitions_max_age_days=7), "definitions_stale")
     assert item.state is State.ACTIVE
-    assert "10.0 days ago" in texts(item)
+    assert "last updated 12.0 days ago, says ampcli policy" in texts(item)
+
+
+@pytest.mark.parametrize("policy", ["", "Definition Version: 27100\nDefinitions Last Updated: sometime\n"])
+def test_definitions_age_falls_back_to_the_files(healthy: LinuxTree, run: Evaluate, policy: str) -> None:
+    """ampcli policy failing, or printing a time no known format fits: the newest CVD's build time counts."""
+    healthy.ampcli(policy=policy)
+    healthy.definitions("main.cvd", build_time=time.time() - 30 * 86400)
+    healthy.definitions("daily.cvd", build_time=time.time() - 10 * 86400)
+    report = run(healthy, definitions_max_age_days=7)
+    item = result(report, "definitions_stale")
+    assert item.state is State.ACTIVE
+    assert "newest definitions were built 10.0 days ago" in texts(item)
+    assert report.definitions_updated_time is None
 
 
 def test_ampcli_missing_is_reported(healthy: LinuxTree, run: Evaluate) -> None:

@@ -33,6 +33,7 @@ SETUPS: dict[str, Callable[[MacTree], None]] = {
     "14": reported(14),
     "15": lambda t: t.tcc({SERVICE: True}),
     "17": lambda t: t.orbital(),
+    "18": reported(18),
 }
 
 

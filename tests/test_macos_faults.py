@@ -16,7 +16,7 @@ from tests.conftest import Evaluate, result, texts
 from tests.hosttree import faults_status
 from tests.mactree import NETWORK, SECURITY, SERVICE, MacTree, extension, keyed_archive
 
-MAC_IDS = ["1", "2", "3", "4", "5", "6", "7", "10", "12", "13", "14", "15", "17"]
+MAC_IDS = ["1", "2", "3", "4", "5", "6", "7", "10", "12", "13", "14", "15", "17", "18"]
 OTHER = [("com.vendor.vpn", "Vendor VPN", True, 1), ("com.vendor.dlp", "DLP", True, 1),
          ("com.vendor.fw", "Firewall", True, 1), ("com.vendor.web", "Web filter", True, 1)]
 
@@ -35,7 +35,7 @@ def test_healthy_mac(mac: MacTree, run: Evaluate) -> None:
     # Orbital is not installed.
     assert states == {**dict.fromkeys(MAC_IDS, State.CLEAR), "4": State.NOT_APPLICABLE, "6": State.UNKNOWN,
                       "7": State.UNKNOWN, "17": State.NOT_APPLICABLE}
-    assert report.connector_version == "1.24.1"
+    assert report.connector_version == "1.24.1.1234"  # from global.xml
     assert report.endpoint_security_extensions == 1
     assert result(report, "daemon_not_running").state is State.UNKNOWN
     assert "only be read on the live root" in texts(result(report, "7"))
@@ -49,10 +49,11 @@ def test_mac_without_connector(tmp_path: Path, run: Evaluate) -> None:
 
 def test_legacy_app_path_counts_as_installed(tmp_path: Path, run: Evaluate) -> None:
     tree = MacTree(tmp_path / "mac")
-    tree.install_connector(version="1.12.7", build="1.12.7.500", legacy_app=True)
+    tree.install_legacy_connector(version="1.12.7", build="1.12.7.500")
     tree.remove("opt/cisco/amp/ampdaemon")
+    tree.remove("opt/cisco/amp/global.xml")
     report = run(tree)
-    assert report.installed and report.connector_version == "1.12.7"
+    assert report.installed and report.connector_version == "1.12.7"  # from the app, without global.xml
 
 
 # -- fault 1 ---------------------------------------------------------------------------

@@ -72,7 +72,8 @@ def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
     assert "Cause: UEFI Secure Boot is on" in fault8
     assert "Fix: Turn UEFI Secure Boot off" in fault8
     fault11 = next(line for line in lines if line.startswith("CRITICAL: Kernel headers package missing (fault 11)"))
-    assert "Fix: install the package kernel-devel-5.14.0-362.8.1.el9_3.x86_64 and restart the connector." in fault11
+    assert ("Fix: install the package kernel-devel-5.14.0-362.8.1.el9_3.x86_64 and restart the connector "
+            "(systemctl restart cisco-amp).") in fault11
 
 
 def test_warning_fault_and_severity_options(healthy: LinuxTree) -> None:

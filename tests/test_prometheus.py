@@ -16,7 +16,7 @@ def test_every_target_is_up(fleet: Fleet) -> None:
 
 def test_fault_series_per_instance(fleet: Fleet) -> None:
     prometheus, hosts = fleet.prometheus, fleet.hosts
-    prometheus.wait_for("secure_endpoint_fault_active", 9 + 9 + 9 + 13)
+    prometheus.wait_for("secure_endpoint_fault_active", 9 + 9 + 9 + 14)
     for fault_id, faulty_value in (("18", 1.0), ("19", 1.0), ("8", 0.0), ("5", 0.0)):
         expr = f'secure_endpoint_fault_active{{fault_id="{fault_id}", platform="linux"}}'
         found = by_instance(prometheus.query(expr))
@@ -27,7 +27,7 @@ def test_fault_series_per_instance(fleet: Fleet) -> None:
     installed = by_instance(prometheus.query("secure_endpoint_connector_installed"))
     assert installed[hosts["not-installed"]] == 0.0 and installed[hosts["healthy"]] == 1.0
     per_host = by_instance(prometheus.query("count by (instance) (secure_endpoint_fault_active)"))
-    assert per_host == {hosts["healthy"]: 9.0, hosts["faulty"]: 9.0, hosts["not-installed"]: 9.0, hosts["mac"]: 13.0}
+    assert per_host == {hosts["healthy"]: 9.0, hosts["faulty"]: 9.0, hosts["not-installed"]: 9.0, hosts["mac"]: 14.0}
 
 
 def test_scrapes_are_clean(fleet: Fleet) -> None:

@@ -1,20 +1,40 @@
-"""What the connector says about itself: ``ampcli status``, run with a timeout and parsed by key."""
+"""What the connector says about itself: ``ampcli status``, ``about`` and ``policy``.
+
+The three run at once, each bounded by the same timeout. ``status`` is the one
+that matters: when it fails, the collector fails. ``about`` (the connector's
+version) and ``policy`` (when the definitions were last updated) only add
+facts, and their failure leaves those facts empty.
+"""
 
 from __future__ import annotations
 
+import logging
 import re
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.host import Host
+from checks.host import CommandResult, Host, Running
+
+log = logging.getLogger(__name__)
 
 AMPCLI_PATHS = {
     Platform.LINUX: "opt/cisco/amp/bin/ampcli",
     Platform.MACOS: "opt/cisco/amp/ampcli",
 }
+SEVERITIES = ("Critical", "Major", "Minor")
 
+_PROMPT = re.compile(r"^(?:ampcli>\s*)+")
 _FAULT_LINE = re.compile(r"^ID\s+(\d+)\s*(?:-\s*([A-Za-z]+))?\s*:?\s*(.*)$")
 _KEY_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 _/-]{0,40}?)\s*:\s*(.*)$")
+_COUNT = re.compile(r"(\d+)\s+([A-Za-z]+)")
+_VERSION = re.compile(r"(?<![\d.])(\d+\.\d+\.\d+(?:\.\d+)?)(?![\d.])")
+# Formats seen or plausible for "Definitions Last Updated" (the real one is not public: see
+# docs/connector-facts.md). Times without a zone are the host's local time.
+_DATE_FORMATS = (
+    "%Y-%m-%d %I:%M:%S %p", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%a %b %d %H:%M:%S %Y",
+    "%b %d, %Y %I:%M:%S %p", "%b %d %Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d",
+)
 
 
 class AmpcliError(ValueError):
@@ -23,13 +43,16 @@ class AmpcliError(ValueError):
 
 class ReportedFault(NamedTuple):
     id: str
-    severity: str  # as the connector says it: Critical, Major, Minor, ... or ""
+    severity: str  # as the connector says it: Critical, Major, Minor, ... or "" when it does not say
     text: str
 
 
 class ConnectorStatus(NamedTuple):
     fields: dict[str, str]
     faults: dict[str, ReportedFault]
+    about_version: str = ""  # from ``ampcli about``
+    definition_version: str = ""  # from ``ampcli policy``
+    definitions_updated: float | None = None  # from ``ampcli policy``, seconds since the epoch
 
     @property
     def status(self) -> str:
@@ -48,11 +71,32 @@ class ConnectorStatus(NamedTuple):
         for key in ("version", "connector version", "amp version"):
             if self.fields.get(key):
                 return self.fields[key]
-        return ""
+        return self.about_version
 
     @property
     def policy(self) -> str:
         return self.fields.get("policy", "")
+
+
+def _lines(text: str) -> list[str]:
+    """Non-empty lines without an interactive ``ampcli>`` prompt in front."""
+    found = []
+    for raw in text.splitlines():
+        line = _PROMPT.sub("", raw.strip()).strip()
+        if line:
+            found.append(line)
+    return found
+
+
+def _key_values(lines: list[str]) -> dict[str, str]:
+    """``Key: value`` lines by lower-case key, the first one winning; log noise such as
+    ``[logger] ...`` does not start with a letter and is skipped."""
+    fields: dict[str, str] = {}
+    for line in lines:
+        pair = _KEY_LINE.match(line)
+        if pair:
+            fields.setdefault(pair.group(1).strip().lower(), pair.group(2).strip())
+    return fields
 
 
 def parse_status(text: str) -> ConnectorStatus:
@@ -62,57 +106,113 @@ def parse_status(text: str) -> ConnectorStatus:
     ``ID n - Severity: text`` lines. Output that has no ``Status`` key at all
     is not a status report and raises ``AmpcliError``.
     """
-    fields: dict[str, str] = {}
     faults: dict[str, ReportedFault] = {}
-    listed: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
+    rest = []
+    for line in _lines(text):
         fault = _FAULT_LINE.match(line)
         if fault:
-            fault_id, severity, rest = fault.group(1), fault.group(2) or "", fault.group(3).strip()
-            faults[str(int(fault_id))] = ReportedFault(str(int(fault_id)), severity.capitalize(), rest)
-            continue
-        pair = _KEY_LINE.match(line)
-        if not pair:
-            continue
-        key, value = pair.group(1).strip().lower(), pair.group(2).strip()
-        fields.setdefault(key, value)
-        if key == "fault ids":
-            listed = re.findall(r"\d+", value)
+            key = str(int(fault.group(1)))
+            faults[key] = ReportedFault(key, (fault.group(2) or "").capitalize(), fault.group(3).strip())
+        else:
+            rest.append(line)
+    fields = _key_values(rest)
     if "status" not in fields:
         raise AmpcliError("ampcli printed no 'Status:' line")
-    severity = _summary_severity(fields.get("faults", ""))
-    for fault_id in listed:
+    severity = summary_severity(fields.get("faults", ""))
+    for fault_id in re.findall(r"\d+", fields.get("fault ids", "")):
         key = str(int(fault_id))
         faults.setdefault(key, ReportedFault(key, severity, ""))
     return ConnectorStatus(fields, faults)
 
 
-def _summary_severity(summary: str) -> str:
-    match = re.search(r"\d+\s+([A-Za-z]+)", summary)
-    return match.group(1).capitalize() if match else ""
+def summary_severity(summary: str) -> str:
+    """The severity of ids listed without their own line: ``Faults:`` counts per severity
+    (``1 Critical, 2 Major``); only when exactly one severity has a non-zero count is it known."""
+    present = {name.capitalize() for count, name in _COUNT.findall(summary) if int(count) > 0}
+    return present.pop() if len(present) == 1 else ""
+
+
+def parse_about(text: str) -> str:
+    """``ampcli about`` names the connector and its version (``AMP for Endpoints Connector 1.24.1``)."""
+    for line in _lines(text):
+        if "connector" in line.lower() or "version" in line.lower():
+            match = _VERSION.search(line)
+            if match:
+                return match.group(1)
+    return ""
+
+
+def parse_policy(text: str) -> tuple[str, float | None]:
+    """``ampcli policy``: the definition version and when the definitions were last updated."""
+    fields = _key_values(_lines(text))
+    updated = fields.get("definitions last updated", "")
+    return fields.get("definition version", ""), parse_time(updated) if updated else None
+
+
+def parse_time(text: str) -> float | None:
+    """A time as ampcli may print it; None when no known format fits."""
+    value = " ".join(text.split())
+    if value.isdigit():
+        return float(value)
+    for fmt in _DATE_FORMATS:
+        try:
+            parsed = datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return parsed.timestamp()  # naive: the host's local time
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def probe(host: Host, platform: Platform, timeout: float) -> ConnectorStatus | None:
-    """Run ``ampcli status``; None when ampcli is not there at all.
+    """Run ``ampcli status`` (with ``about`` and ``policy`` beside it); None when ampcli is not there.
 
     Raises ``AmpcliError`` (or an ``OSError``) for a hang, a failure or
-    output that is not a status report.
+    status output that is not a status report.
     """
     rel = AMPCLI_PATHS[platform]
     if not host.exists(rel):
         return None
-    result = host.run(rel, ["status"], timeout=timeout)
+    status_run = host.start(rel, ["status"])
+    extra: dict[str, Running] = {}
+    try:
+        for command in ("about", "policy"):
+            try:
+                extra[command] = host.start(rel, [command])
+            except OSError as error:
+                log.debug("ampcli %s could not start: %s", command, error)
+        status = parse_status(_output(status_run.result(timeout), "status"))
+    except BaseException:
+        for running in extra.values():
+            running.kill()
+        raise
+    answers = {command: _optional(running, command, timeout) for command, running in extra.items()}
+    version = parse_about(answers["about"]) if answers.get("about") else ""
+    definition_version, updated = parse_policy(answers["policy"]) if answers.get("policy") else ("", None)
+    return status._replace(about_version=version, definition_version=definition_version,
+                           definitions_updated=updated)
+
+
+def _optional(running: Running, command: str, timeout: float) -> str:
+    """The text of ``about``/``policy``, or "" when it failed: these only add facts."""
+    try:
+        return _output(running.result(timeout), command)
+    except (OSError, AmpcliError) as error:
+        log.debug("ampcli %s gave nothing: %s", command, error)
+        return ""
+
+
+def _output(result: CommandResult, command: str) -> str:
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
         tail = f": {detail[-1][:200]}" if detail else ""
-        raise AmpcliError(f"ampcli status exited with code {result.returncode}{tail}")
+        raise AmpcliError(f"ampcli {command} exited with code {result.returncode}{tail}")
     if result.truncated:
-        raise AmpcliError("ampcli status printed more than 1 MiB, which no status report does")
+        raise AmpcliError(f"ampcli {command} printed more than 1 MiB, which no {command} report does")
     try:
-        text = result.stdout.decode("utf-8")
+        return result.stdout.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise AmpcliError(f"ampcli status printed bytes that are not UTF-8 (at offset {error.start})") from None
-    return parse_status(text)
+        raise AmpcliError(f"ampcli {command} printed bytes that are not UTF-8 (at offset {error.start})") from None

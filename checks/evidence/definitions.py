@@ -91,10 +91,12 @@ def _build_time(time_text: str, stime: str) -> float | None:
         return None
 
 
-def probe(host: Host, platform: Platform) -> DefinitionsFacts:
+def probe(host: Host, platform: Platform, roots: tuple[str, ...] = ()) -> DefinitionsFacts:
+    """Every CVD/CLD below ``roots`` (default: the connector's folders; where the connector keeps
+    them is not public, so the folders are a setting)."""
     files: list[DefinitionFile] = []
     seen = 0
-    for root in ROOTS[platform]:
+    for root in [r.strip("/") for r in roots or ROOTS[platform]]:
         if not host.is_dir(root):
             continue
         for rel_dir, dirs, names in host.walk(root, MAX_DEPTH):

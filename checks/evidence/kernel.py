@@ -7,7 +7,9 @@ from typing import NamedTuple
 
 from checks.host import Host
 
-FILE_MODULES = ("ampfsm", "ampavflt", "redirfs")
+# ampfsm on current connectors; redirfs with avflt on old ones (Cisco's Linux primer shows both loading);
+# ampavflt kept from earlier versions of this project's list.
+FILE_MODULES = ("ampfsm", "redirfs", "avflt", "ampavflt")
 DEFAULT_NETWORK_MODULES = ("ampnetworkflow",)
 SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 

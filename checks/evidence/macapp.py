@@ -1,4 +1,8 @@
-"""The connector's Service app on macOS: where it is and which version its Info.plist names."""
+"""The connector's app on macOS: where it is and which version its Info.plist names.
+
+From connector 1.14 on, a Service app carries the system extensions; before
+that a Connector app sat beside a kernel extension and no Service app existed.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +14,31 @@ SERVICE_APPS = (
     "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
     "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app",
 )
+# Connectors before 1.14: no Service app, no system extensions.
+LEGACY_APPS = (
+    "Applications/Cisco AMP for Endpoints/AMP for Endpoints Connector.app",
+    "Applications/Cisco AMP/AMP for Endpoints Connector.app",
+)
 SERVICE_BUNDLE_ID = "com.cisco.endpoint.svc"
+FIRST_SYSEXT_VERSION = (1, 14)
 ORBITAL_DIR = "opt/cisco/orbital"
 
 
 class AppFacts(NamedTuple):
-    path: str | None  # as shown on the host; None when no Service app is installed
+    path: str | None  # as shown on the host; None when no connector app is installed
     short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
     build_version: str  # CFBundleVersion
     orbital_installed: bool
+    legacy: bool = False  # a Connector app of a connector before 1.14, not a Service app
+
+    @property
+    def service_app(self) -> bool:
+        return self.path is not None and not self.legacy
 
 
 def probe(host: Host) -> AppFacts:
     orbital = host.is_dir(ORBITAL_DIR)
-    for app in SERVICE_APPS:
+    for app in (*SERVICE_APPS, *LEGACY_APPS):
         rel = f"{app}/Contents/Info.plist"
         try:
             data = host.read_bytes(rel)
@@ -31,7 +46,7 @@ def probe(host: Host) -> AppFacts:
             continue
         info = load_plist(data, host.display(rel))
         return AppFacts(host.display(app), str(info.get("CFBundleShortVersionString", "")),
-                        str(info.get("CFBundleVersion", "")), orbital)
+                        str(info.get("CFBundleVersion", "")), orbital, app in LEGACY_APPS)
     return AppFacts(None, "", "", orbital)
 
 

@@ -1,4 +1,11 @@
-"""The connector policy XML: which monitoring options the policy switches on."""
+"""The connector policy XML: which monitoring options the policy switches on.
+
+The real file is an XML-Signature document: ``<Signature>`` (namespace
+``http://www.w3.org/2000/09/xmldsig#``) holds ``SignedInfo``, ``SignatureValue``
+and ``<Object>`` -> ``<config>``, and every element below inherits that default
+namespace. Elements are matched by their local name whatever the namespace,
+so an unsigned ``<config>`` document (or one in another namespace) reads too.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +18,15 @@ from checks.host import Host
 POLICY_PATHS = {
     Platform.LINUX: ("opt/cisco/amp/etc/policy.xml",),
     Platform.MACOS: (
-        "Library/Application Support/Cisco/Secure Endpoint/policy.xml",
         "Library/Application Support/Cisco/AMP for Endpoints Connector/policy.xml",
+        "Library/Application Support/Cisco/Secure Endpoint/policy.xml",
     ),
 }
-FILE_MONITORING = ".//agent/driver/protmode/file"
-DEVICE_FLOW = ".//agent/nfm/enable"
+# Paths below <config>, by local element name.
+FILE_MONITORING = ("agent", "driver", "protmode", "file")
+DEVICE_FLOW = ("agent", "nfm", "enable")
+POLICY_NAME = ("janus", "policy", "name")
+MAX_POLICY_BYTES = 16 << 20
 
 
 class PolicyError(ValueError):
@@ -33,7 +43,7 @@ class PolicyFacts(NamedTuple):
 def probe(host: Host, platform: Platform) -> PolicyFacts:
     for rel in POLICY_PATHS[platform]:
         try:
-            data = host.read_bytes(rel, limit=16 << 20)
+            data = host.read_bytes(rel, limit=MAX_POLICY_BYTES)
         except FileNotFoundError:
             continue
         return parse(data, host.display(rel))
@@ -41,22 +51,50 @@ def probe(host: Host, platform: Platform) -> PolicyFacts:
 
 
 def parse(data: bytes, path: str) -> PolicyFacts:
-    """Read the two options; a document that is not XML raises ``PolicyError``."""
+    """Read the two options and the policy name; a document that is not XML raises ``PolicyError``."""
     if b"<!ENTITY" in data:
         raise PolicyError(f"{path} declares XML entities, which a connector policy never does")
     try:
         root = ET.fromstring(data)
     except ET.ParseError as error:
         raise PolicyError(f"{path} is not well-formed XML ({error})") from None
-    name = root.findtext(".//policy/name") or root.findtext(".//name") or ""
-    return PolicyFacts(path, _flag(root, FILE_MONITORING), _flag(root, DEVICE_FLOW), name.strip())
+    config = _config(root)
+    if config is None:
+        return PolicyFacts(path, None, None, "")
+    return PolicyFacts(path, _flag(_text(config, FILE_MONITORING)), _flag(_text(config, DEVICE_FLOW)),
+                       (_text(config, POLICY_NAME) or "").strip())
 
 
-def _flag(root: ET.Element, xpath: str) -> bool | None:
-    element = root.find(xpath)
-    if element is None or element.text is None:
+def local_name(tag: object) -> str:
+    """``{namespace}name`` -> ``name``; comments and processing instructions have no name."""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
+
+
+def _config(root: ET.Element) -> ET.Element | None:
+    """The ``<config>`` element: the root itself, or the one inside the signature's ``<Object>``."""
+    if local_name(root.tag) == "config":
+        return root
+    for element in root.iter():
+        if local_name(element.tag) == "config":
+            return element
+    return None
+
+
+def _text(parent: ET.Element, path: tuple[str, ...]) -> str | None:
+    """Text of the first element down ``path`` (local names), or None."""
+    current = parent
+    for step in path:
+        child = next((c for c in current if local_name(c.tag) == step), None)
+        if child is None:
+            return None
+        current = child
+    return current.text
+
+
+def _flag(text: str | None) -> bool | None:
+    if text is None:
         return None
-    text = element.text.strip()
-    if text not in ("0", "1"):
+    value = text.strip()
+    if value not in ("0", "1"):
         return None
-    return text == "1"
+    return value == "1"

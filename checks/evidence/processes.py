@@ -26,13 +26,18 @@ class ProcessInfo(NamedTuple):
 
 class ProcessFacts(NamedTuple):
     by_name: dict[str, list[ProcessInfo]]
-    daemon_bpf_programs: int = 0
+    bpf_programs: int = 0  # eBPF programs held open by the configured holder processes (Linux)
 
     def running(self, name: str) -> bool:
         return bool(self.by_name.get(name))
 
 
-def probe(host: Host, platform: Platform) -> ProcessFacts:
+def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON,)) -> ProcessFacts:
+    """The watched processes; on Linux also how many eBPF programs ``bpf_holders`` hold.
+
+    Which process holds the connector's eBPF programs is not public (ampdaemon
+    is assumed), so the names are a setting.
+    """
     if platform is Platform.MACOS:
         if not host.live:
             raise HostError("processes of a macOS host can only be read on the live root")
@@ -41,7 +46,7 @@ def probe(host: Host, platform: Platform) -> ProcessFacts:
         raise HostError("the processes of a Linux root can only be read on Linux")
     if not host.is_dir("proc"):
         raise HostError(f"{host.display('proc')} is not mounted")
-    found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
+    found: dict[str, list[ProcessInfo]] = {name: [] for name in (*WATCHED, *bpf_holders)}
     procdir = host.path("proc")
     with host.procfs():
         for pid in psutil.pids():
@@ -57,10 +62,7 @@ def probe(host: Host, platform: Platform) -> ProcessFacts:
                     found[name].append(ProcessInfo(pid, name, proc.create_time()))
             except psutil.Error:
                 continue  # gone meanwhile, or a zombie
-    bpf = 0
-    if platform is Platform.LINUX:
-        for daemon in found[DAEMON]:
-            bpf += _count_bpf_fds(host, daemon.pid)
+    bpf = sum(_count_bpf_fds(host, holder.pid) for name in set(bpf_holders) for holder in found[name])
     return ProcessFacts(found, bpf)
 
 

@@ -18,7 +18,8 @@ class SelinuxFacts(NamedTuple):
     module_disabled: bool
 
 
-def probe(host: Host) -> SelinuxFacts:
+def probe(host: Host, module: str = MODULE) -> SelinuxFacts:
+    """SELinux's mode and where ``module`` (Cisco's name for it is a setting) is installed or disabled."""
     enforce = host.read_optional("sys/fs/selinux/enforce")
     enforcing = enforce is not None and enforce.strip() == "1"
     policy_type = _policy_type(host)
@@ -32,9 +33,9 @@ def probe(host: Host) -> SelinuxFacts:
             continue
         for entry in host.listdir(store):
             if entry == "disabled":
-                disabled = disabled or host.exists(f"{store}/disabled/{MODULE}")
-            elif host.is_dir(f"{store}/{entry}/{MODULE}") and found is None:
-                found = host.display(f"{store}/{entry}/{MODULE}")
+                disabled = disabled or host.exists(f"{store}/disabled/{module}")
+            elif host.is_dir(f"{store}/{entry}/{module}") and found is None:
+                found = host.display(f"{store}/{entry}/{module}")
     return SelinuxFacts(True, policy_type, found, disabled)
 
 

@@ -34,6 +34,7 @@ class Extension(NamedTuple):
 
 class SysextFacts(NamedTuple):
     extensions: tuple[Extension, ...]
+    db_path: str | None = None  # as shown on the host; None when db.plist does not exist (nothing registered)
 
     def cisco(self) -> list[Extension]:
         return [e for e in self.extensions if e.cisco]
@@ -44,7 +45,12 @@ class SysextFacts(NamedTuple):
 
 
 def probe(host: Host) -> SysextFacts:
-    return parse(host.read_bytes(DB, limit=16 << 20), host.display(DB))
+    """macOS writes db.plist when the first system extension registers: no file, no extension."""
+    try:
+        data = host.read_bytes(DB, limit=16 << 20)
+    except FileNotFoundError:
+        return SysextFacts(())
+    return parse(data, host.display(DB))
 
 
 def parse(data: bytes, where: str) -> SysextFacts:
@@ -67,4 +73,4 @@ def parse(data: bytes, where: str) -> SysextFacts:
             version=str(versions.get("CFBundleVersion", bundle if isinstance(bundle, str) else "")),
             short_version=str(versions.get("CFBundleShortVersionString", "")),
         ))
-    return SysextFacts(tuple(found))
+    return SysextFacts(tuple(found), where)

@@ -94,6 +94,7 @@ def _mdm(host: Host) -> set[str]:
         if not isinstance(services, dict):
             continue
         entry = services.get(FULL_DISK_ACCESS)
-        if isinstance(entry, dict) and entry.get("Allowed") in (True, 1):
+        # Profiles write either a boolean Allowed or an Authorization of "Allow".
+        if isinstance(entry, dict) and (entry.get("Allowed") in (True, 1) or entry.get("Authorization") == "Allow"):
             allowed.add(str(client))
     return allowed

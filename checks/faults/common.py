@@ -1,4 +1,4 @@
-"""Faults that exist on both platforms: the scan service and its account (5, 6, 7)."""
+"""Faults that exist on both platforms: the scan service and its account (5, 6, 7), overload (18)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,12 @@ def _scan_failure_causes(ev: Evidence) -> list[Msg]:
         causes.append(msg("low_memory", available=available // (1024 * 1024), minimum=minimum))
     return causes
 
+
+
+def event_monitoring_overloaded(ev: Evidence) -> Verdict:
+    """Fault 18: reported by the connector (Major: overloaded; Critical: a reduced set of events
+    watched), or its status says it runs degraded."""
+    mode = ev.status().mode
+    if mode.strip().lower() == "degraded":
+        return active(msg("mode_degraded", mode=mode))
+    return clear()

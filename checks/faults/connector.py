@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from checks.collect import Evidence, Unavailable
 from checks.evidence.ampcli import AMPCLI_PATHS
 from checks.evidence.processes import DAEMON
@@ -34,10 +36,15 @@ def not_connected(ev: Evidence) -> Verdict:
 
 
 def definitions_stale(ev: Evidence) -> Verdict:
-    newest = ev.definitions().newest_build_time
+    """The connector's own "Definitions Last Updated" when ampcli says it; else the newest CVD's build time."""
+    limit = ev.settings.definitions_max_age_days
+    key, newest = "definitions_updated", None
+    with contextlib.suppress(Unavailable):
+        newest = ev.status().definitions_updated
+    if newest is None:
+        key, newest = "definitions_age", ev.definitions().newest_build_time
     if newest is None:
         raise Unavailable(msg("no_definitions"))
-    limit = ev.settings.definitions_max_age_days
     age_days = max(ev.now - newest, 0.0) / DAY
-    evidence = msg("definitions_age", days=f"{age_days:.1f}", limit=f"{limit:g}")
+    evidence = msg(key, days=f"{age_days:.1f}", limit=f"{limit:g}")
     return active(evidence) if age_days > limit else clear(evidence)

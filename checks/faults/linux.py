@@ -1,4 +1,4 @@
-"""Linux-only faults: kernel monitoring (8, 9, 11, 16), overload (18) and SELinux (19)."""
+"""Linux-only faults: kernel monitoring (8, 9, 11, 16) and SELinux (19)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,10 @@ def _monitor(ev: Evidence, option: str, modules: tuple[str, ...]) -> Verdict:
     procs = ev.processes()
     if not procs.running(DAEMON):
         return not_applicable(msg("daemon_down_na"))
-    if procs.daemon_bpf_programs:
-        return clear(msg("bpf_held", count=procs.daemon_bpf_programs))
-    return active(msg("no_modules", names=list(modules)), msg("no_bpf"), causes=tuple(_load_causes(ev)))
+    if procs.bpf_programs:
+        return clear(msg("bpf_held", count=procs.bpf_programs, names=list(ev.settings.bpf_processes)))
+    return active(msg("no_modules", names=list(modules)), msg("no_bpf", names=list(ev.settings.bpf_processes)),
+                  causes=tuple(_load_causes(ev)))
 
 
 def _load_causes(ev: Evidence) -> list[Msg]:
@@ -81,21 +82,13 @@ def kernel_incompatible(ev: Evidence) -> Verdict:
     return clear(msg("kernel_release", release=release)) if release else clear()
 
 
-def event_monitoring_overloaded(ev: Evidence) -> Verdict:
-    """Fault 18: reported by the connector, or its status says it runs degraded."""
-    mode = ev.status().mode
-    if mode.strip().lower() == "degraded":
-        return active(msg("mode_degraded", mode=mode))
-    return clear()
-
-
 def selinux_policy_missing(ev: Evidence) -> Verdict:
     """Fault 19: SELinux enforcing and the ``cisco-secure-bpf`` module missing or disabled."""
     facts = ev.selinux()
     if not facts.enforcing:
         return clear(msg("selinux_permissive"))
     if facts.module_disabled:
-        return active(msg("selinux_module_disabled", type=facts.policy_type))
+        return active(msg("selinux_module_disabled", type=facts.policy_type, module=ev.settings.selinux_module))
     if facts.module_path is None:
-        return active(msg("selinux_module_missing", type=facts.policy_type))
+        return active(msg("selinux_module_missing", type=facts.policy_type, module=ev.settings.selinux_module))
     return clear(msg("selinux_module_present", path=facts.module_path))

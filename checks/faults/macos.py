@@ -6,6 +6,7 @@ from checks.collect import Evidence, Unavailable
 from checks.evidence import sysext
 from checks.evidence.macapp import SERVICE_BUNDLE_ID, version_tuple
 from checks.evidence.netext import FIREWALL_GRADE
+from checks.evidence.sysext import DB
 from checks.faults import DEVICE_FLOW, Verdict, active, clear, not_applicable, policy_option
 from checks.messages import Msg, msg
 
@@ -24,20 +25,40 @@ def _cisco_extensions(ev: Evidence) -> list[sysext.Extension]:
     return ev.system_extensions().cisco()
 
 
+def _before_system_extensions(ev: Evidence) -> Verdict | None:
+    """Not applicable on connectors before 1.14, which have no system extensions (or content filter)."""
+    if ev.legacy_mac_connector():
+        return not_applicable(msg("legacy_connector", version=ev.connector_version() or "?"))
+    return None
+
+
+def _registered(ev: Evidence) -> tuple[Msg, ...]:
+    """Evidence for a clear: each Cisco extension's state, or that nothing is registered at all."""
+    if ev.system_extensions().db_path is None:
+        return (msg("no_sysext_db", path=ev.host.display(DB)),)
+    return tuple(msg("extension_state", **_named(e)) for e in _cisco_extensions(ev))
+
+
 def _named(extension: sysext.Extension) -> dict[str, str]:
     return {"identifier": extension.identifier, "state": extension.state}
 
 
 def system_extension_not_approved(ev: Evidence) -> Verdict:
     """Fault 1: a Cisco system extension waits for the user's approval."""
+    legacy = _before_system_extensions(ev)
+    if legacy:
+        return legacy
     waiting = [e for e in _cisco_extensions(ev) if e.state == "activated_waiting_for_user"]
     if waiting:
         return active(*(msg("extension_state", **_named(e)) for e in waiting))
-    return clear(*(msg("extension_state", **_named(e)) for e in _cisco_extensions(ev)))
+    return clear(*_registered(ev))
 
 
 def system_extension_version_mismatch(ev: Evidence) -> Verdict:
     """Fault 2: the enabled Cisco extension is not the version the installed Service app carries."""
+    legacy = _before_system_extensions(ev)
+    if legacy:
+        return legacy
     app = ev.connector_app()
     if app.path is None or not (app.build_version or app.short_version):
         raise Unavailable(msg("no_service_app"))
@@ -65,14 +86,13 @@ def _full_disk_access(ev: Evidence, client: str) -> Verdict:
 
 def full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 3: the Service (before connector 1.14: ampdaemon's path) lacks Full Disk Access."""
-    app = ev.connector_app()
-    legacy = app.path is not None and version_tuple(app.short_version or app.build_version)[:2] < (1, 14)
-    return _full_disk_access(ev, LEGACY_DAEMON if legacy else SERVICE_BUNDLE_ID)
+    return _full_disk_access(ev, LEGACY_DAEMON if ev.legacy_mac_connector() else SERVICE_BUNDLE_ID)
 
 
 def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
-    """Fault 4: on macOS 10.15 and older, the Cisco kext is not loaded."""
-    if _macos_version(ev) >= (11,):
+    """Fault 4: the Cisco kext is not loaded, where the connector uses one: on macOS 10.15 and older,
+    and with connectors before 1.14 on any macOS."""
+    if _macos_version(ev) >= (11,) and not ev.legacy_mac_connector():
         return not_applicable(msg("macos_older_only", version="10.15"))
     if ev.kernel_extensions().cisco_loaded:
         return clear(msg("kext_loaded"))
@@ -81,6 +101,9 @@ def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
 
 def reboot_required(ev: Evidence) -> Verdict:
     """Fault 10: a Cisco extension waits on a reboot and none of that identifier is enabled."""
+    legacy = _before_system_extensions(ev)
+    if legacy:
+        return legacy
     extensions = _cisco_extensions(ev)
     enabled = {e.identifier for e in extensions if e.enabled}
     waiting = [e for e in extensions if "reboot" in e.state and e.identifier not in enabled]
@@ -95,6 +118,9 @@ def _content_filter(ev: Evidence) -> tuple[Verdict | None, tuple[Msg, ...], bool
     Returns a final verdict when the filter is fine or not needed; otherwise the
     evidence and whether four other firewall-grade filters crowd ours out.
     """
+    legacy = _before_system_extensions(ev)
+    if legacy:
+        return legacy, (), False
     if not policy_option(ev, DEVICE_FLOW):
         return not_applicable(msg("option_off", option=DEVICE_FLOW)), (), False
     filters = ev.network_extensions().filters
@@ -134,6 +160,9 @@ def security_extension_full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 15: on macOS 11 and later the security extension lacks Full Disk Access."""
     if _macos_version(ev) < (11,):
         return not_applicable(msg("macos_newer_only", version="11"))
+    legacy = _before_system_extensions(ev)
+    if legacy:
+        return legacy
     return _full_disk_access(ev, sysext.SECURITY_EXTENSION)
 
 
@@ -141,9 +170,9 @@ def orbital_full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 17: Orbital is installed and no Orbital client has Full Disk Access."""
     if not ev.connector_app().orbital_installed:
         return not_applicable(msg("orbital_absent"))
-    granted = sorted(c for c in ev.tcc().allowed
-                     if c.startswith("com.cisco.orbital") or c.startswith("/opt/cisco/orbital/"))
+    prefixes = ev.settings.orbital_clients  # Orbital's client ids are not public: a setting
+    granted = sorted(c for c in ev.tcc().allowed if c.startswith(prefixes))
     if granted:
         return clear(msg("fda_granted", client=granted))
-    return active(msg("fda_missing", client="Cisco Orbital (com.cisco.orbital*, /opt/cisco/orbital/)"))
+    return active(msg("fda_missing", client="Cisco Orbital (" + ", ".join(f"{p}*" for p in prefixes) + ")"))
 

@@ -1,0 +1,58 @@
+"""The connector's version from its ``global.xml``.
+
+The file is public knowledge (Linux ``/opt/cisco/amp/etc/global.xml``, macOS
+``/opt/cisco/amp/global.xml``), the element that carries the version is not:
+it is looked up by local name from a configurable list, and only a value that
+looks like a connector version (three or four numbers) counts. When nothing
+fits, the version comes from ``ampcli`` instead (see ``checks.collect``).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from typing import NamedTuple
+
+from checks.catalog import Platform
+from checks.evidence.policy import local_name
+from checks.host import Host
+
+GLOBAL_XML = {
+    Platform.LINUX: "opt/cisco/amp/etc/global.xml",
+    Platform.MACOS: "opt/cisco/amp/global.xml",
+}
+DEFAULT_ELEMENTS = ("version", "agent_version", "connector_version", "product_version")
+_VERSION = re.compile(r"^\s*v?(\d+\.\d+\.\d+(?:\.\d+)?)\s*$")
+
+
+class VersionFacts(NamedTuple):
+    path: str | None  # global.xml as shown on the host; None when there is none
+    version: str  # "" when the file names no version
+
+
+def probe(host: Host, platform: Platform, elements: tuple[str, ...] = DEFAULT_ELEMENTS) -> VersionFacts:
+    rel = GLOBAL_XML[platform]
+    try:
+        data = host.read_bytes(rel)
+    except FileNotFoundError:
+        return VersionFacts(None, "")
+    return VersionFacts(host.display(rel), parse(data, host.display(rel), elements))
+
+
+def parse(data: bytes, where: str, elements: tuple[str, ...] = DEFAULT_ELEMENTS) -> str:
+    """The first element named in ``elements`` (in that order of preference) whose text is a version."""
+    if b"<!ENTITY" in data:
+        raise ValueError(f"{where} declares XML entities, which the connector's files never do")
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError as error:
+        raise ValueError(f"{where} is not well-formed XML ({error})") from None
+    wanted = [name.lower() for name in elements]
+    found: dict[str, str] = {}
+    for element in root.iter():
+        name = local_name(element.tag).lower()
+        if name in wanted and name not in found:
+            match = _VERSION.match(element.text or "")
+            if match:
+                found[name] = match.group(1)
+    return next((found[name] for name in wanted if name in found), "")

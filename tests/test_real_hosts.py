@@ -1,0 +1,264 @@
+"""Hosts shaped like real connector installations (docs/connector-facts.md), through both commands.
+
+The trees carry what public material shows: the signed, namespaced policy;
+ampcli output with its log noise and the connector's own severities;
+global.xml; a Mac connector from before 1.14.
+"""
+
+from __future__ import annotations
+
+import plistlib
+from pathlib import Path
+
+import pytest
+
+from checks.report import State
+from tests.commands import run
+from tests.conftest import Evaluate, result, texts
+from tests.hosttree import CONNECTOR_VERSION, LinuxTree, cvd_bytes, faults_status
+from tests.mactree import MAC_STATUS, TCC, MacTree
+from tests.test_exporter_once import samples, value
+from tests.test_plugin import PERF_CLEAR, plugin
+
+LINUX_IDS = ["5", "6", "7", "8", "9", "11", "16", "18", "19"]
+OVERLOADED = "Connector event monitoring is overloaded."
+
+
+def once(root: Path, *args: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--once", *args)
+    assert done.returncode == 0, done.stderr
+    return samples(done.stdout)
+
+
+def info_labels(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> dict[str, str]:
+    return next(dict(labels) for name, labels in found if name == "secure_endpoint_connector_info")
+
+
+# -- Linux -----------------------------------------------------------------------------------------
+def test_healthy_real_linux_host_is_ok_through_both_commands(healthy: LinuxTree) -> None:
+    code, lines = plugin(healthy)
+    assert (code, lines) == (0, [f"SECURE ENDPOINT OK - no active faults (9 checked), connector connected | "
+                                 f"{PERF_CLEAR}"])
+    found = once(healthy.root)
+    for fault_id in LINUX_IDS:  # every fault judged: none unknown, none active
+        labels = next(dict(lb) for name, lb in found if name == "secure_endpoint_fault_active"
+                      and dict(lb)["fault_id"] == fault_id)
+        assert value(found, "secure_endpoint_fault_active", **labels) == 0, fault_id
+        assert value(found, "secure_endpoint_fault_check_success", fault_id=fault_id, fault=labels["fault"]) == 1
+    assert info_labels(found)["version"] == CONNECTOR_VERSION
+    assert value(found, "secure_endpoint_scrape_collector_success", collector="connector_version") == 1
+    assert value(found, "secure_endpoint_definitions_updated_timestamp_seconds") > 1_600_000_000
+
+
+def test_policy_options_read_from_the_signed_document(healthy: LinuxTree, run: Evaluate) -> None:
+    report = run(healthy)
+    for fault_id in ("8", "9", "11"):
+        assert result(report, fault_id).state is State.CLEAR, texts(result(report, fault_id))
+    healthy.policy(file_monitoring=False, device_flow=False)
+    report = run(healthy)
+    assert {result(report, i).state for i in ("8", "9", "11")} == {State.NOT_APPLICABLE}
+    assert "the policy has file monitoring switched off" in texts(result(report, "8"))
+
+
+def test_a_policy_without_namespace_still_reads(healthy: LinuxTree, run: Evaluate) -> None:
+    healthy.policy(file_monitoring=True, device_flow=False, signed=False)
+    report = run(healthy)
+    assert result(report, "8").state is State.CLEAR
+    assert result(report, "9").state is State.NOT_APPLICABLE
+
+
+@pytest.mark.parametrize(("severity", "code", "word"), [("Critical", 2, "CRITICAL"), ("Major", 1, "WARNING")])
+def test_connector_severity_decides_the_plugin_state(healthy: LinuxTree, severity: str, code: int,
+                                                     word: str) -> None:
+    healthy.ampcli(faults_status((18, severity, OVERLOADED)))
+    got, lines = plugin(healthy)
+    assert got == code
+    assert lines[0].startswith(f"SECURE ENDPOINT {word} - Event monitoring overloaded (fault 18) | active=1;;;0;9")
+    assert f"{word}: Event monitoring overloaded (fault 18). Seen: the connector reports it ({OVERLOADED})" \
+        in lines[1]
+    found = once(healthy.root)
+    assert value(found, "secure_endpoint_fault_reported", fault_id="18", fault="event_monitoring_overloaded",
+                 connector_severity=severity.lower()) == 1
+
+
+def test_operator_severity_outranks_the_connector(healthy: LinuxTree) -> None:
+    healthy.ampcli(faults_status((18, "Critical", OVERLOADED)))
+    code, lines = plugin(healthy, "--warning", "18")
+    assert code == 1 and lines[0].startswith("SECURE ENDPOINT WARNING - Event monitoring overloaded (fault 18)")
+    healthy.ampcli(faults_status((18, "Major", OVERLOADED)))
+    code, lines = plugin(healthy, "--critical", "18")
+    assert code == 2 and lines[0].startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
+
+
+def test_listed_ids_take_the_summary_severity_only_when_it_is_unambiguous(healthy: LinuxTree) -> None:
+    text = ("Status: Connected\nMode: Degraded\nFaults: 1 Critical, 1 Major\nFault IDs: 6, 18\n"
+            f"ID 18 - Major: {OVERLOADED}\n")
+    healthy.ampcli(text)
+    code, lines = plugin(healthy)
+    # 6 has no line of its own and two severities are counted: the catalogue's WARNING; 18 says Major.
+    assert code == 1, lines
+    healthy.ampcli(text.replace("1 Critical, 1 Major", "2 Critical").replace("ID 18 - Major", "ID 18 - Critical"))
+    code, lines = plugin(healthy)
+    assert code == 2, lines
+
+
+def test_version_falls_back_to_ampcli_about(healthy: LinuxTree, run: Evaluate) -> None:
+    healthy.remove("opt/cisco/amp/etc/global.xml")
+    healthy.ampcli(about="AMP for Endpoints Connector 1.22.2.3\n")
+    assert run(healthy).connector_version == "1.22.2.3"
+    healthy.global_config(text="<config><agent><version>4.0</version></agent></config>")  # not a connector version
+    assert run(healthy).connector_version == "1.22.2.3"
+
+
+def test_version_element_is_a_setting(healthy: LinuxTree) -> None:
+    healthy.global_config(text='<config xmlns="urn:x"><agent><build>1.23.0.77</build></agent></config>')
+    assert info_labels(once(healthy.root, "--connector-version-element", "build"))["version"] == "1.23.0.77"
+
+
+def test_damaged_global_xml_fails_its_collector_only(healthy: LinuxTree) -> None:
+    healthy.global_config(text="<config><agent>")
+    found = once(healthy.root)
+    assert value(found, "secure_endpoint_scrape_collector_success", collector="connector_version") == 0
+    assert info_labels(found)["version"] == CONNECTOR_VERSION  # ampcli about says it too
+    code, _ = plugin(healthy)
+    assert code == 0
+
+
+def test_old_connector_modules_count(healthy: LinuxTree, run: Evaluate) -> None:
+    """Connectors before eBPF loaded redirfs with avflt (Cisco's Linux primer)."""
+    healthy.modules("redirfs", "avflt", "ampnetworkflow")
+    assert result(run(healthy), "8").state is State.CLEAR
+
+
+def test_unconfirmed_names_are_settings(healthy: LinuxTree, run: Evaluate) -> None:
+    healthy.modules()
+    # eBPF programs held by another process than ampdaemon.
+    for entry in (healthy.root / "proc").iterdir():
+        if (entry / "comm").exists() and (entry / "comm").read_text().strip() == "ampdaemon":
+            healthy.kill(int(entry.name))
+    healthy.process("ampdaemon")
+    healthy.process("ampbpfsvc", bpf_programs=3)
+    assert result(run(healthy), "8").state is State.ACTIVE
+    item = result(run(healthy, bpf_processes=("ampdaemon", "ampbpfsvc")), "8")
+    assert item.state is State.CLEAR and "holds 3 eBPF programs" in texts(item)
+    # The SELinux module under another name.
+    healthy.selinux(enforcing=True, module="missing")
+    (healthy.root / "var/lib/selinux/targeted/active/modules/400/cisco-bpf").mkdir(parents=True)
+    assert result(run(healthy), "19").state is State.ACTIVE
+    assert result(run(healthy, selinux_module="cisco-bpf"), "19").state is State.CLEAR
+    # Definitions in a folder of the operator's choosing.
+    healthy.remove(healthy.DEFINITIONS)
+    healthy.ampcli(policy="")
+    assert result(run(healthy), "definitions_stale").state is State.UNKNOWN
+    healthy.write("srv/clamav/main.cvd", cvd_bytes())
+    assert result(run(healthy, definitions_dirs=("/srv/clamav",)), "definitions_stale").state is State.CLEAR
+
+
+# -- macOS -----------------------------------------------------------------------------------------
+def test_healthy_real_mac_judges_every_fault(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac").healthy()
+    report = run(mac)
+    states = {r.fault.id: r.state for r in report.faults}
+    # Under a root, processes (6, 7) and loaded kexts are unknown; 4 is for older macOS, 17 needs Orbital.
+    assert {i for i, s in states.items() if s is State.UNKNOWN} == {"6", "7"}
+    assert states["12"] is State.CLEAR and states["13"] is State.CLEAR and states["18"] is State.CLEAR
+    found = once(mac.root)
+    assert info_labels(found)["version"] == "1.24.1.1234"
+    assert info_labels(found)["policy"] == "Protect Policy for Mac (#7)"
+
+
+def test_mac_reporting_18(tmp_path: Path) -> None:
+    mac = MacTree(tmp_path / "mac").healthy()
+    mac.ampcli(faults_status((18, "Critical", OVERLOADED)))
+    done = run("check_secure_endpoint", "--path.rootfs", str(mac.root), "--state-file", "")
+    assert done.returncode == 2
+    assert done.stdout.startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
+    found = once(mac.root)
+    assert value(found, "secure_endpoint_fault_active", fault_id="18", fault="event_monitoring_overloaded",
+                 platform="macos") == 1
+
+
+@pytest.fixture
+def legacy(tmp_path: Path) -> MacTree:
+    return MacTree(tmp_path / "mac", version="10.15.7").healthy_legacy()
+
+
+def test_mac_before_1_14(legacy: MacTree, run: Evaluate) -> None:
+    report = run(legacy)
+    assert report.connector_version == "1.12.7.811"
+    states = {r.fault.id: r.state for r in report.faults}
+    for fault_id in ("1", "2", "10", "12", "13"):
+        assert states[fault_id] is State.NOT_APPLICABLE, fault_id
+        assert "predates 1.14" in texts(result(report, fault_id))
+    assert states["15"] is State.NOT_APPLICABLE  # macOS 10.15
+    item = result(report, "3")
+    assert item.state is State.CLEAR and "Full Disk Access granted to /opt/cisco/amp/ampdaemon" in texts(item)
+    assert states["4"] is State.UNKNOWN  # the kext: only the live Mac can say
+    assert states["5"] is State.CLEAR and states["18"] is State.CLEAR
+    legacy.tcc({"com.cisco.endpoint.svc": True})
+    item = result(run(legacy), "3")
+    assert item.state is State.ACTIVE and "/opt/cisco/amp/ampdaemon has no Full Disk Access" in texts(item)
+
+
+def test_mac_before_1_14_through_the_plugin(legacy: MacTree) -> None:
+    done = run("check_secure_endpoint", "--path.rootfs", str(legacy.root), "--state-file", "",
+               "--ignore", "4,6,7,daemon_not_running")
+    assert done.returncode == 0, done.stdout
+    assert done.stdout.startswith("SECURE ENDPOINT OK - no active faults (")
+
+
+def test_mac_before_1_14_on_big_sur_still_uses_the_kext(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac", version="11.7").healthy_legacy()
+    report = run(mac)
+    assert result(report, "4").state is State.UNKNOWN  # applies: judged only on the live Mac
+    assert result(report, "15").state is State.NOT_APPLICABLE
+
+
+def test_version_decides_before_the_app(tmp_path: Path, run: Evaluate) -> None:
+    """A 1.14+ Mac may keep the old Connector app beside the Service app: the version decides."""
+    mac = MacTree(tmp_path / "mac").healthy()
+    mac.plist("Applications/Cisco AMP for Endpoints/AMP for Endpoints Connector.app/Contents/Info.plist",
+              {"CFBundleShortVersionString": "1.24.1", "CFBundleVersion": "1.24.1.1234"})
+    assert result(run(mac), "3").state is State.CLEAR
+    assert "com.cisco.endpoint.svc" in texts(result(run(mac), "3"))
+
+
+def test_no_db_plist_means_nothing_registered(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac").healthy()
+    mac.remove("Library/SystemExtensions/db.plist")
+    report = run(mac)
+    item = result(report, "1")
+    assert item.state is State.CLEAR
+    assert "no system extension is registered (/Library/SystemExtensions/db.plist does not exist)" in texts(item)
+    assert result(report, "10").state is State.CLEAR
+    assert report.endpoint_security_extensions == 0
+
+
+def test_mdm_authorization_allow_counts(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac").healthy()
+    mac.tcc({})
+    mac.write(f"{TCC}/MDMOverrides.plist", plistlib.dumps({
+        "com.cisco.endpoint.svc": {"kTCCServiceSystemPolicyAllFiles": {"Authorization": "Allow"}},
+        "com.cisco.endpoint.svc.securityextension": {"kTCCServiceSystemPolicyAllFiles": {"Authorization": "Deny"}},
+    }))
+    report = run(mac)
+    assert result(report, "3").state is State.CLEAR
+    assert result(report, "15").state is State.ACTIVE
+
+
+def test_orbital_clients_are_a_setting(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac").healthy()
+    mac.orbital()
+    mac.tcc({"com.cisco.endpoint.svc": True, "com.cisco.endpoint.svc.securityextension": True,
+             "com.example.orbitald": True})
+    assert result(run(mac), "17").state is State.ACTIVE
+    assert result(run(mac, orbital_clients=("com.example.orbital",)), "17").state is State.CLEAR
+
+
+def test_mac_status_fixture_is_what_ampcli_prints() -> None:
+    """The Mac fixture's status has the fields Cisco's articles show, after the log noise."""
+    lines = MAC_STATUS.splitlines()
+    assert lines[0].startswith("[logger]")
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "Status", "Mode", "Scan", "Last Scan", "Policy", "Command-line", "Orbital", "Behavioural Protection",
+        "Faults"]
