@@ -67,6 +67,7 @@ INSTALL_MARKERS = {
 class Settings(NamedTuple):
     ampcli_timeout: float = 5.0
     network_modules: tuple[str, ...] = kernel.DEFAULT_NETWORK_MODULES
+    file_modules: tuple[str, ...] = kernel.FILE_MODULES
     min_available_mib: int = 256
     definitions_max_age_days: float = 7.0
     scan_restart_window: float = 600.0

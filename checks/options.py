@@ -30,6 +30,9 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
                        help="virus definitions older than this are stale (default: %(default)s)")
     group.add_argument("--min-available-memory", type=positive_float, default=256, metavar="MIB",
                        help="below this MemAvailable, low memory is named as a cause of fault 7 (default: %(default)s)")
+    group.add_argument("--file-module", action="append", dest="file_modules", metavar="NAME",
+                       help="kernel module that does file monitoring (repeatable; default: "
+                       + ", ".join(DEFAULTS.file_modules) + ")")
     group.add_argument("--network-module", action="append", dest="network_modules", metavar="NAME",
                        help="kernel module that does network monitoring (repeatable; default: "
                        + ", ".join(DEFAULT_NETWORK_MODULES) + ")")
@@ -59,6 +62,7 @@ def settings_from(args: argparse.Namespace, disabled: frozenset[str] = frozenset
     return Settings(
         ampcli_timeout=ampcli_timeout if ampcli_timeout is not None else args.ampcli_timeout,
         network_modules=tuple(args.network_modules or DEFAULT_NETWORK_MODULES),
+        file_modules=tuple(args.file_modules or DEFAULTS.file_modules),
         min_available_mib=int(args.min_available_memory),
         definitions_max_age_days=args.definitions_max_age,
         disabled_collectors=disabled,

@@ -77,8 +77,9 @@ def test_signed_policy_without_the_options_does_not_say() -> None:
 
 def test_options_outside_config_do_not_count() -> None:
     """A stray agent/... in the signature part is not the policy's option."""
-    data = (f'<Signature xmlns="{XMLDSIG}"><SignedInfo><agent><nfm><enable>1</enable></nfm></agent></SignedInfo>'
-            "<Object><config><agent><nfm><enable>0</enable></nfm></agent></config></Object></Signature>").encode()
+    data = (f'<Signature xmlns="{XMLDSIG}"><SignedInfo><config><agent><nfm><enable>1</enable></nfm></agent></config>'
+            "</SignedInfo><Object><config><agent><nfm><enable>0</enable></nfm></agent></config></Object></Signature>"
+            ).encode()
     assert parse(data, "/p.xml").device_flow_correlation is False
 
 

@@ -71,12 +71,14 @@ def local_name(tag: object) -> str:
 
 
 def _config(root: ET.Element) -> ET.Element | None:
-    """The ``<config>`` element: the root itself, or the one inside the signature's ``<Object>``."""
+    """The ``<config>`` element: the root itself, or the one the signature's ``<Object>`` holds."""
     if local_name(root.tag) == "config":
         return root
     for element in root.iter():
-        if local_name(element.tag) == "config":
-            return element
+        if local_name(element.tag) == "Object":
+            found = next((c for c in element if local_name(c.tag) == "config"), None)
+            if found is not None:
+                return found
     return None
 
 
