@@ -237,6 +237,13 @@ class LinuxTree(Tree):
     def kill(self, pid: int) -> None:
         shutil.rmtree(self.root / f"proc/{pid}")
 
+    def stop(self, name: str) -> None:
+        """Every process of that name is gone."""
+        for entry in list((self.root / "proc").iterdir()):
+            comm = entry / "comm"
+            if comm.exists() and comm.read_text().strip() == name:
+                self.kill(int(entry.name))
+
     def scan_account(self, user: bool = True, group: bool = True) -> None:
         if user:
             self.append("etc/passwd", f"{SCAN_ACCOUNT}:x:990:990::/opt/cisco/amp:/sbin/nologin\n")

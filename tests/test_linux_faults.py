@@ -122,10 +122,7 @@ def test_6_clear_needs_the_connector_status(healthy: LinuxTree, run: Evaluate) -
 
 # -- fault 7 -------------------------------------------------------------------
 def _stop(tree: LinuxTree, name: str) -> None:
-    for entry in list((tree.root / "proc").iterdir()):
-        comm = entry / "comm"
-        if comm.exists() and comm.read_text().strip() == name:
-            tree.kill(int(entry.name))
+    tree.stop(name)
 
 
 def _stop_scanner(tree: LinuxTree) -> None:

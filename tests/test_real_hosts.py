@@ -8,6 +8,7 @@ global.xml; a Mac connector from before 1.14.
 from __future__ import annotations
 
 import plistlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,36 @@ def info_labels(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> 
 
 
 # -- Linux -----------------------------------------------------------------------------------------
+def _reported(fault_id: int, severity: str = "Major") -> Callable[[LinuxTree], None]:
+    return lambda t: t.ampcli(faults_status((fault_id, severity, f"Fault {fault_id} from ampcli"), mode="Normal"))
+
+
+LINUX_SETUPS: dict[str, Callable[[LinuxTree], None]] = {
+    "5": lambda t: t.write("etc/group", "root:x:0:\n"),
+    "6": _reported(6),
+    "7": lambda t: t.stop("ampscansvc"),
+    "8": lambda t: (t.modules("ampnetworkflow"), t.stop("ampdaemon"), t.process("ampdaemon")),
+    "9": lambda t: (t.modules("ampfsm"), t.stop("ampdaemon"), t.process("ampdaemon")),
+    "11": lambda t: (t.root / "usr/src/kernels" / t.release).rmdir(),
+    "16": _reported(16, "Critical"),
+    "18": lambda t: t.ampcli(faults_status((18, "Major", OVERLOADED))),
+    "19": lambda t: t.selinux(enforcing=True, module="disabled"),
+}
+
+
+@pytest.mark.parametrize("fault_id", LINUX_IDS)
+def test_each_linux_fault_alone_through_both_commands(healthy: LinuxTree, fault_id: str) -> None:
+    LINUX_SETUPS[fault_id](healthy)
+    found = once(healthy.root)
+    active = {dict(labels)["fault_id"] for (name, labels), v in found.items()
+              if name == "secure_endpoint_fault_active" and v == 1}
+    assert active == {fault_id}
+    code, lines = plugin(healthy)
+    assert f"(fault {fault_id})" in lines[0].split(" | ")[0], lines[0]
+    assert code in (1, 2)
+    assert not any(line.startswith("UNKNOWN") for line in lines), lines
+
+
 def test_healthy_real_linux_host_is_ok_through_both_commands(healthy: LinuxTree) -> None:
     code, lines = plugin(healthy)
     assert (code, lines) == (0, [f"SECURE ENDPOINT OK - no active faults (9 checked), connector connected | "
@@ -133,9 +164,7 @@ def test_old_connector_modules_count(healthy: LinuxTree, run: Evaluate) -> None:
 def test_unconfirmed_names_are_settings(healthy: LinuxTree, run: Evaluate) -> None:
     healthy.modules()
     # eBPF programs held by another process than ampdaemon.
-    for entry in (healthy.root / "proc").iterdir():
-        if (entry / "comm").exists() and (entry / "comm").read_text().strip() == "ampdaemon":
-            healthy.kill(int(entry.name))
+    healthy.stop("ampdaemon")
     healthy.process("ampdaemon")
     healthy.process("ampbpfsvc", bpf_programs=3)
     assert result(run(healthy), "8").state is State.ACTIVE
