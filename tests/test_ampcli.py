@@ -137,3 +137,13 @@ def test_unreadable_times_are_none(text: str) -> None:
 @given(st.text(max_size=60))
 def test_any_time_text_parses_or_is_none(text: str) -> None:
     assert parse_time(text) is None or isinstance(parse_time(text), float)
+
+
+@pytest.mark.parametrize("text", ["²", "١٢٣", "9" * 5000])
+def test_digits_of_other_scripts_and_huge_numbers_are_not_times(text: str) -> None:
+    assert parse_time(text) is None
+
+
+def test_only_ascii_ids_of_sane_length() -> None:
+    status = parse_status("Status: Connected\nFault IDs: ٣, 18, " + "9" * 5000 + "\nID ²: x\n")
+    assert set(status.faults) == {"18"}

@@ -338,3 +338,11 @@ def test_db_plist_reader_survives_any_entries(entries: list) -> None:
 def test_keyed_archive_round_trip() -> None:
     facts = netext.parse(keyed_archive([(SERVICE, "Cisco", True, 1), ("x", "y", False, 2)]), "ne.plist")
     assert facts.filters == (netext.ContentFilter(SERVICE, "Cisco", True, 1), netext.ContentFilter("x", "y", False, 2))
+
+
+@pytest.mark.parametrize(("text", "parts"), [("1.14.2", (1, 14, 2)), ("1.²", (1,)), ("١.14", ()),
+                                              ("1." + "9" * 5000, (1,)), ("", ())])
+def test_version_tuple_reads_ascii_numbers_only(text: str, parts: tuple[int, ...]) -> None:
+    from checks.evidence.macapp import version_tuple
+
+    assert version_tuple(text) == parts

@@ -25,10 +25,12 @@ AMPCLI_PATHS = {
 SEVERITIES = ("Critical", "Major", "Minor")
 
 _PROMPT = re.compile(r"^(?:ampcli>\s*)+")
-_FAULT_LINE = re.compile(r"^ID\s+(\d+)\s*(?:-\s*([A-Za-z]+))?\s*:?\s*(.*)$")
+# ASCII digits only, and few of them: ``\d`` also matches other scripts' digits, and a huge number is no id.
+_FAULT_LINE = re.compile(r"^ID\s+([0-9]{1,9})\s*(?:-\s*([A-Za-z]+))?\s*:?\s*(.*)$")
 _KEY_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 _/-]{0,40}?)\s*:\s*(.*)$")
-_COUNT = re.compile(r"(\d+)\s+([A-Za-z]+)")
-_VERSION = re.compile(r"(?<![\d.])(\d+\.\d+\.\d+(?:\.\d+)?)(?![\d.])")
+_COUNT = re.compile(r"([0-9]{1,9})\s+([A-Za-z]+)")
+_VERSION = re.compile(r"(?<![0-9.])([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)(?![0-9.])")
+_EPOCH = re.compile(r"[0-9]{1,12}")
 # Formats seen or plausible for "Definitions Last Updated" (the real one is not public: see
 # docs/connector-facts.md). Times without a zone are the host's local time.
 _DATE_FORMATS = (
@@ -119,7 +121,7 @@ def parse_status(text: str) -> ConnectorStatus:
     if "status" not in fields:
         raise AmpcliError("ampcli printed no 'Status:' line")
     severity = summary_severity(fields.get("faults", ""))
-    for fault_id in re.findall(r"\d+", fields.get("fault ids", "")):
+    for fault_id in re.findall(r"(?<![0-9])[0-9]{1,9}(?![0-9])", fields.get("fault ids", "")):
         key = str(int(fault_id))
         faults.setdefault(key, ReportedFault(key, severity, ""))
     return ConnectorStatus(fields, faults)
@@ -152,7 +154,7 @@ def parse_policy(text: str) -> tuple[str, float | None]:
 def parse_time(text: str) -> float | None:
     """A time as ampcli may print it; None when no known format fits."""
     value = " ".join(text.split())
-    if value.isdigit():
+    if _EPOCH.fullmatch(value):
         return float(value)
     for fmt in _DATE_FORMATS:
         try:

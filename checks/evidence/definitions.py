@@ -9,6 +9,7 @@ incremental updates, so only its header is checked.
 
 from __future__ import annotations
 
+import re
 from collections.abc import MutableMapping
 from typing import NamedTuple
 
@@ -81,7 +82,7 @@ def parse_header(raw: bytes) -> CvdHeader:
 
 
 def _build_time(time_text: str, stime: str) -> float | None:
-    if stime.strip().isdigit():
+    if re.fullmatch(r"[0-9]{1,12}", stime.strip()):
         return float(stime.strip())
     from datetime import datetime  # rarely needed: most headers carry stime
 

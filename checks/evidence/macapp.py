@@ -6,6 +6,7 @@ that a Connector app sat beside a kernel extension and no Service app existed.
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from checks.host import Host
@@ -67,7 +68,7 @@ def version_tuple(text: str) -> tuple[int, ...]:
     """'1.14.1.123' -> (1, 14, 1, 123); stops at the first part that is not a number."""
     parts: list[int] = []
     for part in text.strip().split("."):
-        if not part.isdigit():
+        if not re.fullmatch(r"[0-9]{1,9}", part):
             break
         parts.append(int(part))
     return tuple(parts)

@@ -70,7 +70,7 @@ def _mem_available(host: Host) -> int | None:
     text = host.read_optional("proc/meminfo")
     if text is None:
         return None
-    match = re.search(r"^MemAvailable:\s+(\d+)\s*kB", text, re.MULTILINE)
+    match = re.search(r"^MemAvailable:\s+([0-9]{1,15})\s*kB", text, re.MULTILINE)
     return int(match.group(1)) * 1024 if match else None
 
 

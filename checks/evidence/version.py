@@ -22,7 +22,7 @@ GLOBAL_XML = {
     Platform.MACOS: "opt/cisco/amp/global.xml",
 }
 DEFAULT_ELEMENTS = ("version", "agent_version", "connector_version", "product_version")
-_VERSION = re.compile(r"^\s*v?(\d+\.\d+\.\d+(?:\.\d+)?)\s*$")
+_VERSION = re.compile(r"^\s*v?([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)\s*$")
 
 
 class VersionFacts(NamedTuple):
