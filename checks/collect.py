@@ -167,12 +167,19 @@ class Evidence:
     def legacy_mac_connector(self) -> bool:
         """A Mac connector before 1.14: no Service app and no system extensions.
 
-        Judged by the connector's version; without one, by which app is installed.
+        What is installed decides first (a Service app, or a registered Cisco system extension,
+        exist only from 1.14 on); the version only when neither is there, since the element of
+        global.xml that holds it is a guess; without a version, the Connector app alone means legacy.
         """
+        app = self.connector_app()
+        if app.service_app:
+            return False
+        with contextlib.suppress(Unavailable):
+            if self.system_extensions().cisco():
+                return False
         known = macapp.version_tuple(self.connector_version())
         if len(known) >= 2:
             return known[:2] < macapp.FIRST_SYSEXT_VERSION
-        app = self.connector_app()
         if app.path is None:
             raise Unavailable(msg("version_unknown"))
         return app.legacy

@@ -25,6 +25,7 @@ import psutil
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
 MAX_SYMLINKS = 40
+MAX_LATE_READS = 64  # reads of output already waiting when a program's time is up (64 KiB each)
 _psutil_lock = threading.Lock()
 
 
@@ -236,11 +237,18 @@ def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> t
     with selectors.DefaultSelector() as selector:
         for fd in buffers:
             selector.register(fd, selectors.EVENT_READ)
+        late_reads = 0
         while selector.get_map():
+            # Past the deadline, output already written (or a pipe already closed) still counts:
+            # reads go on while something is ready at once, a bounded number of times, so a program
+            # that keeps writing cannot hold the caller.
             remaining = deadline - time.monotonic()
+            ready = selector.select(max(remaining, 0))
             if remaining <= 0:
-                raise subprocess.TimeoutExpired(proc.args, 0)
-            for key, _ in selector.select(remaining):
+                if not ready or late_reads >= MAX_LATE_READS:
+                    raise subprocess.TimeoutExpired(proc.args, 0)
+                late_reads += 1
+            for key, _ in ready:
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     selector.unregister(key.fd)

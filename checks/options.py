@@ -20,6 +20,12 @@ def positive_float(text: str) -> float:
     return value
 
 
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("host evidence")
     group.add_argument("--path.rootfs", dest="rootfs", default="/", metavar="DIR",
@@ -39,17 +45,18 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     # Facts about the connector that no public source confirms (docs/connector-facts.md): settings.
     assumed = parser.add_argument_group("connector facts not confirmed by public sources (see docs/connector-facts.md)")
     assumed.add_argument("--connector-version-element", action="append", dest="version_elements", metavar="NAME",
+                         type=non_empty,
                          help="element of global.xml that holds the connector version (repeatable, in order of "
                          "preference; default: " + ", ".join(DEFAULTS.version_elements) + ")")
-    assumed.add_argument("--definitions-dir", action="append", dest="definitions_dirs", metavar="DIR",
+    assumed.add_argument("--definitions-dir", action="append", dest="definitions_dirs", metavar="DIR", type=non_empty,
                          help="folder searched for ClamAV .cvd/.cld files, relative to the root (repeatable; "
                          "default: /opt/cisco/amp, and on macOS also /Library/Application Support/Cisco)")
-    assumed.add_argument("--bpf-process", action="append", dest="bpf_processes", metavar="NAME",
+    assumed.add_argument("--bpf-process", action="append", dest="bpf_processes", metavar="NAME", type=non_empty,
                          help="process that holds the connector's eBPF programs (repeatable; default: "
                          + ", ".join(DEFAULTS.bpf_processes) + ")")
-    assumed.add_argument("--selinux-module", default=DEFAULTS.selinux_module, metavar="NAME",
+    assumed.add_argument("--selinux-module", default=DEFAULTS.selinux_module, metavar="NAME", type=non_empty,
                          help="the connector's SELinux policy module (default: %(default)s)")
-    assumed.add_argument("--orbital-client", action="append", dest="orbital_clients", metavar="PREFIX",
+    assumed.add_argument("--orbital-client", action="append", dest="orbital_clients", metavar="PREFIX", type=non_empty,
                          help="Full Disk Access client (bundle id or path prefix) that counts as Cisco Orbital "
                          "(repeatable; default: " + ", ".join(DEFAULTS.orbital_clients) + ")")
 

@@ -67,27 +67,14 @@ def _sel(options: Options, *extra: str) -> str:
 
 
 # -- Prometheus rules ------------------------------------------------------------------------
-def _severity_template(default: Severity) -> str:
-    """The connector's severity (label ``connector_severity``) when it reported one, else ``default``."""
-    critical = '{{ if eq $labels.connector_severity "critical" }}critical'
-    if default is Severity.WARNING:
-        return critical + "{{ else }}warning{{ end }}"
-    return critical + "{{ else if $labels.connector_severity }}warning{{ else }}critical{{ end }}"
-
-
 def fault_alert(fault: Fault, options: Options) -> dict[str, Any]:
-    """The fault's alert. It takes ``connector_severity`` from the reported series, and its severity
-    follows the connector's word (Critical -> critical, Major/Minor -> warning) before the catalogue's,
-    as the plugin does. The ``or`` keeps the alert when the reported series is missing."""
-    fault_sel = _sel(options, f"fault_id={json.dumps(fault.id)}")
-    active = f"secure_endpoint_fault_active{fault_sel} == 1"
-    expr = (f"({active}) * on (job, instance, fault_id) group_left (connector_severity) "
-            f"(0 * secure_endpoint_fault_reported{fault_sel} + 1) or on (job, instance, fault_id) {active}")
+    """The fault's alert: the catalogue's severity and labels that stay the same while the fault lasts
+    (a label that changed, such as the connector's severity, would restart the ``for`` timer)."""
     return {
         "alert": alert_name(fault),
-        "expr": expr,
+        "expr": f'secure_endpoint_fault_active{_sel(options, f"fault_id={json.dumps(fault.id)}")} == 1',
         "for": FOR_OVERRIDES.get(fault.id, options.for_default),
-        "labels": {"severity": _severity_template(fault.severity)},
+        "labels": {"severity": str(fault.severity)},
         "annotations": {
             "summary": f"{{{{ $labels.instance }}}}: {fault.title.en} (fault {fault.id})",
             "description": f"{fault.meaning.en} Fix: {fault.fix.en} Host: {{{{ $labels.instance }}}}.",
@@ -153,6 +140,13 @@ def health_alerts(options: Options) -> list[dict[str, Any]]:
                f"{host}: fault {{{{ $labels.fault_id }}}} ({{{{ $labels.fault }}}}) cannot be judged",
                "The evidence for this fault has been unreadable for an hour (permission, damaged file, ampcli). "
                "check_secure_endpoint -v or the exporter's JSON report names the reason.", "fault-check-unknown", s),
+        _check("FaultReportedCritical",
+               f'secure_endpoint_fault_reported{_sel(s, "connector_severity=" + json.dumps("critical"))} == 1',
+               "5m", "critical",
+               f"{host}: the connector reports fault {{{{ $labels.fault_id }}}} ({{{{ $labels.fault }}}}) as Critical",
+               "The connector itself rates this fault Critical (for fault 18: it watches only a reduced set of "
+               "events). The fault's own alert keeps the catalogue's severity; route on connector_severity to "
+               "escalate.", "fault-reported-critical", s),
         _check("UnknownFaultReported",
                f'secure_endpoint_fault_active{_sel(s, "fault=" + json.dumps("unknown"))} == 1', "5m", "warning",
                f"{host}: the connector reports fault {{{{ $labels.fault_id }}}}, which this project does not know",
@@ -219,45 +213,60 @@ def _series(name: str, labels: dict[str, str], values: str) -> dict[str, str]:
 
 
 def fault_tests(options: Options) -> Iterator[dict[str, Any]]:
-    """Each fault alert on five hosts: clear (no alert), active on host evidence alone (the catalogue's
-    severity), reported Critical and Major by the connector (its severity wins), and active without
-    any reported series (the alert still fires)."""
     base = _selector_labels(options)
     for fault in all_faults():
         rule = fault_alert(fault, options)
         minutes = _minutes(rule["for"])
         platform = "macos" if Platform.LINUX not in fault.platforms else "linux"
         common = {**base, "fault_id": fault.id, "fault": fault.slug, "platform": platform}
-        reported_labels = {**base, "fault_id": fault.id, "fault": fault.slug}
+        bad = {**common, "instance": "bad:9982"}
+        good = {**common, "instance": "good:9982"}
         steps = minutes + 5
-        series = []
-        expected = []
-        # instance: (active, reported, connector severity, expected alert severity or None)
-        hosts = {
-            "good:9982": ("0", "0", "", None),
-            "bad:9982": ("1", "0", "", str(fault.severity)),
-            "critical:9982": ("1", "1", "critical", "critical"),
-            "major:9982": ("1", "1", "major", "warning"),
-            "noreport:9982": ("1", None, "", str(fault.severity)),
-        }
-        for instance, (active, reported, said, severity) in hosts.items():
-            labels = {**common, "instance": instance}
-            series.append(_series("secure_endpoint_fault_active", labels, f"{active}x{steps}"))
-            extra = {"connector_severity": said} if said else {}
-            if reported is not None:
-                series.append(_series("secure_endpoint_fault_reported",
-                                      {**reported_labels, **extra, "instance": instance}, f"{reported}x{steps}"))
-            if severity is not None:
-                expected.append({"exp_labels": {**labels, **extra, "severity": severity},
-                                 "exp_annotations": {k: _render(v, labels) for k, v in rule["annotations"].items()}})
         yield {
             "interval": "1m",
-            "input_series": series,
+            "input_series": [_series("secure_endpoint_fault_active", bad, f"1x{steps}"),
+                             _series("secure_endpoint_fault_active", good, f"0x{steps}")],
             "alert_rule_test": [
                 {"eval_time": f"{minutes - 1}m", "alertname": rule["alert"], "exp_alerts": []},
-                {"eval_time": f"{minutes + 1}m", "alertname": rule["alert"], "exp_alerts": expected},
+                {"eval_time": f"{minutes + 1}m", "alertname": rule["alert"], "exp_alerts": [{
+                    "exp_labels": {**bad, "severity": str(fault.severity)},
+                    "exp_annotations": {k: _render(v, bad) for k, v in rule["annotations"].items()},
+                }]},
             ],
         }
+
+
+def severity_change_test(options: Options) -> dict[str, Any]:
+    """Fault 18 reported Major for 20 minutes, then Critical: the fault alert keeps firing without a
+    gap (its labels do not change), and the Critical report raises its own alert after its ``for``."""
+    base = _selector_labels(options)
+    fault = catalog.get("18")
+    assert fault is not None
+    active = {**base, "fault_id": "18", "fault": fault.slug, "platform": "linux", "instance": "busy:9982"}
+    reported = {**base, "fault_id": "18", "fault": fault.slug, "instance": "busy:9982"}
+    critical_rule = next(r for r in health_alerts(options) if r["alert"] == PREFIX + "FaultReportedCritical")
+    critical_labels = {**reported, "connector_severity": "critical"}
+
+    def annotations(rule: dict[str, Any], labels: dict[str, str]) -> dict[str, str]:
+        return {k: _render(v, labels) for k, v in rule["annotations"].items()}
+
+    return {
+        "interval": "1m",
+        "input_series": [
+            _series("secure_endpoint_fault_active", active, "1x40"),
+            _series("secure_endpoint_fault_reported", {**reported, "connector_severity": "major"}, "1x20 _x20"),
+            _series("secure_endpoint_fault_reported", critical_labels, "_x20 1x20"),
+        ],
+        "alert_rule_test": [
+            {"eval_time": "24m", "alertname": alert_name(fault), "exp_alerts": [
+                {"exp_labels": {**active, "severity": "warning"},
+                 "exp_annotations": annotations(fault_alert(fault, options), active)}]},
+            {"eval_time": "24m", "alertname": critical_rule["alert"], "exp_alerts": []},
+            {"eval_time": "26m", "alertname": critical_rule["alert"], "exp_alerts": [
+                {"exp_labels": {**critical_labels, "severity": "critical"},
+                 "exp_annotations": annotations(critical_rule, critical_labels)}]},
+        ],
+    }
 
 
 def health_tests(options: Options) -> Iterator[dict[str, Any]]:
@@ -274,11 +283,20 @@ def health_tests(options: Options) -> Iterator[dict[str, Any]]:
         "DaemonNotRunning": ([("secure_endpoint_process_running", {"process": "ampdaemon"}, "0", "1"),
                               ("secure_endpoint_connector_installed", {}, "1", "1")], {"process": "ampdaemon"}),
         "NotConnected": ([("secure_endpoint_connector_connected", {}, "0", "1")], {}),
-        "DefinitionsStale": ([("secure_endpoint_definitions_build_timestamp_seconds", {}, f"{-9 * 86400}",
-                               f"{-86400}")], {}),
+        # The connector's update time wins over the files' build time: the good host has stale files
+        # but fresh updates, the bad one the other way round.
+        "DefinitionsStale": ([("secure_endpoint_definitions_updated_timestamp_seconds", {}, f"{-9 * 86400}",
+                               f"{-86400}"),
+                              ("secure_endpoint_definitions_build_timestamp_seconds", {}, f"{-86400}",
+                               f"{-9 * 86400}")], {}),
         "FaultCheckUnknown": ([("secure_endpoint_fault_check_success",
                                 {"fault_id": "8", "fault": "file_monitor_not_started"}, "0", "1")],
                               {"fault_id": "8", "fault": "file_monitor_not_started"}),
+        "FaultReportedCritical": ([("secure_endpoint_fault_reported",
+                                    {"fault_id": "18", "fault": "event_monitoring_overloaded",
+                                     "connector_severity": "critical"}, "1", "0")],
+                                  {"fault_id": "18", "fault": "event_monitoring_overloaded",
+                                   "connector_severity": "critical"}),
         "UnknownFaultReported": ([("secure_endpoint_fault_active",
                                    {"fault_id": "42", "fault": "unknown", "platform": "linux"}, "1", "0")],
                                  {"fault_id": "42", "fault": "unknown", "platform": "linux"}),
@@ -314,7 +332,7 @@ def health_tests(options: Options) -> Iterator[dict[str, Any]]:
 
 def rule_tests(options: Options, rules_file: str) -> dict[str, Any]:
     return {"rule_files": [rules_file], "evaluation_interval": "1m",
-            "tests": [*fault_tests(options), *health_tests(options)]}
+            "tests": [*fault_tests(options), *health_tests(options), severity_change_test(options)]}
 
 
 # -- Grafana dashboards ----------------------------------------------------------------------

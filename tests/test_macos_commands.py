@@ -37,6 +37,11 @@ SETUPS: dict[str, Callable[[MacTree], None]] = {
 }
 
 
+# The plugin's exit code: reported Major is WARNING whatever the catalogue says, else the catalogue's.
+CODES = {"1": 2, "2": 2, "3": 2, "4": 1, "5": 1, "6": 1, "7": 1, "10": 2, "12": 2, "13": 2, "14": 1, "15": 2,
+         "17": 1, "18": 1}
+
+
 def active_faults(root: Path) -> set[str]:
     done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--once")
     assert done.returncode == 0, done.stderr
@@ -52,7 +57,7 @@ def test_each_fault_alone(tmp_path: Path, fault_id: str) -> None:
     done = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--state-file", "")
     first = done.stdout.splitlines()[0]
     assert f"(fault {fault_id})" in first.split(" | ")[0], first
-    assert done.returncode in (1, 2)
+    assert done.returncode == CODES[fault_id]
 
 
 def test_several_at_once_and_the_healthy_mac(tmp_path: Path) -> None:

@@ -94,8 +94,8 @@ def test_3_service_without_full_disk_access(mac: MacTree, run: Evaluate) -> None
     assert result(report, "15").state is State.CLEAR
 
 
-def test_3_before_1_14_checks_the_daemon_path(mac: MacTree, run: Evaluate) -> None:
-    mac.install_connector(version="1.12.7", build="1.12.7.500")
+def test_3_before_1_14_checks_the_daemon_path(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac", version="10.15.7").healthy_legacy()
     mac.tcc({SERVICE: True, SECURITY: True})
     item = result(run(mac), "3")
     assert item.state is State.ACTIVE

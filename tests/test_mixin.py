@@ -71,10 +71,7 @@ def test_every_alert_follows_the_mixin_conventions() -> None:
     assert len({a["alert"] for a in alerts}) == len(alerts)
     for alert in alerts:
         assert re.fullmatch(r"SecureEndpoint[A-Z][A-Za-z]+", alert["alert"])
-        severity = alert["labels"]["severity"]
-        # Fault alerts take the connector's severity when it reported one: a template of the two values.
-        assert severity in ("critical", "warning", "info") or set(re.findall(r"}}(\w+){{", severity)) <= {
-            "critical", "warning"}
+        assert alert["labels"]["severity"] in ("critical", "warning", "info")
         assert set(alert["annotations"]) == {"summary", "description", "runbook_url"}
         assert "{{ $labels.instance }}" in alert["annotations"]["summary"]
 
@@ -85,8 +82,7 @@ def test_every_fault_has_an_alert_and_a_positive_and_negative_test() -> None:
                 if 'fault_id="' in a["expr"]}
     assert sorted(by_fault, key=int) == ALL_IDS
     for fault in catalog.FAULTS:
-        # Without a connector severity, the template ends in the catalogue's default.
-        assert by_fault[fault.id]["labels"]["severity"].endswith(f"{{{{ else }}}}{fault.severity}{{{{ end }}}}")
+        assert by_fault[fault.id]["labels"]["severity"] == str(fault.severity)
     assert by_fault["6"]["for"] == "15m" and by_fault["18"]["for"] == "15m" and by_fault["13"]["for"] == "30m"
     tests = yaml.safe_load(RULE_TESTS.read_text())["tests"]
     covered: dict[str, set[bool]] = {}

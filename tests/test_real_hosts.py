@@ -7,7 +7,9 @@ global.xml; a Mac connector from before 1.14.
 
 from __future__ import annotations
 
+import os
 import plistlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 from checks.report import State
 from tests.commands import run
 from tests.conftest import Evaluate, result, texts
-from tests.hosttree import CONNECTOR_VERSION, LinuxTree, cvd_bytes, faults_status
+from tests.hosttree import CONNECTOR_VERSION, LinuxTree, cvd_bytes, faults_status, policy_document, policy_output
 from tests.mactree import MAC_STATUS, TCC, MacTree
 from tests.test_exporter_once import samples, value
 from tests.test_plugin import PERF_CLEAR, plugin
@@ -40,6 +42,7 @@ def _reported(fault_id: int, severity: str = "Major") -> Callable[[LinuxTree], N
     return lambda t: t.ampcli(faults_status((fault_id, severity, f"Fault {fault_id} from ampcli"), mode="Normal"))
 
 
+# fault id: (how to make it happen alone, the plugin's exit code)
 LINUX_SETUPS: dict[str, Callable[[LinuxTree], None]] = {
     "5": lambda t: t.write("etc/group", "root:x:0:\n"),
     "6": _reported(6),
@@ -53,6 +56,10 @@ LINUX_SETUPS: dict[str, Callable[[LinuxTree], None]] = {
 }
 
 
+# Reported Major: WARNING whatever the catalogue says; reported Critical: CRITICAL; else the catalogue's.
+LINUX_CODES = {"5": 1, "6": 1, "7": 2, "8": 2, "9": 2, "11": 2, "16": 2, "18": 1, "19": 2}
+
+
 @pytest.mark.parametrize("fault_id", LINUX_IDS)
 def test_each_linux_fault_alone_through_both_commands(healthy: LinuxTree, fault_id: str) -> None:
     LINUX_SETUPS[fault_id](healthy)
@@ -62,7 +69,7 @@ def test_each_linux_fault_alone_through_both_commands(healthy: LinuxTree, fault_
     assert active == {fault_id}
     code, lines = plugin(healthy)
     assert f"(fault {fault_id})" in lines[0].split(" | ")[0], lines[0]
-    assert code in (1, 2)
+    assert code == LINUX_CODES[fault_id]
     assert not any(line.startswith("UNKNOWN") for line in lines), lines
 
 
@@ -243,13 +250,48 @@ def test_mac_before_1_14_on_big_sur_still_uses_the_kext(tmp_path: Path, run: Eva
     assert result(report, "15").state is State.NOT_APPLICABLE
 
 
-def test_version_decides_before_the_app(tmp_path: Path, run: Evaluate) -> None:
-    """A 1.14+ Mac may keep the old Connector app beside the Service app: the version decides."""
+def test_what_is_installed_decides_before_a_version(tmp_path: Path, run: Evaluate) -> None:
+    """A Service app exists only from 1.14 on: a global.xml that seems to say 1.12 does not make the
+    Mac legacy (the element that holds the version is a guess)."""
     mac = MacTree(tmp_path / "mac").healthy()
-    mac.plist("Applications/Cisco AMP for Endpoints/AMP for Endpoints Connector.app/Contents/Info.plist",
-              {"CFBundleShortVersionString": "1.24.1", "CFBundleVersion": "1.24.1.1234"})
-    assert result(run(mac), "3").state is State.CLEAR
-    assert "com.cisco.endpoint.svc" in texts(result(run(mac), "3"))
+    mac.global_config("1.12.7.811")
+    report = run(mac)
+    item = result(report, "3")
+    assert item.state is State.CLEAR and "com.cisco.endpoint.svc" in texts(item)
+    assert result(report, "1").state is State.CLEAR
+
+
+def test_registered_cisco_extensions_mean_1_14_or_later(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac").healthy()
+    mac.remove("Applications/Cisco Secure Endpoint")
+    mac.global_config("1.12.7.811")
+    item = result(run(mac), "3")  # checks the Service, not the daemon's path
+    assert item.state is State.CLEAR and "granted to com.cisco.endpoint.svc" in texts(item)
+
+
+def test_without_service_app_or_extensions_the_version_decides(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac").healthy_legacy()
+    mac.global_config("1.24.1.1234")
+    report = run(mac)
+    assert result(report, "1").state is State.CLEAR  # applies: a 1.24 connector, nothing registered
+    assert "com.cisco.endpoint.svc has no Full Disk Access" in texts(result(report, "3"))
+    # Fault 2 compares with the Service app only, never with the Connector app beside it.
+    assert result(report, "2").state is State.UNKNOWN
+
+
+def test_full_disk_access_only_from_mojave(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac", version="10.13.6").healthy_legacy()
+    mac.tcc({})
+    assert result(run(mac), "3").state is State.NOT_APPLICABLE
+
+
+def test_second_mac_policy_folder(tmp_path: Path, run: Evaluate) -> None:
+    mac = MacTree(tmp_path / "mac").healthy()
+    policy = (mac.root / mac.POLICY).read_bytes()
+    mac.remove(mac.POLICY)
+    assert result(run(mac), "12").state is State.UNKNOWN
+    mac.write("Library/Application Support/Cisco/Secure Endpoint/policy.xml", policy)
+    assert result(run(mac), "12").state is State.CLEAR
 
 
 def test_no_db_plist_means_nothing_registered(tmp_path: Path, run: Evaluate) -> None:
@@ -291,3 +333,87 @@ def test_mac_status_fixture_is_what_ampcli_prints() -> None:
     assert [line.split(":")[0] for line in lines[1:]] == [
         "Status", "Mode", "Scan", "Last Scan", "Policy", "Command-line", "Orbital", "Behavioural Protection",
         "Faults"]
+
+
+# -- what a hostile or odd connector prints ----------------------------------------------------------
+def test_unknown_severity_words_are_no_severity(healthy: LinuxTree) -> None:
+    healthy.modules("ampnetworkflow")
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon")
+    healthy.ampcli(faults_status((8, "Error", "file monitor down")))
+    code, lines = plugin(healthy)
+    assert code == 2, lines  # the catalogue's CRITICAL: "Error" is not one of the connector's severities
+    found = once(healthy.root)
+    assert value(found, "secure_endpoint_fault_reported", fault_id="8", fault="file_monitor_not_started",
+                 connector_severity="") == 1
+
+
+def test_future_update_time_is_no_evidence_of_freshness(healthy: LinuxTree, run: Evaluate) -> None:
+    healthy.ampcli(policy=policy_output(updated=time.time() + 30 * 86400))
+    healthy.definitions("main.cvd", build_time=time.time() - 30 * 86400)
+    healthy.definitions("daily.cvd", build_time=time.time() - 10 * 86400)
+    item = result(run(healthy, definitions_max_age_days=7), "definitions_stale")
+    assert item.state is State.ACTIVE and "built 10.0 days ago" in texts(item)
+
+
+def _ampcli_by_command(tree: LinuxTree, status: str, about: str, policy: str) -> None:
+    """An ampcli whose three commands each run the given shell snippet."""
+    tree.write(tree.AMPCLI, "#!/bin/sh\ncase \"$1\" in\n"
+               f"status) {status} ;;\nabout) {about} ;;\npolicy) {policy} ;;\nesac\n", mode=0o755)
+
+
+def _alive(pid_file: Path) -> bool:
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_hung_about_costs_nothing_but_the_version(healthy: LinuxTree, run: Evaluate) -> None:
+    pid = healthy.root / "about.pid"
+    _ampcli_by_command(healthy, f'cat "{healthy.root / healthy.AMPCLI}.status"',
+                       f'echo $$ > "{pid}"; exec sleep 30', f'cat "{healthy.root / healthy.AMPCLI}.policy"')
+    healthy.remove(healthy.GLOBAL)
+    started = time.monotonic()
+    report = run(healthy, ampcli_timeout=1.0)
+    assert time.monotonic() - started < 5
+    assert report.connected is True
+    assert report.definitions_updated_time is not None  # policy's answer is kept
+    assert report.connector_version == ""
+    assert not _alive(pid)
+
+
+def test_failing_status_leaves_no_about_or_policy_behind(healthy: LinuxTree, run: Evaluate) -> None:
+    pids = [healthy.root / "about.pid", healthy.root / "policy.pid"]
+    _ampcli_by_command(healthy, "echo broken >&2; exit 3", f'echo $$ > "{pids[0]}"; exec sleep 30',
+                       f'echo $$ > "{pids[1]}"; exec sleep 30')
+    report = run(healthy, ampcli_timeout=3.0)
+    assert result(report, "ampcli_failed").state is State.ACTIVE
+    assert "exited with code 3: broken" in texts(result(report, "ampcli_failed"))
+    deadline = time.monotonic() + 2
+    while not all(p.exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)  # the killed programs may not have written their pid yet: nothing to check then
+    assert not any(_alive(p) for p in pids if p.exists() and p.read_text().strip())
+
+
+def test_an_unsigned_object_before_the_signed_one_is_not_read(healthy: LinuxTree, run: Evaluate) -> None:
+    signed = policy_document(file_monitoring=True, device_flow=True)
+    forged = signed.replace('<Object Id="policy">', '<Object Id="forged"><config><agent><driver><protmode>'
+                            "<file>0</file></protmode></driver><nfm><enable>0</enable></nfm></agent></config>"
+                            '</Object><Object Id="policy">')
+    healthy.write(healthy.POLICY, forged)
+    healthy.modules()
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon")
+    report = run(healthy)
+    assert result(report, "8").state is State.ACTIVE
+    assert result(report, "9").state is State.ACTIVE
+
+
+@pytest.mark.parametrize("flag", ["--orbital-client", "--bpf-process", "--selinux-module", "--definitions-dir",
+                                  "--connector-version-element"])
+def test_empty_settings_are_refused(healthy: LinuxTree, flag: str) -> None:
+    code, lines = plugin(healthy, flag, "")
+    assert code == 3 and lines[0].startswith("SECURE ENDPOINT UNKNOWN - bad arguments:"), lines

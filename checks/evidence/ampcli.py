@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import NamedTuple
 
 from checks.catalog import Platform
@@ -22,13 +22,13 @@ AMPCLI_PATHS = {
     Platform.LINUX: "opt/cisco/amp/bin/ampcli",
     Platform.MACOS: "opt/cisco/amp/ampcli",
 }
-SEVERITIES = ("Critical", "Major", "Minor")
+SEVERITIES = ("Critical", "Major", "Minor")  # the connector's words; anything else is no severity
 
 _PROMPT = re.compile(r"^(?:ampcli>\s*)+")
 # ASCII digits only, and few of them: ``\d`` also matches other scripts' digits, and a huge number is no id.
 _FAULT_LINE = re.compile(r"^ID\s+([0-9]{1,9})\s*(?:-\s*([A-Za-z]+))?\s*:?\s*(.*)$")
 _KEY_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 _/-]{0,40}?)\s*:\s*(.*)$")
-_COUNT = re.compile(r"([0-9]{1,9})\s+([A-Za-z]+)")
+_COUNT = re.compile(r"(?<![0-9])([0-9]{1,9})\s+([A-Za-z]+)")
 _VERSION = re.compile(r"(?<![0-9.])([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)(?![0-9.])")
 _EPOCH = re.compile(r"[0-9]{1,12}")
 # Formats seen or plausible for "Definitions Last Updated" (the real one is not public: see
@@ -114,7 +114,7 @@ def parse_status(text: str) -> ConnectorStatus:
         fault = _FAULT_LINE.match(line)
         if fault:
             key = str(int(fault.group(1)))
-            faults[key] = ReportedFault(key, (fault.group(2) or "").capitalize(), fault.group(3).strip())
+            faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), fault.group(3).strip())
         else:
             rest.append(line)
     fields = _key_values(rest)
@@ -130,14 +130,21 @@ def parse_status(text: str) -> ConnectorStatus:
 def summary_severity(summary: str) -> str:
     """The severity of ids listed without their own line: ``Faults:`` counts per severity
     (``1 Critical, 2 Major``); only when exactly one severity has a non-zero count is it known."""
-    present = {name.capitalize() for count, name in _COUNT.findall(summary) if int(count) > 0}
-    return present.pop() if len(present) == 1 else ""
+    present = {_severity(name) for count, name in _COUNT.findall(summary) if int(count) > 0}
+    return present.pop() if len(present) == 1 and "" not in present else ""
+
+
+def _severity(word: str) -> str:
+    """One of ``SEVERITIES``, or "" for any other word."""
+    name = word.capitalize()
+    return name if name in SEVERITIES else ""
 
 
 def parse_about(text: str) -> str:
-    """``ampcli about`` names the connector and its version (``AMP for Endpoints Connector 1.24.1``)."""
+    """``ampcli about`` names the connector and its version (``AMP for Endpoints Connector 1.24.1``);
+    a line that does not name the connector (an engine's version, say) is not its version."""
     for line in _lines(text):
-        if "connector" in line.lower() or "version" in line.lower():
+        if "connector" in line.lower():
             match = _VERSION.search(line)
             if match:
                 return match.group(1)
@@ -152,7 +159,10 @@ def parse_policy(text: str) -> tuple[str, float | None]:
 
 
 def parse_time(text: str) -> float | None:
-    """A time as ampcli may print it; None when no known format fits."""
+    """A time as ampcli may print it; None when no known format fits.
+
+    A time without a zone is the local time of the machine running the check
+    (the host's own zone is not known under ``--path.rootfs``)."""
     value = " ".join(text.split())
     if _EPOCH.fullmatch(value):
         return float(value)
@@ -166,7 +176,7 @@ def parse_time(text: str) -> float | None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+    return parsed.timestamp()  # naive: local time, as above
 
 
 def probe(host: Host, platform: Platform, timeout: float) -> ConnectorStatus | None:
@@ -179,19 +189,25 @@ def probe(host: Host, platform: Platform, timeout: float) -> ConnectorStatus | N
     if not host.exists(rel):
         return None
     status_run = host.start(rel, ["status"])
+    pending = [status_run]  # started and not yet collected: killed whatever happens
     extra: dict[str, Running] = {}
+    answers: dict[str, str] = {}
     try:
         for command in ("about", "policy"):
             try:
                 extra[command] = host.start(rel, [command])
             except OSError as error:
                 log.debug("ampcli %s could not start: %s", command, error)
+                continue
+            pending.append(extra[command])
         status = parse_status(_output(status_run.result(timeout), "status"))
-    except BaseException:
-        for running in extra.values():
+        pending.remove(status_run)
+        for command, running in extra.items():
+            answers[command] = _optional(running, command, timeout)
+            pending.remove(running)
+    finally:
+        for running in pending:
             running.kill()
-        raise
-    answers = {command: _optional(running, command, timeout) for command, running in extra.items()}
     version = parse_about(answers["about"]) if answers.get("about") else ""
     definition_version, updated = parse_policy(answers["policy"]) if answers.get("policy") else ("", None)
     return status._replace(about_version=version, definition_version=definition_version,

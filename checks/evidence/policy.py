@@ -71,14 +71,21 @@ def local_name(tag: object) -> str:
 
 
 def _config(root: ET.Element) -> ET.Element | None:
-    """The ``<config>`` element: the root itself, or the one the signature's ``<Object>`` holds."""
+    """The ``<config>`` element: the root itself, or the one in the signature's ``<Object>``.
+
+    When the signature references an Object by id (``Reference URI="#id"``), only that Object
+    counts, so an unsigned Object put in front of the signed one is not read instead.
+    """
     if local_name(root.tag) == "config":
         return root
-    for element in root.iter():
-        if local_name(element.tag) == "Object":
-            found = next((c for c in element if local_name(c.tag) == "config"), None)
-            if found is not None:
-                return found
+    objects = [e for e in root.iter() if local_name(e.tag) == "Object"]
+    signed = {r.get("URI", "")[1:] for r in root.iter()
+              if local_name(r.tag) == "Reference" and r.get("URI", "").startswith("#")}
+    chosen = [o for o in objects if o.get("Id") in signed] or objects
+    for element in chosen:
+        found = next((c for c in element if local_name(c.tag) == "config"), None)
+        if found is not None:
+            return found
     return None
 
 

@@ -11,6 +11,7 @@ from checks.faults import Verdict, active, clear
 from checks.messages import msg
 
 DAY = 86400.0
+FUTURE_TOLERANCE = DAY  # clocks and time zones differ; more than a day ahead is impossible
 
 
 def daemon_not_running(ev: Evidence) -> Verdict:
@@ -41,6 +42,8 @@ def definitions_stale(ev: Evidence) -> Verdict:
     key, newest = "definitions_updated", None
     with contextlib.suppress(Unavailable):
         newest = ev.status().definitions_updated
+    if newest is not None and newest > ev.now + FUTURE_TOLERANCE:
+        newest = None  # an update in the future is no evidence of fresh definitions
     if newest is None:
         key, newest = "definitions_age", ev.definitions().newest_build_time
     if newest is None:

@@ -60,7 +60,7 @@ def system_extension_version_mismatch(ev: Evidence) -> Verdict:
     if legacy:
         return legacy
     app = ev.connector_app()
-    if app.path is None or not (app.build_version or app.short_version):
+    if not app.service_app or not (app.build_version or app.short_version):
         raise Unavailable(msg("no_service_app"))
     enabled = [e for e in _cisco_extensions(ev) if e.enabled]
     if not enabled:
@@ -85,7 +85,11 @@ def _full_disk_access(ev: Evidence, client: str) -> Verdict:
 
 
 def full_disk_access_missing(ev: Evidence) -> Verdict:
-    """Fault 3: the Service (before connector 1.14: ampdaemon's path) lacks Full Disk Access."""
+    """Fault 3: the Service (before connector 1.14: ampdaemon's path) lacks Full Disk Access.
+
+    Full Disk Access exists from macOS 10.14 on."""
+    if _macos_version(ev) < (10, 14):
+        return not_applicable(msg("macos_newer_only", version="10.14"))
     return _full_disk_access(ev, LEGACY_DAEMON if ev.legacy_mac_connector() else SERVICE_BUNDLE_ID)
 
 
