@@ -101,6 +101,7 @@ def _skeleton(ev: Evidence) -> Report:
         report.connected = status.connected
         report.connector_status = dict(status.fields)
         report.definitions_updated_time = status.definitions_updated
+        report.definition_version = status.definition_version
     report.connector_version = ev.connector_version()
     try:
         procs = ev.processes()

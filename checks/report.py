@@ -55,6 +55,7 @@ class Report:
         self.processes: dict[str, bool | None] = {}
         self.definitions_build_time: float | None = None  # newest CVD header
         self.definitions_updated_time: float | None = None  # ampcli policy's "Definitions Last Updated"
+        self.definition_version = ""  # ampcli policy's "Definition Version"
         self.endpoint_security_extensions: int | None = None  # macOS: enabled Endpoint Security extensions
         self.faults: list[FaultResult] = []  # documented and connector-reported ids
         self.checks: list[FaultResult] = []  # checks beyond the documents
@@ -80,6 +81,7 @@ class Report:
                 "processes": self.processes,
                 "definitions_build_time": self.definitions_build_time,
                 "definitions_updated_time": self.definitions_updated_time,
+                "definition_version": self.definition_version,
                 "endpoint_security_extensions": self.endpoint_security_extensions,
             },
             "checks": [_result_dict(r, self.platform, lang) for r in self.checks],

@@ -369,6 +369,7 @@ def test_definitions_age_follows_ampcli_policy(healthy: LinuxTree, run: Evaluate
     assert item.state is State.CLEAR
     assert "last updated 0.1 days ago, says ampcli policy" in texts(item)
     assert report.definitions_updated_time is not None
+    assert report.to_dict()["connector"]["definition_version"] == "ClamAV daily.cvd 27100"
     healthy.ampcli(policy=policy_output(updated=time.time() - 12 * 86400))
     item = result(run(healthy, definitions_max_age_days=7), "definitions_stale")
     assert item.state is State.ACTIVE

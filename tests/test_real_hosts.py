@@ -19,7 +19,7 @@ from checks.report import State
 from tests.commands import run
 from tests.conftest import Evaluate, result, texts
 from tests.hosttree import CONNECTOR_VERSION, LinuxTree, cvd_bytes, faults_status, policy_document, policy_output
-from tests.mactree import MAC_STATUS, TCC, MacTree
+from tests.mactree import TCC, MacTree
 from tests.test_exporter_once import samples, value
 from tests.test_plugin import PERF_CLEAR, plugin
 
@@ -324,15 +324,6 @@ def test_orbital_clients_are_a_setting(tmp_path: Path, run: Evaluate) -> None:
              "com.example.orbitald": True})
     assert result(run(mac), "17").state is State.ACTIVE
     assert result(run(mac, orbital_clients=("com.example.orbital",)), "17").state is State.CLEAR
-
-
-def test_mac_status_fixture_is_what_ampcli_prints() -> None:
-    """The Mac fixture's status has the fields Cisco's articles show, after the log noise."""
-    lines = MAC_STATUS.splitlines()
-    assert lines[0].startswith("[logger]")
-    assert [line.split(":")[0] for line in lines[1:]] == [
-        "Status", "Mode", "Scan", "Last Scan", "Policy", "Command-line", "Orbital", "Behavioural Protection",
-        "Faults"]
 
 
 # -- what a hostile or odd connector prints ----------------------------------------------------------
