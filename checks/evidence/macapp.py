@@ -15,7 +15,8 @@ SERVICE_APPS = (
     "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
     "Applications/Cisco AMP for Endpoints/AMP for Endpoints Service.app",
 )
-# Connectors before 1.14: no Service app, no system extensions.
+# The Connector app: the only app of connectors before 1.14; later ones keep it beside the Service app,
+# which is looked for first.
 LEGACY_APPS = (
     "Applications/Cisco AMP for Endpoints/AMP for Endpoints Connector.app",
     "Applications/Cisco AMP/AMP for Endpoints Connector.app",
@@ -30,7 +31,7 @@ class AppFacts(NamedTuple):
     short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
     build_version: str  # CFBundleVersion
     orbital_installed: bool
-    legacy: bool = False  # a Connector app of a connector before 1.14, not a Service app
+    legacy: bool = False  # a Connector app and no Service app: what a connector before 1.14 has
 
     @property
     def service_app(self) -> bool:

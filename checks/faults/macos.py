@@ -46,7 +46,7 @@ def _named(extension: sysext.Extension) -> dict[str, str]:
 def system_extension_not_approved(ev: Evidence) -> Verdict:
     """Fault 1: a Cisco system extension waits for the user's approval."""
     legacy = _before_system_extensions(ev)
-    if legacy:
+    if legacy is not None:
         return legacy
     waiting = [e for e in _cisco_extensions(ev) if e.state == "activated_waiting_for_user"]
     if waiting:
@@ -57,7 +57,7 @@ def system_extension_not_approved(ev: Evidence) -> Verdict:
 def system_extension_version_mismatch(ev: Evidence) -> Verdict:
     """Fault 2: the enabled Cisco extension is not the version the installed Service app carries."""
     legacy = _before_system_extensions(ev)
-    if legacy:
+    if legacy is not None:
         return legacy
     app = ev.connector_app()
     if not app.service_app or not (app.build_version or app.short_version):
@@ -106,7 +106,7 @@ def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
 def reboot_required(ev: Evidence) -> Verdict:
     """Fault 10: a Cisco extension waits on a reboot and none of that identifier is enabled."""
     legacy = _before_system_extensions(ev)
-    if legacy:
+    if legacy is not None:
         return legacy
     extensions = _cisco_extensions(ev)
     enabled = {e.identifier for e in extensions if e.enabled}
@@ -123,7 +123,7 @@ def _content_filter(ev: Evidence) -> tuple[Verdict | None, tuple[Msg, ...], bool
     evidence and whether four other firewall-grade filters crowd ours out.
     """
     legacy = _before_system_extensions(ev)
-    if legacy:
+    if legacy is not None:
         return legacy, (), False
     if not policy_option(ev, DEVICE_FLOW):
         return not_applicable(msg("option_off", option=DEVICE_FLOW)), (), False
@@ -165,7 +165,7 @@ def security_extension_full_disk_access_missing(ev: Evidence) -> Verdict:
     if _macos_version(ev) < (11,):
         return not_applicable(msg("macos_newer_only", version="11"))
     legacy = _before_system_extensions(ev)
-    if legacy:
+    if legacy is not None:
         return legacy
     return _full_disk_access(ev, sysext.SECURITY_EXTENSION)
 
