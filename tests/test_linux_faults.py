@@ -360,10 +360,14 @@ def test_not_connected(healthy: LinuxTree, run: Evaluate) -> None:
     assert report.connected is False
 
 
+def _old_files(tree: LinuxTree) -> None:
+    tree.definitions("main.cvd", build_time=time.time() - 30 * 86400)
+    tree.definitions("daily.cvd", build_time=time.time() - 10 * 86400)
+
+
 def test_definitions_age_follows_ampcli_policy(healthy: LinuxTree, run: Evaluate) -> None:
     """The connector's own 'Definitions Last Updated' wins over the definition files' build time."""
-    healthy.definitions("main.cvd", build_time=time.time() - 30 * 86400)
-    healthy.definitions("daily.cvd", build_time=time.time() - 10 * 86400)
+    _old_files(healthy)
     report = run(healthy, definitions_max_age_days=7)
     item = result(report, "definitions_stale")
     assert item.state is State.CLEAR
@@ -380,8 +384,7 @@ def test_definitions_age_follows_ampcli_policy(healthy: LinuxTree, run: Evaluate
 def test_definitions_age_falls_back_to_the_files(healthy: LinuxTree, run: Evaluate, policy: str) -> None:
     """ampcli policy failing, or printing a time no known format fits: the newest CVD's build time counts."""
     healthy.ampcli(policy=policy)
-    healthy.definitions("main.cvd", build_time=time.time() - 30 * 86400)
-    healthy.definitions("daily.cvd", build_time=time.time() - 10 * 86400)
+    _old_files(healthy)
     report = run(healthy, definitions_max_age_days=7)
     item = result(report, "definitions_stale")
     assert item.state is State.ACTIVE

@@ -52,17 +52,21 @@ def probe(host: Host, platform: Platform) -> PolicyFacts:
 
 def parse(data: bytes, path: str) -> PolicyFacts:
     """Read the two options and the policy name; a document that is not XML raises ``PolicyError``."""
-    if b"<!ENTITY" in data:
-        raise PolicyError(f"{path} declares XML entities, which a connector policy never does")
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as error:
-        raise PolicyError(f"{path} is not well-formed XML ({error})") from None
-    config = _config(root)
+    config = _config(load_xml(data, path))
     if config is None:
         return PolicyFacts(path, None, None, "")
     return PolicyFacts(path, _flag(_text(config, FILE_MONITORING)), _flag(_text(config, DEVICE_FLOW)),
                        (_text(config, POLICY_NAME) or "").strip())
+
+
+def load_xml(data: bytes, where: str) -> ET.Element:
+    """One of the connector's XML files; anything else (entities included) raises ``PolicyError``."""
+    if b"<!ENTITY" in data:
+        raise PolicyError(f"{where} declares XML entities, which the connector's files never do")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as error:
+        raise PolicyError(f"{where} is not well-formed XML ({error})") from None
 
 
 def local_name(tag: object) -> str:

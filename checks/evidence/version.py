@@ -10,11 +10,10 @@ fits, the version comes from ``ampcli`` instead (see ``checks.collect``).
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.evidence.policy import local_name
+from checks.evidence.policy import load_xml, local_name
 from checks.host import Host
 
 GLOBAL_XML = {
@@ -41,12 +40,7 @@ def probe(host: Host, platform: Platform, elements: tuple[str, ...] = DEFAULT_EL
 
 def parse(data: bytes, where: str, elements: tuple[str, ...] = DEFAULT_ELEMENTS) -> str:
     """The first element named in ``elements`` (in that order of preference) whose text is a version."""
-    if b"<!ENTITY" in data:
-        raise ValueError(f"{where} declares XML entities, which the connector's files never do")
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError as error:
-        raise ValueError(f"{where} is not well-formed XML ({error})") from None
+    root = load_xml(data, where)
     wanted = [name.lower() for name in elements]
     found: dict[str, str] = {}
     for element in root.iter():
