@@ -378,14 +378,14 @@ def test_a_hung_about_costs_nothing_but_the_version(healthy: LinuxTree, run: Eva
 
 def test_failing_status_leaves_no_about_or_policy_behind(healthy: LinuxTree, run: Evaluate) -> None:
     pids = [healthy.root / "about.pid", healthy.root / "policy.pid"]
-    _ampcli_by_command(healthy, "echo broken >&2; exit 3", f'echo $$ > "{pids[0]}"; exec sleep 30',
+    # status fails only once about and policy have written their pids (polled, at most 2.5 s), so the
+    # check below always has both to look at.
+    wait = f'for i in $(seq 50); do [ -s "{pids[0]}" ] && [ -s "{pids[1]}" ] && break; sleep 0.05; done'
+    _ampcli_by_command(healthy, f"{wait}; echo broken >&2; exit 3", f'echo $$ > "{pids[0]}"; exec sleep 30',
                        f'echo $$ > "{pids[1]}"; exec sleep 30')
     report = run(healthy, ampcli_timeout=3.0)
     assert result(report, "ampcli_failed").state is State.ACTIVE
     assert "exited with code 3: broken" in texts(result(report, "ampcli_failed"))
-    deadline = time.monotonic() + 2
-    while not all(p.exists() for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.01)  # the killed programs may not have written their pid yet: nothing to check then
     assert not any(_alive(p) for p in pids if p.exists() and p.read_text().strip())
 
 

@@ -32,7 +32,7 @@ _COUNT = re.compile(r"(?<![0-9])([0-9]{1,9})\s+([A-Za-z]+)")
 _VERSION = re.compile(r"(?<![0-9.])([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)(?![0-9.])")
 _EPOCH = re.compile(r"[0-9]{1,12}")
 # Formats seen or plausible for "Definitions Last Updated" (the real one is not public: see
-# docs/connector-facts.md). Times without a zone are the host's local time.
+# docs/connector-facts.md). Times without a zone are read as local time (see ``parse_time``).
 _DATE_FORMATS = (
     "%Y-%m-%d %I:%M:%S %p", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%a %b %d %H:%M:%S %Y",
     "%b %d, %Y %I:%M:%S %p", "%b %d %Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%Y-%m-%d",
@@ -45,7 +45,7 @@ class AmpcliError(ValueError):
 
 class ReportedFault(NamedTuple):
     id: str
-    severity: str  # as the connector says it: Critical, Major, Minor, ... or "" when it does not say
+    severity: str  # one of SEVERITIES as the connector says it, or "" when it says none of them
     text: str
 
 
@@ -171,7 +171,7 @@ def parse_time(text: str) -> float | None:
             parsed = datetime.strptime(value, fmt)
         except ValueError:
             continue
-        return parsed.timestamp()  # naive: the host's local time
+        return parsed.timestamp()  # naive: local time, as above
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:

@@ -7,8 +7,8 @@ from typing import NamedTuple
 
 from checks.host import Host
 
-# ampfsm on current connectors; redirfs with avflt on old ones (Cisco's Linux primer shows both loading);
-# ampavflt kept from earlier versions of this project's list.
+# ampfsm and ampavflt are named in Cisco's Linux fault table (faults 8 and 9); redirfs with avflt is what
+# older connectors load (Cisco's Linux primer). The list is a setting: --file-module.
 FILE_MODULES = ("ampfsm", "redirfs", "avflt", "ampavflt")
 DEFAULT_NETWORK_MODULES = ("ampnetworkflow",)
 SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"

@@ -37,7 +37,7 @@ def _load_causes(ev: Evidence) -> list[Msg]:
 
 
 def file_monitor_not_started(ev: Evidence) -> Verdict:
-    """Fault 8 (module names are configurable: only the old redirfs/avflt pair is public)."""
+    """Fault 8 (module names are configurable: they differ between connector versions)."""
     return _monitor(ev, FILE_MONITORING, ev.settings.file_modules)
 
 
