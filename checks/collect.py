@@ -91,8 +91,10 @@ class Unavailable(Exception):
 
 
 class Evidence:
-    def __init__(self, host: Host, settings: Settings, store: StateStore, now: float | None = None) -> None:
+    def __init__(self, host: Host, settings: Settings, store: StateStore, now: float | None = None,
+                 deadline: float | None = None) -> None:
         self.host = host
+        self.deadline = deadline
         self.settings = settings
         self.store = store
         self.now = time.time() if now is None else now

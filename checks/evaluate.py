@@ -62,9 +62,10 @@ HEALTH_CHECKS: dict[str, FaultCheck] = {
 
 
 def evaluate(host: Host, settings: Settings | None = None, store: StateStore | None = None,
-             now: float | None = None) -> Report:
+             now: float | None = None, deadline: float | None = None) -> Report:
+    """Judge every fault; ``deadline`` (a ``time.monotonic()`` value) bounds the collectors' work."""
     start = time.perf_counter()
-    ev = Evidence(host, settings or Settings(), store or StateStore(rootfs=host.rootfs), now)
+    ev = Evidence(host, settings or Settings(), store or StateStore(rootfs=host.rootfs), now, deadline)
     ev.collect_all()
     report = _skeleton(ev)
     if ev.installed:
