@@ -99,15 +99,29 @@ class Evidence:
         self.store = store
         self.now = time.time() if now is None else now
         self.platform = system.detect_platform(host)
-        # The first install marker found, as shown on the host; None: not installed.
-        self.install_marker = next(
-            (host.display(rel) for rel in INSTALL_MARKERS[self.platform] if host.exists(rel)), None)
+        self.install_marker, self.install_error = self._install_marker()
         self.runs: list[CollectorRun] = []
         self._memo: dict[str, object] = {}
 
+    def _install_marker(self) -> tuple[str | None, Msg | None]:
+        """The first install marker found, as shown on the host; else why none could be looked for.
+
+        A marker that cannot be looked up (permission denied) leaves the
+        installation unknown: it is never taken for "not installed".
+        """
+        error: Msg | None = None
+        for rel in INSTALL_MARKERS[self.platform]:
+            try:
+                if self.host.exists(rel):
+                    return self.host.display(rel), None
+            except OSError as problem:
+                error = error or msg("collector_failed", collector="installation", error=_describe(problem))
+        return None, error
+
     @property
     def installed(self) -> bool:
-        return self.install_marker is not None
+        """True when installed or when that cannot be told (the faults are judged, unknown where unreadable)."""
+        return self.install_marker is not None or self.install_error is not None
 
     def collectors(self) -> tuple[str, ...]:
         """The collectors that apply to this platform and are enabled."""

@@ -70,7 +70,10 @@ def evaluate(host: Host, settings: Settings | None = None, store: StateStore | N
     report = _skeleton(ev)
     if ev.installed:
         reported = _reported(ev)
-        installed = _result(catalog.get("not_installed"), clear(msg("installed_at", path=ev.install_marker)))
+        if ev.install_marker is not None:
+            installed = _result(catalog.get("not_installed"), clear(msg("installed_at", path=ev.install_marker)))
+        else:
+            installed = _result(catalog.get("not_installed"), Verdict(State.UNKNOWN, reason=ev.install_error))
         report.checks = [installed] + [_health(ev, fault_id) for fault_id in HEALTH_CHECKS]
         report.faults = [_judge(ev, fault, reported) for fault in catalog.faults_for(ev.platform)]
         known = {r.fault.id for r in report.faults}
@@ -110,7 +113,7 @@ def _skeleton(ev: Evidence) -> Report:
     except Unavailable:
         report.processes = dict.fromkeys(WATCHED)
     with contextlib.suppress(Unavailable):
-        report.definitions_build_time = ev.definitions().newest_build_time
+        report.definitions_build_time = ev.definitions().newest_build_time(ev.now)
     if ev.platform is Platform.MACOS:
         with contextlib.suppress(Unavailable):
             report.endpoint_security_extensions = ev.system_extensions().endpoint_security_enabled

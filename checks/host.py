@@ -16,17 +16,13 @@ import selectors
 import signal
 import stat
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
-
-import psutil
+from typing import BinaryIO, NamedTuple
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
 MAX_SYMLINKS = 40
 MAX_LATE_READS = 64  # reads of output already waiting when a program's time is up (64 KiB each)
-_psutil_lock = threading.Lock()
 
 
 class HostError(OSError):
@@ -44,14 +40,50 @@ class CommandTimeout(HostError):
     pass
 
 
+class DeadlineExceeded(HostError):
+    """The evaluation's time (or this collector's share of it) ran out."""
+
+
+OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+# O_PATH walks directories that may be entered but not listed (mode 0711), as path lookup does.
+DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+MAX_ENTRIES = 100_000  # entries of one directory; /proc on a busy host has a few thousand
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
+
+
 class Host:
-    def __init__(self, rootfs: str = "/") -> None:
+    """Every read of the host, made safe against what an attacker may have put there.
+
+    Files are checked to be regular before they are opened (a FIFO would block,
+    a device never end) and opened without blocking; under a root other than
+    ``/`` every path is walked one component at a time through directory
+    descriptors, so neither a symlink nor a rename during the walk leads out.
+    Errors other than "no such file" are raised, never read as "absent".
+    """
+
+    def __init__(self, rootfs: str = "/", deadline: float | None = None) -> None:
         self.rootfs = os.path.abspath(rootfs)
         self.live = self.rootfs == "/"
+        self.deadline = deadline  # time.monotonic() past which every read raises DeadlineExceeded
+
+    def within(self, deadline: float | None) -> Host:
+        """The same host, with reads bounded by ``deadline`` (a fresh view: hosts are shared by threads)."""
+        return Host(self.rootfs, deadline)
+
+    def remaining(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _tick(self) -> None:
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise DeadlineExceeded("ran out of time")
 
     # -- paths -------------------------------------------------------------
     def path(self, rel: str) -> str:
-        """The real path of ``rel`` (relative to the root), symlinks resolved inside the root."""
+        """The real path of ``rel`` (relative to the root), symlinks resolved inside the root.
+
+        Only for handing a path to a program or library; reads go through the methods below.
+        """
         rel = rel.lstrip("/")
         if self.live:
             return "/" + rel
@@ -88,31 +120,117 @@ class Host:
         """How a path is shown to the operator: as it is on the host."""
         return "/" + rel.lstrip("/")
 
-    # -- reads -------------------------------------------------------------
-    def exists(self, rel: str) -> bool:
+    @contextlib.contextmanager
+    def _located(self, rel: str, follow: bool = True) -> Iterator[tuple[int | None, str]]:
+        """(descriptor of the parent directory, last name) for ``rel``; on the live root (None, path).
+
+        Symlinks are resolved inside the root, the last one only when ``follow``.
+        The descriptor is open only for the block.
+        """
+        self._tick()
+        if self.live:
+            yield None, "/" + rel.lstrip("/")
+            return
         try:
-            return os.path.exists(self.path(rel))
-        except HostError:  # a symlink loop leads nowhere
-            return False
+            stack = [os.open(self.rootfs, DIR_FLAGS)]
+        except OSError as error:
+            raise _rename(error, self.display("")) from None
+        try:
+            todo, hops = _parts(rel), 0
+            last = "."
+            while todo:
+                part = todo.pop(0)
+                if part == "..":
+                    if len(stack) > 1:
+                        os.close(stack.pop())
+                    continue
+                try:
+                    mode = os.stat(part, dir_fd=stack[-1], follow_symlinks=False).st_mode
+                except OSError as error:
+                    if not todo and isinstance(error, FileNotFoundError):
+                        last = part  # the caller's own lookup says "no such file"
+                        break
+                    raise _rename(error, self.display(rel)) from None
+                if stat.S_ISLNK(mode) and (todo or follow):
+                    hops += 1
+                    if hops > MAX_SYMLINKS:
+                        raise HostError(f"too many levels of symbolic links in {self.display(rel)}")
+                    target = os.readlink(part, dir_fd=stack[-1])
+                    if target.startswith("/"):
+                        while len(stack) > 1:
+                            os.close(stack.pop())
+                    todo = _parts(target) + todo
+                    continue
+                if not todo:
+                    last = part
+                    break
+                try:
+                    stack.append(os.open(part, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=stack[-1]))
+                except OSError as error:
+                    raise _rename(error, self.display(rel)) from None
+            yield stack[-1], last
+        finally:
+            for fd in stack:
+                os.close(fd)
+
+    # -- reads -------------------------------------------------------------
+    def _lookup(self, rel: str, follow: bool = True) -> os.stat_result | None:
+        """The entry's status, or None when it does not exist; other errors raise."""
+        try:
+            with self._located(rel, follow) as (parent, name):
+                return os.stat(name, dir_fd=parent, follow_symlinks=follow and parent is None)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise _rename(error, self.display(rel)) from None
+
+    def exists(self, rel: str) -> bool:
+        """Whether the entry exists; "permission denied" and the like raise: they do not mean absent."""
+        return self._lookup(rel) is not None
 
     def is_dir(self, rel: str) -> bool:
-        try:
-            return os.path.isdir(self.path(rel))
-        except HostError:
-            return False
+        found = self._lookup(rel)
+        return found is not None and stat.S_ISDIR(found.st_mode)
 
     def stat(self, rel: str) -> os.stat_result:
-        return os.stat(self.path(rel))
+        found = self._lookup(rel)
+        if found is None:
+            raise FileNotFoundError(2, "No such file or directory", self.display(rel))
+        return found
+
+    @contextlib.contextmanager
+    def open_regular(self, rel: str) -> Iterator[BinaryIO]:
+        """A regular file, opened for reading without blocking; anything else raises ``HostError``."""
+        with self._located(rel) as (parent, name):
+            try:
+                before = os.stat(name, dir_fd=parent, follow_symlinks=parent is None)
+                _require_regular(before, self.display(rel))
+                fd = os.open(name, OPEN_FLAGS | (os.O_NOFOLLOW if parent is not None else 0), dir_fd=parent)
+            except HostError:
+                raise
+            except OSError as error:
+                raise _rename(error, self.display(rel)) from None
+        try:
+            after = os.fstat(fd)
+            _require_regular(after, self.display(rel))
+            if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+                raise HostError(f"{self.display(rel)} was replaced while being opened")
+            handle = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+        with handle:
+            yield handle
 
     def read_bytes(self, rel: str, limit: int = MAX_READ) -> bytes:
-        with open(self.path(rel), "rb") as handle:
+        with self.open_regular(rel) as handle:
             data = handle.read(limit + 1)
         if len(data) > limit:
             raise HostError(f"{self.display(rel)} is larger than {limit} bytes")
         return data
 
     def read_head(self, rel: str, size: int) -> bytes:
-        with open(self.path(rel), "rb") as handle:
+        with self.open_regular(rel) as handle:
             return handle.read(size)
 
     def read_text(self, rel: str, limit: int = MAX_READ) -> str:
@@ -125,22 +243,47 @@ class Host:
         except FileNotFoundError:
             return None
 
-    def listdir(self, rel: str) -> list[str]:
-        return sorted(os.listdir(self.path(rel)))
+    def listdir(self, rel: str, limit: int = MAX_ENTRIES) -> list[str]:
+        """The names in a directory, sorted; more than ``limit`` is an error, not a truncated list."""
+        with self._located(rel) as (parent, name):
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NONBLOCK
+                             | (os.O_NOFOLLOW if parent is not None else 0), dir_fd=parent)
+            except OSError as error:
+                raise _rename(error, self.display(rel)) from None
+        try:
+            names = []
+            with os.scandir(fd) as entries:
+                for entry in entries:
+                    names.append(entry.name)
+                    if len(names) > limit:
+                        raise HostError(f"{self.display(rel)} holds more than {limit} entries")
+        finally:
+            os.close(fd)
+        return sorted(names)
 
     def readlink(self, rel: str) -> str:
         """The link's own target, unresolved (for /proc/<pid>/fd entries)."""
-        parent, _, name = rel.rstrip("/").rpartition("/")
-        return os.readlink(os.path.join(self.path(parent), name))
+        with self._located(rel, follow=False) as (parent, name):
+            try:
+                return os.readlink(name, dir_fd=parent)
+            except OSError as error:
+                raise _rename(error, self.display(rel)) from None
 
-    def walk(self, rel: str, max_depth: int) -> Iterator[tuple[str, list[str], list[str]]]:
+    def walk(self, rel: str, max_depth: int, limit: int = MAX_ENTRIES) -> Iterator[tuple[str, list[str], list[str]]]:
         """os.walk below ``rel`` as root-relative paths, at most ``max_depth`` levels down.
 
-        Symlinked directories are not followed: a walk stays in the tree.
+        Symlinked directories are not followed: a walk stays in the tree. More
+        than ``limit`` entries in all is an error.
         """
         base = self.path(rel)
         top = rel.strip("/")
+        seen = 0
         for current, dirs, files in os.walk(base, onerror=_raise):
+            self._tick()
+            seen += len(dirs) + len(files)
+            if seen > limit:
+                raise HostError(f"{self.display(rel)} holds more than {limit} entries")
             sub = os.path.relpath(current, base)
             depth = 0 if sub == "." else sub.count(os.sep) + 1
             if depth >= max_depth:
@@ -169,18 +312,6 @@ class Host:
     def _colon_file_names(self, rel: str) -> set[str]:
         text = self.read_text(rel)
         return {line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
-
-    # -- processes -----------------------------------------------------------
-    @contextlib.contextmanager
-    def procfs(self) -> Iterator[None]:
-        """psutil reading ``<root>/proc`` for the duration of the block."""
-        with _psutil_lock:
-            saved = psutil.PROCFS_PATH
-            psutil.PROCFS_PATH = self.path("proc")
-            try:
-                yield
-            finally:
-                psutil.PROCFS_PATH = saved
 
     # -- programs ----------------------------------------------------------
     def run(self, rel: str, args: list[str], timeout: float, max_output: int = MAX_READ) -> CommandResult:
@@ -273,3 +404,16 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 def _raise(error: OSError) -> None:
     raise error
+
+
+def _require_regular(st: os.stat_result, shown: str) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise HostError(f"{shown} is {kind}, not a regular file")
+
+
+def _rename(error: OSError, shown: str) -> OSError:
+    """The same error, naming the path as it is on the host (not the last component of a walk)."""
+    if isinstance(error, HostError) or error.errno is None:
+        return error
+    return OSError(error.errno, error.strerror, shown)

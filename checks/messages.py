@@ -71,6 +71,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "ampcli_missing": ("ampcli not found at {path}", "ampcli niet gevonden in {path}"),
     "definitions_age": ("newest definitions were built {days} days ago (limit {limit} days)",
                         "nieuwste definities zijn {days} dagen geleden gebouwd (grens {limit} dagen)"),
+    "definitions_future": ("{path} claims to be built {days} days from now; that date is ignored",
+                           "{path} zegt over {days} dagen gebouwd te zijn; die datum telt niet"),
     "no_definitions": ("no definition files found", "geen definitiebestanden gevonden"),
     "installed_at": ("connector found at {path}", "connector gevonden in {path}"),
     # macOS
@@ -78,6 +80,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "no_service_app": ("the connector's Service app (with its Info.plist) was not found",
                        "de Service-app van de connector (met Info.plist) is niet gevonden"),
     "no_enabled_extension": ("no Cisco system extension is enabled", "geen Cisco-systeemextensie staat aan"),
+    "extension_unversioned": ("db.plist names no version for the enabled extension {identifier}, so it cannot be "
+                              "compared with the Service app",
+                              "db.plist noemt geen versie voor de ingeschakelde extensie {identifier}, dus die is "
+                              "niet met de Service-app te vergelijken"),
     "extension_version": ("{identifier} runs version {version} but the Service app is {app_version}",
                           "{identifier} draait versie {version} maar de Service-app is {app_version}"),
     "extension_versions_match": ("the enabled extensions match the Service app ({version})",

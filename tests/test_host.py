@@ -97,10 +97,14 @@ def test_program_output_is_capped(root: Path) -> None:
     assert result.truncated and len(result.stdout) == 1000 and result.returncode == 0
 
 
-def test_symlink_loop_on_an_install_path_is_not_a_crash(tmp_path: Path) -> None:
+def test_symlink_loop_on_an_install_path_is_unknown_not_a_crash(tmp_path: Path) -> None:
+    """A loop where the install marker belongs proves nothing: the installation is unknown, not absent."""
     from checks.evaluate import evaluate
+    from checks.report import State
 
     (tmp_path / "opt").mkdir()
     os.symlink("/opt/cisco", tmp_path / "opt/cisco")
     report = evaluate(Host(str(tmp_path)))
-    assert not report.installed
+    installed = next(r for r in report.checks if r.fault.id == "not_installed")
+    assert installed.state is State.UNKNOWN
+    assert installed.reason is not None and "symbolic links" in installed.reason.render("en")

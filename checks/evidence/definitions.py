@@ -24,6 +24,8 @@ ROOTS = {
 MAX_DEPTH = 6
 MAX_ENTRIES = 50_000  # a walk this long means the tree is not what we expect: stop rather than stall a scrape
 SUFFIXES = (".cvd", ".cld")
+DAY = 86400.0
+FUTURE_TOLERANCE = DAY  # clocks and time zones differ; more than a day ahead is impossible
 
 
 MD5_MISMATCH = "MD5 of the body does not match its header"
@@ -56,10 +58,18 @@ class DefinitionFile(NamedTuple):
 class DefinitionsFacts(NamedTuple):
     files: tuple[DefinitionFile, ...]
 
-    @property
-    def newest_build_time(self) -> float | None:
-        times = [f.header.build_time for f in self.files if f.header and f.header.build_time]
+    def newest_build_time(self, now: float) -> float | None:
+        """The newest build time that is possible at ``now``: a date in the future proves nothing."""
+        times = [t for t in self._build_times() if t <= now + FUTURE_TOLERANCE]
         return max(times) if times else None
+
+    def future_dated(self, now: float) -> list[tuple[str, float]]:
+        """(path, build time) of files that claim to be built more than a day after ``now``."""
+        return [(f.path, f.header.build_time) for f in self.files
+                if f.header and f.header.build_time and f.header.build_time > now + FUTURE_TOLERANCE]
+
+    def _build_times(self) -> list[float]:
+        return [f.header.build_time for f in self.files if f.header and f.header.build_time]
 
 
 def parse_header(raw: bytes) -> CvdHeader:
@@ -135,7 +145,7 @@ def integrity_problem(host: Host, item: DefinitionFile, cache: MutableMapping[st
     import hashlib  # only when a file must actually be hashed
 
     digest = hashlib.md5(usedforsecurity=False)
-    with open(host.path(item.rel), "rb") as handle:
+    with host.open_regular(item.rel) as handle:
         handle.seek(HEADER_SIZE)
         while chunk := handle.read(1 << 20):
             digest.update(chunk)

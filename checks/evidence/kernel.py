@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import NamedTuple
 
 from checks.host import Host
@@ -18,21 +17,25 @@ class KernelFacts(NamedTuple):
     modules: frozenset[str]
     secure_boot: bool | None  # None: not an EFI system or not readable
     headers_path: str | None  # as shown on the host; None without a kernel release
-    headers_present: bool | None
+    headers_present: bool | None  # None: not known (see headers_error)
+    headers_error: str = ""
 
 
 def probe(host: Host, release: str | None) -> KernelFacts:
     text = host.read_text("proc/modules", limit=4 << 20)
     modules = frozenset(line.split()[0] for line in text.splitlines() if line.strip())
     headers_path = headers_present = None
+    error = "no kernel release in /proc"
     if release and "/" not in release:
         rel = f"lib/modules/{release}/build"
         headers_path = host.display(rel)
         try:
-            headers_present = os.path.isdir(host.path(rel))
-        except OSError:
-            headers_present = False
-    return KernelFacts(modules, _secure_boot(host), headers_path, headers_present)
+            headers_present = host.is_dir(rel)
+        except PermissionError:
+            error = f"permission denied: {headers_path}"  # a 0700 lib/modules/<release> is not "missing"
+        except OSError as problem:
+            error = f"{headers_path}: {problem.strerror or problem}"
+    return KernelFacts(modules, _secure_boot(host), headers_path, headers_present, error)
 
 
 def _secure_boot(host: Host) -> bool | None:

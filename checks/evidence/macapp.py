@@ -30,8 +30,9 @@ class AppFacts(NamedTuple):
     path: str | None  # as shown on the host; None when no connector app is installed
     short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
     build_version: str  # CFBundleVersion
-    orbital_installed: bool
+    orbital_installed: bool | None  # None: /opt/cisco could not be looked into (see orbital_error)
     legacy: bool = False  # a Connector app and no Service app: what a connector before 1.14 has
+    orbital_error: str = ""
 
     @property
     def service_app(self) -> bool:
@@ -39,7 +40,12 @@ class AppFacts(NamedTuple):
 
 
 def probe(host: Host) -> AppFacts:
-    orbital = host.is_dir(ORBITAL_DIR)
+    orbital: bool | None = None
+    orbital_error = ""
+    try:
+        orbital = host.is_dir(ORBITAL_DIR)
+    except OSError as error:  # a 0700 /opt/cisco hides Orbital from a non-root run: unknown, not absent
+        orbital_error = f"{host.display(ORBITAL_DIR)}: {error.strerror or error}"
     for app in (*SERVICE_APPS, *LEGACY_APPS):
         rel = f"{app}/Contents/Info.plist"
         try:
@@ -48,8 +54,8 @@ def probe(host: Host) -> AppFacts:
             continue
         info = load_plist(data, host.display(rel))
         return AppFacts(host.display(app), str(info.get("CFBundleShortVersionString", "")),
-                        str(info.get("CFBundleVersion", "")), orbital, app in LEGACY_APPS)
-    return AppFacts(None, "", "", orbital)
+                        str(info.get("CFBundleVersion", "")), orbital, app in LEGACY_APPS, orbital_error)
+    return AppFacts(None, "", "", orbital, orbital_error=orbital_error)
 
 
 def load_plist(data: bytes, where: str) -> dict[str, object]:

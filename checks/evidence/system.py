@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shlex
+import sys
 from typing import NamedTuple
 
-import distro
-
 from checks.catalog import Platform
-from checks.host import Host
+from checks.host import Host, HostError
 
 MAC_VERSION_PLIST = "System/Library/CoreServices/SystemVersion.plist"
 RHEL_FAMILY = {"rhel", "centos", "fedora", "rocky", "almalinux", "ol", "oracle", "amzn", "scientific", "cloudlinux"}
 DEBIAN_FAMILY = {"debian", "ubuntu", "linuxmint", "raspbian", "pop", "elementary", "kali"}
 SUSE_FAMILY = {"sles", "suse", "opensuse", "opensuse-leap", "opensuse-tumbleweed"}
+OS_RELEASE_FILES = ("etc/os-release", "usr/lib/os-release")  # the order os-release(5) gives
+NORMALISED_IDS = {"ol": "oracle", "opensuse-leap": "opensuse"}  # as the distro package names them
 
 
 class SystemFacts(NamedTuple):
@@ -27,7 +30,11 @@ class SystemFacts(NamedTuple):
 
 
 def detect_platform(host: Host) -> Platform:
-    return Platform.MACOS if host.exists(MAC_VERSION_PLIST) else Platform.LINUX
+    """A root with macOS's version plist is a Mac; when that cannot be told, the machine we run on decides."""
+    try:
+        return Platform.MACOS if host.exists(MAC_VERSION_PLIST) else Platform.LINUX
+    except OSError:
+        return Platform.MACOS if sys.platform == "darwin" else Platform.LINUX
 
 
 def probe(host: Host) -> SystemFacts:
@@ -37,33 +44,54 @@ def probe(host: Host) -> SystemFacts:
 
 
 def _macos(host: Host) -> SystemFacts:
-    import plistlib  # only macOS roots need it
+    from checks.evidence.macapp import load_plist  # only macOS roots need it
 
-    try:
-        info = plistlib.loads(host.read_bytes(MAC_VERSION_PLIST))
-    except (plistlib.InvalidFileException, ValueError) as error:
-        raise ValueError(f"{host.display(MAC_VERSION_PLIST)} is not a valid plist ({error})") from None
-    version = str(info.get("ProductVersion", "")) if isinstance(info, dict) else ""
+    info = load_plist(host.read_bytes(MAC_VERSION_PLIST), host.display(MAC_VERSION_PLIST))
+    version = str(info.get("ProductVersion", ""))
     return SystemFacts(Platform.MACOS, "macos", "macOS", version, "macos", None, None)
 
 
 def _linux(host: Host) -> SystemFacts:
-    if host.live:
-        dist = distro.LinuxDistribution(include_lsb=False, include_uname=False)
-    else:
-        dist = distro.LinuxDistribution(include_lsb=False, include_uname=False, root_dir=host.path("/"))
-    os_id = dist.id()
-    like = set(dist.like().split())
+    fields = os_release(host)
+    raw_id = fields.get("ID", "linux").lower().replace(" ", "_")
+    os_id = NORMALISED_IDS.get(raw_id, raw_id)
+    like = set(fields.get("ID_LIKE", "").lower().split())
     family = ""
     for name, members in (("rhel", RHEL_FAMILY), ("debian", DEBIAN_FAMILY), ("suse", SUSE_FAMILY)):
-        if os_id in members or like & members:
+        if os_id in members or raw_id in members or like & members:
             family = name
             break
     release = host.read_optional("proc/sys/kernel/osrelease")
     return SystemFacts(
-        Platform.LINUX, os_id, dist.name() or "Linux", dist.version(), family,
+        Platform.LINUX, os_id, fields.get("NAME") or "Linux", fields.get("VERSION_ID", ""), family,
         release.strip() if release else None, _mem_available(host),
     )
+
+
+def os_release(host: Host) -> dict[str, str]:
+    """The first os-release file's fields, read through the rooted host.
+
+    The ``distro`` package is not used: it opens the file itself, following a
+    symlink out of the root to the machine running the check.
+    """
+    for rel in OS_RELEASE_FILES:
+        text = host.read_optional(rel)
+        if text is not None:
+            return parse_os_release(text)
+    raise HostError(f"neither {host.display(OS_RELEASE_FILES[0])} nor {host.display(OS_RELEASE_FILES[1])} exists")
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    """``KEY=value`` lines, values quoted as in a shell; lines that do not parse are skipped."""
+    fields = {}
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", key):
+            continue
+        with contextlib.suppress(ValueError):
+            words = shlex.split(value, comments=False, posix=True)
+            fields[key] = words[0] if len(words) == 1 else " ".join(words)
+    return fields
 
 
 def _mem_available(host: Host) -> int | None:

@@ -1,15 +1,19 @@
-"""Full Disk Access grants: the system ``TCC.db`` (read-only, never locked) and MDM overrides beside it."""
+"""Full Disk Access grants: the system ``TCC.db`` (with its WAL, read as a private copy) and MDM overrides."""
 
 from __future__ import annotations
 
 import os
 from typing import NamedTuple
 
-from checks.host import Host, HostError
+from checks.host import Host
 
 TCC_DIR = "Library/Application Support/com.apple.TCC"
 TCC_DB = f"{TCC_DIR}/TCC.db"
+TCC_WAL = f"{TCC_DB}-wal"
 MDM_OVERRIDES = f"{TCC_DIR}/MDMOverrides.plist"
+MAX_DB = 64 << 20  # a Mac's TCC.db is well under 1 MiB
+MAX_SQLITE_STEPS = 50_000_000  # virtual machine steps: far above what the real table needs
+MAX_ROWS = 100_000
 FULL_DISK_ACCESS = "kTCCServiceSystemPolicyAllFiles"
 NEEDS_FDA = (" (on a Mac, reading TCC.db needs Full Disk Access for the monitoring process: "
              "grant it to the exporter or plugin, e.g. by an MDM PPPC profile)")
@@ -31,25 +35,54 @@ def probe(host: Host) -> TccFacts:
 
 
 def _database(host: Host) -> set[str]:
-    """Clients TCC.db grants Full Disk Access."""
-    import sqlite3  # only macOS roots get here
-    import urllib.parse
+    """Clients TCC.db grants Full Disk Access.
+
+    macOS keeps TCC.db in WAL mode: recent grants may sit in ``TCC.db-wal`` only.
+    Opening the live file read-only with ``immutable=1`` would ignore the WAL, and
+    opening it normally would take locks in macOS's own database. So both files
+    are read (safely, bounded) into a private folder and the copy is queried.
+    """
+    import shutil
+    import tempfile
 
     where = host.display(TCC_DB)
     try:
-        path = host.path(TCC_DB)
-    except HostError as error:
-        raise TccError(f"{where}: {error}") from None
-    if not os.path.isfile(path):
-        raise TccError(f"{where} does not exist, so Full Disk Access cannot be judged")
-    if not os.access(path, os.R_OK):
-        raise TccError(f"{where}: permission denied{NEEDS_FDA if host.live else ''}")
-    # immutable=1: SQLite takes no locks and writes nothing, so macOS's own use of the file is never disturbed.
-    uri = f"file:{urllib.parse.quote(path)}?mode=ro&immutable=1"
+        database = host.read_bytes(TCC_DB, limit=MAX_DB)
+    except FileNotFoundError:
+        raise TccError(f"{where} does not exist, so Full Disk Access cannot be judged") from None
+    except PermissionError:
+        raise TccError(f"{where}: permission denied{NEEDS_FDA if host.live else ''}") from None
+    except OSError as error:
+        raise TccError(f"{where} cannot be read ({error.strerror or error})") from None
     try:
-        connection = sqlite3.connect(uri, uri=True, timeout=1)
+        wal: bytes | None = host.read_bytes(TCC_WAL, limit=MAX_DB)
+    except FileNotFoundError:
+        wal = None
+    except OSError as error:
+        # Without its WAL the database may lack recent grants: no verdict rather than a false fault.
+        raise TccError(f"{host.display(TCC_WAL)} cannot be read ({error.strerror or error})") from None
+    folder = tempfile.mkdtemp(prefix="secure-endpoint-tcc-")
+    try:
+        copy = os.path.join(folder, "TCC.db")
+        for name, data in (("TCC.db", database), ("TCC.db-wal", wal)):
+            if data is not None:
+                with open(os.path.join(folder, name), "xb") as handle:
+                    handle.write(data)
+        return _query(copy, where)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _query(copy: str, where: str) -> set[str]:
+    import sqlite3  # only macOS roots get here
+
+    try:
+        connection = sqlite3.connect(copy, timeout=1)
     except sqlite3.Error as error:
         raise TccError(f"{where} cannot be opened ({error})") from None
+    # A crafted database (an 'access' view over a recursive query, say) must not run forever.
+    budget = [MAX_SQLITE_STEPS // 1000]
+    connection.set_progress_handler(lambda: _spend(budget), 1000)
     try:
         columns = {row[1] for row in connection.execute("PRAGMA table_info(access)")}
         if not columns:
@@ -63,18 +96,21 @@ def _database(host: Host) -> set[str]:
         rows = connection.execute(
             f"SELECT client FROM access WHERE service = ? AND {granted}", (FULL_DISK_ACCESS,)).fetchall()
     except sqlite3.Error as error:
-        detail = str(error)
-        if "unable to open" in detail or "authorization" in detail:
-            detail += NEEDS_FDA if host.live else ""
-        raise TccError(f"{where} cannot be read ({detail})") from None
+        raise TccError(f"{where} cannot be read ({error})") from None
     finally:
         connection.close()
-    return {str(client) for (client,) in rows}
+    return {str(client) for (client,) in rows[:MAX_ROWS]}
+
+
+def _spend(budget: list[int]) -> int:
+    """SQLite's progress handler: non-zero (abort) once the step budget is used up."""
+    budget[0] -= 1
+    return 1 if budget[0] < 0 else 0
 
 
 def _mdm(host: Host) -> set[str]:
     """Clients an MDM profile allows; a missing file means no MDM grants, an unreadable one raises."""
-    import plistlib
+    from checks.evidence.macapp import load_plist
 
     where = host.display(MDM_OVERRIDES)
     try:
@@ -84,11 +120,9 @@ def _mdm(host: Host) -> set[str]:
     except OSError as error:
         raise TccError(f"{where} cannot be read ({error.strerror or error}){NEEDS_FDA if host.live else ''}") from None
     try:
-        overrides = plistlib.loads(data)
-    except Exception:  # noqa: BLE001 - plistlib raises many types on damaged input
-        raise TccError(f"{where} is not a valid plist") from None
-    if not isinstance(overrides, dict):
-        raise TccError(f"{where} does not hold a dictionary")
+        overrides = load_plist(data, where)
+    except ValueError as error:
+        raise TccError(str(error)) from None
     allowed = set()
     for client, services in overrides.items():
         if not isinstance(services, dict):

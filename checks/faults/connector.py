@@ -6,12 +6,10 @@ import contextlib
 
 from checks.collect import Evidence, Unavailable
 from checks.evidence.ampcli import AMPCLI_PATHS
+from checks.evidence.definitions import DAY, FUTURE_TOLERANCE
 from checks.evidence.processes import DAEMON
 from checks.faults import Verdict, active, clear
-from checks.messages import msg
-
-DAY = 86400.0
-FUTURE_TOLERANCE = DAY  # clocks and time zones differ; more than a day ahead is impossible
+from checks.messages import Msg, msg
 
 
 def daemon_not_running(ev: Evidence) -> Verdict:
@@ -44,10 +42,15 @@ def definitions_stale(ev: Evidence) -> Verdict:
         newest = ev.status().definitions_updated
     if newest is not None and newest > ev.now + FUTURE_TOLERANCE:
         newest = None  # an update in the future is no evidence of fresh definitions
+    suspect: list[Msg] = []
     if newest is None:
-        key, newest = "definitions_age", ev.definitions().newest_build_time
+        facts = ev.definitions()
+        key, newest = "definitions_age", facts.newest_build_time(ev.now)
+        suspect = [msg("definitions_future", path=path, days=f"{(built - ev.now) / DAY:.1f}")
+                   for path, built in facts.future_dated(ev.now)]
     if newest is None:
-        raise Unavailable(msg("no_definitions"))
+        # Only impossible dates: suspect, never fresh.
+        raise Unavailable(suspect[0] if suspect else msg("no_definitions"))
     age_days = max(ev.now - newest, 0.0) / DAY
     evidence = msg(key, days=f"{age_days:.1f}", limit=f"{limit:g}")
-    return active(evidence) if age_days > limit else clear(evidence)
+    return active(evidence, *suspect) if age_days > limit else clear(evidence, *suspect)

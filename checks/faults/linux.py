@@ -19,6 +19,8 @@ def _monitor(ev: Evidence, option: str, modules: tuple[str, ...]) -> Verdict:
     procs = ev.processes()
     if not procs.running(DAEMON):
         return not_applicable(msg("daemon_down_na"))
+    if procs.bpf_programs is None:
+        raise Unavailable(msg("collector_failed", collector="processes", error=procs.bpf_error))
     if procs.bpf_programs:
         return clear(msg("bpf_held", count=procs.bpf_programs, names=list(ev.settings.bpf_processes)))
     return active(msg("no_modules", names=list(modules)), msg("no_bpf", names=list(ev.settings.bpf_processes)),
@@ -64,6 +66,8 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
     facts = ev.kernel()
     if release is None or facts.headers_path is None:
         raise Unavailable(msg("collector_failed", collector="kernel", error="no kernel release in /proc"))
+    if facts.headers_present is None:
+        raise Unavailable(msg("collector_failed", collector="kernel", error=facts.headers_error))
     if facts.headers_present:
         return clear(msg("headers_present", path=facts.headers_path))
     package = headers_package(sysfacts.family, release)

@@ -66,16 +66,24 @@ def system_extension_version_mismatch(ev: Evidence) -> Verdict:
     if not enabled:
         return clear(msg("no_enabled_extension"))
     wrong = []
+    unversioned = []
     for extension in enabled:
         if extension.version and app.build_version:
             differs = extension.version != app.build_version
+        elif extension.short_version and app.short_version:
+            differs = extension.short_version != app.short_version
         else:
-            differs = bool(extension.short_version and extension.short_version != app.short_version)
+            unversioned.append(extension.identifier)  # nothing to compare: no proof it matches
+            continue
         if differs:
             wrong.append(msg("extension_version", identifier=extension.identifier,
                              version=extension.version or extension.short_version,
                              app_version=app.build_version or app.short_version))
-    return active(*wrong) if wrong else clear(msg("extension_versions_match", version=app.build_version))
+    if wrong:
+        return active(*wrong)
+    if unversioned:
+        raise Unavailable(msg("extension_unversioned", identifier=unversioned))
+    return clear(msg("extension_versions_match", version=app.build_version or app.short_version))
 
 
 def _full_disk_access(ev: Evidence, client: str) -> Verdict:
@@ -172,7 +180,10 @@ def security_extension_full_disk_access_missing(ev: Evidence) -> Verdict:
 
 def orbital_full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 17: Orbital is installed and no Orbital client has Full Disk Access."""
-    if not ev.connector_app().orbital_installed:
+    app = ev.connector_app()
+    if app.orbital_installed is None:
+        raise Unavailable(msg("collector_failed", collector="connector_app", error=app.orbital_error))
+    if not app.orbital_installed:
         return not_applicable(msg("orbital_absent"))
     prefixes = ev.settings.orbital_clients  # Orbital's client ids are not public: a setting
     granted = sorted(c for c in ev.tcc().allowed if c.startswith(prefixes))
