@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar, cast
 
+from nagiosplugin import Timeout as PluginTimeout
+
 from checks.catalog import Platform
 from checks.evidence import (
     ampcli,
@@ -31,7 +33,7 @@ from checks.evidence import (
     tcc,
     version,
 )
-from checks.host import Host
+from checks.host import DeadlineExceeded, Host
 from checks.messages import Msg, msg
 from checks.report import CollectorRun
 from checks.state import StateStore
@@ -55,6 +57,7 @@ COLLECTORS = (
     "network_extensions",
     "kernel_extensions",
 )
+COLLECTOR_RESERVE = 1.0  # seconds of the evaluation's time one collector leaves to the others
 LINUX_ONLY = frozenset({"kernel", "selinux"})
 MACOS_ONLY = frozenset({"connector_app", "system_extensions", "tcc", "network_extensions", "kernel_extensions"})
 
@@ -229,7 +232,7 @@ class Evidence:
             found = []
             for item in self.definitions().files:
                 try:
-                    problem = definitions.integrity_problem(self.host, item, cache)
+                    problem = definitions.integrity_problem(self.host.within(self.deadline), item, cache)
                 except OSError as error:
                     problem = f"cannot be read ({error.strerror or error})"
                 if problem:
@@ -253,8 +256,8 @@ class Evidence:
         return cast(kext.KextFacts, self._run("kernel_extensions"))
 
     # -- machinery -----------------------------------------------------------
-    def _probe(self, name: str) -> Callable[[], object]:
-        host, platform, settings = self.host, self.platform, self.settings
+    def _probe(self, name: str, host: Host) -> Callable[[], object]:
+        platform, settings = self.platform, self.settings
         probes: dict[str, Callable[[], object]] = {
             "system": lambda: system.probe(host),
             "connector_status": lambda: ampcli.probe(host, platform, settings.ampcli_timeout),
@@ -283,7 +286,9 @@ class Evidence:
             raise Unavailable(msg("collector_disabled", collector=name), disabled=True)
         start = time.perf_counter()
         try:
-            value = self._probe(name)()
+            value = self._probe(name, self._host_for_collector())()
+        except PluginTimeout:
+            raise  # the plugin's -t: the whole run ends, nothing may swallow it
         except Unavailable as error:
             # A collector that needs another one that failed fails with its reason.
             self._record(name, start, error, str(error))
@@ -297,6 +302,19 @@ class Evidence:
         self._memo[name] = value
         self.runs.append(CollectorRun(name, True, time.perf_counter() - start))
         return value
+
+    def _host_for_collector(self) -> Host:
+        """The host with reads bounded by this collector's share of the time left.
+
+        A collector may use what remains but a reserve (a second, or half of what
+        remains when that is less), so one that hangs leaves time for the others.
+        """
+        if self.deadline is None:
+            return self.host
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineExceeded("no time left in this evaluation")
+        return self.host.within(time.monotonic() + remaining - min(COLLECTOR_RESERVE, remaining / 2))
 
     def _record(self, name: str, start: float, error: Unavailable, text: str) -> None:
         self._memo[name] = error

@@ -16,6 +16,8 @@ import selectors
 import signal
 import stat
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
@@ -324,41 +326,120 @@ class Host:
         The program gets its own process group so a hung shell script and its
         children are all killed.
         """
+        self._tick()
         program = self.path(rel)
-        proc = subprocess.Popen(
-            [program, *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-        )
-        return Running(proc, self.display(rel))
+        with _children.lock:  # a sweep running meanwhile must not take the new program for a stray
+            proc = subprocess.Popen(
+                [program, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+            )
+            _children.started.add(proc.pid)
+        return Running(proc, self.display(rel), self.deadline)
 
 
 class Running:
     """A started program: its output is read, bounded, until it exits or the deadline passes."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], shown: str) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], shown: str, deadline: float | None = None) -> None:
         self.proc = proc
         self.shown = shown
         self.started = time.monotonic()
+        self.deadline = deadline  # the evaluation's own, when it comes before the program's timeout
 
     def result(self, timeout: float, max_output: int = MAX_READ) -> CommandResult:
         """Wait at most ``timeout`` seconds from the start; past that the program is killed and this raises."""
         proc = self.proc
+        until = self.started + timeout
+        why = f"within {timeout:g} s"
+        if self.deadline is not None and self.deadline < until:
+            until = self.deadline
+            why = f"in the {max(until - self.started, 0.0):.1f} s left of the evaluation's time"
         try:
-            out, err = _read_bounded(proc, self.started + timeout, max_output)
+            out, err = _read_bounded(proc, until, max_output)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise CommandTimeout(f"{self.shown} did not answer within {timeout:g} s") from None
+            raise CommandTimeout(f"{self.shown} did not answer {why}") from None
         except BaseException:
             self.kill()
             raise
+        self.kill()  # whatever it left behind in its group or session goes too
         return CommandResult(proc.returncode, bytes(out[:max_output]), bytes(err[:4096]), len(out) > max_output)
 
     def kill(self) -> None:
         _kill_group(self.proc)
+        with _children.lock:
+            _children.started.discard(self.proc.pid)
+        if _children.adopting:
+            reap_strays()
+
+
+# -- descendants that leave the process group ---------------------------------
+class _Children:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started: set[int] = set()  # programs started by Host.start and not yet killed
+        self.adopting = False
+
+
+_children = _Children()
+PR_SET_CHILD_SUBREAPER = 36
+MAX_REAP_ROUNDS = 20
+
+
+def adopt_orphans() -> bool:
+    """Make this process a child subreaper (Linux), so ``setsid prog &`` cannot outlive a timeout.
+
+    The orphans of the programs we start (ampcli's background children, in
+    their own session) are re-parented to us instead of init, and every
+    program's end kills them. Only the plugin's and exporter's entry points
+    call this: a library caller may have children of its own.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    _children.adopting = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    return _children.adopting
+
+
+def reap_strays() -> int:
+    """Kill and reap our children that no running program accounts for; how many there were."""
+    import psutil  # the live /proc of this machine, not the host under test
+
+    killed = 0
+    for _round in range(MAX_REAP_ROUNDS):
+        with _children.lock:
+            try:
+                strays = [c.pid for c in psutil.Process().children() if c.pid not in _children.started]
+            except psutil.Error:
+                return killed
+        if not strays:
+            break
+        for pid in strays:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        for pid in strays:
+            _wait_briefly(pid)
+        killed += len(strays)
+    return killed
+
+
+def _wait_briefly(pid: int, limit: float = 1.0) -> None:
+    """Reap one killed child, giving up after ``limit`` seconds (a process stuck in the kernel)."""
+    until = time.monotonic() + limit
+    while time.monotonic() < until:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.005)
 
 
 def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytearray, bytearray]:

@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple, NoReturn
 
@@ -21,7 +22,7 @@ from nagiosplugin.state import Critical, Ok, ServiceState, Unknown, Warn
 
 from checks import __version__, catalog
 from checks.evaluate import evaluate
-from checks.host import Host
+from checks.host import Host, adopt_orphans
 from checks.messages import msg
 from checks.options import add_evaluation_arguments, settings_from
 from checks.report import FaultResult, State
@@ -88,8 +89,11 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         ampcli_timeout = min(args.ampcli_timeout, max(args.timeout - 1.0, 0.5)) if args.timeout else None
         settings = settings_from(args, ampcli_timeout=ampcli_timeout)
         host = Host(args.rootfs)
+        # The evaluation ends itself a little before -t, so what could be judged is still shown;
+        # -t itself (nagiosplugin's alarm) stays the hard bound.
+        deadline = time.monotonic() + args.timeout - min(1.0, args.timeout * 0.2) if args.timeout else None
         with open_state(args.state_file, host.rootfs) as store:
-            report = evaluate(host, settings, store)
+            report = evaluate(host, settings, store, deadline=deadline)
         results = [r for r in report.all_results() if r.fault.id not in self.policy.ignore]
         for result in results:
             yield nagiosplugin.Metric(f"fault {result.fault.id}", result, context="fault")
@@ -305,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except UsageError as error:
         print(f"{NAME.upper()} UNKNOWN - bad arguments: {error}")
         sys.exit(3)
+    adopt_orphans()
     run(args, policy)
 
 

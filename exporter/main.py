@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from checks import __version__
 from checks.collect import COLLECTORS, Settings
 from checks.evaluate import evaluate
-from checks.host import Host
+from checks.host import Host, adopt_orphans
 from checks.options import add_evaluation_arguments, settings_from
 from checks.report import Report
 from checks.state import StateStore, open_state
@@ -147,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error("--web.telemetry-path must start with / and not be / itself")
     disabled = frozenset(name for name in COLLECTORS if not getattr(args, f"collector_{name}"))
     settings = settings_from(args, disabled)
+    adopt_orphans()
     sys.exit(run_once(args, settings) if args.once else run_server(args, settings))
 
 

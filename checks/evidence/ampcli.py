@@ -23,6 +23,11 @@ AMPCLI_PATHS = {
     Platform.MACOS: "opt/cisco/amp/ampcli",
 }
 SEVERITIES = ("Critical", "Major", "Minor")  # the connector's words; anything else is no severity
+# Cisco documents about twenty fault ids; a status listing hundreds is not a status report, and
+# believing it would turn each id into a series and a line of plugin output.
+MAX_FAULTS = 64
+MAX_TEXT = 300  # characters of a fault's text or a field's value kept
+MAX_FIELDS = 64  # distinct "Key: value" lines kept (the report shows them all)
 
 _PROMPT = re.compile(r"^(?:ampcli>\s*)+")
 # ASCII digits only, and few of them: ``\d`` also matches other scripts' digits, and a huge number is no id.
@@ -96,8 +101,8 @@ def _key_values(lines: list[str]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for line in lines:
         pair = _KEY_LINE.match(line)
-        if pair:
-            fields.setdefault(pair.group(1).strip().lower(), pair.group(2).strip())
+        if pair and len(fields) < MAX_FIELDS:
+            fields.setdefault(pair.group(1).strip().lower(), pair.group(2).strip()[:MAX_TEXT])
     return fields
 
 
@@ -114,7 +119,8 @@ def parse_status(text: str) -> ConnectorStatus:
         fault = _FAULT_LINE.match(line)
         if fault:
             key = str(int(fault.group(1)))
-            faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), fault.group(3).strip())
+            faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), fault.group(3).strip()[:MAX_TEXT])
+            _check_count(faults)
         else:
             rest.append(line)
     fields = _key_values(rest)
@@ -124,7 +130,13 @@ def parse_status(text: str) -> ConnectorStatus:
     for fault_id in re.findall(r"(?<![0-9])[0-9]{1,9}(?![0-9])", fields.get("fault ids", "")):
         key = str(int(fault_id))
         faults.setdefault(key, ReportedFault(key, severity, ""))
+        _check_count(faults)
     return ConnectorStatus(fields, faults)
+
+
+def _check_count(faults: dict[str, ReportedFault]) -> None:
+    if len(faults) > MAX_FAULTS:
+        raise AmpcliError(f"ampcli listed more than {MAX_FAULTS} fault ids, which is not a status report")
 
 
 def summary_severity(summary: str) -> str:
