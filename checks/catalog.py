@@ -480,7 +480,9 @@ def all_ids() -> frozenset[str]:
 
 def unknown_fault(fault_id: str, text: str, severity: Severity) -> Fault:
     """A fault the connector reported that this catalogue does not know."""
-    text = text.strip().rstrip(".")
+    from checks.messages import printable
+
+    text = printable(text.strip().rstrip("."))
     title = Text(text or f"Fault {fault_id}", text or f"Fout {fault_id}")
     return Fault(
         fault_id, "unknown", BOTH, severity, title,

@@ -34,7 +34,7 @@ from checks.evidence import (
     version,
 )
 from checks.host import DeadlineExceeded, Host
-from checks.messages import Msg, msg
+from checks.messages import Msg, msg, printable
 from checks.report import CollectorRun
 from checks.state import StateStore
 
@@ -322,10 +322,11 @@ class Evidence:
 
 
 def _describe(error: Exception) -> str:
+    """One printable line (it may name a path that is not UTF-8 or holds a newline)."""
     if isinstance(error, PermissionError):
-        return f"permission denied: {error.filename or error}"
+        return printable(f"permission denied: {error.filename or error}")
     if isinstance(error, OSError) and error.strerror:
         where = f" ({error.filename})" if error.filename else ""
-        return f"{error.strerror}{where}"
+        return printable(f"{error.strerror}{where}")
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return printable(text[0]) if text else type(error).__name__

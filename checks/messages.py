@@ -6,6 +6,7 @@ string, so each renderer picks the language at the last moment.
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 TEMPLATES: dict[str, tuple[str, str]] = {
@@ -161,4 +162,21 @@ def _show(value: Any, lang: str) -> str:
         # Sentences (messages) read better apart; names sit in a comma list.
         separator = "; " if any(isinstance(v, Msg) for v in value) else ", "
         return separator.join(_show(v, lang) for v in value)
-    return str(value)
+    return printable(str(value))
+
+
+# Control characters (a newline would forge an output line), "|" (Nagios's perfdata separator) and
+# lone surrogates (a file name byte that is not UTF-8: it cannot be written as UTF-8 at all).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f|\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """Text that came from the host, safe in a plugin line, a label or JSON: odd characters as escapes."""
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"  # the byte os.fsdecode turned into a surrogate
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

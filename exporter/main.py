@@ -65,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def render(report: Report, fmt: str, lang: str) -> bytes:
     if fmt == "json":
-        return (json.dumps(report.to_dict(lang), indent=2, ensure_ascii=False) + "\n").encode()
+        # Texts are made printable where they are built; backslashreplace is the last guard, so a
+        # stray surrogate becomes a JSON escape instead of a traceback.
+        text = json.dumps(report.to_dict(lang), indent=2, ensure_ascii=False) + "\n"
+        return text.encode("utf-8", "backslashreplace")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ReportCollector(lambda: report))
     return generate_latest(registry)
