@@ -25,7 +25,7 @@ import pytest
 
 from tests.commands import script
 from tests.hosttree import LinuxTree
-from tests.mactree import MAC_STATUS, NETWORK, SECURITY, SERVICE, TCC, MacTree, extension
+from tests.mactree import NETWORK, SECURITY, SERVICE, TCC, MacTree, extension
 
 MEMORY_LIMIT = 512 << 20  # address space: a healthy run needs well under 300 MiB
 TIME_LIMIT = 10.0  # seconds for one run, including the interpreter's start
