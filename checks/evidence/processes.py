@@ -60,7 +60,7 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
         name = _comm(host, entry)
         if name not in found:
             continue
-        stat = _stat(host, entry)
+        stat = read_stat(host, entry)
         if stat is None or stat.name != name or stat.state in DEAD_STATES:
             continue  # gone meanwhile, or a zombie: not running
         if boot is None:
@@ -83,16 +83,21 @@ def _comm(host: Host, pid: str) -> str:
         return ""  # the process ended while we looked
 
 
-def _stat(host: Host, pid: str) -> _Stat | None:
+def read_stat(host: Host, pid: str) -> _Stat | None:
     """``proc/<pid>/stat``: the name sits in parentheses and may hold anything, so split after the last one."""
     try:
         text = host.read_bytes(f"proc/{pid}/stat", limit=4096).decode("utf-8", "replace")
     except (FileNotFoundError, ProcessLookupError):
         return None
+    return parse_stat(text, host.display(f"proc/{pid}/stat"))
+
+
+def parse_stat(text: str, where: str) -> _Stat:
+    """Name, state and start time (clock ticks after boot); anything else raises ``HostError``."""
     head, sep, tail = text.rpartition(")")
     fields = tail.split()
-    if not sep or "(" not in head or len(fields) < 20 or not fields[19].isascii() or not fields[19].isdigit():
-        raise HostError(f"{host.display(f'proc/{pid}/stat')} is not in the kernel's format")
+    if not sep or "(" not in head or len(fields) < 20 or not re.fullmatch(r"[0-9]{1,20}", fields[19]):
+        raise HostError(f"{where} is not in the kernel's format")
     return _Stat(head.partition("(")[2], fields[0], int(fields[19]))
 
 
