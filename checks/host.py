@@ -73,9 +73,6 @@ class Host:
         """The same host, with reads bounded by ``deadline`` (a fresh view: hosts are shared by threads)."""
         return Host(self.rootfs, deadline)
 
-    def remaining(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.monotonic()
-
     def _tick(self) -> None:
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise DeadlineExceeded("ran out of time")
