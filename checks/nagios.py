@@ -26,10 +26,9 @@ from checks.host import Host, adopt_orphans
 from checks.messages import msg
 from checks.options import add_evaluation_arguments, settings_from
 from checks.report import FaultResult, State
-from checks.state import open_state
+from checks.state import default_path, open_state
 
 NAME = "Secure Endpoint"
-DEFAULT_STATE_FILE = "/var/tmp/check_secure_endpoint.state"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
 # Worst last: a fault that was seen outranks a check that could not tell, so
 # one unreadable piece of evidence never hides a real problem.
@@ -278,9 +277,11 @@ def build_parser() -> ArgumentParser:
     group.add_argument("--not-installed", choices=sorted(SEVERITY_STATES), default="critical",
                        help="state when the connector is not installed (default: %(default)s)")
     group.add_argument("--lang", choices=("en", "nl"), default="en", help="language of the output")
-    group.add_argument("--state-file", default=DEFAULT_STATE_FILE, metavar="FILE",
+    group.add_argument("--state-file", default=default_path(), metavar="FILE",
                        help="where scan service starts and definition checks are remembered between runs "
-                       "(default: %(default)s; '' keeps nothing)")
+                       "(default: %(default)s; root uses /var/lib/secure-endpoint-monitoring/, other users "
+                       "$XDG_STATE_HOME or ~/.local/state, then secure-endpoint-monitoring/); a file another "
+                       "user owns or may write is not used; '' keeps nothing")
     group.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 

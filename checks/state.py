@@ -1,25 +1,65 @@
 """State kept between runs: scan service starts seen (fault 6) and CVD integrity verdicts.
 
-The plugin keeps it in a nagiosplugin ``Cookie`` (a JSON file, locked while
-open); the exporter server keeps it in memory. Entries are keyed by the root
-so one state file can serve several ``--path.rootfs`` trees.
+The plugin (and the exporter's ``--once``) keep it in a JSON file; the
+exporter server keeps it in memory. Entries are keyed by the root, so one
+state file can serve several ``--path.rootfs`` trees.
+
+The file steers verdicts (a remembered scan service start counts towards
+fault 6, a cached "" says a CVD file is intact) and the plugin often runs as
+root, so the file is treated as hostile input. That is why nagiosplugin's
+``Cookie`` is not used: it opens the path with plain ``open()`` (following a
+symlink, creating with whatever the umask allows), blocks on its lock for
+ever, truncates a damaged file in place, rewrites in place (a crash leaves
+half a file), reads without a size bound and trusts whoever wrote the file.
+
+Here the file is opened without following a symlink, must be a regular file
+with one link, owned by this user and writable by nobody else, in a folder
+another user cannot swap it in; new files are 0600 whatever the umask; a
+save goes to a fresh 0600 file in the same folder that is renamed over the
+old one; the lock wait is bounded; and the content must fit a schema. A file
+that fails any of this is left alone: the run says why in one warning line and
+keeps its state in memory, and the checks still give their verdict.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import json
 import logging
+import math
 import os
+import secrets
+import stat
+import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-import nagiosplugin
-
 log = logging.getLogger(__name__)
+
 MAX_CVD_ENTRIES = 256
+MAX_SCAN_STARTS = 256
+MAX_ROOTS = 32
+MAX_KEY_CHARS = 8192  # a CVD cache key is a path (PATH_MAX 4096) and a few numbers
+MAX_VERDICT_CHARS = 256
+MAX_PID = 2**31 - 1
+MAX_BYTES = 1 << 20  # larger than any state this module writes
+LOCK_WAIT = 1.0  # seconds; a run that waits longer keeps its state in memory
+LOCK_POLL = 0.02
+MAX_REOPEN = 200  # saves by other runs while this one waited; the deadline ends it long before
+
+APP_DIR = "secure-endpoint-monitoring"
+STATE_NAME = "check_secure_endpoint.state"
+SYSTEM_STATE_DIR = "/var/lib/" + APP_DIR
+
+OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+SYMLINK_ERRNOS = (errno.ELOOP, errno.EMLINK)  # what O_NOFOLLOW gives on Linux/macOS and on FreeBSD
 
 
 class StateStore:
+    """The state of one root inside the whole state (``data``, shared by every root in the file)."""
+
     def __init__(self, data: MutableMapping[str, Any] | None = None, rootfs: str = "/") -> None:
         self.data: MutableMapping[str, Any] = data if data is not None else {}
         self.rootfs = rootfs
@@ -27,6 +67,8 @@ class StateStore:
     def _section(self) -> dict[str, Any]:
         section = self.data.get(self.rootfs)
         if not isinstance(section, dict):
+            while len(self.data) >= MAX_ROOTS:  # the oldest root makes room, so the file stays bounded
+                del self.data[next(iter(self.data))]
             section = {}
             self.data[self.rootfs] = section
         return section
@@ -45,9 +87,10 @@ class StateStore:
                     pid, started = item
                     starts.add((int(pid), round(float(started), 1)))
         starts.update((pid, round(started, 1)) for pid, started in seen)
-        recent = sorted(s for s in starts if now - window <= s[1] <= now + 60)
+        recent = sorted((s for s in starts if now - window <= s[1] <= now + 60), key=lambda s: (s[1], s[0]))
+        recent = recent[-MAX_SCAN_STARTS:]
         section["scan_starts"] = [list(s) for s in recent]
-        return recent
+        return sorted(recent)
 
     def cvd_cache(self) -> MutableMapping[str, str]:
         section = self._section()
@@ -58,33 +101,369 @@ class StateStore:
         return cache
 
 
+# -- schema ---------------------------------------------------------------------------------
+
+
+def sanitize(raw: object) -> dict[str, Any]:
+    """What of ``raw`` fits the schema; the rest is dropped (debug log), never an exception.
+
+    ``{root: {"scan_starts": [[pid, time], ...], "cvd": {key: verdict}}}``, every part bounded.
+    """
+    if not isinstance(raw, dict):
+        log.debug("state: top level is %s, not a mapping; dropped", type(raw).__name__)
+        return {}
+    clean: dict[str, Any] = {}
+    for root, section in raw.items():
+        if len(clean) >= MAX_ROOTS:
+            log.debug("state: more than %d roots; the rest dropped", MAX_ROOTS)
+            break
+        if not isinstance(root, str) or not 0 < len(root) <= MAX_KEY_CHARS or not isinstance(section, dict):
+            log.debug("state: root entry %.80r dropped", root)
+            continue
+        clean[root] = _clean_section(section)
+    return clean
+
+
+def _clean_section(section: dict[Any, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for key, value in section.items():
+        if key == "scan_starts":
+            clean[key] = _clean_starts(value)
+        elif key == "cvd":
+            clean[key] = _clean_cvd(value)
+        else:
+            log.debug("state: unknown key %.80r dropped", key)
+    return clean
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _clean_starts(value: object) -> list[list[int | float]]:
+    if not isinstance(value, list):
+        log.debug("state: scan_starts is %s, not a list; dropped", type(value).__name__)
+        return []
+    starts: list[list[int | float]] = []
+    for item in value:
+        if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and not isinstance(item[0], bool)
+                and 0 < item[0] <= MAX_PID and _number(item[1]) and item[1] >= 0):
+            starts.append([item[0], float(item[1])])
+        else:
+            log.debug("state: scan start %.80r dropped", item)
+    if len(starts) > MAX_SCAN_STARTS:
+        log.debug("state: more than %d scan starts; the oldest dropped", MAX_SCAN_STARTS)
+        starts = sorted(starts, key=lambda s: s[1])[-MAX_SCAN_STARTS:]
+    return starts
+
+
+def _clean_cvd(value: object) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > MAX_CVD_ENTRIES:
+        log.debug("state: cvd cache is not a mapping of at most %d entries; dropped", MAX_CVD_ENTRIES)
+        return {}
+    clean: dict[str, str] = {}
+    for key, verdict in value.items():
+        if (isinstance(key, str) and 0 < len(key) <= MAX_KEY_CHARS and isinstance(verdict, str)
+                and len(verdict) <= MAX_VERDICT_CHARS):
+            clean[key] = verdict
+        else:
+            log.debug("state: cvd verdict for %.80r dropped", key)
+    return clean
+
+
+def encode(data: MutableMapping[str, Any]) -> bytes:
+    """The state as JSON that a later run accepts: sanitized, and never over ``MAX_BYTES``."""
+    clean = sanitize(dict(data))
+    text = json.dumps(clean, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    if len(text) > MAX_BYTES:  # only the CVD caches can grow this far; they are a cache, so they go
+        log.debug("state: over %d bytes; CVD caches dropped", MAX_BYTES)
+        for section in clean.values():
+            section.pop("cvd", None)
+        text = json.dumps(clean, separators=(",", ":"), sort_keys=True).encode() + b"\n"
+    return text
+
+
+# -- the file -------------------------------------------------------------------------------
+
+
+class Refused(Exception):
+    """The state file (or its folder) is not one this run may trust; the text says why."""
+
+
+def default_path() -> str:
+    """Where the plugin keeps its state when not told: a folder no other local user can create.
+
+    Root: ``/var/lib/secure-endpoint-monitoring/``; others: ``$XDG_STATE_HOME`` (when absolute)
+    or ``~/.local/state``, then ``secure-endpoint-monitoring/``. Unlike ``/var/tmp`` nobody else
+    can plant the file there first.
+    """
+    if os.geteuid() == 0:
+        return os.path.join(SYSTEM_STATE_DIR, STATE_NAME)
+    base = os.environ.get("XDG_STATE_HOME", "")
+    if not os.path.isabs(base):
+        base = os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, APP_DIR, STATE_NAME)
+
+
+def _make_private_dir(folder: str) -> None:
+    """Create the default folder, and any missing folder above it, 0700 whatever the umask."""
+    if not os.path.isabs(folder):
+        raise Refused("no home folder to keep it in")
+    missing: list[str] = []
+    current = folder
+    while not os.path.isdir(current) and os.path.dirname(current) != current:
+        missing.append(current)
+        current = os.path.dirname(current)
+    for path in reversed(missing):
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            continue  # made meanwhile (by another run): the checks on the folder judge it
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.fchmod(fd, 0o700)
+        finally:
+            os.close(fd)
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((text for test, text in kinds if test(mode)), "not a regular file")
+
+
+def _check_folder(st: os.stat_result, shown: str) -> None:
+    """A folder another user could swap the file in (or plant it in first) is refused.
+
+    Root's and this user's folders are fine; a sticky world-writable one (/tmp) too, since
+    there nobody may rename or remove another user's file.
+    """
+    uid = os.geteuid()
+    if st.st_uid not in (0, uid):
+        raise Refused(f"its folder {shown} is owned by uid {st.st_uid}, neither root nor this user (uid {uid})")
+    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
+        raise Refused(f"its folder {shown} is writable by others and not sticky "
+                      f"(mode {stat.S_IMODE(st.st_mode):04o})")
+
+
+def _check_file(st: os.stat_result) -> None:
+    """Only a file this user wrote and nobody else can change is trusted."""
+    if not stat.S_ISREG(st.st_mode):
+        raise Refused(f"it is {_kind(st.st_mode)}")
+    uid = os.geteuid()
+    if st.st_uid != uid:
+        raise Refused(f"it is owned by uid {st.st_uid}, not by this user (uid {uid})")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise Refused(f"it is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})")
+    if st.st_nlink > 1:
+        raise Refused(f"it has {st.st_nlink} hard links")
+
+
+class StateFile:
+    """An open, checked and (normally) locked state file; ``data`` is its sanitized content."""
+
+    def __init__(self, path: str, dir_fd: int, name: str) -> None:
+        self.path = path
+        self.dir_fd = dir_fd
+        self.name = name
+        self.fd = -1
+        self.locked = False
+        self.data: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, path: str, lock_wait: float = LOCK_WAIT) -> StateFile:
+        """Open ``path`` (absolute) as a state file; raises ``Refused`` or ``OSError`` with the reason."""
+        folder, name = os.path.split(path)
+        if not name:
+            raise Refused("it names a folder, not a file")
+        real = os.path.realpath(folder)
+        for ancestor in _ancestors(real):
+            _check_folder(os.stat(ancestor), ancestor)
+        dir_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        opened = cls(path, dir_fd, name)
+        try:
+            _check_folder(os.fstat(dir_fd), real)
+            opened._open_locked(time.monotonic() + lock_wait)
+            opened.data = opened._load()
+        except BaseException:
+            opened.close()
+            raise
+        return opened
+
+    def _open_regular(self) -> int:
+        """The file opened read-only without following a symlink, or created 0600 when missing."""
+        for _attempt in range(5):
+            before = _lstat(self.name, self.dir_fd)
+            if before is not None and not stat.S_ISREG(before.st_mode):
+                raise Refused(f"it is {_kind(before.st_mode)}")  # a link, FIFO or device is not even opened
+            try:
+                if before is None:
+                    fd = os.open(self.name, OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self.dir_fd)
+                    os.fchmod(fd, 0o600)
+                    return fd
+                return os.open(self.name, OPEN_FLAGS, dir_fd=self.dir_fd)
+            except FileExistsError:
+                continue  # created (or planted) between the stat and the open: look again
+            except FileNotFoundError:
+                continue
+            except OSError as error:
+                if error.errno in SYMLINK_ERRNOS:
+                    raise Refused("it is a symbolic link") from None
+                raise
+        raise Refused("it keeps changing while being opened")
+
+    def _open_locked(self, deadline: float) -> None:
+        """Open, check and lock; the lock only counts if the path still names the locked file.
+
+        Each run that saves renames a new file over the old one, so a run that waited may find
+        itself holding the lock of a file no longer there: it opens the new one and waits again,
+        until the deadline (after which it reads without the lock and does not save).
+        """
+        for _attempt in range(MAX_REOPEN):
+            fd = self._open_regular()
+            self.fd = fd
+            _check_file(os.fstat(fd))
+            if not self._lock(deadline):
+                return
+            now = _lstat(self.name, self.dir_fd)
+            held = os.fstat(fd)
+            if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                return
+            self.locked = False
+            os.close(fd)
+            self.fd = -1
+        raise Refused("it keeps being replaced while being locked")
+
+    def _lock(self, deadline: float) -> bool:
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    log.warning("state file %s is locked by another run; this run's state is kept in memory only",
+                                self.path)
+                    return False
+                time.sleep(LOCK_POLL)
+            except OSError as error:  # no locks on this file system: reading is safe, saving is not
+                log.warning("state file %s cannot be locked (%s); this run's state is kept in memory only",
+                            self.path, error.strerror or error)
+                return False
+            else:
+                self.locked = True
+                return True
+
+    def _load(self) -> dict[str, Any]:
+        raw = _read_bounded(self.fd, MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            log.warning("state file %s is larger than %d bytes and has been reset", self.path, MAX_BYTES)
+            return {}
+        if not raw.strip():  # a file made by a run that did not get to save
+            return {}
+        try:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            log.warning("state file %s was damaged and has been reset", self.path)
+            return {}
+        return sanitize(parsed)
+
+    def save(self, data: MutableMapping[str, Any]) -> None:
+        """Write a fresh 0600 file beside the old one, fsync it, and rename it over the old one."""
+        if not self.locked:
+            return
+        payload = encode(data)
+        temporary = f".{self.name[:200]}.{secrets.token_hex(6)}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                     dir_fd=self.dir_fd)
+        try:
+            try:
+                os.fchmod(fd, 0o600)
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary, dir_fd=self.dir_fd)
+            raise
+        with contextlib.suppress(OSError):  # the rename itself survives a crash (not every system can)
+            os.fsync(self.dir_fd)
+
+    def close(self) -> None:
+        """Closing the file's descriptor also releases its lock."""
+        for fd in (self.fd, self.dir_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fd = self.dir_fd = -1
+        self.locked = False
+
+
+def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
+    """What ``name`` is now, without following a symlink; None when it is missing."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def _ancestors(folder: str) -> list[str]:
+    """``folder`` and every folder above it, up to ``/``."""
+    found = [folder]
+    while True:
+        parent = os.path.dirname(found[-1])
+        if parent == found[-1]:
+            return found
+        found.append(parent)
+
+
+def _read_bounded(fd: int, limit: int) -> bytes:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(limit - size, 1 << 16))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
 @contextlib.contextmanager
 def open_state(path: str | None, rootfs: str) -> Iterator[StateStore]:
-    """A store backed by the state file at ``path``; in memory when None or unusable."""
+    """A store backed by the state file at ``path``; in memory when ``path`` is empty or the file unusable.
+
+    An unusable file costs one warning line (logger ``checks.state``), never the verdicts.
+    The default location's folder is created (0700) when missing.
+    """
     if not path:
         yield StateStore(rootfs=rootfs)
         return
-    cookie = _open_cookie(os.path.abspath(path))
-    if cookie is None:
+    shown = path
+    state_file: StateFile | None = None
+    try:
+        if path == default_path():
+            _make_private_dir(os.path.dirname(path))
+        shown = os.path.abspath(path)
+        state_file = StateFile.open(shown)
+    except Refused as why:
+        log.warning("state file %s cannot be used (%s); state is kept for this run only", shown, why)
+    except OSError as error:
+        log.warning("state file %s cannot be used (%s); state is kept for this run only", shown,
+                    error.strerror or error)
+    if state_file is None:
         yield StateStore(rootfs=rootfs)
         return
     try:
-        yield StateStore(cookie, rootfs)
-        cookie.commit()
-    finally:
-        cookie.close()
-
-
-def _open_cookie(path: str) -> nagiosplugin.Cookie | None:
-    for _attempt in range(2):
-        cookie = nagiosplugin.Cookie(path)
+        store = StateStore(state_file.data, rootfs)
+        yield store
         try:
-            return cookie.open()
-        except ValueError:
-            # nagiosplugin has truncated the damaged file; the second try starts afresh.
-            log.warning("state file %s was damaged and has been reset", path)
-            cookie.close()
+            state_file.save(store.data)
         except OSError as error:
-            log.warning("state file %s cannot be used (%s); state is kept for this run only", path, error)
-            return None
-    return None
+            log.warning("state file %s cannot be saved (%s); this run's state is lost", shown,
+                        error.strerror or error)
+    finally:
+        state_file.close()

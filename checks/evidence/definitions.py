@@ -53,6 +53,9 @@ class DefinitionFile(NamedTuple):
     mtime_ns: int
     header: CvdHeader | None
     header_error: str | None
+    # With size and mtime, what tells a replaced file apart: mtime can be set back, inode and ctime cannot.
+    ino: int = 0
+    ctime_ns: int = 0
 
 
 class DefinitionsFacts(NamedTuple):
@@ -127,19 +130,21 @@ def _read(host: Host, rel: str) -> DefinitionFile:
         error = None
     except HeaderError as problem:
         header, error = None, str(problem)
-    return DefinitionFile(rel, host.display(rel), st.st_size, st.st_mtime_ns, header, error)
+    return DefinitionFile(rel, host.display(rel), st.st_size, st.st_mtime_ns, header, error, st.st_ino,
+                          st.st_ctime_ns)
 
 
 def integrity_problem(host: Host, item: DefinitionFile, cache: MutableMapping[str, str]) -> str | None:
     """Why the file fails its integrity check, or None when it passes.
 
-    Verdicts are cached per (path, size, mtime) so no file is hashed twice.
+    Verdicts are cached per (path, size, mtime, inode, ctime) so no file is hashed twice, and a file
+    swapped in with the old size and mtime is hashed again.
     """
     if item.header is None:
         return item.header_error
     if not item.rel.endswith(".cvd"):
         return None
-    key = f"{item.path}|{item.size}|{item.mtime_ns}"
+    key = f"{item.path}|{item.size}|{item.mtime_ns}|{item.ino}|{item.ctime_ns}"
     if key in cache:
         return cache[key] or None
     import hashlib  # only when a file must actually be hashed

@@ -1,0 +1,786 @@
+"""The state file as hostile input: links, special files, other users' files, bad content, races.
+
+The plugin runs as root and the file steers verdicts, so every test checks two things: the file
+(or what it points at) is left alone, and the verdict is the one the host deserves. Most
+refusals run the plugin end to end, as Nagios does; the many content variants run in-process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import pwd
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from checks import state
+from checks.collect import Settings
+from checks.evaluate import evaluate
+from checks.host import Host
+from checks.report import Report, State
+from checks.state import StateFile, open_state, sanitize
+from tests.commands import run, script
+from tests.conftest import result, texts
+from tests.hosttree import LinuxTree, cvd_bytes
+
+PERF_CLEAR = "active=0;;;0;9 critical=0;;;0;14 unknown=0;;;0;14 warning=0;;;0;14"
+HEALTHY = f"SECURE ENDPOINT OK - no active faults (9 checked), connector connected | {PERF_CLEAR}"
+KEPT = "state is kept for this run only"
+NOBODY = pwd.getpwnam("nobody").pw_uid
+REPO = Path(__file__).resolve().parents[1]
+SECRET = b"root:$6$salt$hash:19700:0:99999:7:::\n"
+
+
+class Ran(NamedTuple):
+    code: int
+    lines: list[str]
+    seconds: float
+
+
+def plugin(tree: LinuxTree, state_file: str | Path, *args: str, umask: int | None = None) -> Ran:
+    """The plugin as root, as Nagios runs it."""
+    command = [script("check_secure_endpoint"), "--path.rootfs", str(tree.root), "--state-file", str(state_file),
+               *args]
+    return _run(command, umask=umask)
+
+
+def _run(command: list[str], umask: int | None = None, env: dict[str, str] | None = None) -> Ran:
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False, env=env,
+                          preexec_fn=None if umask is None else (lambda: os.umask(umask)))
+    seconds = time.monotonic() - started
+    assert done.stderr == ""  # the warning belongs in the output Nagios reads
+    return Ran(done.returncode, done.stdout.splitlines(), seconds)
+
+
+def setpriv() -> str:
+    found = shutil.which("setpriv")
+    if found is None:
+        raise AssertionError("setpriv (util-linux) is missing")
+    return found
+
+
+AS_NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
+
+
+@functools.lru_cache(maxsize=1)
+def nobody_python() -> list[str]:
+    """A way for ``nobody`` to run this plugin's code: the venv's interpreter, or (when it lives where
+    nobody may not go, like /root/.pyenv) the system's one of the same version with the venv's packages."""
+    site_dir = sysconfig.get_paths()["purelib"]
+    boot = (f"import site, sys; site.addsitedir({site_dir!r}); sys.path.insert(0, {str(REPO)!r}); "
+            "from checks.nagios import main; main()")
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for python in (sys.executable, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+        probe = subprocess.run([setpriv(), *AS_NOBODY, python, "-c", boot, "--version"], capture_output=True,
+                               text=True, timeout=30, check=False)
+        if probe.returncode == 0 and probe.stdout.startswith("check_secure_endpoint "):
+            return [python, "-c", boot]
+    raise AssertionError(f"no Python {version} the nobody user can run with this project's packages")
+
+
+def plugin_as_nobody(tree: LinuxTree, *args: str, env: dict[str, str] | None = None) -> Ran:
+    environment = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})}
+    return _run([setpriv(), *AS_NOBODY, *nobody_python(), "--path.rootfs", str(tree.root), *args], env=environment)
+
+
+def refusal(lines: list[str], path: str | Path, reason: str) -> None:
+    """After the first line, exactly one: the state file's path and why it was not used."""
+    assert lines[1:] == [f"state file {path} cannot be used ({reason}); {KEPT}"], lines
+
+
+def planted_starts(root: Path, pids: tuple[int, ...] = (40001, 40002, 40003)) -> bytes:
+    """Three scan service starts in the last few minutes: enough for fault 6 if believed."""
+    now = time.time()
+    starts = [[pid, now - 60 * (n + 1)] for n, pid in enumerate(pids)]
+    return json.dumps({str(root): {"scan_starts": starts}}).encode()
+
+
+def evaluate_with(tree: LinuxTree, path: str | Path) -> Report:
+    with open_state(str(path), str(tree.root)) as store:
+        return evaluate(Host(str(tree.root)), Settings(ampcli_timeout=2.0), store)
+
+
+class Seen(NamedTuple):
+    healthy: bool  # every check clear (or not applicable), exit 0 and the healthy first line
+    state_lines: list[str]  # what was said about the state file
+    seconds: float
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def attempt(tree: LinuxTree, path: str | Path, end_to_end: bool) -> Seen:
+    """One run against ``path``: the plugin as Nagios runs it, or (faster, for the many variants) an
+    in-process evaluation through the same store, its warnings caught where the plugin's logchan hangs."""
+    if end_to_end:
+        ran = plugin(tree, path)
+        said = [line for line in ran.lines[1:] if line.startswith("state file ")]
+        assert len(ran.lines) == 1 + len(said), ran.lines  # nothing else: no traceback, no fault lines
+        return Seen((ran.code, ran.lines[0]) == (0, HEALTHY), said, ran.seconds)
+    collect = Collect()
+    logger = logging.getLogger("checks")
+    logger.addHandler(collect)
+    started = time.monotonic()
+    try:
+        report = evaluate_with(tree, path)
+    finally:
+        logger.removeHandler(collect)
+    healthy = all(r.state in (State.CLEAR, State.NOT_APPLICABLE) for r in report.all_results())
+    return Seen(healthy, collect.lines, time.monotonic() - started)
+
+
+def refused(path: str | Path, reason: str) -> list[str]:
+    return [f"state file {path} cannot be used ({reason}); {KEPT}"]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """Where the state file goes: root's own folder, like /var/lib/secure-endpoint-monitoring."""
+    path = tmp_path / "state"
+    path.mkdir(mode=0o700)
+    return path
+
+
+@pytest.fixture(scope="module")
+def host(tmp_path_factory: pytest.TempPathFactory) -> LinuxTree:
+    """One healthy host for the in-process tests that only read it."""
+    return LinuxTree(tmp_path_factory.mktemp("host") / "root").healthy()
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A folder in /tmp the nobody user may enter (pytest's own is root-only), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="se-state-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def no_leftovers(where: Path) -> None:
+    assert [p.name for p in where.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# -- links ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "end_to_end"), [
+    ("planted state", True), ("shadow-like", True), ("dangling", False), ("directory", False), ("/etc/passwd", False),
+])
+def test_symlink_is_refused_and_its_target_left_alone(host: LinuxTree, tmp_path: Path, folder: Path,
+                                                      kind: str, end_to_end: bool) -> None:
+    (tmp_path / "etc").mkdir()
+    targets = {
+        # Valid state that would raise fault 6 if the link were followed.
+        "planted state": (tmp_path / "elsewhere.json", planted_starts(host.root)),
+        "shadow-like": (tmp_path / "etc" / "shadow", SECRET),
+        "dangling": (tmp_path / "etc" / "created-by-the-plugin", None),
+        "directory": (tmp_path / "etc", None),
+        "/etc/passwd": (Path("/etc/passwd"), None),
+    }
+    target, content = targets[kind]
+    if content is not None:
+        target.write_bytes(content)
+        target.chmod(0o640)
+    before = target.read_bytes() if target.is_file() else None
+    link = folder / "check.state"
+    link.symlink_to(target)
+
+    seen = attempt(host, link, end_to_end)
+    assert seen.healthy
+    assert seen.state_lines == refused(link, "it is a symbolic link")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    if content is not None:
+        assert target.read_bytes() == content
+        assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    elif before is not None:
+        assert target.read_bytes() == before
+    elif kind == "dangling":
+        assert not target.exists()
+    else:
+        assert list(target.iterdir()) == []
+    no_leftovers(folder)
+
+
+def _lstat_says_regular(monkeypatch: pytest.MonkeyPatch, regular: Path) -> None:
+    """The look before the open sees a plain file: what a swap right after that look would give."""
+    monkeypatch.setattr(state, "_lstat", lambda name, dir_fd: os.lstat(regular))
+
+
+def test_a_symlink_swapped_in_after_the_look_is_still_refused(host: LinuxTree, tmp_path: Path, folder: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """O_NOFOLLOW, not the look before, is what refuses the link: root's own file behind it is not read."""
+    target = tmp_path / "root-owned.json"
+    planted = planted_starts(host.root)
+    target.write_bytes(planted)
+    target.chmod(0o600)
+    link = folder / "check.state"
+    link.symlink_to(target)
+    _lstat_says_regular(monkeypatch, target)
+    seen = attempt(host, link, end_to_end=False)
+    assert seen.healthy and seen.state_lines == refused(link, "it is a symbolic link")
+    assert target.read_bytes() == planted and link.is_symlink()
+
+
+def test_a_fifo_swapped_in_after_the_look_does_not_hang(host: LinuxTree, tmp_path: Path, folder: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer for ever."""
+    path = folder / "check.state"
+    os.mkfifo(path, 0o600)
+    regular = tmp_path / "regular"
+    regular.write_text("{}")
+    _lstat_says_regular(monkeypatch, regular)
+    seen: list[Seen] = []
+    worker = threading.Thread(target=lambda: seen.append(attempt(host, path, end_to_end=False)), daemon=True)
+    worker.start()
+    worker.join(timeout=5)
+    if worker.is_alive():
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # let the stuck open go before failing
+        worker.join(timeout=5)
+        raise AssertionError("opening the FIFO blocked")
+    assert seen[0].healthy and seen[0].state_lines == refused(path, "it is a FIFO")
+
+
+def test_the_read_is_bounded(folder: Path, monkeypatch: pytest.MonkeyPatch,
+                             caplog: pytest.LogCaptureFixture) -> None:
+    path = folder / "check.state"
+    path.write_bytes(b" " * (8 << 20) + b"{}")
+    path.chmod(0o600)
+    read: list[int] = []
+    real_read = os.read
+
+    def counting_read(fd: int, size: int) -> bytes:
+        data = real_read(fd, size)
+        read.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counting_read)
+    opened = StateFile.open(str(path))
+    monkeypatch.undo()
+    opened.close()
+    assert opened.data == {}
+    assert sum(read) == state.MAX_BYTES + 1
+    assert caplog.messages == [f"state file {path} is larger than {state.MAX_BYTES} bytes and has been reset"]
+
+
+def test_hard_link_to_another_file_is_refused(host: LinuxTree, tmp_path: Path, folder: Path) -> None:
+    """A second name for another file: what it holds was never written as state, and is not replaced."""
+    other = tmp_path / "shadow"
+    other.write_bytes(SECRET)
+    other.chmod(0o600)
+    link = folder / "check.state"
+    os.link(other, link)
+    seen = attempt(host, link, end_to_end=True)
+    assert seen.healthy and seen.state_lines == refused(link, "it has 2 hard links")
+    assert other.read_bytes() == SECRET and os.path.samefile(other, link)
+
+
+# -- not a regular file -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "end_to_end"), [
+    ("fifo", True), ("/dev/null", True), ("fifo", False), ("socket", False), ("directory", False),
+    ("/dev/null", False), ("/dev/zero", False),
+])
+def test_special_files_are_refused_quickly(host: LinuxTree, folder: Path, kind: str, end_to_end: bool) -> None:
+    path = folder / "check.state"
+    reasons = {"fifo": "it is a FIFO", "socket": "it is a socket", "directory": "it is a directory",
+               "/dev/null": "it is a character device", "/dev/zero": "it is a character device"}
+    listener = None
+    if kind == "fifo":
+        os.mkfifo(path, 0o600)
+    elif kind == "socket":
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+    elif kind == "directory":
+        path.mkdir()
+        (path / "inside").write_text("kept")
+    else:
+        path = Path(kind)
+    try:
+        seen = attempt(host, path, end_to_end)
+    finally:
+        if listener is not None:
+            listener.close()
+    assert seen.seconds < 5, seen.seconds  # a FIFO opened for reading would block until a writer came
+    assert seen.healthy and seen.state_lines == refused(path, reasons[kind])
+    mode = os.lstat(path).st_mode
+    checks = {"fifo": stat.S_ISFIFO, "socket": stat.S_ISSOCK, "directory": stat.S_ISDIR}
+    assert checks.get(kind, stat.S_ISCHR)(mode)
+    if kind == "directory":
+        assert [p.name for p in path.iterdir()] == ["inside"] and (path / "inside").read_text() == "kept"
+    no_leftovers(folder)
+
+
+# -- other users' files and folders ------------------------------------------------------------
+
+
+def test_planted_scan_starts_count_only_from_a_trusted_file(host: LinuxTree, folder: Path) -> None:
+    """The control: root's own file with those starts does give fault 6, so the refusal below is real."""
+    path = folder / "check.state"
+    path.write_bytes(planted_starts(host.root))
+    path.chmod(0o600)
+    assert result(evaluate_with(host, path), "6").state is State.ACTIVE
+
+
+def test_file_of_another_user_is_refused_as_root(host: LinuxTree, folder: Path) -> None:
+    path = folder / "check.state"
+    planted = planted_starts(host.root)
+    path.write_bytes(planted)
+    path.chmod(0o600)
+    os.chown(path, NOBODY, NOBODY)
+    seen = attempt(host, path, end_to_end=True)
+    assert seen.healthy  # no fault 6 on another user's word
+    assert seen.state_lines == refused(path, f"it is owned by uid {NOBODY}, not by this user (uid 0)")
+    assert path.read_bytes() == planted and path.stat().st_uid == NOBODY
+
+
+@pytest.mark.parametrize(("mode", "end_to_end"), [
+    (0o666, True), (0o620, False), (0o602, False), (0o660, False), (0o606, False), (0o622, False), (0o4666, False),
+])
+def test_file_writable_by_others_is_refused(host: LinuxTree, folder: Path, mode: int, end_to_end: bool) -> None:
+    path = folder / "check.state"
+    planted = planted_starts(host.root)
+    path.write_bytes(planted)
+    path.chmod(mode)
+    seen = attempt(host, path, end_to_end)
+    assert seen.healthy
+    assert seen.state_lines == refused(path, f"it is writable by group or others (mode {mode:04o})")
+    assert path.read_bytes() == planted and stat.S_IMODE(path.stat().st_mode) == mode
+
+
+@pytest.mark.parametrize(("setup", "reason", "end_to_end"), [
+    ("parent 0777", "its folder {parent} is writable by others and not sticky (mode 0777)", True),
+    ("parent 0773", "its folder {parent} is writable by others and not sticky (mode 0773)", False),
+    ("grandparent 0777", "its folder {grandparent} is writable by others and not sticky (mode 0777)", False),
+    ("parent of nobody", "its folder {parent} is owned by uid {nobody}, neither root nor this user (uid 0)", False),
+    ("grandparent of nobody", "its folder {grandparent} is owned by uid {nobody}, neither root nor this user (uid 0)",
+     False),
+    ("parent 1777", None, False),
+    ("parent 0775", None, False),
+])
+def test_folders_another_user_could_swap_the_file_in(host: LinuxTree, tmp_path: Path, setup: str,
+                                                      reason: str | None, end_to_end: bool) -> None:
+    """Even root's own file is not believed in a folder where another user could have put it."""
+    grandparent = tmp_path / "outer"
+    parent = grandparent / "inner"
+    parent.mkdir(parents=True)
+    which, what = setup.split(" ", 1)
+    changed = parent if which == "parent" else grandparent
+    if what == "of nobody":
+        os.chown(changed, NOBODY, NOBODY)
+    else:
+        changed.chmod(int(what, 8))
+    path = parent / "check.state"
+    if reason is None:  # sticky (like /tmp) or only group-writable: the file is made, and made 0600
+        seen = attempt(host, path, end_to_end)
+        assert seen.healthy and seen.state_lines == []
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
+        return
+    planted = planted_starts(host.root)
+    path.write_bytes(planted)
+    path.chmod(0o600)
+    seen = attempt(host, path, end_to_end)
+    assert seen.healthy
+    assert seen.state_lines == refused(path, reason.format(parent=parent, grandparent=grandparent, nobody=NOBODY))
+    assert path.read_bytes() == planted
+    assert [p.name for p in parent.iterdir()] == ["check.state"]
+
+
+def test_nobody_refuses_a_file_of_root(shared: Path) -> None:
+    tree = LinuxTree(shared / "host").healthy()
+    path = shared / "check.state"
+    planted = planted_starts(tree.root)
+    path.write_bytes(planted)
+    path.chmod(0o644)
+    ran = plugin_as_nobody(tree, "--state-file", str(path))
+    assert (ran.code, ran.lines[0]) == (0, HEALTHY)
+    refusal(ran.lines, path, f"it is owned by uid 0, not by this user (uid {NOBODY})")
+    assert path.read_bytes() == planted
+
+
+def test_nobody_without_a_home_keeps_state_in_memory(shared: Path) -> None:
+    tree = LinuxTree(shared / "host").healthy()
+    ran = plugin_as_nobody(tree)
+    assert (ran.code, ran.lines[0]) == (0, HEALTHY)
+    refusal(ran.lines, "/nonexistent/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state",
+            "Permission denied")
+
+
+def test_nobody_default_location_is_private(shared: Path) -> None:
+    tree = LinuxTree(shared / "host").healthy()
+    xdg = shared / "xdg"
+    xdg.mkdir()
+    os.chown(xdg, NOBODY, NOBODY)
+    ran = plugin_as_nobody(tree, env={"XDG_STATE_HOME": str(xdg)})
+    assert (ran.code, ran.lines) == (0, [HEALTHY])
+    folder = xdg / "secure-endpoint-monitoring"
+    path = folder / "check_secure_endpoint.state"
+    assert (folder.stat().st_uid, stat.S_IMODE(folder.stat().st_mode)) == (NOBODY, 0o700)
+    assert (path.stat().st_uid, stat.S_IMODE(path.stat().st_mode)) == (NOBODY, 0o600)
+    assert str(tree.root) in json.loads(path.read_text())
+
+
+def test_nobody_cannot_save_in_a_folder_of_root(shared: Path) -> None:
+    """nobody's own file in root's folder: read, but a save (a new file beside it) fails, and says so."""
+    tree = LinuxTree(shared / "host").healthy()
+    path = shared / "check.state"
+    path.write_text("{}")
+    path.chmod(0o600)
+    os.chown(path, NOBODY, NOBODY)
+    ran = plugin_as_nobody(tree, "--state-file", str(path))
+    assert (ran.code, ran.lines[0]) == (0, HEALTHY)
+    assert ran.lines[1:] == [f"state file {path} cannot be saved (Permission denied); this run's state is lost"]
+    assert path.read_text() == "{}"
+
+
+# -- content ----------------------------------------------------------------------------------
+
+
+ROOT = "{root}"
+MALFORMED: list[tuple[str, bytes, bool]] = [
+    # (what, content, damaged: the warning about a reset is expected)
+    ("not json", b"{not json", True),
+    ("not utf-8", b'{"\xff\xfe": 1}', True),
+    ("nul bytes", b"\x00" * 64, True),
+    ("nested too deep", b"[" * 100_000 + b"]" * 100_000, True),
+    ("truncated", b'{"/": {"scan_starts": [[1, 2.0]', True),
+    ("a list at the top", b"[]", False),
+    ("a list of pairs at the top", b'[["/", {}]]', False),
+    ("a string at the top", b'"state"', False),
+    ("null at the top", b"null", False),
+    ("a number at the top", b"42", False),
+    ("an empty file", b"", False),
+    ("whitespace", b"  \n ", False),
+    ("a section that is a list", b'{"{root}": []}', False),
+    ("a section that is a string", b'{"{root}": "x"}', False),
+    ("scan_starts a mapping", b'{"{root}": {"scan_starts": {"1": 2}}}', False),
+    ("scan_starts a string", b'{"{root}": {"scan_starts": "1,2"}}', False),
+    ("scan_starts items of every wrong shape",
+     b'{"{root}": {"scan_starts": [[1], [1, 2, 3], ["1", 2.0], [true, 2.0], [1, "2"], [1, null], '
+     b'[-5, 2.0], [0, 2.0], [99999999999, 2.0], [1.5, 2.0], [1, -3.0], [1, 1e400], {"pid": 1}, 7]}}', False),
+    ("cvd a list", b'{"{root}": {"cvd": [["a", ""]]}}', False),
+    ("cvd values of wrong types", b'{"{root}": {"cvd": {"a": 1, "b": null, "c": [""], "d": {}}}}', False),
+    ("unknown keys", b'{"{root}": {"other": 1, "scan_starts": [], "cvd": {}}, "x": 1}', False),
+    ("NaN and Infinity", b'{"{root}": {"scan_starts": [[1, NaN], [2, Infinity]]}}', False),
+]
+
+
+END_TO_END = {"nested too deep", "a list at the top", "scan_starts items of every wrong shape"}
+
+
+@pytest.mark.parametrize(("content", "damaged", "end_to_end"),
+                         [(c, d, w in END_TO_END) for w, c, d in MALFORMED], ids=[w for w, _, _ in MALFORMED])
+def test_malformed_content_never_crashes(host: LinuxTree, folder: Path, content: bytes, damaged: bool,
+                                         end_to_end: bool) -> None:
+    path = folder / "check.state"
+    path.write_bytes(content.replace(ROOT.encode(), str(host.root).encode()))
+    path.chmod(0o600)
+    seen = attempt(host, path, end_to_end)
+    assert seen.healthy
+    assert seen.state_lines == ([f"state file {path} was damaged and has been reset"] if damaged else [])
+    saved = json.loads(path.read_bytes())  # what is written back is valid and fits the schema
+    assert saved == sanitize(saved)
+    section = saved[str(host.root)]
+    assert section["scan_starts"] == [] and not section.get("cvd") and set(section) <= {"scan_starts", "cvd"}
+
+
+def test_good_entries_survive_beside_bad_ones(host: LinuxTree, folder: Path) -> None:
+    now = time.time()
+    raw = {str(host.root): {"scan_starts": [[41, now - 100], "junk", [42, now - 50], [43, "x"], [44, now - 10]],
+                               "cvd": {"k|1|2|3|4": "", "bad": 5}}}
+    path = folder / "check.state"
+    path.write_text(json.dumps(raw))
+    path.chmod(0o600)
+    report = evaluate_with(host, path)
+    assert result(report, "6").state is State.ACTIVE  # 41, 42 and 44 were kept: three starts
+    saved = json.loads(path.read_text())[str(host.root)]
+    assert sorted(pid for pid, _ in saved["scan_starts"]) == [41, 42, 44]
+    assert saved["cvd"] == {"k|1|2|3|4": ""}
+
+
+def test_oversized_file_is_reset(host: LinuxTree, folder: Path) -> None:
+    path = folder / "check.state"
+    path.write_text(json.dumps({str(host.root): {"cvd": {"k": "x" * (1 << 20)}}}))
+    path.chmod(0o600)
+    ran = plugin(host, path)
+    assert (ran.code, ran.lines[0]) == (0, HEALTHY)
+    assert ran.lines[1:] == [f"state file {path} is larger than {1 << 20} bytes and has been reset"]
+    assert path.stat().st_size < 1000
+
+
+def test_counts_are_bounded(host: LinuxTree, folder: Path) -> None:
+    now = time.time()
+    raw: dict[str, Any] = {f"/host{n}": {"scan_starts": [[n + 1, now]]} for n in range(100)}
+    raw[str(host.root)] = {"scan_starts": [[pid, now - 1] for pid in range(1, 20_000)],
+                              "cvd": {f"k{n}": "" for n in range(257)}}
+    path = folder / "check.state"
+    path.write_text(json.dumps(raw))
+    path.chmod(0o600)
+    assert path.stat().st_size < state.MAX_BYTES
+    evaluate_with(host, path)
+    saved = json.loads(path.read_text())
+    assert len(saved) <= state.MAX_ROOTS and str(host.root) in saved
+    assert len(saved[str(host.root)]["scan_starts"]) <= state.MAX_SCAN_STARTS
+    assert len(saved[str(host.root)].get("cvd", {})) <= state.MAX_CVD_ENTRIES
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["/", "/h", ""]), st.dictionaries(
+    st.sampled_from(["scan_starts", "cvd", "x"]), JSON, max_size=3), max_size=3) | JSON)
+def test_sanitize_takes_anything(raw: object) -> None:
+    clean = sanitize(raw)
+    assert sanitize(clean) == clean  # what passes once passes again: a saved file is always accepted
+    for root, section in clean.items():
+        assert isinstance(root, str) and root and set(section) <= {"scan_starts", "cvd"}
+        for pid, started in section.get("scan_starts", []):
+            assert type(pid) is int and pid > 0 and type(started) is float
+        assert all(type(k) is str and type(v) is str for k, v in section.get("cvd", {}).items())
+    assert len(state.encode(clean)) <= state.MAX_BYTES
+
+
+def test_encode_never_writes_what_a_read_would_refuse() -> None:
+    huge = {f"/root{n}": {"cvd": {f"{'p' * 4000}{m}": "" for m in range(200)}} for n in range(3)}
+    assert len(json.dumps(huge)) > state.MAX_BYTES
+    assert len(state.encode(huge)) <= state.MAX_BYTES
+
+
+# -- CVD verdicts -------------------------------------------------------------------------------
+
+
+def _corrupt_cvd_host(tree: LinuxTree) -> str:
+    """main.cvd corrupt and the scan service down, so fault 7 names the file. Returns its cache key."""
+    rel = tree.definitions("main.cvd", corrupt=True)
+    tree.stop("ampscansvc")
+    st_ = (tree.root / rel).stat()
+    return f"/{rel}|{st_.st_size}|{st_.st_mtime_ns}|{st_.st_ino}|{st_.st_ctime_ns}"
+
+
+CORRUPT = "definition file /opt/cisco/amp/var/clamav/main.cvd fails its integrity check"
+
+
+@pytest.mark.parametrize("owner", ["root", "nobody"])
+def test_planted_intact_verdict_counts_only_from_a_trusted_file(healthy: LinuxTree, folder: Path,
+                                                                owner: str) -> None:
+    key = _corrupt_cvd_host(healthy)
+    path = folder / "check.state"
+    path.write_text(json.dumps({str(healthy.root): {"cvd": {key: ""}}}))
+    path.chmod(0o600)
+    if owner == "nobody":
+        os.chown(path, NOBODY, NOBODY)
+    ran = plugin(healthy, path)
+    assert ran.code == 2
+    fault7 = next(line for line in ran.lines if "(fault 7)" in line and line.startswith("CRITICAL"))
+    if owner == "root":
+        # Root's own cache is believed: this shows the planted key is the one the check looks up.
+        assert CORRUPT not in fault7
+    else:
+        assert CORRUPT in fault7
+        assert [line for line in ran.lines if line.startswith("state file ")] == refused(
+            path, f"it is owned by uid {NOBODY}, not by this user (uid 0)")
+
+
+@pytest.mark.parametrize("how", ["replaced", "rewritten in place"])
+def test_a_swapped_cvd_with_the_old_size_and_mtime_is_hashed_again(healthy: LinuxTree, folder: Path,
+                                                                   how: str) -> None:
+    healthy.stop("ampscansvc")
+    cvd = healthy.root / healthy.definitions("main.cvd")
+    path = folder / "check.state"
+    assert CORRUPT not in texts(result(evaluate_with(healthy, path), "7"))
+    assert "" in json.loads(path.read_text())[str(healthy.root)]["cvd"].values()  # the intact verdict is cached
+
+    old = cvd.stat()
+    bad = cvd_bytes(corrupt=True)
+    assert len(bad) == old.st_size
+    if how == "replaced":
+        spare = cvd.with_name("main.new")
+        spare.write_bytes(bad)
+        spare.replace(cvd)
+    else:
+        cvd.write_bytes(bad)
+    os.utime(cvd, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert (cvd.stat().st_size, cvd.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
+    assert hashlib.md5(cvd.read_bytes()[512:]).hexdigest() not in cvd.read_bytes()[:512].decode()
+    assert CORRUPT in texts(result(evaluate_with(healthy, path), "7"))
+
+
+# -- locking and concurrency ----------------------------------------------------------------------
+
+
+def test_concurrent_plugin_runs(host: LinuxTree, folder: Path) -> None:
+    path = folder / "check.state"
+    command = [script("check_secure_endpoint"), "--path.rootfs", str(host.root), "--state-file", str(path)]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for process in runs:
+        out, err = process.communicate(timeout=30)
+        assert (process.returncode, err) == (0, "")
+        assert out.splitlines()[0] == HEALTHY
+        assert "Traceback" not in out
+    assert str(host.root) in json.loads(path.read_text())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    no_leftovers(folder)
+
+
+def _add_start(path: str, pid: int) -> None:
+    with open_state(path, "/host") as store:
+        store.scan_starts([(pid, time.time())], time.time(), 600)
+        time.sleep(0.01)  # long enough for the others to queue on the lock
+
+
+def test_no_update_is_lost_between_concurrent_runs(folder: Path) -> None:
+    path = str(folder / "check.state")
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_add_start, args=(path, pid)) for pid in range(100, 110)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+        assert worker.exitcode == 0
+    saved = json.loads(Path(path).read_text())
+    assert sorted(pid for pid, _ in saved["/host"]["scan_starts"]) == list(range(100, 110))
+
+
+def test_a_lock_held_too_long_leaves_the_file_alone(host: LinuxTree, folder: Path) -> None:
+    path = folder / "check.state"
+    planted = planted_starts(host.root, (40001, 40002))
+    path.write_bytes(planted)
+    path.chmod(0o600)
+    with open(path, "rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        ran = plugin(host, path)
+    assert 0.9 < ran.seconds < 5, ran.seconds
+    # Two remembered starts plus the running scanner would make three, but that scanner started 30 min ago.
+    assert (ran.code, ran.lines[0]) == (0, HEALTHY)
+    assert ran.lines[1:] == [f"state file {path} is locked by another run; this run's state is kept in memory only"]
+    assert path.read_bytes() == planted
+
+
+def test_a_locked_file_is_still_read(folder: Path) -> None:
+    path = folder / "check.state"
+    path.write_text('{"/host": {"scan_starts": [[7, 1.0]]}}')
+    path.chmod(0o600)
+    with open(path, "rb") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        opened = StateFile.open(str(path), lock_wait=0.05)
+    try:
+        assert not opened.locked
+        assert opened.data == {"/host": {"scan_starts": [[7, 1.0]]}}
+        opened.save({"/host": {}})  # not ours to write
+    finally:
+        opened.close()
+    assert path.read_text() == '{"/host": {"scan_starts": [[7, 1.0]]}}'
+
+
+# -- creation -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("umask", "end_to_end"), [(0o000, True), (0o022, False), (0o077, False), (0o277, False)],
+                         ids=["0o0", "0o22", "0o77", "0o277"])
+def test_new_file_is_0600_whatever_the_umask(host: LinuxTree, folder: Path, umask: int, end_to_end: bool) -> None:
+    path = folder / "check.state"
+    if end_to_end:
+        ran = plugin(host, path, umask=umask)
+        assert (ran.code, ran.lines) == (0, [HEALTHY])
+    else:
+        old = os.umask(umask)
+        try:
+            seen = attempt(host, path, end_to_end=False)
+        finally:
+            os.umask(old)
+        assert seen.healthy and seen.state_lines == []
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert str(host.root) in json.loads(path.read_text())
+    no_leftovers(folder)
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o277], ids=["0o0", "0o277"])
+def test_a_new_file_is_0600_even_when_the_run_fails_before_saving(folder: Path, umask: int) -> None:
+    path = folder / "check.state"
+    old = os.umask(umask)
+    try:
+        with pytest.raises(RuntimeError), open_state(str(path), "/host"):
+            raise RuntimeError("the evaluation failed")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_bytes() == b""
+
+
+def test_an_old_0644_file_is_kept_and_saved_as_0600(host: LinuxTree, folder: Path) -> None:
+    path = folder / "check.state"
+    path.write_text(json.dumps({"/other": {"scan_starts": [[5, 1.0]]}}))
+    path.chmod(0o644)
+    evaluate_with(host, path)
+    saved = json.loads(path.read_text())
+    assert saved["/other"] == {"scan_starts": [[5, 1.0]]} and str(host.root) in saved
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_default_location_for_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert os.geteuid() == 0, "these tests run as root"
+    assert state.default_path() == "/var/lib/secure-endpoint-monitoring/check_secure_endpoint.state"
+    monkeypatch.setattr(state, "SYSTEM_STATE_DIR", str(tmp_path / "lib" / "secure-endpoint-monitoring"))
+    old = os.umask(0)
+    try:
+        with open_state(state.default_path(), "/host") as store:
+            store.scan_starts([(9, time.time())], time.time(), 600)
+    finally:
+        os.umask(old)
+    folder = tmp_path / "lib" / "secure-endpoint-monitoring"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE((folder / "check_secure_endpoint.state").stat().st_mode) == 0o600
+
+
+def test_default_location_for_other_users(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_STATE_HOME", "/xdg")
+    assert state.default_path() == "/xdg/secure-endpoint-monitoring/check_secure_endpoint.state"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")  # the spec wants an absolute path
+    monkeypatch.setenv("HOME", "/home/u")
+    assert state.default_path() == "/home/u/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state"
+
+
+def test_exporter_once_uses_the_same_checks(host: LinuxTree, tmp_path: Path, folder: Path) -> None:
+    target = tmp_path / "shadow"
+    target.write_bytes(SECRET)
+    link = folder / "state.json"
+    link.symlink_to(target)
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(host.root), "--once", "--state-file", str(link))
+    assert done.returncode == 0
+    assert f"state file {link} cannot be used (it is a symbolic link); {KEPT}" in done.stderr
+    assert "secure_endpoint_fault_active" in done.stdout
+    assert target.read_bytes() == SECRET
+
