@@ -59,16 +59,11 @@ def probe(host: Host) -> AppFacts:
 
 
 def load_plist(data: bytes, where: str) -> dict[str, object]:
-    """A plist (XML or binary) whose top level is a dictionary; anything else raises ``ValueError``."""
-    import plistlib  # Linux hosts never need it: kept off the plugin's start-up
+    """A plist (XML or binary) whose top level is a dictionary, within the bounds of ``checks.plist``;
+    anything else raises ``ValueError``."""
+    from checks import plist  # Linux hosts never need it (nor plistlib): kept off the plugin's start-up
 
-    try:
-        value = plistlib.loads(data)
-    except Exception as error:  # noqa: BLE001 - plistlib raises many types on damaged input
-        raise ValueError(f"{where} is not a valid plist ({type(error).__name__})") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{where} does not hold a dictionary")
-    return value
+    return plist.load_dict(data, where)
 
 
 def version_tuple(text: str) -> tuple[int, ...]:

@@ -10,6 +10,7 @@ from checks.host import Host
 PLIST = "Library/Preferences/com.apple.networkextension.plist"
 FIREWALL_GRADE = 1
 MAX_OBJECTS = 100_000
+MAX_HOPS = 16  # references followed to resolve one value; an archiver writes one, two for an NSMutableString
 
 
 class ContentFilter(NamedTuple):
@@ -34,9 +35,11 @@ def probe(host: Host) -> NetextFacts:
 def parse(data: bytes, where: str) -> NetextFacts:
     archive = load_plist(data, where)
     objects = archive.get("$objects")
-    if not isinstance(objects, list) or len(objects) > MAX_OBJECTS:
+    if not isinstance(objects, list):
         raise ValueError(f"{where} is not a keyed archive (no $objects list)")
-    unarchiver = _Objects(objects)
+    if len(objects) > MAX_OBJECTS:
+        raise ValueError(f"{where} archives more than {MAX_OBJECTS} objects")
+    unarchiver = _Objects(objects, where)
     found = []
     for item in objects:
         if not isinstance(item, dict) or unarchiver.class_name(item) != "NEConfiguration":
@@ -49,33 +52,43 @@ def parse(data: bytes, where: str) -> NetextFacts:
         if grade is None and isinstance(provider, dict):
             grade = unarchiver.get(provider, "FilterGrade")
         found.append(ContentFilter(
-            application=str(unarchiver.get(item, "Application") or ""),
-            name=str(unarchiver.get(item, "Name") or ""),
+            application=_text(unarchiver.get(item, "Application")),
+            name=_text(unarchiver.get(item, "Name")),
             enabled=unarchiver.get(content, "Enabled") in (True, 1),
             grade=grade if isinstance(grade, int) and not isinstance(grade, bool) else FIREWALL_GRADE,
         ))
     return NetextFacts(tuple(found))
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 class _Objects:
     """Dereferences the UIDs of an NSKeyedArchiver ``$objects`` table."""
 
-    def __init__(self, objects: list[Any]) -> None:
+    def __init__(self, objects: list[Any], where: str) -> None:
         self.objects = objects
+        self.where = where
 
     def resolve(self, value: Any) -> Any:
+        """The object a value names, through UIDs and an NSMutableString's ``NS.string``; a chain that comes
+        back to an object it passed, or runs longer than an archiver writes, raises ``ValueError``."""
         import plistlib
 
-        for _hop in range(8):  # a UID may point at another UID; never loop forever
-            if not isinstance(value, plistlib.UID):
-                break
-            index = value.data
-            value = self.objects[index] if 0 <= index < len(self.objects) else None
-        if value == "$null":
-            return None
-        if isinstance(value, dict) and "NS.string" in value:
-            return self.resolve(value["NS.string"])
-        return value
+        seen: set[int] = set()
+        for _hop in range(MAX_HOPS):
+            if isinstance(value, plistlib.UID):
+                index = value.data
+                if index in seen:
+                    raise ValueError(f"{self.where}: the keyed archive's references loop through object {index}")
+                seen.add(index)
+                value = self.objects[index] if 0 <= index < len(self.objects) else None
+            elif isinstance(value, dict) and "NS.string" in value:
+                value = value["NS.string"]
+            else:
+                return None if value == "$null" else value
+        raise ValueError(f"{self.where}: a chain of more than {MAX_HOPS} references in the keyed archive")
 
     def get(self, item: dict[str, Any], key: str) -> Any:
         return self.resolve(item.get(key))
