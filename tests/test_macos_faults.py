@@ -324,7 +324,11 @@ plist_values = st.recursive(
 def test_archive_reader_survives_any_object_table(objects: list) -> None:
     data = plistlib.dumps({"$archiver": "NSKeyedArchiver", "$objects": ["$null", *objects], "$top": {}},
                           fmt=plistlib.FMT_BINARY)
-    facts = netext.parse(data, "ne.plist")
+    try:
+        facts = netext.parse(data, "ne.plist")
+    except ValueError as error:  # a reference loop or a chain too long: refused, with the file named
+        assert "ne.plist" in str(error)
+        return
     assert all(isinstance(f.enabled, bool) for f in facts.filters)
 
 
