@@ -187,7 +187,7 @@ def _bcrypt_hash(user: str, hashed: Any, path: str) -> bytes:
     """
     if not isinstance(hashed, str) or not BCRYPT_HASH.fullmatch(hashed):
         raise WebConfigError(f"{path}: the password of {user!r} is not a bcrypt hash "
-                             "($2a$, $2b$ or $2y$, a cost from 04 to 31, then 53 characters of [./A-Za-z0-9])")
+                             "($2a$, $2b$ or $2y$, a two-digit cost, then 53 characters of [./A-Za-z0-9])")
     cost = int(hashed[4:6])
     if cost > MAX_COST:
         raise WebConfigError(f"{path}: the bcrypt cost of {user!r} is {cost}; above {MAX_COST} one login takes "
