@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -41,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="exporter-toolkit web config: TLS and basic auth (reloaded when it changes)")
     web.add_argument("--web.max-requests", dest="max_requests", type=int, default=40, metavar="N",
                      help="concurrent scrapes served before answering 503; 0 for no limit (default: %(default)s)")
+    web.add_argument("--web.max-connections", dest="max_connections", type=_count, default=256, metavar="N",
+                     help="open connections at most; when full, a new one evicts the oldest that has not sent a "
+                     "complete request (default: %(default)s)")
+    web.add_argument("--web.read-timeout", dest="read_timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                     help="time a connection gets to send a complete request, also between keep-alive requests, "
+                     "and for each write (default: %(default)s)")
+    web.add_argument("--web.scrape-timeout", dest="scrape_timeout", type=_seconds, default=10.0, metavar="SECONDS",
+                     help="longest a scrape may take; Prometheus's X-Prometheus-Scrape-Timeout-Seconds lowers it "
+                     "(default: %(default)s)")
+    web.add_argument("--web.timeout-offset", dest="timeout_offset", type=_offset, default=0.5, metavar="SECONDS",
+                     help="kept back from the scrape timeout so the answer reaches Prometheus in time; a scrape "
+                     "still running then is answered 503 (default: %(default)s)")
     collectors = parser.add_argument_group("collectors")
     for name in COLLECTORS:
         collectors.add_argument(f"--collector.{name}", dest=f"collector_{name}", action="store_true", default=True,
@@ -61,6 +74,27 @@ def build_parser() -> argparse.ArgumentParser:
                         help="log level (default: %(default)s)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _seconds(text: str) -> float:
+    value = float(text)  # argparse turns the ValueError into a usage error naming the flag
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _offset(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not zero or a positive number of seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
+    return value
 
 
 def render(report: Report, fmt: str, lang: str) -> bytes:
@@ -117,8 +151,10 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
     host = Host(args.rootfs)
     store = StateStore(rootfs=host.rootfs)
     try:
-        app = server.Exporter(lambda: evaluate(host, settings, store), args.telemetry_path, args.web_config,
-                              args.max_requests)
+        limits = server.Limits(read_timeout=args.read_timeout, max_connections=args.max_connections,
+                               scrape_timeout=args.scrape_timeout, timeout_offset=args.timeout_offset)
+        app = server.Exporter(lambda deadline: evaluate(host, settings, store, deadline=deadline),
+                              args.telemetry_path, args.web_config, args.max_requests, limits)
     except webconfig.WebConfigError as error:
         log.error("%s", error)
         return 1

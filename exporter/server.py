@@ -2,25 +2,32 @@
 
 Scrapes that arrive while an evaluation runs wait for that evaluation and
 share its result, so a burst of scrapes never starts a pile of ampcli
-processes. The web config file is checked on every request and reloaded when
-it changed; a broken edit is logged and the last good config stays.
+processes. Each scrape has a deadline (Prometheus's scrape timeout less an
+offset) and is answered by then, with 503 if the evaluation is late.
+Connections are capped, and those that send no complete request in time are
+closed, so idle or slow clients cannot use up threads and file descriptors.
+The web config file is checked on every request and reloaded when it
+changed; a broken or weaker edit is logged and the last good config stays.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import errno
 import gzip
 import html
 import logging
+import math
 import os
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -31,66 +38,125 @@ from exporter import webconfig
 from exporter.collector import ReportCollector
 
 log = logging.getLogger("secure_endpoint_exporter")
+GRACE = 0.2  # seconds past a scrape's deadline before it is answered 503
+FD_RESERVE = 32  # descriptors kept for the evaluation and the listeners when the open-file limit is low
+MAX_BODY = 64 * 1024  # a GET body larger than this is refused, not read
+
+
+class EvaluationUnavailable(Exception):
+    """No report for this scrape: the evaluation missed the scrape's deadline, or too many are stuck."""
 
 
 class _Flight:
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
         self.done = threading.Event()
         self.result: Report | None = None
         self.error: Exception | None = None
+        self.abandoned = False
 
 
 class SharedEvaluation:
-    """One evaluation in flight at a time; callers that arrive meanwhile get its result."""
+    """One evaluation in flight at a time, run in a worker thread; scrapes that arrive meanwhile share it.
 
-    def __init__(self, produce: Callable[[], Report]) -> None:
+    A scrape waits for the evaluation until its own deadline (plus ``grace``) and then gets an
+    answer, never a hang. An evaluation still running past the deadline it was given is
+    *abandoned*: it keeps its worker thread (a thread cannot be killed), and the next scrape starts
+    a fresh one. At most ``max_stuck`` abandoned evaluations may run at once; beyond that, scrapes
+    fail at once instead of piling up threads and ampcli processes. When a stuck evaluation
+    returns at last, its result is dropped and its place is free again, so scraping recovers by
+    itself. Workers: at most ``max_stuck + 1``.
+    """
+
+    def __init__(self, produce: Callable[[float], Report], max_stuck: int = 2, grace: float = GRACE) -> None:
         self._produce = produce
+        self._max_stuck = max_stuck
+        self._grace = grace
         self._lock = threading.Lock()
         self._flight: _Flight | None = None
+        self.stuck = 0
 
-    def get(self) -> Report:
+    def get(self, deadline: float) -> Report:
+        """The report of the evaluation in flight, or of a new one that must finish by ``deadline``."""
+        budget = deadline - time.monotonic()
         with self._lock:
             flight = self._flight
-            leader = flight is None
+            if flight is not None and time.monotonic() > flight.deadline + self._grace:
+                self._abandon(flight)
+                flight = None
             if flight is None:
-                flight = self._flight = _Flight()
-        if leader:
-            try:
-                flight.result = self._produce()
-            except Exception as error:  # noqa: BLE001 - handed to every scrape waiting on this flight
-                flight.error = error
-            finally:
-                with self._lock:
-                    self._flight = None
-                flight.done.set()
-        else:
-            flight.done.wait()
+                if self.stuck >= self._max_stuck:
+                    raise EvaluationUnavailable(
+                        f"{self.stuck} evaluations are stuck past their deadline; none is started until one of "
+                        "them returns")
+                flight = _Flight(deadline)
+                worker = threading.Thread(target=self._run, args=(flight,), name="evaluation", daemon=True)
+                try:
+                    worker.start()
+                except RuntimeError as error:  # the system will not give us another thread
+                    raise EvaluationUnavailable(f"cannot start an evaluation: {error}") from None
+                self._flight = flight
+        if not flight.done.wait(max(0.0, deadline + self._grace - time.monotonic())):
+            with self._lock:
+                if not flight.done.is_set() and time.monotonic() > flight.deadline + self._grace:
+                    self._abandon(flight)
+            raise EvaluationUnavailable(f"the evaluation did not finish within this scrape's {max(0.0, budget):.1f} s; "
+                                        "it goes on in the background")
         if flight.error is not None:
             raise flight.error
         assert flight.result is not None
         return flight.result
 
+    def _abandon(self, flight: _Flight) -> None:
+        """Under the lock: ``flight`` ran past its deadline; later scrapes no longer wait for it."""
+        if not flight.abandoned:
+            flight.abandoned = True
+            self.stuck += 1
+            log.warning("an evaluation is stuck past its deadline (%d stuck)", self.stuck)
+        if self._flight is flight:
+            self._flight = None
+
+    def _run(self, flight: _Flight) -> None:
+        try:
+            flight.result = self._produce(flight.deadline)
+        except Exception as error:  # noqa: BLE001 - handed to every scrape waiting on this flight
+            flight.error = error
+        finally:
+            with self._lock:
+                if flight.abandoned:
+                    self.stuck -= 1
+                    log.info("a stuck evaluation returned after all (%d still stuck)", self.stuck)
+                if self._flight is flight:
+                    self._flight = None
+                flight.done.set()
+
 
 class WebConfigWatcher:
-    """The current web config, reloaded when the file's size or mtime changes."""
+    """The current web config, reloaded when the file changes (size, mtime, ctime or inode).
+
+    A reload that would lower the protection in force (basic auth off, TLS off, client
+    certificates no longer verified) is refused and logged: whoever can write the file must not
+    be able to open the exporter up without anyone noticing. Such a change needs a restart, and
+    so does turning TLS on.
+    """
 
     def __init__(self, path: str | None) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: tuple[int, ...] | None = None
         self.config = webconfig.WebConfig(None, {}, {})
         self.auth = webconfig.Authenticator({})
         if path:
             self._stamp = self._stat()
             self._apply(webconfig.load(path))  # errors at start are fatal, with a clear message
 
-    def _stat(self) -> tuple[int, int] | None:
+    def _stat(self) -> tuple[int, ...] | None:
         assert self.path is not None
         try:
             st = os.stat(self.path)
         except OSError:
             return None
-        return st.st_mtime_ns, st.st_size
+        return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
 
     def _apply(self, config: webconfig.WebConfig) -> None:
         self.config = config
@@ -111,50 +177,245 @@ class WebConfigWatcher:
             except webconfig.WebConfigError as error:
                 log.error("web config not reloaded, keeping the last good one: %s", error)
                 return
-            if (config.tls is None) != (self.config.tls is None):
-                log.error("web config not reloaded: turning TLS on or off needs a restart")
+            weaker = webconfig.weakens(self.config, config)
+            if weaker is not None:
+                log.error("web config not reloaded, keeping the last good one: %s; that needs a restart", weaker)
                 return
             self._apply(config)
             log.info("web config reloaded from %s", self.path)
 
 
-class ExporterServer(ThreadingHTTPServer):
-    daemon_threads = True
+class _Connection:
+    __slots__ = ("busy", "since", "sock")
+
+    def __init__(self, sock: socket.socket, since: float) -> None:
+        self.sock = sock
+        self.since = since  # when it began waiting for its current request
+        self.busy = False  # a complete request is being answered
+
+
+class ConnectionLimiter:
+    """Caps open connections and closes those that hold a place without sending a request.
+
+    Every connection costs a thread and a file descriptor; without a cap, some 1,000 idle sockets
+    exhaust the usual limit of 1,024 descriptors and the real scrape cannot even be accepted. A
+    connection is *waiting* from its accept (TLS handshake, headers, body) and again between
+    keep-alive requests, and *busy* from a complete request until the answer is written.
+
+    - A waiting connection is closed once it has waited ``read_timeout`` in all, however slowly it
+      trickles bytes; the socket timeout alone would start again at every byte.
+    - When the cap is reached, a new connection evicts the oldest waiting one instead of being
+      refused. A client that parks sockets cannot lock the scraper out: the scraper's request
+      follows its connect within a millisecond and its connection is busy from then on, while an
+      attacker would have to open ``max_connections`` new sockets within that millisecond.
+    - Busy connections are never evicted: the scrape deadline and the socket timeout on writes
+      bound them. Only when every place is busy is a new connection closed at once.
+    """
+
+    def __init__(self, max_connections: int, read_timeout: float) -> None:
+        self.max_connections = max_connections
+        self.read_timeout = read_timeout
+        self._lock = threading.Lock()
+        self._open: dict[int, _Connection] = {}
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def admit(self, sock: socket.socket) -> _Connection | None:
+        """Take ``sock`` on, evicting the oldest waiting connection when full; None: all places are busy."""
+        with self._lock:
+            if len(self._open) >= self.max_connections and not self._evict_oldest():
+                return None
+            connection = _Connection(sock, time.monotonic())
+            self._open[id(connection)] = connection
+            return connection
+
+    def evict_oldest(self) -> bool:
+        with self._lock:
+            return self._evict_oldest()
+
+    def _evict_oldest(self) -> bool:
+        waiting = [c for c in self._open.values() if not c.busy]
+        if not waiting:
+            return False
+        self._drop(min(waiting, key=lambda c: c.since), "evicted to make room")
+        return True
+
+    def _drop(self, connection: _Connection, why: str) -> None:
+        """Under the lock. Its thread closes the socket only after ``release``, so the descriptor
+        shut down here can never be one that was meanwhile reused for another connection."""
+        del self._open[id(connection)]
+        with contextlib.suppress(OSError):  # not SSLSocket.shutdown, which would also drop its TLS state
+            socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
+        log.debug("connection closed: %s", why)
+
+    def wrap(self, connection: _Connection, context: ssl.SSLContext) -> ssl.SSLSocket:
+        """The connection's socket wrapped for TLS (no handshake yet). Under the lock: once wrapped, the
+        plain socket no longer owns the descriptor, and an eviction must never find it in between."""
+        with self._lock:
+            wrapped = context.wrap_socket(connection.sock, server_side=True, do_handshake_on_connect=False)
+            connection.sock = wrapped
+            return wrapped
+
+    def busy(self, connection: _Connection) -> None:
+        with self._lock:
+            connection.busy = True
+
+    def waiting(self, connection: _Connection) -> None:
+        with self._lock:
+            connection.busy = False
+            connection.since = time.monotonic()
+
+    def release(self, connection: _Connection) -> None:
+        with self._lock:
+            self._open.pop(id(connection), None)
+
+    def reap(self) -> None:
+        limit = time.monotonic() - self.read_timeout
+        with self._lock:
+            for connection in [c for c in self._open.values() if not c.busy and c.since <= limit]:
+                self._drop(connection, f"no complete request within {self.read_timeout:g} s")
+
+    def start(self) -> None:
+        if self._reaper is None:
+            self._reaper = threading.Thread(target=self._reap_forever, name="reaper", daemon=True)
+            self._reaper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _reap_forever(self) -> None:
+        tick = min(0.5, max(0.05, self.read_timeout / 4))
+        while not self._stop.wait(tick):
+            self.reap()
+
+
+class ExporterServer(HTTPServer):
     request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], family: socket.AddressFamily, app: Exporter) -> None:
         self.address_family = family
         self.app = app
-        super().__init__(address, Handler)
+        self._emfile_logged = 0.0
+        super().__init__(address, Handler)  # type: ignore[arg-type] # _serve_connection makes the handlers
 
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        """The TLS handshake happens here, in the request's own thread, not in the accept loop."""
-        tls = self.app.web.config.tls
-        if tls is not None:
-            request.settimeout(10)
-            try:
-                request = tls.wrap_socket(request, server_side=True)
-            except (ssl.SSLError, OSError) as error:
-                log.debug("TLS handshake with %s failed: %s", client_address[0], error)
-                return
-        super().finish_request(request, client_address)
+    def get_request(self) -> tuple[socket.socket, Any]:
+        try:
+            return super().get_request()
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                # Out of descriptors: make room and pause, or the accept loop would spin on the ready listener.
+                if time.monotonic() - self._emfile_logged > 60:
+                    self._emfile_logged = time.monotonic()
+                    log.warning("out of file descriptors, dropping the oldest waiting connection: raise the "
+                                "open-file limit (LimitNOFILE) or lower --web.max-connections")
+                self.app.connections.evict_oldest()
+                time.sleep(0.05)
+            raise
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per admitted connection; the cap bounds the threads as well as the descriptors."""
+        connection = self.app.connections.admit(request)
+        if connection is None:
+            log.debug("connection from %s refused: every place is busy", client_address[0])
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(target=self._serve_connection, args=(request, client_address, connection),
+                                  daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:
+            self.app.connections.release(connection)
+            self.shutdown_request(request)
+
+    def _serve_connection(self, request: socket.socket, client_address: Any, connection: _Connection) -> None:
+        sock = request
+        try:
+            request.settimeout(self.app.limits.read_timeout)
+            tls = self.app.web.config.tls
+            if tls is not None:
+                # The handshake happens here, in the connection's own thread, not in the accept loop.
+                sock = tls_sock = self.app.connections.wrap(connection, tls)
+                try:
+                    tls_sock.do_handshake()
+                except (ssl.SSLError, OSError) as error:
+                    log.debug("TLS handshake with %s failed: %s", client_address[0], error)
+                    return
+            Handler(sock, client_address, self, connection)
+        except Exception:  # noqa: BLE001 - one connection's trouble never reaches the accept loop
+            self.handle_error(sock, client_address)
+        finally:
+            self.app.connections.release(connection)  # before the close: see ConnectionLimiter._drop
+            self.shutdown_request(sock)
+            if sock is not request:
+                request.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
 
 
+class Limits(NamedTuple):
+    """The HTTP side's bounds; the defaults are the flags' defaults."""
+
+    read_timeout: float = 10.0  # a connection's wait for a complete request, and each write
+    max_connections: int = 256
+    scrape_timeout: float = 10.0  # used when Prometheus sends a longer or no X-Prometheus-Scrape-Timeout-Seconds
+    timeout_offset: float = 0.5  # kept back from the scrape timeout for the answer to travel
+    max_stuck: int = 2  # evaluations past their deadline before scrapes fail at once
+
+
+def fd_room(wanted: int, reserve: int = FD_RESERVE) -> int:
+    """``wanted`` connections, or fewer if the open-file limit leaves less room beside ``reserve``
+    descriptors for the evaluation (ampcli pipes, files) and the listeners."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):
+        return wanted
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - reserve))
+
+
 class Exporter:
-    def __init__(self, produce: Callable[[], Report], telemetry_path: str, web_config: str | None,
-                 max_requests: int) -> None:
-        self.evaluation = SharedEvaluation(produce)
+    def __init__(self, produce: Callable[[float], Report], telemetry_path: str, web_config: str | None,
+                 max_requests: int, limits: Limits | None = None) -> None:
+        """``produce(deadline)`` evaluates the host; ``deadline`` is a ``time.monotonic()`` value."""
+        self.limits = limits or Limits()
+        self.evaluation = SharedEvaluation(produce, self.limits.max_stuck)
         self.telemetry_path = telemetry_path
         self.web = WebConfigWatcher(web_config)
         self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None
+        room = fd_room(self.limits.max_connections)
+        if room < self.limits.max_connections:
+            log.warning("the open-file limit leaves room for %d connections, not %d (--web.max-connections): "
+                        "raise it (LimitNOFILE in the systemd unit)", room, self.limits.max_connections)
+        self.connections = ConnectionLimiter(room, self.limits.read_timeout)
         self.servers: list[ExporterServer] = []
+        self._serving: list[threading.Thread] = []
 
-    def registry(self) -> CollectorRegistry:
+    def scrape_budget(self, header: str | None) -> float:
+        """Seconds a scrape may take: the lower of Prometheus's X-Prometheus-Scrape-Timeout-Seconds (when
+        it is a positive number) and --web.scrape-timeout, less --web.timeout-offset so that the answer
+        still reaches Prometheus in time (blackbox_exporter does the same). When the offset would eat
+        the whole timeout, half the timeout is used instead."""
+        timeout = self.limits.scrape_timeout
+        if header:
+            try:
+                asked = float(header)
+            except ValueError:
+                asked = 0.0
+            if math.isfinite(asked) and asked > 0:
+                timeout = min(timeout, asked)
+        offset = self.limits.timeout_offset
+        return timeout - offset if timeout > offset else timeout / 2
+
+    def registry(self, report: Report) -> CollectorRegistry:
         registry = CollectorRegistry(auto_describe=False)
-        registry.register(ReportCollector(self.evaluation.get))
+        registry.register(ReportCollector(lambda: report))
         return registry
 
     def listen(self, address: str) -> ExporterServer:
@@ -163,16 +424,21 @@ class Exporter:
         self.servers.append(server)
         return server
 
-    def serve_forever(self) -> None:
-        threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
-        for thread in threads:
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """``poll_interval``: how soon ``shutdown`` is noticed."""
+        self.connections.start()
+        self._serving = [threading.Thread(target=s.serve_forever, args=(poll_interval,), daemon=True)
+                         for s in self.servers]
+        for thread in self._serving:
             thread.start()
-        for thread in threads:
+        for thread in self._serving:
             thread.join()
 
     def shutdown(self) -> None:
+        self.connections.stop()
         for server in self.servers:
-            server.shutdown()
+            if self._serving:  # BaseServer.shutdown waits forever for a loop that never ran
+                server.shutdown()
             server.server_close()
 
 
@@ -206,6 +472,49 @@ class Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     protocol_version = "HTTP/1.1"
     server_version = f"secure-endpoint-exporter/{__version__}"
+
+    def __init__(self, request: Any, client_address: Any, server: ExporterServer, slot: _Connection) -> None:
+        self.slot = slot  # the socket timeout (--web.read-timeout) is set in _serve_connection
+        super().__init__(request, client_address, server)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.app.connections.waiting(self.slot)  # the keep-alive wait for the next request starts
+
+    def parse_request(self) -> bool:
+        """Headers, then any body (read and dropped), all while the connection counts as waiting."""
+        if not super().parse_request():
+            return False
+        if self.command == "GET" and not self._drop_body():
+            return False
+        self.server.app.connections.busy(self.slot)
+        return True
+
+    def _drop_body(self) -> bool:
+        """A GET needs no body; one that comes anyway is read (it must not pass for the next request)
+        within the connection's read deadline, or refused when it is large or has no length."""
+        if "Transfer-Encoding" in self.headers:
+            self.send_error(411, "A request body needs a Content-Length")
+            return False
+        text = self.headers.get("Content-Length")
+        if text is None:
+            return True
+        try:
+            length = int(text)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self.send_error(400, "Bad Content-Length")
+            return False
+        if length > MAX_BODY:
+            self.send_error(413, "Request body too large")
+            return False
+        if length and len(self.rfile.read(length)) < length:
+            self.close_connection = True
+            return False
+        return True
 
     def do_GET(self) -> None:
         app = self.server.app
@@ -246,9 +555,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _metrics(self, app: Exporter) -> None:
         started = time.perf_counter()
+        budget = app.scrape_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         try:
-            body = encoder(app.registry())
+            report = app.evaluation.get(time.monotonic() + budget)
+            body = encoder(app.registry(report))
+        except EvaluationUnavailable as error:
+            log.warning("scrape from %s answered 503: %s", self.client_address[0], error)
+            self._send(503, f"{error}\n".encode(), "text/plain; charset=utf-8")
+            return
         except Exception as error:  # the evaluation itself broke: say so, keep serving
             log.error("scrape failed: %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
             self._send(500, f"scrape failed: {error}\n".encode(), "text/plain; charset=utf-8")

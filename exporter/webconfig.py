@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import ssl
+import stat
 import threading
 from typing import Any, NamedTuple
 
@@ -29,6 +31,15 @@ TLS_KEYS = {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_
 UNSUPPORTED_TLS_KEYS = {"cipher_suites", "curve_preferences", "prefer_server_cipher_suites", "client_allowed_sans",
                         "cert", "key", "client_ca"}
 TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users"}
+# How strongly client certificates are checked: 2 required and verified, 1 verified when given, 0 not verified.
+CLIENT_VERIFICATION = {"VerifyClientCertIfGiven": 1, "RequireAndVerifyClientCert": 2}
+MAX_FILE_SIZE = 1 << 20
+# The modular-crypt form of bcrypt: version, two-digit cost, then 22 characters of salt and 31 of hash.
+BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
+# Each step doubles the work; at 17 one check already takes several seconds (more than a scrape's time),
+# and at 31 about a day, during which the request holds its thread.
+MAX_COST = 16
+BCRYPT_MAX_PASSWORD = 72  # bcrypt reads no further; recent versions raise ValueError, older ones cut silently
 
 
 class WebConfigError(ValueError):
@@ -39,12 +50,12 @@ class WebConfig(NamedTuple):
     tls: ssl.SSLContext | None
     users: dict[str, bytes]  # user -> bcrypt hash
     headers: dict[str, str]
+    client_auth: str = "NoClientCert"
 
 
 def load(path: str) -> WebConfig:
     try:
-        with open(path, "rb") as handle:
-            raw = yaml.safe_load(handle.read(1 << 20))
+        raw = yaml.safe_load(_read(path))
     except OSError as error:
         raise WebConfigError(f"cannot read {path}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
@@ -55,8 +66,58 @@ def load(path: str) -> WebConfig:
         raise WebConfigError(f"{path} must hold a mapping")
     _only(raw, TOP_KEYS, path)
     base = os.path.dirname(os.path.abspath(path))
-    tls = _tls(raw.get("tls_server_config"), base, path)
-    return WebConfig(tls, _users(raw.get("basic_auth_users"), path), _headers(raw.get("http_server_config"), path))
+    tls, client_auth = _tls(raw.get("tls_server_config"), base, path)
+    return WebConfig(tls, _users(raw.get("basic_auth_users"), path), _headers(raw.get("http_server_config"), path),
+                     client_auth)
+
+
+def _read(path: str) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_FILE_SIZE.
+
+    O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and a read from it
+    for data, hanging the start or the request that triggered a reload.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise WebConfigError(f"{path} is not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_FILE_SIZE:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        raise WebConfigError(f"{path} is larger than {MAX_FILE_SIZE // 1024} KiB")
+    finally:
+        os.close(fd)
+
+
+def _regular(file: str, what: str, path: str) -> str:
+    """``file`` if it is a regular file: OpenSSL would wait forever on a FIFO."""
+    try:
+        mode = os.stat(file).st_mode
+    except OSError as error:
+        raise WebConfigError(f"{path}: cannot load {what}: {file}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        raise WebConfigError(f"{path}: cannot load {what}: {file} is not a regular file")
+    return file
+
+
+def weakens(old: WebConfig, new: WebConfig) -> str | None:
+    """Why ``new`` protects less than ``old``, or None. Changing passwords, users or certificates is fine."""
+    if (old.tls is None) != (new.tls is None):
+        return "it turns TLS " + ("off" if new.tls is None else "on")
+    if old.users and not new.users:
+        return "it turns basic auth off"
+    before, after = CLIENT_VERIFICATION.get(old.client_auth, 0), CLIENT_VERIFICATION.get(new.client_auth, 0)
+    if after < before:
+        return (f"it weakens the verification of client certificates (client_auth_type {old.client_auth} "
+                f"-> {new.client_auth})")
+    return None
 
 
 def _only(section: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -65,9 +126,9 @@ def _only(section: dict[str, Any], allowed: set[str], where: str) -> None:
             raise WebConfigError(f"{where}: unknown setting {key!r}")
 
 
-def _tls(section: Any, base: str, path: str) -> ssl.SSLContext | None:
+def _tls(section: Any, base: str, path: str) -> tuple[ssl.SSLContext | None, str]:
     if section is None:
-        return None
+        return None, "NoClientCert"
     if not isinstance(section, dict):
         raise WebConfigError(f"{path}: tls_server_config must be a mapping")
     for key in section:
@@ -80,7 +141,8 @@ def _tls(section: Any, base: str, path: str) -> ssl.SSLContext | None:
     context.minimum_version = _version(section.get("min_version", "TLS12"), path)
     if "max_version" in section:
         context.maximum_version = _version(section["max_version"], path)
-    cert, key = (os.path.join(base, str(section[k])) for k in ("cert_file", "key_file"))
+    cert, key = (_regular(os.path.join(base, str(section[k])), "cert_file/key_file", path)
+                 for k in ("cert_file", "key_file"))
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as error:
@@ -91,12 +153,13 @@ def _tls(section: Any, base: str, path: str) -> ssl.SSLContext | None:
     context.verify_mode = CLIENT_AUTH[auth]
     if section.get("client_ca_file"):
         try:
-            context.load_verify_locations(os.path.join(base, str(section["client_ca_file"])))
+            context.load_verify_locations(
+                _regular(os.path.join(base, str(section["client_ca_file"])), "client_ca_file", path))
         except (OSError, ssl.SSLError) as error:
             raise WebConfigError(f"{path}: cannot load client_ca_file: {error}") from None
     elif auth in ("VerifyClientCertIfGiven", "RequireAndVerifyClientCert"):
         raise WebConfigError(f"{path}: client_auth_type {auth} needs client_ca_file")
-    return context
+    return context, str(auth)
 
 
 def _version(name: Any, path: str) -> ssl.TLSVersion:
@@ -112,11 +175,28 @@ def _users(section: Any, path: str) -> dict[str, bytes]:
         raise WebConfigError(f"{path}: basic_auth_users must map user names to bcrypt hashes")
     users = {}
     for user, hashed in section.items():
-        text = str(hashed)
-        if not text.startswith(("$2a$", "$2b$", "$2y$")):
-            raise WebConfigError(f"{path}: the password of {user!r} is not a bcrypt hash")
-        users[str(user)] = text.encode()
+        users[str(user)] = _bcrypt_hash(str(user), hashed, path)
     return users
+
+
+def _bcrypt_hash(user: str, hashed: Any, path: str) -> bytes:
+    """A hash refused here would fail every login of ``user`` later, or make bcrypt raise mid-request.
+
+    The trial check runs on the same hash with the cost set to 04: bcrypt accepts or refuses a hash
+    by its form, and the cost is already checked, so this proves the form without paying the cost.
+    """
+    if not isinstance(hashed, str) or not BCRYPT_HASH.fullmatch(hashed):
+        raise WebConfigError(f"{path}: the password of {user!r} is not a bcrypt hash "
+                             "($2a$, $2b$ or $2y$, a two-digit cost, then 53 characters of [./A-Za-z0-9])")
+    cost = int(hashed[4:6])
+    if cost > MAX_COST:
+        raise WebConfigError(f"{path}: the bcrypt cost of {user!r} is {cost}; above {MAX_COST} one login takes "
+                             "longer than a scrape may")
+    try:
+        bcrypt.checkpw(b"", (hashed[:4] + "04" + hashed[6:]).encode())
+    except ValueError as error:
+        raise WebConfigError(f"{path}: bcrypt refuses the password hash of {user!r}: {error}") from None
+    return hashed.encode()
 
 
 def _headers(section: Any, path: str) -> dict[str, str]:
@@ -135,24 +215,46 @@ def _headers(section: Any, path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in headers.items()}
 
 
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # bcrypt 5 and later: a password over 72 bytes; older ones: a NUL byte
+        return False
+
+
+def _cost(hashed: bytes) -> int:
+    return int(hashed[4:6])
+
+
 class Authenticator:
-    """Checks basic-auth credentials; a verified pair is remembered so bcrypt runs once per user and password."""
+    """Checks basic-auth credentials; a verified pair is remembered so bcrypt runs once per user and password.
+
+    An unknown user costs one bcrypt check against the costliest configured hash (its result ignored),
+    as much as a wrong password for a known user, so the time of an answer does not tell which user
+    names exist (when all hashes have one cost, as they usually do). Passwords bcrypt cannot take
+    whole (over 72 bytes, or with a NUL byte, where some versions stop reading) are refused outright,
+    the same on every bcrypt version.
+    """
 
     def __init__(self, users: dict[str, bytes]) -> None:
         self.users = users
+        self._decoy = max(users.values(), key=_cost) if users else None
         self._verified: set[bytes] = set()
         self._lock = threading.Lock()
 
     def check(self, user: str, password: str) -> bool:
+        secret = password.encode()
+        usable = len(secret) <= BCRYPT_MAX_PASSWORD and b"\0" not in secret
         hashed = self.users.get(user)
-        if hashed is None:
-            bcrypt.checkpw(b"x", b"$2b$10$" + b"." * 53)  # the same work as for a real user
+        if hashed is None or not usable:
+            if self._decoy is not None:
+                _checkpw(secret if usable else b"x", self._decoy)  # the same work as for a real user
             return False
-        token = hashlib.sha256(user.encode() + b"\0" + password.encode() + b"\0" + hashed).digest()
+        token = hashlib.sha256(user.encode() + b"\0" + secret + b"\0" + hashed).digest()
         with self._lock:
             if any(hmac.compare_digest(token, seen) for seen in self._verified):
                 return True
-        if not bcrypt.checkpw(password.encode(), hashed):
+        if not _checkpw(secret, hashed):
             return False
         with self._lock:
             self._verified.add(token)

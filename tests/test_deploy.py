@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from exporter.main import build_parser
+from exporter.server import FD_RESERVE
 from tests.commands import run
 from tests.daemons import free_port, stop
 from tests.hosttree import LinuxTree
@@ -46,6 +47,14 @@ def test_unit_hardening(name: str) -> None:
     assert service["AmbientCapabilities"] == service["CapabilityBoundingSet"]
 
 
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_open_file_limit(name: str) -> None:
+    """Room for every connection the exporter may hold, beside the descriptors the evaluation needs."""
+    limit = unit(name)["Service"]["LimitNOFILE"]
+    assert limit.isdigit(), limit
+    assert int(limit) >= build_parser().parse_args([]).max_connections + FD_RESERVE
+
+
 def test_timer_runs_the_textfile_service() -> None:
     timer = unit("secure-endpoint-exporter-textfile.timer")
     assert timer["Timer"]["OnUnitActiveSec"] == "1min"
@@ -59,6 +68,9 @@ def test_launchd_plist() -> None:
     assert plist["ProgramArguments"][0].endswith("/bin/secure-endpoint-exporter")
     build_parser().parse_args(plist["ProgramArguments"][1:])
     assert plist["KeepAlive"] is True
+    files = build_parser().parse_args([]).max_connections + FD_RESERVE
+    assert plist["SoftResourceLimits"]["NumberOfFiles"] >= files
+    assert plist["HardResourceLimits"]["NumberOfFiles"] >= plist["SoftResourceLimits"]["NumberOfFiles"]
 
 
 def test_textfile_through_a_real_node_exporter(healthy: LinuxTree, tmp_path: Path) -> None:
