@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -24,7 +23,7 @@ from checks import __version__, catalog
 from checks.evaluate import evaluate
 from checks.host import Host, adopt_orphans
 from checks.messages import msg
-from checks.options import add_evaluation_arguments, settings_from
+from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
 from checks.report import FaultResult, State
 from checks.state import default_path, open_state
 
@@ -290,8 +289,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Severity
     args = build_parser().parse_args(argv)
     if args.timeout < 0:
         raise UsageError("--timeout must not be negative")
-    if not os.path.isdir(args.rootfs):
-        raise UsageError(f"--path.rootfs {args.rootfs} is not a directory")
+    problem = rootfs_problem(args.rootfs)
+    if problem:
+        raise UsageError(problem)
     policy = SeverityPolicy(
         critical=frozenset().union(*args.critical),
         warning=frozenset().union(*args.warning),

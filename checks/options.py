@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 
 from checks.collect import COLLECTORS, Settings
 from checks.evidence.kernel import DEFAULT_NETWORK_MODULES
 
 DEFAULTS = Settings()
+
+
+def rootfs_problem(path: str) -> str | None:
+    """Why ``--path.rootfs`` cannot be used; a permission error is said as such, not as "not a directory"."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = 0
+    except OSError as error:
+        return f"--path.rootfs {path} cannot be used: {error.strerror or error}"
+    return None if stat.S_ISDIR(mode) else f"--path.rootfs {path} is not a directory"
 
 
 def positive_float(text: str) -> float:

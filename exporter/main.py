@@ -17,7 +17,7 @@ from checks import __version__
 from checks.collect import COLLECTORS, Settings
 from checks.evaluate import evaluate
 from checks.host import Host, adopt_orphans
-from checks.options import add_evaluation_arguments, settings_from
+from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
 from checks.report import Report
 from checks.state import StateStore, open_state
 from exporter.collector import ReportCollector
@@ -180,8 +180,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=LOG_LEVELS[args.log_level], stream=sys.stderr,
                         format="ts=%(asctime)s level=%(levelname)s msg=%(message)s")
-    if not os.path.isdir(args.rootfs):
-        parser.error(f"--path.rootfs {args.rootfs} is not a directory")
+    problem = rootfs_problem(args.rootfs)
+    if problem:
+        parser.error(problem)
     if not args.telemetry_path.startswith("/") or args.telemetry_path == "/":
         parser.error("--web.telemetry-path must start with / and not be / itself")
     disabled = frozenset(name for name in COLLECTORS if not getattr(args, f"collector_{name}"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,17 @@ def healthy(tmp_path: Path) -> LinuxTree:
 
 
 Evaluate = Callable[..., Report]
+
+
+@pytest.fixture
+def shared() -> Iterator[Path]:
+    """A folder in /tmp the nobody user may enter (pytest's own is root-only), removed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="se-shared-", dir="/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
 
 
 @pytest.fixture

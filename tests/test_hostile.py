@@ -14,15 +14,14 @@ import shutil
 import sqlite3
 import stat
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import psutil
 import pytest
 
+from tests import bplist
 from tests.commands import script
 from tests.hosttree import LinuxTree
 from tests.mactree import NETWORK, SECURITY, SERVICE, TCC, MacTree, extension
@@ -236,47 +235,28 @@ def test_fifos_on_a_mac(mac: MacTree, rel: str, collector: str, fault: str | Non
 
 
 # -- 2. plist bombs -------------------------------------------------------------------------------
-def _bplist(objects: list[bytes]) -> bytes:
-    """A binary plist from encoded objects (one-byte references), object 0 at the top."""
-    out = bytearray(b"bplist00")
-    offsets = []
-    for item in objects:
-        offsets.append(len(out))
-        out += item
-    table = len(out)
-    for offset in offsets:
-        out += offset.to_bytes(2, "big")
-    out += bytes(6) + bytes([2, 1]) + len(objects).to_bytes(8, "big") + bytes(8) + table.to_bytes(8, "big")
-    return bytes(out)
-
-
-def _ascii(text: str) -> bytes:
-    return bytes([0x50 | len(text)]) + text.encode()
-
-
 def self_list() -> bytes:
     """{"k": L} where L is a list that holds itself."""
-    return _bplist([bytes([0xD1, 1, 2]), _ascii("k"), bytes([0xA1, 2])])
+    return bplist.build([bplist.dictionary([1], [2]), bplist.ascii_string("k"), bplist.array([2])])
 
 
 def self_dict() -> bytes:
     """A dictionary that is its own value."""
-    return _bplist([bytes([0xD1, 1, 0]), _ascii("k")])
+    return bplist.build([bplist.dictionary([1], [0]), bplist.ascii_string("k")])
 
 
 def mutual() -> bytes:
     """Two lists that hold each other."""
-    return _bplist([bytes([0xD1, 1, 2]), _ascii("k"), bytes([0xA1, 3]), bytes([0xA1, 2])])
+    return bplist.build([bplist.dictionary([1], [2]), bplist.ascii_string("k"), bplist.array([3]),
+                         bplist.array([2])])
 
 
 def dag(levels: int = 40) -> bytes:
     """Each level lists the next twice: 2**levels leaves when expanded, a few hundred bytes on disk."""
-    objects = [bytes([0xD1, 1, 2]), _ascii("k")]
-    for level in range(levels):
-        following = 2 + level + 1
-        objects.append(bytes([0xA2, following, following]))
-    objects.append(_ascii("x"))
-    return _bplist(objects)
+    objects = [bplist.dictionary([1], [2]), bplist.ascii_string("k")]
+    objects += [bplist.array([3 + level] * 2) for level in range(levels)]
+    objects.append(bplist.ascii_string("x"))
+    return bplist.build(objects)
 
 
 BOMBS = {"self_list": self_list, "self_dict": self_dict, "mutual": mutual, "dag": dag}
@@ -378,20 +358,9 @@ def test_orbital_behind_an_unreadable_folder_is_unknown(mac: MacTree) -> None:
     assert "Permission denied" in outcome.result("17")["reason"]
 
 
-@pytest.fixture
-def open_tree() -> Iterator[Path]:
-    """A tree other users can reach (pytest's own temporary folders are private to root)."""
-    base = Path(tempfile.mkdtemp(prefix="hostile-"))
-    base.chmod(0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base)
-
-
-def test_as_an_unprivileged_user(open_tree: Path) -> None:
-    tree = LinuxTree(open_tree / "host").healthy()
-    for current, dirs, _files in os.walk(open_tree):
+def test_as_an_unprivileged_user(shared: Path) -> None:
+    tree = LinuxTree(shared / "host").healthy()
+    for current, dirs, _files in os.walk(shared):
         for name in dirs:
             os.chmod(os.path.join(current, name), 0o755)
     (tree.root / f"lib/modules/{tree.release}").chmod(0o700)
@@ -564,3 +533,10 @@ def test_file_names_that_are_not_utf8_or_hold_newlines(linux: LinuxTree) -> None
     assert all(line.startswith(("SECURE ENDPOINT", "WARNING", "CRITICAL", "UNKNOWN", "|")) or "=" in line
                for line in lines), lines
     assert "fut\\xfeure\\x0a.cvd" in checked.stdout
+
+
+def test_a_root_the_user_cannot_enter_is_said_as_such(linux: LinuxTree) -> None:
+    """pytest's folders are root's own: as nobody, the tree cannot be reached at all."""
+    outcome = plugin(linux.root, user="65534")
+    assert outcome.code == 3
+    assert "cannot be used: Permission denied" in outcome.stdout, outcome.stdout

@@ -21,10 +21,8 @@ import stat
 import subprocess
 import sys
 import sysconfig
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -171,17 +169,6 @@ def folder(tmp_path: Path) -> Path:
 def host(tmp_path_factory: pytest.TempPathFactory) -> LinuxTree:
     """One healthy host for the in-process tests that only read it."""
     return LinuxTree(tmp_path_factory.mktemp("host") / "root").healthy()
-
-
-@pytest.fixture
-def shared() -> Iterator[Path]:
-    """A folder in /tmp the nobody user may enter (pytest's own is root-only), removed afterwards."""
-    path = Path(tempfile.mkdtemp(prefix="se-state-", dir="/tmp"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def no_leftovers(where: Path) -> None:
