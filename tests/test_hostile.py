@@ -15,20 +15,20 @@ import sqlite3
 import stat
 import subprocess
 import time
+import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import psutil
 import pytest
 
-from tests import bplist
+from tests import bplist, unprivileged
 from tests.commands import script
 from tests.hosttree import LinuxTree
 from tests.mactree import NETWORK, SECURITY, SERVICE, TCC, MacTree, extension
 
 MEMORY_LIMIT = 512 << 20  # address space: a healthy run needs well under 300 MiB
 TIME_LIMIT = 10.0  # seconds for one run, including the interpreter's start
-LURKER_SECONDS = "3131"  # a sleep this long is one of ours: none may survive a run
 DAY_SECONDS = 86400.0
 
 
@@ -74,21 +74,27 @@ def _leftovers(root: Path) -> list[str]:
         cmdline = proc.info.get("cmdline") or []
         if proc.info.get("status") == psutil.STATUS_ZOMBIE:
             continue
-        if any(str(root) in part for part in cmdline) or cmdline[-1:] == [LURKER_SECONDS]:
+        if any(str(root) in part for part in cmdline) or cmdline[-1:] == [lurker_seconds(root)]:
             found.append(" ".join(cmdline))
     return found
 
 
-def _command(argv: list[str], root: Path, user: str | None = None, no_dac: bool = False) -> Outcome:
-    """Run under the memory limit (and, if asked, without the right to override file permissions)."""
+def lurker_seconds(root: Path) -> str:
+    """How long the lurkers of this tree sleep: a number no other test's lurkers use."""
+    return str(3_000_000 + zlib.crc32(str(root).encode()) % 1_000_000)
+
+
+def _command(name: str, args: list[str], root: Path, nobody: bool = False, no_dac: bool = False) -> Outcome:
+    """Run under the memory limit; as nobody, or as root without the right to override file permissions."""
     before = _snapshot(root)
-    prefix = ["prlimit", f"--as={MEMORY_LIMIT}", "--"]
+    argv = ["prlimit", f"--as={MEMORY_LIMIT}", "--"]
     if no_dac:
-        prefix += ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all", "--"]
-    if user:
-        prefix += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--inh-caps", "-all", "--"]
+        argv += ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all", "--",
+                 script(name)]
+    else:
+        argv += unprivileged.command(name) if nobody else [script(name)]
     started = time.monotonic()
-    done = subprocess.run(prefix + argv, capture_output=True, timeout=60, check=False)
+    done = subprocess.run(argv + args, capture_output=True, timeout=60, check=False)
     elapsed = time.monotonic() - started
     assert _snapshot(root) == before, "the run changed the tree"
     assert not _leftovers(root), _leftovers(root)
@@ -100,15 +106,14 @@ def _command(argv: list[str], root: Path, user: str | None = None, no_dac: bool 
 
 def once(root: Path, *extra: str, **how: Any) -> Outcome:
     """The exporter's one-shot JSON: every fault's exact state and every collector's outcome."""
-    argv = [script("secure-endpoint-exporter"), "--once", "--format", "json", "--path.rootfs", str(root), *extra]
-    outcome = _command(argv, root, **how)
+    args = ["--once", "--format", "json", "--path.rootfs", str(root), *extra]
+    outcome = _command("secure-endpoint-exporter", args, root, **how)
     assert outcome.code == 0, outcome.stderr
     return outcome
 
 
 def plugin(root: Path, *extra: str, **how: Any) -> Outcome:
-    argv = [script("check_secure_endpoint"), "--path.rootfs", str(root), "--state-file", "", *extra]
-    return _command(argv, root, **how)
+    return _command("check_secure_endpoint", ["--path.rootfs", str(root), "--state-file", "", *extra], root, **how)
 
 
 def _fifo(path: Path) -> None:
@@ -365,7 +370,7 @@ def test_as_an_unprivileged_user(shared: Path) -> None:
             os.chmod(os.path.join(current, name), 0o755)
     (tree.root / f"lib/modules/{tree.release}").chmod(0o700)
     (tree.root / tree.POLICY).chmod(0o600)
-    outcome = once(tree.root, user="65534")
+    outcome = once(tree.root, nobody=True)
     assert outcome.state("11") == "unknown" and outcome.state("8") == "unknown"
     assert "permission denied" in outcome.result("8")["reason"]
     assert outcome.state("7") == "clear"  # what nobody may read is still judged
@@ -482,7 +487,6 @@ def test_an_unreadable_wal_is_unknown_not_a_missing_grant(mac: MacTree) -> None:
 
 
 # -- 8. ampcli's descendants and its output ----------------------------------------------------------
-LURKER = f"#!/bin/sh\nsleep {LURKER_SECONDS}\n"
 ESCAPES = {
     "setsid_then_answer": 'setsid "$(dirname "$0")/lurker" >/dev/null 2>&1 </dev/null &\n',
     "setsid_then_hang": 'setsid "$(dirname "$0")/lurker" >/dev/null 2>&1 </dev/null &\nsleep 60\n',
@@ -493,7 +497,7 @@ ESCAPES = {
 
 @pytest.mark.parametrize("escape", sorted(ESCAPES))
 def test_ampclis_escaped_children_are_reaped(linux: LinuxTree, escape: str) -> None:
-    linux.write("opt/cisco/amp/bin/lurker", LURKER, mode=0o755)
+    linux.write("opt/cisco/amp/bin/lurker", f"#!/bin/sh\nsleep {lurker_seconds(linux.root)}\n", mode=0o755)
     script_text = (linux.root / linux.AMPCLI).read_text()
     linux.write(linux.AMPCLI, script_text.replace("#!/bin/sh\n", "#!/bin/sh\n" + ESCAPES[escape]), mode=0o755)
     outcome = plugin(linux.root, "-t", "4", "--ampcli-timeout", "2")
@@ -537,6 +541,6 @@ def test_file_names_that_are_not_utf8_or_hold_newlines(linux: LinuxTree) -> None
 
 def test_a_root_the_user_cannot_enter_is_said_as_such(linux: LinuxTree) -> None:
     """pytest's folders are root's own: as nobody, the tree cannot be reached at all."""
-    outcome = plugin(linux.root, user="65534")
+    outcome = plugin(linux.root, nobody=True)
     assert outcome.code == 3
     assert "cannot be used: Permission denied" in outcome.stdout, outcome.stdout

@@ -8,7 +8,6 @@ refusals run the plugin end to end, as Nagios does; the many content variants ru
 from __future__ import annotations
 
 import fcntl
-import functools
 import hashlib
 import json
 import logging
@@ -19,8 +18,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import sys
-import sysconfig
 import threading
 import time
 from pathlib import Path
@@ -36,6 +33,7 @@ from checks.evaluate import evaluate
 from checks.host import Host
 from checks.report import Report, State
 from checks.state import StateFile, open_state, sanitize
+from tests import unprivileged
 from tests.commands import run, script
 from tests.conftest import result, texts
 from tests.hosttree import LinuxTree, cvd_bytes
@@ -77,28 +75,10 @@ def setpriv() -> str:
     return found
 
 
-AS_NOBODY = ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]
-
-
-@functools.lru_cache(maxsize=1)
-def nobody_python() -> list[str]:
-    """A way for ``nobody`` to run this plugin's code: the venv's interpreter, or (when it lives where
-    nobody may not go, like /root/.pyenv) the system's one of the same version with the venv's packages."""
-    site_dir = sysconfig.get_paths()["purelib"]
-    boot = (f"import site, sys; site.addsitedir({site_dir!r}); sys.path.insert(0, {str(REPO)!r}); "
-            "from checks.nagios import main; main()")
-    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    for python in (sys.executable, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
-        probe = subprocess.run([setpriv(), *AS_NOBODY, python, "-c", boot, "--version"], capture_output=True,
-                               text=True, timeout=30, check=False)
-        if probe.returncode == 0 and probe.stdout.startswith("check_secure_endpoint "):
-            return [python, "-c", boot]
-    raise AssertionError(f"no Python {version} the nobody user can run with this project's packages")
-
-
 def plugin_as_nobody(tree: LinuxTree, *args: str, env: dict[str, str] | None = None) -> Ran:
     environment = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})}
-    return _run([setpriv(), *AS_NOBODY, *nobody_python(), "--path.rootfs", str(tree.root), *args], env=environment)
+    return _run([*unprivileged.command("check_secure_endpoint"), "--path.rootfs", str(tree.root), *args],
+                env=environment)
 
 
 def refusal(lines: list[str], path: str | Path, reason: str) -> None:
