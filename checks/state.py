@@ -211,9 +211,13 @@ def _make_private_dir(folder: str) -> None:
         raise Refused("no home folder to keep it in")
     missing: list[str] = []
     current = folder
-    while not os.path.isdir(current) and os.path.dirname(current) != current:
-        missing.append(current)
-        current = os.path.dirname(current)
+    while os.path.dirname(current) != current:
+        try:
+            os.stat(current)  # "permission denied" raises: the caller says so, it is not "missing"
+            break
+        except FileNotFoundError:
+            missing.append(current)
+            current = os.path.dirname(current)
     for path in reversed(missing):
         try:
             os.mkdir(path, 0o700)
