@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
+ACCOUNT_BLOCK = 1 << 20
+MAX_ACCOUNT_FILE = 1 << 30  # passwd and group are searched as a stream (see _names_an_account)
 MAX_SYMLINKS = 40
 MAX_LATE_READS = 64  # reads of output already waiting when a program's time is up (64 KiB each)
 
@@ -49,6 +51,7 @@ class DeadlineExceeded(HostError):
 OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
 # O_PATH walks directories that may be entered but not listed (mode 0711), as path lookup does.
 DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
+LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NONBLOCK  # a folder to list and read below
 MAX_ENTRIES = 100_000  # entries of one directory; /proc on a busy host has a few thousand
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
@@ -201,36 +204,30 @@ class Host:
     def open_regular(self, rel: str) -> Iterator[BinaryIO]:
         """A regular file, opened for reading without blocking; anything else raises ``HostError``."""
         with self._located(rel) as (parent, name):
-            try:
-                before = os.stat(name, dir_fd=parent, follow_symlinks=parent is None)
-                _require_regular(before, self.display(rel))
-                fd = os.open(name, OPEN_FLAGS | (os.O_NOFOLLOW if parent is not None else 0), dir_fd=parent)
-            except HostError:
-                raise
-            except OSError as error:
-                raise _rename(error, self.display(rel)) from None
-        try:
-            after = os.fstat(fd)
-            _require_regular(after, self.display(rel))
-            if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
-                raise HostError(f"{self.display(rel)} was replaced while being opened")
-            handle = os.fdopen(fd, "rb")
-        except BaseException:
-            os.close(fd)
-            raise
+            fd = _open_regular(parent, name, lambda: self.display(rel))
+        handle = os.fdopen(fd, "rb")
         with handle:
             yield handle
 
     def read_bytes(self, rel: str, limit: int = MAX_READ) -> bytes:
-        with self.open_regular(rel) as handle:
-            data = handle.read(limit + 1)
+        data = self._read(rel, limit + 1)
         if len(data) > limit:
             raise HostError(f"{self.display(rel)} is larger than {limit} bytes")
         return data
 
     def read_head(self, rel: str, size: int) -> bytes:
-        with self.open_regular(rel) as handle:
-            return handle.read(size)
+        return self._read(rel, size)
+
+    def _read(self, rel: str, size: int) -> bytes:
+        """At most ``size`` bytes of a regular file."""
+        with self._located(rel) as (parent, name):
+            fd = _open_regular(parent, name, lambda: self.display(rel))
+        try:
+            return _read_all(fd, size)
+        except OSError as error:
+            raise _rename(error, self.display(rel)) from None
+        finally:
+            os.close(fd)
 
     def read_text(self, rel: str, limit: int = MAX_READ) -> str:
         return self.read_bytes(rel, limit).decode("utf-8", errors="replace")
@@ -242,24 +239,23 @@ class Host:
         except FileNotFoundError:
             return None
 
-    def listdir(self, rel: str, limit: int = MAX_ENTRIES) -> list[str]:
-        """The names in a directory, sorted; more than ``limit`` is an error, not a truncated list."""
+    @contextlib.contextmanager
+    def folder(self, rel: str) -> Iterator[Folder]:
+        """The directory ``rel`` held open, for many reads below it (see ``Folder``)."""
         with self._located(rel) as (parent, name):
             try:
-                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NONBLOCK
-                             | (os.O_NOFOLLOW if parent is not None else 0), dir_fd=parent)
+                fd = os.open(name, LIST_FLAGS | (os.O_NOFOLLOW if parent is not None else 0), dir_fd=parent)
             except OSError as error:
                 raise _rename(error, self.display(rel)) from None
         try:
-            names = []
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    names.append(entry.name)
-                    if len(names) > limit:
-                        raise HostError(f"{self.display(rel)} holds more than {limit} entries")
+            yield Folder(self, fd, rel)
         finally:
             os.close(fd)
-        return sorted(names)
+
+    def listdir(self, rel: str, limit: int = MAX_ENTRIES) -> list[str]:
+        """The names in a directory, sorted; more than ``limit`` is an error, not a truncated list."""
+        with self.folder(rel) as folder:
+            return sorted(entry.name for entry in folder.entries(limit))
 
     def readlink(self, rel: str) -> str:
         """The link's own target, unresolved (for /proc/<pid>/fd entries)."""
@@ -268,28 +264,6 @@ class Host:
                 return os.readlink(name, dir_fd=parent)
             except OSError as error:
                 raise _rename(error, self.display(rel)) from None
-
-    def walk(self, rel: str, max_depth: int, limit: int = MAX_ENTRIES) -> Iterator[tuple[str, list[str], list[str]]]:
-        """os.walk below ``rel`` as root-relative paths, at most ``max_depth`` levels down.
-
-        Symlinked directories are not followed: a walk stays in the tree. More
-        than ``limit`` entries in all is an error.
-        """
-        base = self.path(rel)
-        top = rel.strip("/")
-        seen = 0
-        for current, dirs, files in os.walk(base, onerror=_raise):
-            self._tick()
-            seen += len(dirs) + len(files)
-            if seen > limit:
-                raise HostError(f"{self.display(rel)} holds more than {limit} entries")
-            sub = os.path.relpath(current, base)
-            depth = 0 if sub == "." else sub.count(os.sep) + 1
-            if depth >= max_depth:
-                dirs[:] = []
-            dirs.sort()
-            rel_current = top if sub == "." else f"{top}/{sub}"
-            yield rel_current, dirs, sorted(files)
 
     # -- users and groups --------------------------------------------------
     def user_exists(self, name: str) -> bool:
@@ -301,16 +275,34 @@ class Host:
     def _account_exists(self, name: str, lookup: Callable[[str], object], rel: str) -> bool:
         """NSS on the live root (LDAP, sssd, ... included); the tree's own file under another root."""
         if not self.live:
-            return name in self._colon_file_names(rel)
+            return self._names_an_account(rel, name)
         try:
             lookup(name)
         except KeyError:
             return False
         return True
 
-    def _colon_file_names(self, rel: str) -> set[str]:
-        text = self.read_text(rel)
-        return {line.split(":", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+    def _names_an_account(self, rel: str, name: str) -> bool:
+        """Whether a line of ``rel`` (passwd, group) starts with ``name:``.
+
+        The file is searched a block at a time, not read whole: a directory-sized passwd of
+        millions of lines costs time (bounded by the deadline), never memory, and is never too big.
+        """
+        needle = b"\n" + name.encode() + b":"
+        tail = b"\n"  # the file's start is a line's start
+        read = 0
+        with self.open_regular(rel) as handle:
+            while True:
+                self._tick()
+                block = handle.read(ACCOUNT_BLOCK)
+                if not block:
+                    return False
+                if needle in tail + block:
+                    return True
+                tail = block[-len(needle):]
+                read += len(block)
+                if read > MAX_ACCOUNT_FILE:
+                    raise HostError(f"{self.display(rel)} is larger than {MAX_ACCOUNT_FILE >> 30} GiB")
 
     # -- programs ----------------------------------------------------------
     def run(self, rel: str, args: list[str], timeout: float, max_output: int = MAX_READ) -> CommandResult:
@@ -338,6 +330,122 @@ class Host:
         return Running(proc, self.display(rel), self.deadline)
 
 
+class Folder:
+    """A directory of the host held open: many reads below it without walking from the root for each.
+
+    The names below it are looked up one component at a time with ``O_NOFOLLOW``, so a symlink
+    there is refused ("not a directory", "too many levels of symbolic links"), never followed:
+    reading through an open folder is as safe as a walk from the root. ``/proc`` is read this way,
+    a few files for each of thousands of processes.
+
+    The live root's ``/proc`` is the kernel's own (docs/security.md: out of scope), so it holds no
+    symlinked process folder and no special file where a file belongs: there a read is one open
+    of the whole path, without the checks (four system calls instead of eight).
+    """
+
+    def __init__(self, host: Host, fd: int, rel: str) -> None:
+        self.host = host
+        self.fd = fd
+        self.rel = rel.strip("/")
+        self.kernel = host.live and self.rel == "proc"
+
+    def display(self, *names: str) -> str:
+        return self.host.display("/".join([self.rel, *names]))
+
+    def status(self) -> os.stat_result:
+        return os.fstat(self.fd)
+
+    def entries(self, limit: int = MAX_ENTRIES) -> list[os.DirEntry[str]]:
+        """The folder's entries, unsorted; more than ``limit`` is an error, not a truncated list."""
+        return list(self.scan(limit))
+
+    def scan(self, limit: int = MAX_ENTRIES) -> Iterator[os.DirEntry[str]]:
+        """The folder's entries one by one (each knows its inode and, mostly, its type without a stat)."""
+        self.host._tick()
+        count = 0
+        try:
+            with os.scandir(self.fd) as listing:
+                for entry in listing:
+                    count += 1
+                    if count > limit:
+                        raise HostError(f"{self.display()} holds more than {limit} entries")
+                    yield entry
+        except OSError as error:
+            raise _rename(error, self.display()) from None
+
+    @contextlib.contextmanager
+    def child(self, name: str) -> Iterator[Folder]:
+        """A folder right below this one (a symlink there is refused)."""
+        self.host._tick()
+        try:
+            fd = os.open(name, LIST_FLAGS | os.O_NOFOLLOW, dir_fd=self.fd)
+        except OSError as error:
+            raise _rename(error, self.display(name)) from None
+        try:
+            yield Folder(self.host, fd, f"{self.rel}/{name}")
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _parent(self, names: tuple[str, ...]) -> Iterator[int]:
+        """The descriptor of the folder that holds ``names[-1]``, open for the block."""
+        self.host._tick()
+        fd, opened = self.fd, []
+        try:
+            for name in names[:-1]:
+                try:
+                    fd = os.open(name, DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                except OSError as error:
+                    raise _rename(error, self.display(*names)) from None
+                opened.append(fd)
+            yield fd
+        finally:
+            for each in opened:
+                os.close(each)
+
+    def read(self, *names: str, limit: int = MAX_READ) -> bytes:
+        """A regular file below the folder (``names`` are its path's components), at most ``limit`` bytes."""
+        if self.kernel:
+            self.host._tick()
+            try:
+                fd = os.open("/".join(names), OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=self.fd)
+            except OSError as error:
+                raise _rename(error, self.display(*names)) from None
+        else:
+            with self._parent(names) as parent:
+                fd = _open_regular(parent, names[-1], lambda: self.display(*names))
+        try:
+            data = _read_all(fd, limit + 1)
+        except OSError as error:
+            raise _rename(error, self.display(*names)) from None
+        finally:
+            os.close(fd)
+        if len(data) > limit:
+            raise HostError(f"{self.display(*names)} is larger than {limit} bytes")
+        return data
+
+    def readlink(self, *names: str) -> str:
+        """A link's own target, unresolved (``/proc/<pid>/fd`` entries)."""
+        with self._parent(names) as parent:
+            try:
+                return os.readlink(names[-1], dir_fd=parent)
+            except OSError as error:
+                raise _rename(error, self.display(*names)) from None
+
+    def listdir(self, *names: str, limit: int = MAX_ENTRIES) -> list[str]:
+        """The names in this folder, or in one below it, unsorted."""
+        if not names:
+            return [entry.name for entry in self.entries(limit)]
+        with self._parent(names) as parent:
+            try:
+                fd = os.open(names[-1], LIST_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+            except OSError as error:
+                raise _rename(error, self.display(*names)) from None
+        try:
+            return [entry.name for entry in Folder(self.host, fd, "/".join([self.rel, *names])).entries(limit)]
+        finally:
+            os.close(fd)
+
 class Running:
     """A started program: its output is read, bounded, until it exits or the deadline passes."""
 
@@ -346,6 +454,7 @@ class Running:
         self.shown = shown
         self.started = time.monotonic()
         self.deadline = deadline  # the evaluation's own, when it comes before the program's timeout
+        self.ended = False
 
     def result(self, timeout: float, max_output: int = MAX_READ) -> CommandResult:
         """Wait at most ``timeout`` seconds from the start; past that the program is killed and this raises."""
@@ -367,6 +476,10 @@ class Running:
         return CommandResult(proc.returncode, bytes(out[:max_output]), bytes(err[:4096]), len(out) > max_output)
 
     def kill(self) -> None:
+        """End the program, its group and any stray it left; only the first call does anything."""
+        if self.ended:
+            return
+        self.ended = True
         _kill_group(self.proc)
         with _children.lock:
             _children.started.discard(self.proc.pid)
@@ -488,6 +601,44 @@ def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> t
     return buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
 
 
+def _open_regular(parent: int | None, name: str, shown: Callable[[], str]) -> int:
+    """``name`` in the folder ``parent`` (a path when None), opened only if it is a regular file.
+
+    Its type is checked before the open (opening a device can have effects, a FIFO would block) and
+    again on the descriptor, which must be the same file: a swap in between is refused. ``shown``
+    names the file in an error (built only then: /proc is read thousands of times a run).
+    """
+    try:
+        before = os.stat(name, dir_fd=parent, follow_symlinks=parent is None)
+        _require_regular(before, shown)
+        fd = os.open(name, OPEN_FLAGS | (os.O_NOFOLLOW if parent is not None else 0), dir_fd=parent)
+    except HostError:
+        raise
+    except OSError as error:
+        raise _rename(error, shown()) from None
+    try:
+        after = os.fstat(fd)
+        _require_regular(after, shown)
+        if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+            raise HostError(f"{shown()} was replaced while being opened")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """At most ``size`` bytes, read with plain ``os.read``: most files read here are a few hundred
+    bytes, for which a buffered file object costs more than the read."""
+    chunks = []
+    while size > 0:
+        chunk = os.read(fd, min(size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
 def _parts(path: str) -> list[str]:
     return [part for part in path.split("/") if part not in ("", ".")]
 
@@ -499,14 +650,10 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.communicate(timeout=1)
 
 
-def _raise(error: OSError) -> None:
-    raise error
-
-
-def _require_regular(st: os.stat_result, shown: str) -> None:
+def _require_regular(st: os.stat_result, shown: Callable[[], str]) -> None:
     if not stat.S_ISREG(st.st_mode):
         kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-        raise HostError(f"{shown} is {kind}, not a regular file")
+        raise HostError(f"{shown()} is {kind}, not a regular file")
 
 
 def _rename(error: OSError, shown: str) -> OSError:

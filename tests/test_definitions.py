@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -87,6 +88,20 @@ def test_newest_build_time(tmp_path: Path) -> None:
     tree.definitions("broken.cvd", data=b"not a cvd")
     facts = definitions.probe(Host(str(tree.root)), Platform.LINUX)
     assert facts.newest_build_time(1_700_000_000) == 1_700_000_000
+
+
+def test_more_than_fifty_thousand_files_are_walked(tmp_path: Path) -> None:
+    """The cap is a sanity bound, far above what a connector's folders hold (the old 50,000 was not)."""
+    tree = LinuxTree(tmp_path / "host")
+    tree.definitions("main.cvd")
+    first = tree.write("opt/cisco/amp/var/cache/first", "")
+    for folder in range(51):
+        cache = first.parent / str(folder)
+        cache.mkdir()
+        for number in range(1000):
+            os.link(first, cache / str(number))  # hard links: the quickest way to make 51,000 entries
+    facts = definitions.probe(Host(str(tree.root)), Platform.LINUX)
+    assert [f.path for f in facts.files] == ["/opt/cisco/amp/var/clamav/main.cvd"]
 
 
 def test_a_huge_tree_fails_the_collector_instead_of_stalling(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from checks.host import CommandTimeout, Host, HostError
+from checks.walk import walk
 
 
 @pytest.fixture
@@ -46,7 +47,7 @@ def test_reads_are_bounded(root: Path) -> None:
 
 def test_walk_respects_depth(root: Path) -> None:
     (root / "a/b/c/d/e").mkdir(parents=True)
-    seen = [rel for rel, _dirs, _files in Host(str(root)).walk("a", max_depth=2)]
+    seen = [found.rel for found in walk(Host(str(root)), "a", max_depth=2)]
     assert seen == ["a", "a/b", "a/b/c"]
 
 

@@ -9,12 +9,13 @@ incremental updates, so only its header is checked.
 
 from __future__ import annotations
 
-import re
 from collections.abc import MutableMapping
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.host import Host, HostError
+from checks.evidence import ascii_number
+from checks.host import Host
+from checks.walk import WalkCache, walk
 
 HEADER_SIZE = 512
 ROOTS = {
@@ -22,7 +23,7 @@ ROOTS = {
     Platform.MACOS: ("opt/cisco/amp", "Library/Application Support/Cisco"),
 }
 MAX_DEPTH = 6
-MAX_ENTRIES = 50_000  # a walk this long means the tree is not what we expect: stop rather than stall a scrape
+MAX_ENTRIES = 1_000_000  # files and folders below one root; the walk's time is bounded by the deadline
 SUFFIXES = (".cvd", ".cld")
 DAY = 86400.0
 FUTURE_TOLERANCE = DAY  # clocks and time zones differ; more than a day ahead is impossible
@@ -95,7 +96,7 @@ def parse_header(raw: bytes) -> CvdHeader:
 
 
 def _build_time(time_text: str, stime: str) -> float | None:
-    if re.fullmatch(r"[0-9]{1,12}", stime.strip()):
+    if ascii_number(stime.strip(), 12):
         return float(stime.strip())
     from datetime import datetime  # rarely needed: most headers carry stime
 
@@ -105,22 +106,23 @@ def _build_time(time_text: str, stime: str) -> float | None:
         return None
 
 
-def probe(host: Host, platform: Platform, roots: tuple[str, ...] = ()) -> DefinitionsFacts:
+def probe(host: Host, platform: Platform, roots: tuple[str, ...] = (),
+          walks: dict[str, WalkCache] | None = None) -> DefinitionsFacts:
     """Every CVD/CLD below ``roots`` (default: the connector's folders; where the connector keeps
-    them is not public, so the folders are a setting)."""
+    them is not public, so the folders are a setting). ``walks`` keeps each root's folder listings
+    for the next probe (a long-running exporter), so only folders that changed are listed again."""
     files: list[DefinitionFile] = []
-    seen = 0
     for root in [r.strip("/") for r in roots or ROOTS[platform]]:
         if not host.is_dir(root):
             continue
-        for rel_dir, dirs, names in host.walk(root, MAX_DEPTH):
-            seen += len(dirs) + len(names)
-            if seen > MAX_ENTRIES:
-                raise HostError(f"more than {MAX_ENTRIES} entries under {host.display(root)}; definitions not read")
-            for name in names:
-                if name.endswith(SUFFIXES):
-                    files.append(_read(host, f"{rel_dir}/{name}"))
+        cache = walks.setdefault(root, WalkCache()) if walks is not None else None
+        for folder in walk(host, root, MAX_DEPTH, keep=_is_definition, cache=cache, limit=MAX_ENTRIES):
+            files.extend(_read(host, f"{folder.rel}/{name}") for name in folder.files)
     return DefinitionsFacts(tuple(files))
+
+
+def _is_definition(name: str) -> bool:
+    return name.endswith(SUFFIXES)
 
 
 def _read(host: Host, rel: str) -> DefinitionFile:

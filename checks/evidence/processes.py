@@ -1,22 +1,38 @@
-"""The connector's processes, read from the root's ``proc`` (psutil only on a live Mac)."""
+"""The connector's processes, read from the root's ``proc`` (psutil only on a live Mac).
+
+Each process costs one small read (``proc/<pid>/stat`` holds its name, state and
+start time), through an open ``proc`` folder. A long-running exporter also
+keeps a ``ProcessCache``: a process it has already read, still listed with the
+same folder inode, is not read again, so a scrape of a host with 20,000
+processes reads only the few that are new or watched.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
+import time
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.host import Host, HostError
+from checks.evidence import ascii_number
+from checks.host import Folder, Host, HostError
 
 DAEMON = "ampdaemon"
 SCANNER = "ampscansvc"
 WATCHED = (DAEMON, SCANNER)
 BPF_LINK = "anon_inode:bpf-prog"
 MAX_FDS = 65536
+MAX_PROCESSES = 4_194_304  # the kernel's own ceiling (pid_max)
 DEAD_STATES = ("Z", "X", "x")  # zombie, dead
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# A process may still exec another program just after it starts (fork, then exec): one younger than
+# this when it was read is read again on the next scrape.
+SETTLED_AFTER = 10.0
+# A known process is read again after this long anyway, at most REVERIFY_PER_PROBE of them per scrape:
+# a long-lived process that execs a watched program is found within that time, at a bounded cost.
+REVERIFY_AFTER = 600.0
+REVERIFY_PER_PROBE = 256
 
 
 class ProcessInfo(NamedTuple):
@@ -35,7 +51,25 @@ class ProcessFacts(NamedTuple):
         return bool(self.by_name.get(name))
 
 
-def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON,)) -> ProcessFacts:
+class _Known(NamedTuple):
+    inode: int  # of its proc/<pid> folder: a pid used again by a new process comes with a new folder
+    name: str
+    settled: bool  # old enough when read that it no longer execs (see SETTLED_AFTER)
+    read_at: float  # time.monotonic() of the read
+
+
+class ProcessCache:
+    """The processes earlier probes read (a long-running exporter's), by pid.
+
+    Replaced whole at the end of each probe, so two probes at once never see half of one.
+    """
+
+    def __init__(self) -> None:
+        self.known: dict[str, _Known] = {}
+
+
+def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON,),
+          cache: ProcessCache | None = None) -> ProcessFacts:
     """The watched processes (zombies do not count); on Linux also how many eBPF programs ``bpf_holders`` hold.
 
     Which process holds the connector's eBPF programs is not public (ampdaemon
@@ -45,28 +79,50 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
         if not host.live:
             raise HostError("processes of a macOS host can only be read on the live root")
         return _live_macos()
-    if not host.is_dir("proc"):
-        raise HostError(f"{host.display('proc')} is not mounted")
-    if not host.exists("proc/1"):
+    try:
+        with host.folder("proc") as proc:
+            return _linux(proc, bpf_holders, cache)
+    except (FileNotFoundError, NotADirectoryError):
+        raise HostError(f"{host.display('proc')} is not mounted") from None
+
+
+def _linux(proc: Folder, bpf_holders: tuple[str, ...], cache: ProcessCache | None) -> ProcessFacts:
+    # psutil is not used here: it opens proc files by plain path, which blocks on a FIFO,
+    # never ends on a device and follows a symlinked proc/<pid> out of the root.
+    entries = [e for e in proc.entries(MAX_PROCESSES) if e.name.isascii() and e.name.isdigit()]
+    if not any(e.name == "1" for e in entries):
         # hidepid=1/2 hides other users' processes: absent would be a wrong verdict.
-        raise HostError(f"{host.display('proc')} does not show process 1 (mounted with hidepid?)")
-    found: dict[str, list[ProcessInfo]] = {name: [] for name in (*WATCHED, *bpf_holders)}
+        raise HostError(f"{proc.display()} does not show process 1 (mounted with hidepid?)")
+    wanted = frozenset((*WATCHED, *bpf_holders))
+    found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
+    known = cache.known if cache is not None else {}
+    fresh: dict[str, _Known] = {}
+    now, wall = time.monotonic(), time.time()
+    budget = REVERIFY_PER_PROBE
     boot: float | None = None
-    for entry in host.listdir("proc"):
-        if not (entry.isascii() and entry.isdigit()):
-            continue
-        # psutil is not used here: it opens proc files by plain path, which blocks on a FIFO,
-        # never ends on a device and follows a symlinked proc/<pid> out of the root.
-        name = _comm(host, entry)
-        if name not in found:
-            continue
-        stat = read_stat(host, entry)
-        if stat is None or stat.name != name or stat.state in DEAD_STATES:
-            continue  # gone meanwhile, or a zombie: not running
+    for entry in entries:
+        pid = entry.name
+        if entry.is_symlink():
+            continue  # a real proc/<pid> is a folder; a link may lead anywhere
+        inode = entry.inode()
+        seen = known.get(pid)
+        if seen is not None and seen.inode == inode and seen.settled and seen.name not in wanted:
+            if now - seen.read_at < REVERIFY_AFTER or budget <= 0:
+                fresh[pid] = seen
+                continue
+            budget -= 1
+        stat = _read_stat(proc, pid)
+        if stat is None:
+            continue  # gone meanwhile
         if boot is None:
-            boot = _boot_time(host)
-        found[name].append(ProcessInfo(int(entry), name, boot + stat.start_ticks / CLOCK_TICKS))
-    bpf, error = _bpf_programs(host, [p.pid for name in set(bpf_holders) for p in found[name]])
+            boot = _boot_time(proc.host)
+        started = boot + stat.start_ticks / CLOCK_TICKS
+        fresh[pid] = _Known(inode, stat.name, wall - started >= SETTLED_AFTER, now)
+        if stat.name in found and stat.state not in DEAD_STATES:  # a zombie is not running
+            found[stat.name].append(ProcessInfo(int(pid), stat.name, started))
+    if cache is not None:
+        cache.known = fresh
+    bpf, error = _bpf_programs(proc, [p.pid for name in set(bpf_holders) for p in found[name]])
     return ProcessFacts(found, bpf, error)
 
 
@@ -76,36 +132,32 @@ class _Stat(NamedTuple):
     start_ticks: int
 
 
-def _comm(host: Host, pid: str) -> str:
+def _read_stat(proc: Folder, pid: str) -> _Stat | None:
+    """``proc/<pid>/stat``, or None when the process has ended."""
     try:
-        return host.read_bytes(f"proc/{pid}/comm", limit=256).decode("utf-8", "replace").strip()
-    except (FileNotFoundError, ProcessLookupError):
-        return ""  # the process ended while we looked
-
-
-def read_stat(host: Host, pid: str) -> _Stat | None:
-    """``proc/<pid>/stat``: the name sits in parentheses and may hold anything, so split after the last one."""
-    try:
-        text = host.read_bytes(f"proc/{pid}/stat", limit=4096).decode("utf-8", "replace")
+        text = proc.read(pid, "stat", limit=4096).decode("utf-8", "replace")
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return parse_stat(text, host.display(f"proc/{pid}/stat"))
+    return parse_stat(text, proc.display(pid, "stat"))
 
 
 def parse_stat(text: str, where: str) -> _Stat:
-    """Name, state and start time (clock ticks after boot); anything else raises ``HostError``."""
+    """Name, state and start time (clock ticks after boot); anything else raises ``HostError``.
+
+    The name sits in parentheses and may hold anything, so the fields are split after the last one.
+    """
     head, sep, tail = text.rpartition(")")
     fields = tail.split()
-    if not sep or "(" not in head or len(fields) < 20 or not re.fullmatch(r"[0-9]{1,20}", fields[19]):
+    if not sep or "(" not in head or len(fields) < 20 or not ascii_number(fields[19], 20):
         raise HostError(f"{where} is not in the kernel's format")
     return _Stat(head.partition("(")[2], fields[0], int(fields[19]))
 
 
 def _boot_time(host: Host) -> float:
-    match = re.search(r"^btime ([0-9]{1,12})$", host.read_text("proc/stat", limit=1 << 20), re.MULTILINE)
-    if match is None:
-        raise HostError(f"{host.display('proc/stat')} has no btime line")
-    return float(match.group(1))
+    for line in host.read_text("proc/stat", limit=1 << 20).splitlines():
+        if line.startswith("btime ") and ascii_number(line[6:], 12):
+            return float(line[6:])
+    raise HostError(f"{host.display('proc/stat')} has no btime line")
 
 
 def _live_macos() -> ProcessFacts:
@@ -120,22 +172,21 @@ def _live_macos() -> ProcessFacts:
     return ProcessFacts(found)
 
 
-def _bpf_programs(host: Host, pids: list[int]) -> tuple[int | None, str]:
+def _bpf_programs(proc: Folder, pids: list[int]) -> tuple[int | None, str]:
     """eBPF programs the processes hold open: ``proc/<pid>/fd/*`` linking to ``anon_inode:bpf-prog``.
 
     Another user's fds are unreadable without root: that is "unknown", not "none".
     """
     count = 0
-    for pid in pids:
-        fd_dir = f"proc/{pid}/fd"
+    for pid in map(str, pids):
         try:
-            entries = host.listdir(fd_dir, limit=MAX_FDS)
+            entries = proc.listdir(pid, "fd", limit=MAX_FDS)
         except (FileNotFoundError, ProcessLookupError):
             continue
         except PermissionError:
-            return None, f"permission denied: {host.display(fd_dir)}"
+            return None, f"permission denied: {proc.display(pid, 'fd')}"
         for entry in entries:
             with contextlib.suppress(FileNotFoundError):
-                if host.readlink(f"{fd_dir}/{entry}") == BPF_LINK:
+                if proc.readlink(pid, "fd", entry) == BPF_LINK:
                     count += 1
     return count, ""

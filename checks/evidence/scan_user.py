@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import stat
 from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.host import Host
+from checks.walk import WalkCache, walk
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
 DSLOCAL = "var/db/dslocal/nodes/Default"
@@ -29,7 +29,9 @@ class ScanUserFacts(NamedTuple):
     bad_directories: tuple[BadDirectory, ...]
 
 
-def probe(host: Host, platform: Platform) -> ScanUserFacts:
+def probe(host: Host, platform: Platform, folders: WalkCache | None = None) -> ScanUserFacts:
+    """The scan account, and on Linux the folders it cannot enter; ``folders`` keeps their listings for the
+    next probe (a long-running exporter)."""
     if platform is Platform.MACOS and not host.live:
         user = host.exists(f"{DSLOCAL}/users/{SCAN_ACCOUNT}.plist")
         group = host.exists(f"{DSLOCAL}/groups/{SCAN_ACCOUNT}.plist")
@@ -37,7 +39,7 @@ def probe(host: Host, platform: Platform) -> ScanUserFacts:
         user = host.user_exists(SCAN_ACCOUNT)
         group = host.group_exists(SCAN_ACCOUNT)
     enab = _usergroups_enab(host) if platform is Platform.LINUX else None
-    bad = tuple(_bad_directories(host)) if platform is Platform.LINUX else ()
+    bad = tuple(_bad_directories(host, folders)) if platform is Platform.LINUX else ()
     return ScanUserFacts(user, group, enab, bad)
 
 
@@ -47,28 +49,26 @@ def _usergroups_enab(host: Host) -> bool | None:
         return None
     value = None
     for line in text.splitlines():
-        match = re.match(r"\s*USERGROUPS_ENAB\s+(\S+)", line)
-        if match:
-            value = match.group(1).lower() == "yes"
+        words = line.split()
+        if len(words) >= 2 and words[0] == "USERGROUPS_ENAB":
+            value = words[1].lower() == "yes"
     return value
 
 
-def _bad_directories(host: Host) -> list[BadDirectory]:
+def _bad_directories(host: Host, cache: WalkCache | None) -> list[BadDirectory]:
     """Directories at or below /opt/cisco (depth 3) that others cannot enter, or that others can write."""
     if not host.is_dir(PERMISSION_ROOT):
         return []
-    found = _judge(host, PERMISSION_ROOT)
-    for rel, dirs, _files in host.walk(PERMISSION_ROOT, PERMISSION_DEPTH):
-        for name in dirs:
-            found.extend(_judge(host, f"{rel}/{name}"))
-    return found
+    found = (_judge(host.display(f.rel), f.status.st_mode) for f in walk(host, PERMISSION_ROOT, PERMISSION_DEPTH,
+                                                                         cache=cache))
+    return [bad for bad in found if bad is not None]
 
 
-def _judge(host: Host, rel: str) -> list[BadDirectory]:
-    mode = stat.S_IMODE(host.stat(rel).st_mode)
+def _judge(shown: str, st_mode: int) -> BadDirectory | None:
+    mode = stat.S_IMODE(st_mode)
     needed = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
     not_readable = mode & needed != needed
     writable = bool(mode & (stat.S_IWGRP | stat.S_IWOTH))
     if not (not_readable or writable):
-        return []
-    return [BadDirectory(host.display(rel), mode, not_readable, writable)]
+        return None
+    return BadDirectory(shown, mode, not_readable, writable)

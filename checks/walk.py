@@ -1,0 +1,121 @@
+"""Walks of the connector's folders that a long-running exporter repeats cheaply.
+
+A folder's listing only changes when its own modification or change time
+does, so a walk given the listings of the last one lists again only the
+folders whose times moved; the others cost one ``fstat`` each. Scrapes then
+cost what the number of folders costs, not what the number of files does
+(``/opt/cisco/amp`` may hold tens of thousands of files).
+
+A listing is trusted only when the folder's times lie clearly before the
+moment it was listed: a change within the same tick of the file system's
+clock would otherwise leave the times as they were (git calls such entries
+"racily clean" and re-checks them the same way).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from checks.host import Folder, Host, HostError
+
+RACY_NS = 2_000_000_000  # coarser than any file system's clock (FAT's is 2 s)
+MAX_ENTRIES = 1_000_000  # entries in all; a walk's time is bounded by the evaluation's deadline
+
+
+class Listing(NamedTuple):
+    stamp: tuple[int, int, int, int]  # device, inode, mtime and ctime (ns) of the folder when listed
+    folders: tuple[str, ...]
+    files: tuple[str, ...]  # only the names the walk keeps
+    entries: int  # everything the folder held, for the walk's limit
+    trusted: bool  # its times were clearly older than the listing (see the module's docstring)
+
+
+class Found(NamedTuple):
+    rel: str
+    status: os.stat_result  # the folder's own
+    depth: int
+    files: tuple[str, ...]
+
+
+class WalkCache:
+    """The listings of one walk's folders, by path, for the next walk of the same folder.
+
+    The whole dict is replaced when a walk ends, so two walks at once (an exporter's stuck
+    evaluation beside a fresh one) never read each other's half-done work.
+    """
+
+    def __init__(self) -> None:
+        self.listings: dict[str, Listing] = {}
+
+
+class _Walk:
+    def __init__(self, shown: str, max_depth: int, keep: Callable[[str], bool] | None, old: dict[str, Listing],
+                 limit: int) -> None:
+        self.shown = shown  # the walk's top, as shown on the host
+        self.max_depth = max_depth
+        self.keep = keep
+        self.old = old
+        self.limit = limit
+        self.fresh: dict[str, Listing] = {}
+        self.found: list[Found] = []
+        self.seen = 0
+
+    def visit(self, folder: Folder, rel: str, depth: int) -> None:
+        status = folder.status()
+        # The deepest folders are listed only for the files they may hold.
+        listing = self.listing(folder, rel, status) if depth < self.max_depth or self.keep else None
+        self.found.append(Found(rel, status, depth, listing.files if listing else ()))
+        if listing is None or depth >= self.max_depth:
+            return
+        for name in listing.folders:
+            try:
+                with folder.child(name) as inner:
+                    self.visit(inner, f"{rel}/{name}", depth + 1)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # removed, or replaced by something that is not a folder, since the listing
+
+    def listing(self, folder: Folder, rel: str, status: os.stat_result) -> Listing:
+        stamp = (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_ctime_ns)
+        listing = self.old.get(rel)
+        if listing is None or listing.stamp != stamp or not listing.trusted:
+            listed_at = time.time_ns()
+            folders, files, entries = [], [], 0
+            for entry in folder.scan(self.limit):
+                entries += 1
+                if self.seen + entries > self.limit:
+                    break  # said below
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.name)
+                elif self.keep is not None and self.keep(entry.name):
+                    files.append(entry.name)
+            trusted = max(status.st_mtime_ns, status.st_ctime_ns) < listed_at - RACY_NS
+            listing = Listing(stamp, tuple(sorted(folders)), tuple(sorted(files)), entries, trusted)
+        self.seen += listing.entries
+        if self.seen > self.limit:
+            raise HostError(f"more than {self.limit} entries under {self.shown}")
+        self.fresh[rel] = listing
+        return listing
+
+
+def walk(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool] | None = None,
+         cache: WalkCache | None = None, limit: int = MAX_ENTRIES) -> list[Found]:
+    """Every folder from ``rel`` down to ``max_depth`` levels below it, top first, with the files ``keep``
+    wants. Symlinked folders are not entered: a walk stays in the tree.
+
+    With a ``cache``, unchanged folders are not listed again. A walk cut short (the deadline, an
+    unreadable folder) still leaves what it listed, so the next one goes on from there.
+    """
+    old = cache.listings if cache is not None else {}
+    state = _Walk(host.display(rel), max_depth, keep, old, limit)
+    complete = False
+    try:
+        with host.folder(rel) as top:
+            state.visit(top, rel.strip("/"), 0)
+        complete = True
+    finally:
+        if cache is not None:
+            cache.listings = state.fresh if complete else {**old, **state.fresh}
+    return state.found
