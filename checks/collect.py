@@ -10,36 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import time
 from collections.abc import Callable
-from typing import NamedTuple, TypeVar, cast
-
-from nagiosplugin import Timeout as PluginTimeout
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from checks.catalog import Platform
-from checks.evidence import (
-    ampcli,
-    definitions,
-    kernel,
-    kext,
-    macapp,
-    netext,
-    policy,
-    processes,
-    scan_user,
-    selinux,
-    sysext,
-    system,
-    tcc,
-    version,
-)
+from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system, version
 from checks.host import DeadlineExceeded, Host
 from checks.messages import Msg, msg, printable
 from checks.report import CollectorRun
 from checks.state import StateStore
+from checks.walk import WalkCache
+
+if TYPE_CHECKING:  # the macOS readers are imported only when a Mac is checked
+    from checks.evidence import kext, macapp, netext, sysext, tcc
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 COLLECTORS = (
     "system",
@@ -61,10 +48,16 @@ COLLECTOR_RESERVE = 1.0  # seconds of the evaluation's time one collector leaves
 LINUX_ONLY = frozenset({"kernel", "selinux"})
 MACOS_ONLY = frozenset({"connector_app", "system_extensions", "tcc", "network_extensions", "kernel_extensions"})
 
-INSTALL_MARKERS = {
-    Platform.LINUX: ("opt/cisco/amp/bin/ampdaemon",),
-    Platform.MACOS: ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS, *macapp.LEGACY_APPS),
-}
+LINUX_INSTALL_MARKERS = ("opt/cisco/amp/bin/ampdaemon",)
+
+
+def install_markers(platform: Platform) -> tuple[str, ...]:
+    """The paths that mean "the connector is installed", in the order they are looked for."""
+    if platform is Platform.LINUX:
+        return LINUX_INSTALL_MARKERS
+    from checks.evidence import macapp
+
+    return ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS, *macapp.LEGACY_APPS)
 
 
 class Settings(NamedTuple):
@@ -84,6 +77,21 @@ class Settings(NamedTuple):
     orbital_clients: tuple[str, ...] = ("com.cisco.orbital", "/opt/cisco/orbital/")
 
 
+class EvidenceCache:
+    """What a long-running exporter keeps from one evaluation for the next, so a scrape reads only what
+    changed: the processes already read, and the listings of the connector's folders.
+
+    Every entry is checked against the host before it is used (see ``ProcessCache`` and
+    ``WalkCache``): a cache changes what a scrape costs, never what it finds. The plugin runs once
+    and starts without one.
+    """
+
+    def __init__(self) -> None:
+        self.processes = processes.ProcessCache()
+        self.definitions: dict[str, WalkCache] = {}  # by definitions folder
+        self.permissions = WalkCache()  # the folders fault 5 judges
+
+
 class Unavailable(Exception):
     """Evidence a verdict needs could not be read (or its collector is switched off)."""
 
@@ -95,16 +103,18 @@ class Unavailable(Exception):
 
 class Evidence:
     def __init__(self, host: Host, settings: Settings, store: StateStore, now: float | None = None,
-                 deadline: float | None = None) -> None:
+                 deadline: float | None = None, cache: EvidenceCache | None = None) -> None:
         self.host = host
         self.deadline = deadline
         self.settings = settings
         self.store = store
+        self.cache = cache or EvidenceCache()
         self.now = time.time() if now is None else now
         self.platform = system.detect_platform(host)
         self.install_marker, self.install_error = self._install_marker()
         self.runs: list[CollectorRun] = []
         self._memo: dict[str, object] = {}
+        self._status: tuple[float, ampcli.Pending | None] | None = None  # started early (see collect_all)
 
     def _install_marker(self) -> tuple[str | None, Msg | None]:
         """The first install marker found, as shown on the host; else why none could be looked for.
@@ -113,7 +123,7 @@ class Evidence:
         installation unknown: it is never taken for "not installed".
         """
         error: Msg | None = None
-        for rel in INSTALL_MARKERS[self.platform]:
+        for rel in install_markers(self.platform):
             try:
                 if self.host.exists(rel):
                     return self.host.display(rel), None
@@ -140,16 +150,30 @@ class Evidence:
         what is loaded."""
         if not self.host.live:
             return False
+        from checks.evidence.macapp import version_tuple
+
         try:
-            return macapp.version_tuple(self.system().os_version) < (11,) or self.legacy_mac_connector()
+            return version_tuple(self.system().os_version) < (11,) or self.legacy_mac_connector()
         except Unavailable:
             return False
 
     def collect_all(self) -> None:
-        """Run every enabled collector once, so each reports success or failure."""
-        for name in self.collectors():
-            with contextlib.suppress(Unavailable):
-                self._run(name)
+        """Run every enabled collector once, so each reports success or failure.
+
+        ``ampcli`` is started first and collected last: the connector answers while the others
+        read the host. Whatever happens (the plugin's -t included), no ampcli is left running.
+        """
+        names = self.collectors()
+        if "connector_status" in names:
+            self._start_status()
+        try:
+            for name in sorted(names, key=lambda name: name == "connector_status"):
+                with contextlib.suppress(Unavailable):
+                    self._run(name)
+        finally:
+            if self._status is not None and self._status[1] is not None:
+                self._status[1].kill()
+        self.runs.sort(key=lambda run: COLLECTORS.index(run.name))
 
     # -- typed access --------------------------------------------------------
     def system(self) -> system.SystemFacts:
@@ -196,9 +220,11 @@ class Evidence:
         with contextlib.suppress(Unavailable):
             if self.system_extensions().cisco():
                 return False
-        known = macapp.version_tuple(self.connector_version())
+        from checks.evidence.macapp import FIRST_SYSEXT_VERSION, version_tuple
+
+        known = version_tuple(self.connector_version())
         if len(known) >= 2:
-            return known[:2] < macapp.FIRST_SYSEXT_VERSION
+            return known[:2] < FIRST_SYSEXT_VERSION
         if app.path is None:
             raise Unavailable(msg("version_unknown"))
         return app.legacy
@@ -241,40 +267,60 @@ class Evidence:
         return cast("list[tuple[str, str]]", self._memo["definition_problems"])
 
     def connector_app(self) -> macapp.AppFacts:
-        return cast(macapp.AppFacts, self._run("connector_app"))
+        return cast("macapp.AppFacts", self._run("connector_app"))
 
     def system_extensions(self) -> sysext.SysextFacts:
-        return cast(sysext.SysextFacts, self._run("system_extensions"))
+        return cast("sysext.SysextFacts", self._run("system_extensions"))
 
     def tcc(self) -> tcc.TccFacts:
-        return cast(tcc.TccFacts, self._run("tcc"))
+        return cast("tcc.TccFacts", self._run("tcc"))
 
     def network_extensions(self) -> netext.NetextFacts:
-        return cast(netext.NetextFacts, self._run("network_extensions"))
+        return cast("netext.NetextFacts", self._run("network_extensions"))
 
     def kernel_extensions(self) -> kext.KextFacts:
-        return cast(kext.KextFacts, self._run("kernel_extensions"))
+        return cast("kext.KextFacts", self._run("kernel_extensions"))
 
     # -- machinery -----------------------------------------------------------
     def _probe(self, name: str, host: Host) -> Callable[[], object]:
-        platform, settings = self.platform, self.settings
+        platform, settings, cache = self.platform, self.settings, self.cache
         probes: dict[str, Callable[[], object]] = {
             "system": lambda: system.probe(host),
-            "connector_status": lambda: ampcli.probe(host, platform, settings.ampcli_timeout),
+            "connector_status": lambda: self._finish_status(host),
             "connector_version": lambda: version.probe(host, platform, settings.version_elements),
-            "processes": lambda: processes.probe(host, platform, settings.bpf_processes),
-            "scan_user": lambda: scan_user.probe(host, platform),
+            "processes": lambda: processes.probe(host, platform, settings.bpf_processes, cache.processes),
+            "scan_user": lambda: scan_user.probe(host, platform, cache.permissions),
             "policy": lambda: policy.probe(host, platform),
             "kernel": lambda: kernel.probe(host, self.system().kernel_release),
             "selinux": lambda: selinux.probe(host, settings.selinux_module),
-            "definitions": lambda: definitions.probe(host, platform, settings.definitions_dirs),
-            "connector_app": lambda: macapp.probe(host),
-            "system_extensions": lambda: sysext.probe(host),
-            "tcc": lambda: tcc.probe(host),
-            "network_extensions": lambda: netext.probe(host),
-            "kernel_extensions": lambda: kext.probe(host, settings.ampcli_timeout),
+            "definitions": lambda: definitions.probe(host, platform, settings.definitions_dirs, cache.definitions),
         }
-        return probes[name]
+        return probes.get(name) or (lambda: _macos_probe(name, host, settings))
+
+    def _wants_about(self) -> bool:
+        """``ampcli about`` only tells the version, wanted only when global.xml does not."""
+        try:
+            return not self.version_file().version
+        except Unavailable:
+            return True
+
+    def _start_status(self) -> None:
+        """Start ampcli now (its answer is collected by the connector_status collector)."""
+        start = time.perf_counter()
+        try:
+            pending = ampcli.start(self._host_for_collector(), self.platform, self._wants_about())
+        except Exception as error:
+            if _is_plugin_timeout(error):
+                raise
+            self._failed("connector_status", start, error)
+            return
+        self._status = (start, pending)
+
+    def _finish_status(self, host: Host) -> ampcli.ConnectorStatus | None:
+        if self._status is None:  # asked for before collect_all started it
+            self._status = (time.perf_counter(), ampcli.start(host, self.platform, self._wants_about()))
+        pending = self._status[1]
+        return None if pending is None else pending.finish(self.settings.ampcli_timeout)
 
     def _run(self, name: str) -> object:
         if name in self._memo:
@@ -285,23 +331,28 @@ class Evidence:
         if name in self.settings.disabled_collectors:
             raise Unavailable(msg("collector_disabled", collector=name), disabled=True)
         start = time.perf_counter()
+        if name == "connector_status" and self._status is not None:
+            start = self._status[0]  # its time runs from when ampcli was started
         try:
             value = self._probe(name, self._host_for_collector())()
-        except PluginTimeout:
-            raise  # the plugin's -t: the whole run ends, nothing may swallow it
         except Unavailable as error:
             # A collector that needs another one that failed fails with its reason.
             self._record(name, start, error, str(error))
             raise
         except Exception as error:
-            log.debug("collector %s failed", name, exc_info=True)
-            text = _describe(error)
-            unavailable = Unavailable(msg("collector_failed", collector=name, error=text))
-            self._record(name, start, unavailable, text)
-            raise unavailable from None
+            if _is_plugin_timeout(error):
+                raise  # the plugin's -t: the whole run ends, nothing may swallow it
+            raise self._failed(name, start, error) from None
         self._memo[name] = value
         self.runs.append(CollectorRun(name, True, time.perf_counter() - start))
         return value
+
+    def _failed(self, name: str, start: float, error: Exception) -> Unavailable:
+        log.debug("collector %s failed", name, exc_info=True)
+        text = _describe(error)
+        unavailable = Unavailable(msg("collector_failed", collector=name, error=text))
+        self._record(name, start, unavailable, text)
+        return unavailable
 
     def _host_for_collector(self) -> Host:
         """The host with reads bounded by this collector's share of the time left.
@@ -319,6 +370,26 @@ class Evidence:
     def _record(self, name: str, start: float, error: Unavailable, text: str) -> None:
         self._memo[name] = error
         self.runs.append(CollectorRun(name, False, time.perf_counter() - start, text))
+
+
+def _macos_probe(name: str, host: Host, settings: Settings) -> object:
+    """The macOS collectors, imported only when a Mac is checked: a Linux run never loads them."""
+    from checks.evidence import kext, macapp, netext, sysext, tcc
+
+    if name == "kernel_extensions":
+        return kext.probe(host, settings.ampcli_timeout)
+    probes: dict[str, Callable[[Host], object]] = {
+        "connector_app": macapp.probe, "system_extensions": sysext.probe, "tcc": tcc.probe,
+        "network_extensions": netext.probe,
+    }
+    return probes[name](host)
+
+
+def _is_plugin_timeout(error: BaseException) -> bool:
+    """nagiosplugin's -t alarm (a RuntimeError), without importing nagiosplugin: the exporter never loads it,
+    and where it is not loaded no such alarm can be raised."""
+    module = sys.modules.get("nagiosplugin.error")
+    return module is not None and isinstance(error, module.Timeout)
 
 
 def _describe(error: Exception) -> str:

@@ -12,10 +12,10 @@ import time
 
 from checks import catalog
 from checks.catalog import Fault, Platform, Severity
-from checks.collect import Evidence, Settings, Unavailable
+from checks.collect import Evidence, EvidenceCache, Settings, Unavailable
 from checks.evidence.ampcli import ReportedFault
 from checks.evidence.processes import WATCHED
-from checks.faults import Detection, FaultCheck, Verdict, clear, common, connector, linux, macos, not_applicable
+from checks.faults import Detection, FaultCheck, Verdict, clear, common, connector, linux, not_applicable
 from checks.host import Host
 from checks.messages import Msg, msg
 from checks.report import FaultResult, Report, State
@@ -29,16 +29,23 @@ COMMON_CHECKS: dict[str, tuple[FaultCheck, Detection]] = {
     "18": (common.event_monitoring_overloaded, Detection.CONNECTOR),
 }
 
-FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
-    Platform.LINUX: {
-        **COMMON_CHECKS,
-        "8": (linux.file_monitor_not_started, Detection.HOST),
-        "9": (linux.network_monitor_not_started, Detection.HOST),
-        "11": (linux.kernel_headers_missing, Detection.HOST),
-        "16": (linux.kernel_incompatible, Detection.CONNECTOR),
-        "19": (linux.selinux_policy_missing, Detection.HOST),
-    },
-    Platform.MACOS: {
+LINUX_CHECKS: dict[str, tuple[FaultCheck, Detection]] = {
+    **COMMON_CHECKS,
+    "8": (linux.file_monitor_not_started, Detection.HOST),
+    "9": (linux.network_monitor_not_started, Detection.HOST),
+    "11": (linux.kernel_headers_missing, Detection.HOST),
+    "16": (linux.kernel_incompatible, Detection.CONNECTOR),
+    "19": (linux.selinux_policy_missing, Detection.HOST),
+}
+
+
+def fault_checks(platform: Platform) -> dict[str, tuple[FaultCheck, Detection]]:
+    """Each fault id of the platform: its check, and who can see it (a Linux run never loads the Mac's)."""
+    if platform is Platform.LINUX:
+        return LINUX_CHECKS
+    from checks.faults import macos
+
+    return {
         "1": (macos.system_extension_not_approved, Detection.HOST),
         "2": (macos.system_extension_version_mismatch, Detection.HOST),
         "3": (macos.full_disk_access_missing, Detection.HOST),
@@ -50,8 +57,8 @@ FAULT_CHECKS: dict[Platform, dict[str, tuple[FaultCheck, Detection]]] = {
         "14": (macos.too_many_endpoint_security_extensions, Detection.CONNECTOR),
         "15": (macos.security_extension_full_disk_access_missing, Detection.HOST),
         "17": (macos.orbital_full_disk_access_missing, Detection.HOST),
-    },
-}
+    }
+
 
 HEALTH_CHECKS: dict[str, FaultCheck] = {
     "daemon_not_running": connector.daemon_not_running,
@@ -62,10 +69,11 @@ HEALTH_CHECKS: dict[str, FaultCheck] = {
 
 
 def evaluate(host: Host, settings: Settings | None = None, store: StateStore | None = None,
-             now: float | None = None, deadline: float | None = None) -> Report:
-    """Judge every fault; ``deadline`` (a ``time.monotonic()`` value) bounds the collectors' work."""
+             now: float | None = None, deadline: float | None = None, cache: EvidenceCache | None = None) -> Report:
+    """Judge every fault; ``deadline`` (a ``time.monotonic()`` value) bounds the collectors' work, and
+    ``cache`` carries what a long-running exporter keeps between evaluations."""
     start = time.perf_counter()
-    ev = Evidence(host, settings or Settings(), store or StateStore(rootfs=host.rootfs), now, deadline)
+    ev = Evidence(host, settings or Settings(), store or StateStore(rootfs=host.rootfs), now, deadline, cache)
     ev.collect_all()
     report = _skeleton(ev)
     if ev.installed:
@@ -75,7 +83,8 @@ def evaluate(host: Host, settings: Settings | None = None, store: StateStore | N
         else:
             installed = _result(catalog.get("not_installed"), Verdict(State.UNKNOWN, reason=ev.install_error))
         report.checks = [installed] + [_health(ev, fault_id) for fault_id in HEALTH_CHECKS]
-        report.faults = [_judge(ev, fault, reported) for fault in catalog.faults_for(ev.platform)]
+        checks = fault_checks(ev.platform)
+        report.faults = [_judge(ev, fault, checks[fault.id], reported) for fault in catalog.faults_for(ev.platform)]
         known = {r.fault.id for r in report.faults}
         for fault_id, said in sorted((reported or {}).items(), key=lambda item: int(item[0])):
             if fault_id not in known:
@@ -137,8 +146,9 @@ def _verdict(check: FaultCheck, ev: Evidence) -> Verdict:
         return Verdict(state, reason=error.reason)
 
 
-def _judge(ev: Evidence, fault: Fault, reported: dict[str, ReportedFault] | None) -> FaultResult:
-    check, detection = FAULT_CHECKS[ev.platform][fault.id]
+def _judge(ev: Evidence, fault: Fault, how: tuple[FaultCheck, Detection],
+           reported: dict[str, ReportedFault] | None) -> FaultResult:
+    check, detection = how
     verdict = _verdict(check, ev)
     said = (reported or {}).get(fault.id)
     if said is not None:

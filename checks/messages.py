@@ -167,12 +167,14 @@ def _show(value: Any, lang: str) -> str:
 
 # Control characters (a newline would forge an output line), "|" (Nagios's perfdata separator) and
 # lone surrogates (a file name byte that is not UTF-8: it cannot be written as UTF-8 at all).
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f|\ud800-\udfff]")
+_UNPRINTABLE = "[\x00-\x1f\x7f-\x9f|\ud800-\udfff]"
 
 
 def printable(text: str) -> str:
     """Text that came from the host, safe in a plugin line, a label or JSON: odd characters as escapes."""
-    return _UNPRINTABLE.sub(_escape, text)
+    if text.isprintable() and "|" not in text:
+        return text  # nearly always: the pattern is compiled only for a text that needs it
+    return re.sub(_UNPRINTABLE, _escape, text)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -30,7 +30,6 @@ import json
 import logging
 import math
 import os
-import secrets
 import stat
 import time
 from collections.abc import Iterator, MutableMapping
@@ -375,7 +374,7 @@ class StateFile:
         if not self.locked:
             return
         payload = encode(data)
-        temporary = f".{self.name[:200]}.{secrets.token_hex(6)}.tmp"
+        temporary = f".{self.name[:200]}.{os.urandom(6).hex()}.tmp"  # not secrets: it imports hashlib, hmac, random
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=self.dir_fd)
         try:

@@ -173,14 +173,16 @@ class Tree:
         self.write(f"{self.AMPCLI}.status", output)
         self.write(f"{self.AMPCLI}.about", about_output() if about is None else about)
         self.write(f"{self.AMPCLI}.policy", policy_output() if policy is None else policy)
+        # One shell and one cat, as cheap as the real ampcli's single program: no subshell or
+        # dirname, and cat takes the shell's place when nothing follows it.
         script = "#!/bin/sh\n"
         if hang:
             script += f"sleep {hang}\n"
         script += (
-            'out="$(dirname "$0")/ampcli.$1"\n'
+            'out="${0%/*}/ampcli.$1"\n'
             'if [ "$1" != status ] && [ ! -s "$out" ]; then echo "unknown command $1" >&2; exit 1; fi\n'
-            f'cat "$out"\nexit {exit_code}\n'
         )
+        script += 'exec cat "$out"\n' if exit_code == 0 else f'cat "$out"\nexit {exit_code}\n'
         self.write(self.AMPCLI, script, mode=0o755)
 
     def policy(self, file_monitoring: bool | None = True, device_flow: bool | None = True,

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime
 from typing import NamedTuple
 
 from checks.catalog import Platform
+from checks.evidence import ascii_number
 from checks.host import CommandResult, Host, Running
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,8 @@ _PROMPT = re.compile(r"^(?:ampcli>\s*)+")
 _FAULT_LINE = re.compile(r"^ID\s+([0-9]{1,9})\s*(?:-\s*([A-Za-z]+))?\s*:?\s*(.*)$")
 _KEY_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9 _/-]{0,40}?)\s*:\s*(.*)$")
 _COUNT = re.compile(r"(?<![0-9])([0-9]{1,9})\s+([A-Za-z]+)")
-_VERSION = re.compile(r"(?<![0-9.])([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)(?![0-9.])")
-_EPOCH = re.compile(r"[0-9]{1,12}")
+# Compiled at first use (only ``about`` needs it, and it runs only when global.xml names no version).
+_VERSION = r"(?<![0-9.])([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)(?![0-9.])"
 # Formats seen or plausible for "Definitions Last Updated" (the real one is not public: see
 # docs/connector-facts.md). Times without a zone are read as local time (see ``parse_time``).
 _DATE_FORMATS = (
@@ -157,7 +157,7 @@ def parse_about(text: str) -> str:
     a line that does not name the connector (an engine's version, say) is not its version."""
     for line in _lines(text):
         if "connector" in line.lower():
-            match = _VERSION.search(line)
+            match = re.search(_VERSION, line)
             if match:
                 return match.group(1)
     return ""
@@ -176,8 +176,49 @@ def parse_time(text: str) -> float | None:
     A time without a zone is the local time of the machine running the check
     (the host's own zone is not known under ``--path.rootfs``)."""
     value = " ".join(text.split())
-    if _EPOCH.fullmatch(value):
+    if ascii_number(value, 12):
         return float(value)
+    fields = _numeric_fields(value)
+    if fields is not None:
+        from datetime import datetime
+
+        try:
+            return datetime(*fields).timestamp()  # naive: local time, as above
+        except ValueError:
+            return None
+    return _strptime_time(value)
+
+
+def _numeric_fields(value: str) -> tuple[int, int, int, int, int, int] | None:
+    """``2023-06-19 02:02:03 PM``, ``2023-06-19 14:02:03``, ``2023-06-19T14:02:03`` or ``2023-06-19``, every
+    field zero-padded; None for any other shape.
+
+    The shape seen in real output, read without ``strptime``, whose first call costs a plugin run
+    some 3 ms (it learns the locale's month names); every other shape goes to ``_strptime_time``,
+    which gives the same answer for these (``tests/test_ampcli.py`` holds the two equal).
+    """
+    if len(value) not in (10, 19, 22) or value[4] != "-" or value[7] != "-":
+        return None
+    parts = [value[0:4], value[5:7], value[8:10]]
+    if len(value) > 10:
+        separator = " " if len(value) == 22 else " T"
+        if value[10] not in separator or value[13] != ":" or value[16] != ":":
+            return None
+        parts += [value[11:13], value[14:16], value[17:19]]
+    if not all(ascii_number(part, len(part)) for part in parts):
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in (*parts, "0", "0", "0")[:6])
+    if len(value) == 22:  # %I:%M:%S %p
+        meridiem = value[19:].upper()
+        if meridiem not in (" AM", " PM") or not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if meridiem == " PM" else 0)
+    return year, month, day, hour, minute, second
+
+
+def _strptime_time(value: str) -> float | None:
+    from datetime import datetime
+
     for fmt in _DATE_FORMATS:
         try:
             parsed = datetime.strptime(value, fmt)
@@ -191,39 +232,64 @@ def parse_time(text: str) -> float | None:
     return parsed.timestamp()  # naive: local time, as above
 
 
-def probe(host: Host, platform: Platform, timeout: float) -> ConnectorStatus | None:
-    """Run ``ampcli status`` (with ``about`` and ``policy`` beside it); None when ampcli is not there.
+class Pending:
+    """``ampcli status``, with ``policy`` (and ``about``) beside it, started and not yet collected.
 
-    Raises ``AmpcliError`` (or an ``OSError``) for a hang, a failure or
-    status output that is not a status report.
+    Started before the other collectors read the host, so the connector answers while they work.
     """
+
+    def __init__(self, status: Running, extra: dict[str, Running]) -> None:
+        self.status = status
+        self.extra = extra
+
+    def finish(self, timeout: float) -> ConnectorStatus:
+        """The status, each program bounded by ``timeout`` from its start; every program ends here.
+
+        Raises ``AmpcliError`` (or an ``OSError``) for a hang, a failure or status output that is
+        not a status report.
+        """
+        answers: dict[str, str] = {}
+        try:
+            status = parse_status(_output(self.status.result(timeout), "status"))
+            for command, running in self.extra.items():
+                answers[command] = _optional(running, command, timeout)
+        finally:
+            self.kill()
+        version = parse_about(answers["about"]) if answers.get("about") else ""
+        definition_version, updated = parse_policy(answers["policy"]) if answers.get("policy") else ("", None)
+        return status._replace(about_version=version, definition_version=definition_version,
+                               definitions_updated=updated)
+
+    def kill(self) -> None:
+        """End every program that has not been collected (killing one already collected costs nothing)."""
+        for running in (self.status, *self.extra.values()):
+            running.kill()
+
+
+def start(host: Host, platform: Platform, about: bool = True) -> Pending | None:
+    """Start ``ampcli status`` and ``policy``, and ``about`` when the version is wanted from it; None when
+    ampcli is not there."""
     rel = AMPCLI_PATHS[platform]
     if not host.exists(rel):
         return None
-    status_run = host.start(rel, ["status"])
-    pending = [status_run]  # started and not yet collected: killed whatever happens
+    status = host.start(rel, ["status"])
     extra: dict[str, Running] = {}
-    answers: dict[str, str] = {}
     try:
-        for command in ("about", "policy"):
+        for command in ("about", "policy") if about else ("policy",):
             try:
                 extra[command] = host.start(rel, [command])
             except OSError as error:
                 log.debug("ampcli %s could not start: %s", command, error)
-                continue
-            pending.append(extra[command])
-        status = parse_status(_output(status_run.result(timeout), "status"))
-        pending.remove(status_run)
-        for command, running in extra.items():
-            answers[command] = _optional(running, command, timeout)
-            pending.remove(running)
-    finally:
-        for running in pending:
-            running.kill()
-    version = parse_about(answers["about"]) if answers.get("about") else ""
-    definition_version, updated = parse_policy(answers["policy"]) if answers.get("policy") else ("", None)
-    return status._replace(about_version=version, definition_version=definition_version,
-                           definitions_updated=updated)
+    except BaseException:
+        Pending(status, extra).kill()
+        raise
+    return Pending(status, extra)
+
+
+def probe(host: Host, platform: Platform, timeout: float, about: bool = True) -> ConnectorStatus | None:
+    """``ampcli status`` (with ``policy`` and ``about`` beside it); None when ampcli is not there."""
+    pending = start(host, platform, about)
+    return None if pending is None else pending.finish(timeout)
 
 
 def _optional(running: Running, command: str, timeout: float) -> str:

@@ -6,9 +6,9 @@ that a Connector app sat beside a kernel extension and no Service app existed.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
+from checks.evidence import ascii_number
 from checks.host import Host
 
 SERVICE_APPS = (
@@ -70,7 +70,7 @@ def version_tuple(text: str) -> tuple[int, ...]:
     """'1.14.1.123' -> (1, 14, 1, 123); stops at the first part that is not a number."""
     parts: list[int] = []
     for part in text.strip().split("."):
-        if not re.fullmatch(r"[0-9]{1,9}", part):
+        if not ascii_number(part, 9):
             break
         parts.append(int(part))
     return tuple(parts)

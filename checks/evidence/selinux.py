@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 from checks.host import Host
@@ -40,6 +39,13 @@ def probe(host: Host, module: str = MODULE) -> SelinuxFacts:
 
 
 def _policy_type(host: Host) -> str:
-    text = host.read_optional("etc/selinux/config") or ""
-    match = re.search(r"^\s*SELINUXTYPE\s*=\s*([A-Za-z0-9_.-]+)", text, re.MULTILINE)
-    return match.group(1) if match else "targeted"
+    """``SELINUXTYPE=<name>`` from the config (the first line that names one); ``targeted`` without it."""
+    for line in (host.read_optional("etc/selinux/config") or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "SELINUXTYPE":
+            value = value.lstrip()
+            end = next((i for i, c in enumerate(value) if not (c.isascii() and (c.isalnum() or c in "_.-"))),
+                       len(value))
+            if end:
+                return value[:end]
+    return "targeted"

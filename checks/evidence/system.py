@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import shlex
 import sys
 from typing import NamedTuple
 
 from checks.catalog import Platform
+from checks.evidence import ascii_number
 from checks.host import Host, HostError
 
 MAC_VERSION_PLIST = "System/Library/CoreServices/SystemVersion.plist"
@@ -86,7 +86,7 @@ def parse_os_release(text: str) -> dict[str, str]:
     fields = {}
     for line in text.splitlines():
         key, sep, value = line.strip().partition("=")
-        if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", key):
+        if not sep or not _is_key(key):
             continue
         with contextlib.suppress(ValueError):
             words = shlex.split(value, comments=False, posix=True)
@@ -94,12 +94,23 @@ def parse_os_release(text: str) -> dict[str, str]:
     return fields
 
 
+def _is_key(key: str) -> bool:
+    """An os-release key: an upper-case ASCII letter, then upper-case letters, digits and ``_`` (64 at most)."""
+    return len(key) <= 64 and key.isascii() and key[:1].isalpha() and key == key.upper() and \
+        key.replace("_", "").isalnum()
+
+
 def _mem_available(host: Host) -> int | None:
+    """``MemAvailable:   8000000 kB`` from meminfo, in bytes."""
     text = host.read_optional("proc/meminfo")
     if text is None:
         return None
-    match = re.search(r"^MemAvailable:\s+([0-9]{1,15})\s*kB", text, re.MULTILINE)
-    return int(match.group(1)) * 1024 if match else None
+    for line in text.splitlines():
+        if line.startswith("MemAvailable:"):
+            number, _, unit = line[len("MemAvailable:"):].strip().partition(" ")
+            if unit.strip() == "kB" and ascii_number(number, 15):
+                return int(number) * 1024
+    return None
 
 
 def headers_package(family: str, release: str) -> str:
