@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from checks import __version__
-from checks.collect import COLLECTORS, Settings
+from checks.collect import COLLECTORS, EvidenceCache, Settings
 from checks.evaluate import evaluate
 from checks.host import Host, adopt_orphans
 from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
 from checks.report import Report
 from checks.state import StateStore, open_state
-from exporter.collector import ReportCollector
+from exporter import metrics, textformat
 
 log = logging.getLogger("secure_endpoint_exporter")
 DEFAULT_LISTEN = ":9982"
@@ -99,17 +95,19 @@ def _count(text: str) -> int:
 
 def render(report: Report, fmt: str, lang: str) -> bytes:
     if fmt == "json":
+        import json
+
         # Texts are made printable where they are built; backslashreplace is the last guard, so a
         # stray surrogate becomes a JSON escape instead of a traceback.
         text = json.dumps(report.to_dict(lang), indent=2, ensure_ascii=False) + "\n"
         return text.encode("utf-8", "backslashreplace")
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(ReportCollector(lambda: report))
-    return generate_latest(registry)
+    return textformat.render(metrics.families(report))
 
 
 def write_atomically(path: str, data: bytes) -> None:
     """Temporary file in the same folder, then rename: readers never see half a file."""
+    import tempfile
+
     folder = os.path.dirname(os.path.abspath(path))
     fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
     try:
@@ -150,10 +148,11 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
 
     host = Host(args.rootfs)
     store = StateStore(rootfs=host.rootfs)
+    cache = EvidenceCache()  # what one scrape read and the next need not read again
     try:
         limits = server.Limits(read_timeout=args.read_timeout, max_connections=args.max_connections,
                                scrape_timeout=args.scrape_timeout, timeout_offset=args.timeout_offset)
-        app = server.Exporter(lambda deadline: evaluate(host, settings, store, deadline=deadline),
+        app = server.Exporter(lambda deadline: evaluate(host, settings, store, deadline=deadline, cache=cache),
                               args.telemetry_path, args.web_config, args.max_requests, limits)
     except webconfig.WebConfigError as error:
         log.error("%s", error)

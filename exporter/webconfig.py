@@ -199,6 +199,10 @@ def _bcrypt_hash(user: str, hashed: Any, path: str) -> bytes:
     return hashed.encode()
 
 
+OWN_HEADERS = frozenset({"connection", "content-length", "content-type", "content-encoding", "date", "server",
+                         "transfer-encoding", "www-authenticate"})  # the exporter's own, per answer
+
+
 def _headers(section: Any, path: str) -> dict[str, str]:
     if section is None:
         return {}
@@ -212,7 +216,13 @@ def _headers(section: Any, path: str) -> dict[str, str]:
     headers = section.get("headers") or {}
     if not isinstance(headers, dict):
         raise WebConfigError(f"{path}: http_server_config.headers must be a mapping")
-    return {str(k): str(v) for k, v in headers.items()}
+    found = {str(k): str(v) for k, v in headers.items()}
+    for name, value in found.items():
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name) or name.lower() in OWN_HEADERS:
+            raise WebConfigError(f"{path}: http_server_config.headers cannot set {name!r}")
+        if not value.isprintable() or not value.isascii():
+            raise WebConfigError(f"{path}: the value of header {name} must be printable ASCII on one line")
+    return found
 
 
 def _checkpw(password: bytes, hashed: bytes) -> bool:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from checks.evidence.ampcli import (
     AmpcliError,
     ReportedFault,
+    _strptime_time,
     parse_about,
     parse_policy,
     parse_status,
@@ -147,3 +148,19 @@ def test_digits_of_other_scripts_and_huge_numbers_are_not_times(text: str) -> No
 def test_only_ascii_ids_of_sane_length() -> None:
     status = parse_status("Status: Connected\nFault IDs: ٣, 18, " + "9" * 5000 + "\nID ²: x\n")
     assert set(status.faults) == {"18"}
+
+
+
+@given(st.tuples(st.integers(0, 10000), st.integers(0, 13), st.integers(0, 32), st.integers(0, 25),
+                 st.integers(0, 61), st.integers(0, 61)),
+       st.sampled_from(["{Y}-{m}-{d} {H}:{M}:{S} {p}", "{Y}-{m}-{d} {H}:{M}:{S}", "{Y}-{m}-{d}T{H}:{M}:{S}",
+                        "{Y}-{m}-{d}", "{Y}-{m}-{d} {H}:{M}:{S}{p}", "{Y}-{m}-{d}X{H}:{M}:{S}",
+                        "{m}/{d}/{Y} {H}:{M}:{S}"]),
+       st.sampled_from(["AM", "PM", "am", "pm", "XM", ""]), st.booleans())
+def test_the_numeric_shapes_read_without_strptime_give_what_strptime_gives(
+        fields: tuple[int, ...], shape: str, meridiem: str, padded: bool) -> None:
+    year, month, day, hour, minute, second = fields
+    width = 2 if padded else 1
+    text = shape.format(Y=f"{year:04d}", m=f"{month:0{width}d}", d=f"{day:0{width}d}", H=f"{hour:0{width}d}",
+                        M=f"{minute:02d}", S=f"{second:02d}", p=meridiem)
+    assert parse_time(text) == _strptime_time(" ".join(text.split()))

@@ -6,6 +6,7 @@ import base64
 import concurrent.futures
 import gzip
 import http.client
+import os
 import shutil
 import ssl
 import subprocess
@@ -55,6 +56,26 @@ def test_series_and_values(healthy: LinuxTree, tmp_path: Path) -> None:
     assert value(found, "secure_endpoint_fault_active", fault_id="5", fault="scan_service_user_unavailable",
                  platform="linux") == 0
     assert value(found, "secure_endpoint_connector_installed") == 1
+
+
+def test_what_changes_between_scrapes_is_seen_although_the_server_caches(healthy: LinuxTree, tmp_path: Path) -> None:
+    """The server keeps the processes and folder listings it read; each change below must still show."""
+    for folder, _dirs, _files in os.walk(healthy.root / "opt"):
+        os.utime(folder, (time.time() - 3600, time.time() - 3600))  # listings old enough to be trusted
+    scanner = "secure_endpoint_process_running"
+    with exporter(healthy.root, log=tmp_path / "log") as running:
+        assert value(scrape(running.address), scanner, process="ampscansvc") == 1
+        healthy.stop("ampscansvc")
+        assert value(scrape(running.address), scanner, process="ampscansvc") == 0
+        healthy.process("ampscansvc", started_ago=5)
+        assert value(scrape(running.address), scanner, process="ampscansvc") == 1
+        newest = time.time() - 60
+        healthy.definitions("bytecode.cvd", build_time=newest)
+        found = scrape(running.address)
+        assert value(found, "secure_endpoint_definitions_build_timestamp_seconds") == int(newest)
+        healthy.chmod("opt/cisco/amp/var", 0o700)
+        assert value(scrape(running.address), "secure_endpoint_fault_active", fault_id="5",
+                     fault="scan_service_user_unavailable", platform="linux") == 1
 
 
 def test_landing_page_paths_and_ipv6(healthy: LinuxTree, tmp_path: Path) -> None:
@@ -227,6 +248,10 @@ def test_client_certificates(healthy: LinuxTree, tmp_path: Path) -> None:
     ("tls_config: {}\n", "unknown setting 'tls_config'"),
     ("basic_auth_users: [\n", "is not valid YAML"),
     ("tls_server_config:\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n", "cipher_suites is not supported"),
+    ('http_server_config:\n  headers:\n    X-Frame-Options: "deny\\r\\nSet-Cookie: a=b"\n',
+     "printable ASCII on one line"),
+    ("http_server_config:\n  headers:\n    Content-Length: '5'\n", "cannot set 'Content-Length'"),
+    ("http_server_config:\n  headers:\n    'Bad Name': x\n", "cannot set 'Bad Name'"),
 ])
 def test_malformed_web_config_is_a_clear_error_at_start(healthy: LinuxTree, tmp_path: Path, text: str,
                                                         message: str) -> None:

@@ -59,6 +59,27 @@ def test_users_from_the_trees_passwd(root: Path) -> None:
     assert host.group_exists("staff") and not host.group_exists("alice")
 
 
+def test_a_passwd_of_millions_of_bytes_is_searched_not_refused(root: Path) -> None:
+    """An LDAP-sized passwd (3 MB here) is far over the 1 MiB read cap; it is searched as a stream."""
+    lines = [f"user{n}:x:{10000 + n}:100:GECOS of user {n} cisco-amp-scan-svc:/home/u{n}:/bin/sh" for n in range(40000)]
+    text = "\n".join(lines) + "\n"
+    assert len(text) > 3_000_000
+    (root / "etc/passwd").write_text(text)
+    host = Host(str(root))
+    assert not host.user_exists("cisco-amp-scan-svc")  # in a comment field, not at a line's start
+    assert not host.user_exists("user")  # every line starts with "user", none with "user:"
+    (root / "etc/passwd").write_text(text + "cisco-amp-scan-svc:x:990:990::/opt/cisco/amp:/sbin/nologin\n")
+    assert host.user_exists("cisco-amp-scan-svc") and host.user_exists("user39999")
+
+
+def test_a_name_across_the_search_blocks_is_found(root: Path) -> None:
+    from checks.host import ACCOUNT_BLOCK
+
+    head = "#" * (ACCOUNT_BLOCK - 5) + "\n"  # the next line starts 4 bytes before the first block ends
+    (root / "etc/group").write_text(head + "cisco-amp-scan-svc:x:990:\n")
+    assert Host(str(root)).group_exists("cisco-amp-scan-svc")
+
+
 def test_live_root_uses_nss() -> None:
     host = Host("/")
     assert host.live

@@ -18,7 +18,15 @@ import pytest
 from checks.report import State
 from tests.commands import run
 from tests.conftest import Evaluate, result, texts
-from tests.hosttree import CONNECTOR_VERSION, LinuxTree, cvd_bytes, faults_status, policy_document, policy_output
+from tests.hosttree import (
+    CONNECTOR_VERSION,
+    LinuxTree,
+    about_output,
+    cvd_bytes,
+    faults_status,
+    policy_document,
+    policy_output,
+)
 from tests.mactree import TCC, MacTree
 from tests.test_exporter_once import samples, value
 from tests.test_plugin import PERF_CLEAR, plugin
@@ -378,6 +386,7 @@ def test_a_hung_about_costs_nothing_but_the_version(healthy: LinuxTree, run: Eva
 
 def test_failing_status_leaves_no_about_or_policy_behind(healthy: LinuxTree, run: Evaluate) -> None:
     pids = [healthy.root / "about.pid", healthy.root / "policy.pid"]
+    healthy.remove(healthy.GLOBAL)  # no version there: about runs too
     # status fails only once about and policy have written their pids (polled, at most 2.5 s), so the
     # check below always has both to look at.
     wait = f'for i in $(seq 50); do [ -s "{pids[0]}" ] && [ -s "{pids[1]}" ] && break; sleep 0.05; done'
@@ -387,6 +396,17 @@ def test_failing_status_leaves_no_about_or_policy_behind(healthy: LinuxTree, run
     assert result(report, "ampcli_failed").state is State.ACTIVE
     assert "exited with code 3: broken" in texts(result(report, "ampcli_failed"))
     assert not any(_alive(p) for p in pids if p.exists() and p.read_text().strip())
+
+
+def test_about_runs_only_when_global_xml_names_no_version(healthy: LinuxTree, run: Evaluate) -> None:
+    runs = healthy.root / "about.runs"
+    healthy.write(f"{healthy.AMPCLI}.about", about_output("1.25.0"))
+    _ampcli_by_command(healthy, f'cat "{healthy.root / healthy.AMPCLI}.status"',
+                       f'echo run >> "{runs}"; cat "{healthy.root / healthy.AMPCLI}.about"',
+                       f'cat "{healthy.root / healthy.AMPCLI}.policy"')
+    assert run(healthy).connector_version == "1.24.1.1234" and not runs.exists()
+    healthy.global_config(text="<config><agent/></config>")
+    assert run(healthy).connector_version == "1.25.0" and runs.read_text() == "run\n"
 
 
 def test_an_unsigned_object_before_the_signed_one_is_not_read(healthy: LinuxTree, run: Evaluate) -> None:

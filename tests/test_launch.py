@@ -1,0 +1,50 @@
+"""The commands' entry points: GC off only while importing, a flushed exit without the interpreter's teardown."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from checks.launch import exit_code
+from tests.commands import script
+from tests.hosttree import LinuxTree
+
+
+@pytest.mark.parametrize(("code", "expected"), [(None, 0), (0, 0), (3, 3), (True, 1), (256, 0), ("a message", 1)])
+def test_exit_codes_are_the_interpreters(code: object, expected: int, capsys: pytest.CaptureFixture[str]) -> None:
+    assert exit_code(code) == expected
+    assert capsys.readouterr().err == ("a message\n" if isinstance(code, str) else "")
+
+
+def test_collection_runs_again_after_the_imports() -> None:
+    """A long-running exporter must still free cycles: GC is off only while the modules load."""
+    program = ("import gc; from checks.launch import _run; "
+               "_run(lambda: print(gc.isenabled(), gc.get_freeze_count() > 0))")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout) == (0, "True True\n"), done.stderr
+
+
+def _buffered(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command whose output to a pipe is buffered, as under cron or Nagios (not PYTHONUNBUFFERED)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    return subprocess.run([script(name), *args], capture_output=True, text=True, timeout=30, env=env, check=False)
+
+
+def test_everything_written_reaches_a_pipe(healthy: LinuxTree) -> None:
+    """The run ends with os._exit: what is buffered must be flushed first, to the last byte."""
+    done = _buffered("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--format", "json")
+    assert done.returncode == 0
+    assert len(done.stdout) > 10000 and json.loads(done.stdout)["connector"]["installed"] is True
+    plugin = _buffered("check_secure_endpoint", "--path.rootfs", str(healthy.root), "--state-file", "", "-vv")
+    assert plugin.returncode == 0 and len(plugin.stdout.splitlines()) > 10, plugin.stdout
+    assert plugin.stdout.endswith("\n")
+
+
+def test_a_usage_error_exits_as_argparse_says() -> None:
+    done = subprocess.run([script("secure-endpoint-exporter"), "--no-such-flag"], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 2 and "unrecognized arguments: --no-such-flag" in done.stderr
