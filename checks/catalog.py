@@ -9,7 +9,8 @@ read from here, so a new fault needs no edit anywhere else.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+
+from checks.records import Record
 
 
 class Platform(StrEnum):
@@ -45,7 +46,7 @@ RESTART_BOTH = f"Linux: {RESTART_LINUX}; macOS: {RESTART_MACOS}"
 PROJECT_RUNBOOK_URL = "https://github.com/secure-endpoint-monitoring/secure-endpoint-monitoring/blob/main/docs/runbook.md"
 
 
-class Text(NamedTuple):
+class Text(Record):
     en: str
     nl: str
 
@@ -53,7 +54,7 @@ class Text(NamedTuple):
         return self.nl if lang == "nl" else self.en
 
 
-class Fault(NamedTuple):
+class Fault(Record):
     id: str
     slug: str
     platforms: frozenset[Platform]

@@ -13,12 +13,13 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, cast
 
 from checks.catalog import Platform
 from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system, version
 from checks.host import DeadlineExceeded, Host
 from checks.messages import Msg, msg, printable
+from checks.records import Record
 from checks.report import CollectorRun
 from checks.state import StateStore
 from checks.walk import WalkCache
@@ -60,7 +61,7 @@ def install_markers(platform: Platform) -> tuple[str, ...]:
     return ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS, *macapp.LEGACY_APPS)
 
 
-class Settings(NamedTuple):
+class Settings(Record):
     ampcli_timeout: float = 5.0
     network_modules: tuple[str, ...] = kernel.DEFAULT_NETWORK_MODULES
     file_modules: tuple[str, ...] = kernel.FILE_MODULES
@@ -78,16 +79,16 @@ class Settings(NamedTuple):
 
 
 class EvidenceCache:
-    """What a long-running exporter keeps from one evaluation for the next, so a scrape reads only what
-    changed: the processes already read, and the listings of the connector's folders.
+    """What a long-running exporter keeps from one evaluation for the next, so a scrape lists only the
+    folders that changed: the listings of the connector's folders.
 
-    Every entry is checked against the host before it is used (see ``ProcessCache`` and
-    ``WalkCache``): a cache changes what a scrape costs, never what it finds. The plugin runs once
-    and starts without one.
+    Every listing is checked against the folder before it is used (see ``WalkCache``): the cache
+    changes what a scrape costs, never what it finds. The plugin starts without one. (The table of
+    processes already read is small and saves the plugin most of its reads, so it is kept in the
+    state instead, which the plugin saves between runs: ``StateStore.process_table``.)
     """
 
     def __init__(self) -> None:
-        self.processes = processes.ProcessCache()
         self.definitions: dict[str, WalkCache] = {}  # by definitions folder
         self.permissions = WalkCache()  # the folders fault 5 judges
 
@@ -288,7 +289,7 @@ class Evidence:
             "system": lambda: system.probe(host),
             "connector_status": lambda: self._finish_status(host),
             "connector_version": lambda: version.probe(host, platform, settings.version_elements),
-            "processes": lambda: processes.probe(host, platform, settings.bpf_processes, cache.processes),
+            "processes": lambda: processes.probe(host, platform, settings.bpf_processes, self.store.process_table()),
             "scan_user": lambda: scan_user.probe(host, platform, cache.permissions),
             "policy": lambda: policy.probe(host, platform),
             "kernel": lambda: kernel.probe(host, self.system().kernel_release),

@@ -9,9 +9,7 @@ them. Reads are bounded in size and walks in depth.
 from __future__ import annotations
 
 import contextlib
-import grp
 import os
-import pwd
 import selectors
 import signal
 import stat
@@ -20,7 +18,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
+
+from checks.records import Record
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
 ACCOUNT_BLOCK = 1 << 20
@@ -33,7 +33,7 @@ class HostError(OSError):
     """A read that failed for a reason worth telling the operator."""
 
 
-class CommandResult(NamedTuple):
+class CommandResult(Record):
     returncode: int
     stdout: bytes
     stderr: bytes
@@ -267,20 +267,19 @@ class Host:
 
     # -- users and groups --------------------------------------------------
     def user_exists(self, name: str) -> bool:
-        return self._account_exists(name, pwd.getpwnam, "etc/passwd")
+        """NSS on the live root (LDAP, sssd, ... included); the tree's own passwd under another root."""
+        if not self.live:
+            return self._names_an_account("etc/passwd", name)
+        import pwd
+
+        return _found(pwd.getpwnam, name)
 
     def group_exists(self, name: str) -> bool:
-        return self._account_exists(name, grp.getgrnam, "etc/group")
-
-    def _account_exists(self, name: str, lookup: Callable[[str], object], rel: str) -> bool:
-        """NSS on the live root (LDAP, sssd, ... included); the tree's own file under another root."""
         if not self.live:
-            return self._names_an_account(rel, name)
-        try:
-            lookup(name)
-        except KeyError:
-            return False
-        return True
+            return self._names_an_account("etc/group", name)
+        import grp
+
+        return _found(grp.getgrnam, name)
 
     def _names_an_account(self, rel: str, name: str) -> bool:
         """Whether a line of ``rel`` (passwd, group) starts with ``name:``.
@@ -638,6 +637,14 @@ def _read_all(fd: int, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+def _found(lookup: Callable[[str], object], name: str) -> bool:
+    try:
+        lookup(name)
+    except KeyError:
+        return False
+    return True
+
 
 def _parts(path: str) -> list[str]:
     return [part for part in path.split("/") if part not in ("", ".")]

@@ -7,7 +7,9 @@ string, so each renderer picks the language at the last moment.
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any
+
+from checks.records import Record
 
 TEMPLATES: dict[str, tuple[str, str]] = {
     # reasons a check could not judge or does not apply
@@ -135,7 +137,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
-class Msg(NamedTuple):
+class Msg(Record):
     key: str
     params: dict[str, Any]
 

@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple, NoReturn
+from typing import Any, NoReturn
 
 import nagiosplugin
 from nagiosplugin.output import Output
@@ -24,6 +24,7 @@ from checks.evaluate import evaluate
 from checks.host import Host, adopt_orphans
 from checks.messages import msg
 from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
+from checks.records import Record
 from checks.report import FaultResult, State
 from checks.state import default_path, open_state
 
@@ -46,7 +47,7 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-class SeverityPolicy(NamedTuple):
+class SeverityPolicy(Record):
     critical: frozenset[str] = frozenset()
     warning: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 from checks.catalog import Fault, Platform
 from checks.messages import Msg
+from checks.records import Record
 
 
 class State(StrEnum):
@@ -16,7 +17,7 @@ class State(StrEnum):
     NOT_APPLICABLE = "not_applicable"  # other platform, or the policy option it needs is off
 
 
-class FaultResult(NamedTuple):
+class FaultResult(Record):
     fault: Fault
     state: State
     reported: bool | None = None  # what ampcli said; None when its status is unavailable
@@ -32,7 +33,7 @@ class FaultResult(NamedTuple):
         return [name for name, said in (("connector", self.reported), ("host", self.detected)) if said]
 
 
-class CollectorRun(NamedTuple):
+class CollectorRun(Record):
     name: str
     success: bool
     duration: float

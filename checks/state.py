@@ -1,4 +1,5 @@
-"""State kept between runs: scan service starts seen (fault 6) and CVD integrity verdicts.
+"""State kept between runs: scan service starts seen (fault 6), CVD integrity verdicts, and the
+table of processes already read (so a run reads only new ones).
 
 The plugin (and the exporter's ``--once``) keep it in a JSON file; the
 exporter server keeps it in memory. Entries are keyed by the root, so one
@@ -35,6 +36,9 @@ import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
+from checks.evidence import ascii_number
+from checks.evidence.processes import Known, ProcessTable
+
 log = logging.getLogger(__name__)
 
 MAX_CVD_ENTRIES = 256
@@ -43,7 +47,9 @@ MAX_ROOTS = 32
 MAX_KEY_CHARS = 8192  # a CVD cache key is a path (PATH_MAX 4096) and a few numbers
 MAX_VERDICT_CHARS = 256
 MAX_PID = 2**31 - 1
-MAX_BYTES = 1 << 20  # larger than any state this module writes
+MAX_PROCESSES = 65536  # entries of the process table; a host with more reads the rest each run
+MAX_NAME_CHARS = 64  # a process name (the kernel keeps 15 characters)
+MAX_BYTES = 4 << 20  # larger than any state this module writes (the process table is ~45 bytes a process)
 LOCK_WAIT = 1.0  # seconds; a run that waits longer keeps its state in memory
 LOCK_POLL = 0.02
 MAX_REOPEN = 200  # saves by other runs while this one waited; the deadline ends it long before
@@ -99,6 +105,17 @@ class StateStore:
             section["cvd"] = cache
         return cache
 
+    def process_table(self) -> ProcessTable:
+        """The processes earlier runs read (``checks.evidence.processes``), updated by each probe."""
+        section = self._section()
+        table = section.get("processes")
+        if not isinstance(table, ProcessTable):
+            # A dict here is what the file held, already sanitized when it was loaded.
+            table = ProcessTable(table["boot"], {pid: Known(*row) for pid, row in table["known"].items()}) \
+                if isinstance(table, dict) else ProcessTable()
+            section["processes"] = table
+        return table
+
 
 # -- schema ---------------------------------------------------------------------------------
 
@@ -106,7 +123,8 @@ class StateStore:
 def sanitize(raw: object) -> dict[str, Any]:
     """What of ``raw`` fits the schema; the rest is dropped (debug log), never an exception.
 
-    ``{root: {"scan_starts": [[pid, time], ...], "cvd": {key: verdict}}}``, every part bounded.
+    ``{root: {"scan_starts": [[pid, time], ...], "cvd": {key: verdict},
+    "processes": {"boot": time, "known": {pid: [inode, name, read_at]}}}}``, every part bounded.
     """
     if not isinstance(raw, dict):
         log.debug("state: top level is %s, not a mapping; dropped", type(raw).__name__)
@@ -130,6 +148,10 @@ def _clean_section(section: dict[Any, Any]) -> dict[str, Any]:
             clean[key] = _clean_starts(value)
         elif key == "cvd":
             clean[key] = _clean_cvd(value)
+        elif key == "processes":
+            table = _clean_processes(value)
+            if table is not None:
+                clean[key] = table
         else:
             log.debug("state: unknown key %.80r dropped", key)
     return clean
@@ -170,14 +192,39 @@ def _clean_cvd(value: object) -> dict[str, str]:
     return clean
 
 
+def _clean_processes(value: object) -> dict[str, Any] | None:
+    """The process table as plain data (from a ``ProcessTable`` or from the file); None when it does not fit."""
+    if isinstance(value, ProcessTable):
+        value = {"boot": value.boot, "known": value.known}
+    if not isinstance(value, dict) or not _number(value.get("boot")) or not isinstance(value.get("known"), dict):
+        log.debug("state: the process table is not {boot, known}; dropped")
+        return None
+    known = value["known"]
+    if len(known) > MAX_PROCESSES:
+        log.debug("state: more than %d known processes; the table dropped", MAX_PROCESSES)
+        return None
+    clean: dict[str, list[Any]] = {}
+    for pid, row in known.items():  # every save checks them all: kept to plain type tests
+        inode, name, read_at = row if isinstance(row, (list, tuple)) and len(row) == 3 else (None, None, None)
+        if (type(inode) is int and 0 <= inode < 2**64 and type(name) is str and len(name) <= MAX_NAME_CHARS
+                and (type(read_at) is float or type(read_at) is int) and math.isfinite(read_at)
+                and type(pid) is str and ascii_number(pid, 10)):
+            clean[pid] = [inode, name, float(read_at)]
+        else:
+            log.debug("state: known process %.80r dropped", pid)
+    return {"boot": float(value["boot"]), "known": clean}
+
+
 def encode(data: MutableMapping[str, Any]) -> bytes:
     """The state as JSON that a later run accepts: sanitized, and never over ``MAX_BYTES``."""
     clean = sanitize(dict(data))
     text = json.dumps(clean, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-    if len(text) > MAX_BYTES:  # only the CVD caches can grow this far; they are a cache, so they go
-        log.debug("state: over %d bytes; CVD caches dropped", MAX_BYTES)
+    for cache in ("cvd", "processes"):  # only these can grow this far, and they are caches
+        if len(text) <= MAX_BYTES:
+            break
+        log.debug("state: over %d bytes; the %s caches dropped", MAX_BYTES, cache)
         for section in clean.values():
-            section.pop("cvd", None)
+            section.pop(cache, None)
         text = json.dumps(clean, separators=(",", ":"), sort_keys=True).encode() + b"\n"
     return text
 
@@ -272,6 +319,7 @@ class StateFile:
         self.fd = -1
         self.locked = False
         self.data: dict[str, Any] = {}
+        self.raw = b""  # the bytes loaded: a save that would write them again is skipped
 
     @classmethod
     def open(cls, path: str, lock_wait: float = LOCK_WAIT) -> StateFile:
@@ -356,7 +404,7 @@ class StateFile:
                 return True
 
     def _load(self) -> dict[str, Any]:
-        raw = _read_bounded(self.fd, MAX_BYTES + 1)
+        raw = self.raw = _read_bounded(self.fd, MAX_BYTES + 1)
         if len(raw) > MAX_BYTES:
             log.warning("state file %s is larger than %d bytes and has been reset", self.path, MAX_BYTES)
             return {}
@@ -374,6 +422,8 @@ class StateFile:
         if not self.locked:
             return
         payload = encode(data)
+        if payload == self.raw:
+            return  # nothing changed: no new file, no fsync
         temporary = f".{self.name[:200]}.{os.urandom(6).hex()}.tmp"  # not secrets: it imports hashlib, hmac, random
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
                      dir_fd=self.dir_fd)

@@ -6,10 +6,11 @@ folders whose times moved; the others cost one ``fstat`` each. Scrapes then
 cost what the number of folders costs, not what the number of files does
 (``/opt/cisco/amp`` may hold tens of thousands of files).
 
-A listing is trusted only when the folder's times lie clearly before the
+A listing is trusted only when the folder's mtime lies clearly before the
 moment it was listed: a change within the same tick of the file system's
 clock would otherwise leave the times as they were (git calls such entries
-"racily clean" and re-checks them the same way).
+"racily clean" and re-checks them the same way). Setting the mtime back by
+hand moves the ctime, which is part of the stamp too.
 """
 
 from __future__ import annotations
@@ -17,23 +18,23 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 from checks.host import Folder, Host, HostError
+from checks.records import Record
 
 RACY_NS = 2_000_000_000  # coarser than any file system's clock (FAT's is 2 s)
 MAX_ENTRIES = 1_000_000  # entries in all; a walk's time is bounded by the evaluation's deadline
 
 
-class Listing(NamedTuple):
+class Listing(Record):
     stamp: tuple[int, int, int, int]  # device, inode, mtime and ctime (ns) of the folder when listed
     folders: tuple[str, ...]
     files: tuple[str, ...]  # only the names the walk keeps
     entries: int  # everything the folder held, for the walk's limit
-    trusted: bool  # its times were clearly older than the listing (see the module's docstring)
+    trusted: bool  # its mtime was clearly older than the listing (see the module's docstring)
 
 
-class Found(NamedTuple):
+class Found(Record):
     rel: str
     status: os.stat_result  # the folder's own
     depth: int
@@ -91,7 +92,8 @@ class _Walk:
                     folders.append(entry.name)
                 elif self.keep is not None and self.keep(entry.name):
                     files.append(entry.name)
-            trusted = max(status.st_mtime_ns, status.st_ctime_ns) < listed_at - RACY_NS
+            # Adding, removing or renaming an entry sets the folder's mtime (and ctime) to the clock's now.
+            trusted = status.st_mtime_ns < listed_at - RACY_NS
             listing = Listing(stamp, tuple(sorted(folders)), tuple(sorted(files)), entries, trusted)
         self.seen += listing.entries
         if self.seen > self.limit:

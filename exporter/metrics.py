@@ -8,15 +8,15 @@ them with ``exporter.textformat`` and never imports prometheus_client.
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
 
 from checks import __version__
+from checks.records import Record
 from checks.report import Report, State
 
 NAMESPACE = "secure_endpoint"
 
 
-class Family(NamedTuple):
+class Family(Record):
     name: str  # without the ``_info`` an info family's sample carries
     kind: str  # "gauge" or "info"
     doc: str

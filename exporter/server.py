@@ -27,12 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any, NamedTuple
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from checks import __version__
+from checks.records import Record
 from checks.report import Report
 from exporter import webconfig
 from exporter.collector import ReportCollector
@@ -358,7 +359,7 @@ class ExporterServer(HTTPServer):
         log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
 
 
-class Limits(NamedTuple):
+class Limits(Record):
     """The HTTP side's bounds; the defaults are the flags' defaults."""
 
     read_timeout: float = 10.0  # a connection's wait for a complete request, and each write

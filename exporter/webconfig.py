@@ -14,10 +14,12 @@ import re
 import ssl
 import stat
 import threading
-from typing import Any, NamedTuple
+from typing import Any
 
 import bcrypt
 import yaml
+
+from checks.records import Record
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -46,7 +48,7 @@ class WebConfigError(ValueError):
     pass
 
 
-class WebConfig(NamedTuple):
+class WebConfig(Record):
     tls: ssl.SSLContext | None
     users: dict[str, bytes]  # user -> bcrypt hash
     headers: dict[str, str]

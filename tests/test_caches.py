@@ -21,8 +21,8 @@ from tests.hosttree import LinuxTree
 LONG_AGO = time.time() - 3600
 
 
-def _probe(tree: LinuxTree, cache: processes.ProcessCache) -> processes.ProcessFacts:
-    return processes.probe(Host(str(tree.root)), Platform.LINUX, cache=cache)
+def _probe(tree: LinuxTree, table: processes.ProcessTable) -> processes.ProcessFacts:
+    return processes.probe(Host(str(tree.root)), Platform.LINUX, table=table)
 
 
 def _rename_stat(tree: LinuxTree, pid: int, name: str) -> None:
@@ -41,18 +41,18 @@ def _fifo_at_stat(tree: LinuxTree, pid: int) -> None:
 
 def test_a_known_process_is_not_read_again(healthy: LinuxTree) -> None:
     worker = healthy.process("worker")
-    cache = processes.ProcessCache()
+    cache = processes.ProcessTable()
     _probe(healthy, cache)
     _fifo_at_stat(healthy, worker)  # reading it now would fail the collector
     assert _probe(healthy, cache).running("ampscansvc")
     with pytest.raises(OSError, match="is a FIFO"):
-        _probe(healthy, processes.ProcessCache())
+        _probe(healthy, processes.ProcessTable())
 
 
 def test_a_pid_used_again_by_a_new_process_is_read(healthy: LinuxTree) -> None:
     healthy.stop("ampscansvc")
     pid = healthy.process("worker")
-    cache = processes.ProcessCache()
+    cache = processes.ProcessTable()
     assert not _probe(healthy, cache).running("ampscansvc")
     # A new process with the same pid comes with a new proc folder (kept apart so its inode is new).
     (healthy.root / f"proc/{pid}").rename(healthy.root / "old-proc-folder")
@@ -63,7 +63,7 @@ def test_a_pid_used_again_by_a_new_process_is_read(healthy: LinuxTree) -> None:
 def test_a_young_process_is_read_again_in_case_it_execs(healthy: LinuxTree) -> None:
     healthy.stop("ampscansvc")
     pid = healthy.process("sh", started_ago=1)
-    cache = processes.ProcessCache()
+    cache = processes.ProcessTable()
     assert not _probe(healthy, cache).running("ampscansvc")
     _rename_stat(healthy, pid, "ampscansvc")
     assert _probe(healthy, cache).running("ampscansvc")
@@ -73,7 +73,7 @@ def test_an_old_process_that_execs_is_found_within_the_reverify_time(healthy: Li
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     healthy.stop("ampscansvc")
     pids = [healthy.process("sh", started_ago=3600) for _ in range(3)]
-    cache = processes.ProcessCache()
+    cache = processes.ProcessTable()
     _probe(healthy, cache)
     for pid in pids:
         _rename_stat(healthy, pid, "ampscansvc")
@@ -85,7 +85,7 @@ def test_an_old_process_that_execs_is_found_within_the_reverify_time(healthy: Li
 
 
 def test_watched_processes_are_always_read_again(healthy: LinuxTree) -> None:
-    cache = processes.ProcessCache()
+    cache = processes.ProcessTable()
     assert _probe(healthy, cache).running("ampscansvc")
     pid = next(p.pid for p in _probe(healthy, cache).by_name["ampscansvc"])
     path = healthy.root / f"proc/{pid}/stat"
@@ -95,7 +95,7 @@ def test_watched_processes_are_always_read_again(healthy: LinuxTree) -> None:
     assert not _probe(healthy, cache).running("ampscansvc")
     healthy.kill(pid)
     assert not _probe(healthy, cache).running("ampscansvc")
-    assert str(pid) not in cache.known
+    assert str(pid) not in cache.known and cache.known  # the workers are known, the watched ones never
 
 
 # -- folder walks -------------------------------------------------------------------------------------

@@ -457,6 +457,12 @@ MALFORMED: list[tuple[str, bytes, bool]] = [
     ("cvd values of wrong types", b'{"{root}": {"cvd": {"a": 1, "b": null, "c": [""], "d": {}}}}', False),
     ("unknown keys", b'{"{root}": {"other": 1, "scan_starts": [], "cvd": {}}, "x": 1}', False),
     ("NaN and Infinity", b'{"{root}": {"scan_starts": [[1, NaN], [2, Infinity]]}}', False),
+    ("processes a list", b'{"{root}": {"processes": [[1, 2, "x", 3.0]]}}', False),
+    ("processes rows of every wrong shape",
+     b'{"{root}": {"processes": {"boot": 5.0, "known": {"1": [1, "x"], "x": [1, "x", 1.0], "2": ["1", "x", 1.0], '
+     b'"3": [1, 2, 1.0], "4": [-1, "x", 1.0], "5": [1, "x", NaN], "6": [true, "x", 1.0], "7": {"inode": 1}}}}}',
+     False),
+    ("processes without a boot time", b'{"{root}": {"processes": {"known": {}}}}', False),
 ]
 
 
@@ -476,7 +482,7 @@ def test_malformed_content_never_crashes(host: LinuxTree, folder: Path, content:
     saved = json.loads(path.read_bytes())  # what is written back is valid and fits the schema
     assert saved == sanitize(saved)
     section = saved[str(host.root)]
-    assert section["scan_starts"] == [] and not section.get("cvd") and set(section) <= {"scan_starts", "cvd"}
+    assert section["scan_starts"] == [] and not section.get("cvd") and set(section) <= {"scan_starts", "cvd", "processes"}
 
 
 def test_good_entries_survive_beside_bad_ones(host: LinuxTree, folder: Path) -> None:
@@ -495,11 +501,11 @@ def test_good_entries_survive_beside_bad_ones(host: LinuxTree, folder: Path) -> 
 
 def test_oversized_file_is_reset(host: LinuxTree, folder: Path) -> None:
     path = folder / "check.state"
-    path.write_text(json.dumps({str(host.root): {"cvd": {"k": "x" * (1 << 20)}}}))
+    path.write_text(json.dumps({str(host.root): {"cvd": {"k": "x" * state.MAX_BYTES}}}))
     path.chmod(0o600)
     ran = plugin(host, path)
     assert (ran.code, ran.lines[0]) == (0, HEALTHY)
-    assert ran.lines[1:] == [f"state file {path} is larger than {1 << 20} bytes and has been reset"]
+    assert ran.lines[1:] == [f"state file {path} is larger than {state.MAX_BYTES} bytes and has been reset"]
     assert path.stat().st_size < 1000
 
 
@@ -541,9 +547,13 @@ def test_sanitize_takes_anything(raw: object) -> None:
 
 
 def test_encode_never_writes_what_a_read_would_refuse() -> None:
-    huge = {f"/root{n}": {"cvd": {f"{'p' * 4000}{m}": "" for m in range(200)}} for n in range(3)}
+    huge = {f"/root{n}": {"cvd": {f"{'p' * 4000}{m}": "" for m in range(200)}} for n in range(6)}
     assert len(json.dumps(huge)) > state.MAX_BYTES
     assert len(state.encode(huge)) <= state.MAX_BYTES
+    known = {str(pid): [pid, "x" * 60, 1.0] for pid in range(1, state.MAX_PROCESSES)}
+    tables = {f"/root{n}": {"processes": {"boot": 1.0, "known": known}} for n in range(2)}
+    assert len(json.dumps(tables)) > state.MAX_BYTES
+    assert 0 < len(state.encode(tables)) <= state.MAX_BYTES
 
 
 # -- CVD verdicts -------------------------------------------------------------------------------
@@ -751,3 +761,45 @@ def test_exporter_once_uses_the_same_checks(host: LinuxTree, tmp_path: Path, fol
     assert "secure_endpoint_fault_active" in done.stdout
     assert target.read_bytes() == SECRET
 
+
+
+# -- the table of processes already read ----------------------------------------------------------------
+def _worker_stat_as_fifo(tree: LinuxTree, pid: int) -> None:
+    """Reading this process now would fail the processes collector."""
+    path = tree.root / f"proc/{pid}/stat"
+    path.unlink()
+    os.mkfifo(path)
+
+
+def test_the_plugin_does_not_read_a_known_process_again(tmp_path: Path, folder: Path) -> None:
+    tree = LinuxTree(tmp_path / "host").healthy()
+    worker = tree.process("worker", started_ago=7200)
+    path = folder / "check.state"
+    assert plugin(tree, path).code == 0
+    known = json.loads(path.read_text())[str(tree.root)]["processes"]["known"]
+    assert str(worker) in known and known[str(worker)][1] == "worker"
+    assert not any(row[1] in ("ampdaemon", "ampscansvc") for row in known.values())  # watched: read every run
+    _worker_stat_as_fifo(tree, worker)
+    assert (plugin(tree, path).code, plugin(tree, "").code) == (0, 3)  # known: not read; no state: read, refused
+
+
+def test_after_a_reboot_every_process_is_read_again(tmp_path: Path, folder: Path) -> None:
+    tree = LinuxTree(tmp_path / "host").healthy()
+    worker = tree.process("worker", started_ago=7200)
+    path = folder / "check.state"
+    assert plugin(tree, path).code == 0
+    tree.write("proc/stat", f"cpu  1 2 3 4\nbtime {int(tree.boot) + 600}\n")  # pids and inodes start over
+    _worker_stat_as_fifo(tree, worker)
+    ran = plugin(tree, path)
+    assert ran.code == 3 and "is a FIFO, not a regular file" in "\n".join(ran.lines)
+
+
+def test_an_unchanged_state_is_not_written_again(tmp_path: Path, folder: Path) -> None:
+    tree = LinuxTree(tmp_path / "host").healthy()
+    path = folder / "check.state"
+    plugin(tree, path)
+    plugin(tree, path)  # the first run's table may still hold young processes; now it is settled
+    before = path.stat()
+    plugin(tree, path)
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)

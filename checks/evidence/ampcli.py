@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import CommandResult, Host, Running
+from checks.records import Record
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,13 @@ class AmpcliError(ValueError):
     """ampcli's answer could not be used."""
 
 
-class ReportedFault(NamedTuple):
+class ReportedFault(Record):
     id: str
     severity: str  # one of SEVERITIES as the connector says it, or "" when it says none of them
     text: str
 
 
-class ConnectorStatus(NamedTuple):
+class ConnectorStatus(Record):
     fields: dict[str, str]
     faults: dict[str, ReportedFault]
     about_version: str = ""  # from ``ampcli about``

@@ -10,11 +10,11 @@ incremental updates, so only its header is checked.
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import Host
+from checks.records import Record
 from checks.walk import WalkCache, walk
 
 HEADER_SIZE = 512
@@ -37,7 +37,7 @@ class HeaderError(ValueError):
     pass
 
 
-class CvdHeader(NamedTuple):
+class CvdHeader(Record):
     time: str
     version: int
     signatures: int
@@ -47,7 +47,7 @@ class CvdHeader(NamedTuple):
     build_time: float | None  # seconds since the epoch
 
 
-class DefinitionFile(NamedTuple):
+class DefinitionFile(Record):
     rel: str
     path: str  # as shown on the host
     size: int
@@ -59,7 +59,7 @@ class DefinitionFile(NamedTuple):
     ctime_ns: int = 0
 
 
-class DefinitionsFacts(NamedTuple):
+class DefinitionsFacts(Record):
     files: tuple[DefinitionFile, ...]
 
     def newest_build_time(self, now: float) -> float | None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from checks.host import Host
+from checks.records import Record
 
 # ampfsm and ampavflt are named in Cisco's Linux fault table (faults 8 and 9); redirfs with avflt is what
 # older connectors load (Cisco's Linux primer). The list is a setting: --file-module.
@@ -13,7 +12,7 @@ DEFAULT_NETWORK_MODULES = ("ampnetworkflow",)
 SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
 
-class KernelFacts(NamedTuple):
+class KernelFacts(Record):
     modules: frozenset[str]
     secure_boot: bool | None  # None: not an EFI system or not readable
     headers_path: str | None  # as shown on the host; None without a kernel release

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from checks.host import Host, HostError
+from checks.records import Record
 
 CISCO_KEXT = "com.cisco.amp.fileop"
 KEXTSTAT = "usr/sbin/kextstat"
 
 
-class KextFacts(NamedTuple):
+class KextFacts(Record):
     cisco_loaded: bool
 
 

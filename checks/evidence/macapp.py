@@ -6,10 +6,9 @@ that a Connector app sat beside a kernel extension and no Service app existed.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from checks.evidence import ascii_number
 from checks.host import Host
+from checks.records import Record
 
 SERVICE_APPS = (
     "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
@@ -26,7 +25,7 @@ FIRST_SYSEXT_VERSION = (1, 14)
 ORBITAL_DIR = "opt/cisco/orbital"
 
 
-class AppFacts(NamedTuple):
+class AppFacts(Record):
     path: str | None  # as shown on the host; None when no connector app is installed
     short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
     build_version: str  # CFBundleVersion

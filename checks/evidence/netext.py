@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 from checks.evidence.macapp import load_plist
 from checks.host import Host
+from checks.records import Record
 
 PLIST = "Library/Preferences/com.apple.networkextension.plist"
 FIREWALL_GRADE = 1
@@ -13,14 +14,14 @@ MAX_OBJECTS = 100_000
 MAX_HOPS = 16  # references followed to resolve one value; an archiver writes one, two for an NSMutableString
 
 
-class ContentFilter(NamedTuple):
+class ContentFilter(Record):
     application: str
     name: str
     enabled: bool
     grade: int
 
 
-class NetextFacts(NamedTuple):
+class NetextFacts(Record):
     filters: tuple[ContentFilter, ...]
 
 

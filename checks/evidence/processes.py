@@ -1,10 +1,10 @@
 """The connector's processes, read from the root's ``proc`` (psutil only on a live Mac).
 
 Each process costs one small read (``proc/<pid>/stat`` holds its name, state and
-start time), through an open ``proc`` folder. A long-running exporter also
-keeps a ``ProcessCache``: a process it has already read, still listed with the
-same folder inode, is not read again, so a scrape of a host with 20,000
-processes reads only the few that are new or watched.
+start time), through an open ``proc`` folder. A table of the processes already
+read is kept in the state (the plugin's state file, the exporter's memory): a
+process still listed with the same folder inode is not read again, so a run on
+a host with 20,000 processes reads only the few that are new or watched.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import Folder, Host, HostError
+from checks.records import Record
 
 DAEMON = "ampdaemon"
 SCANNER = "ampscansvc"
@@ -35,13 +35,13 @@ REVERIFY_AFTER = 600.0
 REVERIFY_PER_PROBE = 256
 
 
-class ProcessInfo(NamedTuple):
+class ProcessInfo(Record):
     pid: int
     name: str
     started: float  # seconds since the epoch
 
 
-class ProcessFacts(NamedTuple):
+class ProcessFacts(Record):
     by_name: dict[str, list[ProcessInfo]]
     # eBPF programs held open by the configured holder processes (Linux); None when their fds cannot be read
     bpf_programs: int | None = 0
@@ -51,29 +51,32 @@ class ProcessFacts(NamedTuple):
         return bool(self.by_name.get(name))
 
 
-class _Known(NamedTuple):
+class Known(Record):
+    """A process read earlier that need not be read again: neither watched nor young when read."""
+
     inode: int  # of its proc/<pid> folder: a pid used again by a new process comes with a new folder
     name: str
-    settled: bool  # old enough when read that it no longer execs (see SETTLED_AFTER)
-    read_at: float  # time.monotonic() of the read
+    read_at: float  # seconds since the epoch
 
 
-class ProcessCache:
-    """The processes earlier probes read (a long-running exporter's), by pid.
+class ProcessTable:
+    """The processes earlier probes read, by pid, for one boot of the host (``StateStore.process_table``).
 
-    Replaced whole at the end of each probe, so two probes at once never see half of one.
+    ``known`` is replaced whole at the end of each probe, so two probes at once never see half of one.
     """
 
-    def __init__(self) -> None:
-        self.known: dict[str, _Known] = {}
+    def __init__(self, boot: float = 0.0, known: dict[str, Known] | None = None) -> None:
+        self.boot = boot
+        self.known: dict[str, Known] = known or {}
 
 
 def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON,),
-          cache: ProcessCache | None = None) -> ProcessFacts:
+          table: ProcessTable | None = None) -> ProcessFacts:
     """The watched processes (zombies do not count); on Linux also how many eBPF programs ``bpf_holders`` hold.
 
     Which process holds the connector's eBPF programs is not public (ampdaemon
-    is assumed), so the names are a setting.
+    is assumed), so the names are a setting. ``table`` is read and updated: processes
+    already known are not read again.
     """
     if platform is Platform.MACOS:
         if not host.live:
@@ -81,12 +84,12 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
         return _live_macos()
     try:
         with host.folder("proc") as proc:
-            return _linux(proc, bpf_holders, cache)
+            return _linux(proc, bpf_holders, table or ProcessTable())
     except (FileNotFoundError, NotADirectoryError):
         raise HostError(f"{host.display('proc')} is not mounted") from None
 
 
-def _linux(proc: Folder, bpf_holders: tuple[str, ...], cache: ProcessCache | None) -> ProcessFacts:
+def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> ProcessFacts:
     # psutil is not used here: it opens proc files by plain path, which blocks on a FIFO,
     # never ends on a device and follows a symlinked proc/<pid> out of the root.
     entries = [e for e in proc.entries(MAX_PROCESSES) if e.name.isascii() and e.name.isdigit()]
@@ -95,38 +98,39 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], cache: ProcessCache | Non
         raise HostError(f"{proc.display()} does not show process 1 (mounted with hidepid?)")
     wanted = frozenset((*WATCHED, *bpf_holders))
     found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
-    known = cache.known if cache is not None else {}
-    fresh: dict[str, _Known] = {}
-    now, wall = time.monotonic(), time.time()
+    boot = _boot_time(proc.host)
+    known = table.known if table.boot == boot else {}  # after a reboot pids and inodes start over
+    fresh: dict[str, Known] = {}
+    now = time.time()
     budget = REVERIFY_PER_PROBE
-    boot: float | None = None
     for entry in entries:
         pid = entry.name
         if entry.is_symlink():
             continue  # a real proc/<pid> is a folder; a link may lead anywhere
         inode = entry.inode()
         seen = known.get(pid)
-        if seen is not None and seen.inode == inode and seen.settled and seen.name not in wanted:
-            if now - seen.read_at < REVERIFY_AFTER or budget <= 0:
+        if seen is not None and seen.inode == inode and seen.name not in wanted:
+            if 0 <= now - seen.read_at < REVERIFY_AFTER or budget <= 0:
                 fresh[pid] = seen
                 continue
             budget -= 1
         stat = _read_stat(proc, pid)
         if stat is None:
             continue  # gone meanwhile
-        if boot is None:
-            boot = _boot_time(proc.host)
         started = boot + stat.start_ticks / CLOCK_TICKS
-        fresh[pid] = _Known(inode, stat.name, wall - started >= SETTLED_AFTER, now)
-        if stat.name in found and stat.state not in DEAD_STATES:  # a zombie is not running
-            found[stat.name].append(ProcessInfo(int(pid), stat.name, started))
-    if cache is not None:
-        cache.known = fresh
+        if stat.name in found:
+            if stat.state not in DEAD_STATES:  # a zombie is not running
+                found[stat.name].append(ProcessInfo(int(pid), stat.name, started))
+        elif now - started >= SETTLED_AFTER:
+            fresh[pid] = Known(inode, stat.name, now)
+    table.boot, table.known = boot, fresh
+    for processes in found.values():
+        processes.sort()
     bpf, error = _bpf_programs(proc, [p.pid for name in set(bpf_holders) for p in found[name]])
     return ProcessFacts(found, bpf, error)
 
 
-class _Stat(NamedTuple):
+class _Stat(Record):
     name: str
     state: str
     start_ticks: int

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import stat
-from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.host import Host
+from checks.records import Record
 from checks.walk import WalkCache, walk
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
@@ -15,14 +15,14 @@ PERMISSION_ROOT = "opt/cisco"
 PERMISSION_DEPTH = 3
 
 
-class BadDirectory(NamedTuple):
+class BadDirectory(Record):
     path: str  # as shown on the host
     mode: int
     not_readable: bool
     writable: bool
 
 
-class ScanUserFacts(NamedTuple):
+class ScanUserFacts(Record):
     user_exists: bool
     group_exists: bool
     usergroups_enab: bool | None  # Linux login.defs; None when not set or not Linux

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from checks.evidence.macapp import load_plist
 from checks.host import Host
+from checks.records import Record
 
 DB = "Library/SystemExtensions/db.plist"
 CISCO_TEAM = "DE8Y96K9QP"
@@ -15,7 +14,7 @@ ENDPOINT_SECURITY_CATEGORY = "com.apple.system_extension.endpoint_security"
 ENABLED = "activated_enabled"
 
 
-class Extension(NamedTuple):
+class Extension(Record):
     identifier: str
     team: str
     state: str
@@ -32,7 +31,7 @@ class Extension(NamedTuple):
         return self.state == ENABLED
 
 
-class SysextFacts(NamedTuple):
+class SysextFacts(Record):
     extensions: tuple[Extension, ...]
     db_path: str | None = None  # as shown on the host; None when db.plist does not exist (nothing registered)
 

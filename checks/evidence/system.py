@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
-from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import Host, HostError
+from checks.records import Record
 
 MAC_VERSION_PLIST = "System/Library/CoreServices/SystemVersion.plist"
 RHEL_FAMILY = {"rhel", "centos", "fedora", "rocky", "almalinux", "ol", "oracle", "amzn", "scientific", "cloudlinux"}
@@ -19,7 +19,7 @@ OS_RELEASE_FILES = ("etc/os-release", "usr/lib/os-release")  # the order os-rele
 NORMALISED_IDS = {"ol": "oracle", "opensuse-leap": "opensuse"}  # as the distro package names them
 
 
-class SystemFacts(NamedTuple):
+class SystemFacts(Record):
     platform: Platform
     os_id: str  # "debian", "rhel", "macos", ...
     os_name: str

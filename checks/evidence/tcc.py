@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from checks.host import Host
+from checks.records import Record
 
 TCC_DIR = "Library/Application Support/com.apple.TCC"
 TCC_DB = f"{TCC_DIR}/TCC.db"
@@ -23,7 +23,7 @@ class TccError(ValueError):
     pass
 
 
-class TccFacts(NamedTuple):
+class TccFacts(Record):
     allowed: frozenset[str]  # clients (bundle ids or paths) with Full Disk Access, from TCC.db or MDM
 
     def has_access(self, client: str) -> bool:

@@ -10,11 +10,11 @@ fits, the version comes from ``ampcli`` instead (see ``checks.collect``).
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.evidence.policy import load_xml, local_name
+from checks.evidence.policy import load_xml
 from checks.host import Host
+from checks.records import Record
 
 GLOBAL_XML = {
     Platform.LINUX: "opt/cisco/amp/etc/global.xml",
@@ -24,7 +24,7 @@ DEFAULT_ELEMENTS = ("version", "agent_version", "connector_version", "product_ve
 _VERSION = re.compile(r"^\s*v?([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)\s*$")
 
 
-class VersionFacts(NamedTuple):
+class VersionFacts(Record):
     path: str | None  # global.xml as shown on the host; None when there is none
     version: str  # "" when the file names no version
 
@@ -44,7 +44,7 @@ def parse(data: bytes, where: str, elements: tuple[str, ...] = DEFAULT_ELEMENTS)
     wanted = [name.lower() for name in elements]
     found: dict[str, str] = {}
     for element in root.iter():
-        name = local_name(element.tag).lower()
+        name = element.name.lower()
         if name in wanted and name not in found:
             match = _VERSION.match(element.text or "")
             if match:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import NamedTuple
 
 from checks.collect import Evidence, Unavailable
 from checks.evidence.policy import POLICY_PATHS
 from checks.messages import Msg, msg
+from checks.records import Record
 from checks.report import State
 
 FILE_MONITORING = "file monitoring"
@@ -26,7 +26,7 @@ class Detection(StrEnum):
     CONNECTOR = "connector"  # only the connector can tell
 
 
-class Verdict(NamedTuple):
+class Verdict(Record):
     state: State
     evidence: tuple[Msg, ...] = ()
     causes: tuple[Msg, ...] = ()
