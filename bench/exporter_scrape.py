@@ -1,35 +1,42 @@
-"""Scrape latency and throughput of the exporter beside node_exporter and a bare prometheus_client server.
+"""Scrape latency and CPU of the exporter beside node_exporter and a bare prometheus_client server.
 
-Also the exporter's CPU time per evaluation (its own process only: ampcli's
-run is a child and not counted) and its RSS across 10,000 scrapes.
+Every target is scraped as Prometheus 2.42 scrapes it: one kept-alive connection, Prometheus's
+Accept (OpenMetrics first), Accept-Encoding (gzip) and scrape-timeout headers. The targets take turns,
+one scrape each per round, so machine noise falls on all of them alike. The servers run on the first
+CPU(s), the client on the last. CPU per scrape is the server's own time plus that of the children it
+waited for (ampcli), read from /proc/<pid>/stat around the measured rounds.
 
-    .venv/bin/python bench/exporter_scrape.py [--requests 300] [--scrapes 10000]
+    .venv/bin/python bench/exporter_scrape.py [--rounds 400] [--processes 300] [--old DIR] [--soak 10000]
 
-Needs Debian's prometheus-node-exporter. Everything listens on 127.0.0.1.
+``--old DIR`` adds the exporter of another checkout (``git worktree add DIR <commit>``) as a target,
+imported through PYTHONPATH. Needs Debian's prometheus-node-exporter. Everything is on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
-import http.client
-import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.plugin_walltime import typical_host
+from bench.common import (
+    BIN,
+    Scraper,
+    cpu_seconds,
+    describe,
+    machine,
+    pin_client,
+    rss_kib,
+    start_server,
+    typical_host,
+    wait_ready,
+)
 from tests.daemons import free_port
-
-BIN = Path(sys.executable).parent
 
 BARE_SERVER = """
 import sys, time
@@ -42,91 +49,45 @@ start_http_server(int(sys.argv[1]), addr="127.0.0.1")
 while True:
     time.sleep(3600)
 """
+WARM_UP = 20
 
 
-def fetch(port: int, conn: http.client.HTTPConnection | None = None) -> float:
-    start = time.perf_counter()
-    own = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    own.request("GET", "/metrics")
-    response = own.getresponse()
-    response.read()
-    assert response.status == 200, response.status
-    if conn is None:
-        own.close()
-    return time.perf_counter() - start
+class Target:
+    def __init__(self, name: str, command: list[str], env: dict[str, str] | None = None,
+                 cwd: str | None = None) -> None:
+        self.name = name
+        self.port = free_port()
+        self.process = start_server([part.replace("PORT", str(self.port)) for part in command], env, cwd)
+        wait_ready(self.port)
+        self.scraper = Scraper(self.port)
+        self.times: list[float] = []
+        self.cpu = 0.0
+        self.series = 0
+
+    def stop(self) -> None:
+        self.scraper.close()
+        self.process.terminate()
+        self.process.wait(timeout=10)
 
 
-def wait_ready(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            fetch(port)
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing answers on {port}")
-
-
-def latency(port: int, requests: int) -> tuple[float, float]:
-    times = sorted(fetch(port) for _ in range(requests))
-    return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.99))]
-
-
-def throughput(port: int, seconds: float = 5.0, clients: int = 8) -> float:
-    deadline = time.monotonic() + seconds
-
-    def client(_: int) -> int:
-        done = 0
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while time.monotonic() < deadline:
-            fetch(port, conn)
-            done += 1
-        conn.close()
-        return done
-
-    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        total = sum(pool.map(client, range(clients)))
-    return total / seconds
-
-
-def rss_kib(pid: int) -> int:
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmRSS:\s+(\d+)", text).group(1))  # type: ignore[union-attr]
-
-
-def cpu_per_evaluation(root: Path, runs: int = 200) -> float:
-    from checks.collect import Settings
-    from checks.evaluate import evaluate
-    from checks.host import Host
-    from checks.state import StateStore
-
-    host, store = Host(str(root)), StateStore(rootfs=str(root))
-    evaluate(host, Settings(), store)
-    start = time.process_time()
-    for _ in range(runs):
-        evaluate(host, Settings(), store)
-    return (time.process_time() - start) / runs
+def exporter_command(root: Path) -> list[str]:
+    return ["--path.rootfs", str(root), "--web.listen-address", "127.0.0.1:PORT", "--log.level", "error"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--scrapes", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=400)
+    parser.add_argument("--processes", type=int, default=300)
+    parser.add_argument("--old", help="another checkout whose exporter runs beside this one")
+    parser.add_argument("--soak", type=int, default=0, help="scrapes of the exporter after the rounds, for RSS")
     args = parser.parse_args()
     node_exporter = shutil.which("prometheus-node-exporter")
     if node_exporter is None:
         raise SystemExit("install Debian's prometheus-node-exporter first")
-    processes: list[subprocess.Popen[bytes]] = []
-
-    def start(command: list[str]) -> int:
-        port = free_port()
-        processes.append(subprocess.Popen([part.replace("PORT", str(port)) for part in command],
-                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_ready(port)
-        return port
-
+    pin_client()
+    targets: list[Target] = []
     with tempfile.TemporaryDirectory() as scratch:
-        root = typical_host(Path(scratch) / "host", 300).root
+        root = typical_host(Path(scratch) / "host", args.processes).root
         textfiles = Path(scratch) / "textfile"
         textfiles.mkdir()
         subprocess.run([str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root), "--once", "--output",
@@ -134,39 +95,51 @@ def main() -> None:
         series = sum(1 for line in (textfiles / "secure_endpoint.prom").read_text().splitlines()
                      if line and not line.startswith("#"))
         try:
-            ours = start([str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root),
-                          "--web.listen-address", "127.0.0.1:PORT", "--log.level", "error"])
-            targets: dict[str, int] = {
-                "secure-endpoint-exporter": ours,
-                "node_exporter (default collectors)": start(
-                    [node_exporter, "--web.listen-address=127.0.0.1:PORT", "--no-collector.systemd"]),
-                "node_exporter (textfile only)": start(
-                    [node_exporter, "--web.listen-address=127.0.0.1:PORT", "--collector.disable-defaults",
-                     "--collector.textfile", f"--collector.textfile.directory={textfiles}"]),
-                f"prometheus_client, {series} series": start(
-                    [sys.executable, "-c", BARE_SERVER, "PORT", str(series)]),
-            }
-            print(f"{'target':40s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s (8 clients)':>18s}")
-            for name, port in targets.items():
-                p50, p99 = latency(port, args.requests)
-                rate = throughput(port)
-                print(f"{name:40s} {p50 * 1000:8.2f} {p99 * 1000:8.2f} {rate:18.0f}")
-            pid = processes[0].pid
-            before = rss_kib(pid)
-            marks = []
-            conn = http.client.HTTPConnection("127.0.0.1", ours, timeout=30)
-            for number in range(1, args.scrapes + 1):
-                fetch(ours, conn)
-                if number in (1000, args.scrapes // 2, args.scrapes):
-                    marks.append((number, rss_kib(pid)))
-            print(f"exporter RSS: {before} KiB before, " + ", ".join(f"{kib} KiB after {n}" for n, kib in marks))
+            targets.append(Target("secure-endpoint-exporter",
+                                  [str(BIN / "secure-endpoint-exporter"), *exporter_command(root)]))
+            if args.old:
+                targets.append(Target(f"secure-endpoint-exporter at {args.old}",
+                                      [sys.executable, "-c", "from exporter.main import main; main()",
+                                       *exporter_command(root)],
+                                      env={"PATH": "/usr/bin:/bin", "PYTHONPATH": args.old}, cwd=args.old))
+            targets.append(Target("node_exporter, default collectors",
+                                  [node_exporter, "--web.listen-address=127.0.0.1:PORT", "--no-collector.systemd"]))
+            targets.append(Target("node_exporter, textfile only",
+                                  [node_exporter, "--web.listen-address=127.0.0.1:PORT",
+                                   "--collector.disable-defaults", "--collector.textfile",
+                                   f"--collector.textfile.directory={textfiles}"]))
+            targets.append(Target(f"prometheus_client, {series} series",
+                                  [sys.executable, "-c", BARE_SERVER, "PORT", str(series)]))
+            for _ in range(WARM_UP):
+                for target in targets:
+                    target.scraper.scrape()
+            before = {target.name: cpu_seconds(target.process.pid) for target in targets}
+            for _ in range(args.rounds):
+                for target in targets:
+                    took, body = target.scraper.scrape()
+                    target.times.append(took)
+                    target.series = body.count(b"\n")
+            for target in targets:
+                target.cpu = (cpu_seconds(target.process.pid) - before[target.name]) / args.rounds
+            print(f"machine: {machine()}; host: {args.processes} extra processes; {args.rounds} rounds, "
+                  "targets in turn, kept-alive connections, Prometheus 2.42's headers")
+            for target in targets:
+                print(f"{target.name:48s} {describe(target.times)}  CPU {target.cpu * 1000:6.2f} ms/scrape  "
+                      f"({target.series} lines)")
+            ours, node = targets[0], next(t for t in targets if t.name.startswith("node_exporter, default"))
+            ratio = statistics.median(ours.times) / statistics.median(node.times)
+            print(f"p50 ratio, exporter / node_exporter default collectors: {ratio:.2f}x (goal <= 1.0x)")
+            if args.soak:
+                pid = ours.process.pid
+                marks = [(0, rss_kib(pid))]
+                for number in range(1, args.soak + 1):
+                    ours.scraper.scrape()
+                    if number in (args.soak // 10, args.soak // 2, args.soak):
+                        marks.append((number, rss_kib(pid)))
+                print("exporter RSS: " + ", ".join(f"{kib} KiB after {n}" for n, kib in marks))
         finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=10)
-        cpu: Callable[[Path], float] = cpu_per_evaluation
-        print(f"CPU per evaluation (exporter process only, ampcli excluded): {cpu(root) * 1000:.1f} ms")
-        print(f"host: 300 extra processes, fake ampcli; series exported: {series}; pid {os.getpid()}")
+            for target in targets:
+                target.stop()
 
 
 if __name__ == "__main__":
