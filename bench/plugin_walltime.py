@@ -42,13 +42,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = typical_host(Path(scratch) / "host", args.processes).root
-        state = Path(scratch) / "state.json"  # as deployed: the plugin keeps its state between runs
+        state = Path(scratch) / "state.json"  # as deployed: both keep their state between runs
         commands = {
             "check_secure_endpoint": [str(BIN / "check_secure_endpoint"), "--path.rootfs", str(root),
                                       "--state-file", str(state)],
             "trivial nagiosplugin check": [sys.executable, str(Path(__file__).with_name("trivial_check.py"))],
             "secure-endpoint-exporter --once": [str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root),
-                                                "--once", "--output", str(Path(scratch) / "out.prom")],
+                                                "--once", "--output", str(Path(scratch) / "out.prom"),
+                                                "--state-file", str(Path(scratch) / "once.json")],
         }
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}

@@ -9,9 +9,8 @@ fits, the version comes from ``ampcli`` instead (see ``checks.collect``).
 
 from __future__ import annotations
 
-import re
-
 from checks.catalog import Platform
+from checks.evidence import ascii_number
 from checks.evidence.policy import load_xml
 from checks.host import Host
 from checks.records import Record
@@ -21,7 +20,7 @@ GLOBAL_XML = {
     Platform.MACOS: "opt/cisco/amp/global.xml",
 }
 DEFAULT_ELEMENTS = ("version", "agent_version", "connector_version", "product_version")
-_VERSION = re.compile(r"^\s*v?([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)\s*$")
+VERSION_DIGITS = (6, 6, 6, 9)  # three or four numbers, at most this many digits each
 
 
 class VersionFacts(Record):
@@ -46,7 +45,16 @@ def parse(data: bytes, where: str, elements: tuple[str, ...] = DEFAULT_ELEMENTS)
     for element in root.iter():
         name = element.name.lower()
         if name in wanted and name not in found:
-            match = _VERSION.match(element.text or "")
-            if match:
-                found[name] = match.group(1)
+            value = connector_version(element.text or "")
+            if value:
+                found[name] = value
     return next((found[name] for name in wanted if name in found), "")
+
+
+def connector_version(text: str) -> str:
+    """``1.24.1`` or ``1.24.1.1234`` (a ``v`` in front allowed), or "" when ``text`` is not a version."""
+    value = text.strip()
+    parts = (value[1:] if value.startswith("v") else value).split(".")
+    if len(parts) in (3, 4) and all(ascii_number(part, digits) for part, digits in zip(parts, VERSION_DIGITS)):  # noqa: B905
+        return ".".join(parts)
+    return ""
