@@ -29,10 +29,11 @@ PROMETHEUS_HEADERS = {
 
 
 def typical_host(root: Path, processes: int = 300) -> LinuxTree:
-    """The healthy real-shaped Linux host of the tests, plus ``processes`` other processes."""
+    """The healthy real-shaped Linux host of the tests, plus ``processes`` other processes started at
+    times spread over the day since its boot (none before it: a start before boot is no stat line)."""
     tree = LinuxTree(root).healthy()
     for number in range(processes):
-        tree.process(f"worker{number % 17}", started_ago=number * 7)
+        tree.process(f"worker{number % 17}", started_ago=60 + number * 7 % 80000)
     return tree
 
 

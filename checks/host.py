@@ -361,27 +361,31 @@ class Folder:
     def scan(self, limit: int = MAX_ENTRIES) -> Iterator[os.DirEntry[str]]:
         """The folder's entries one by one (each knows its inode and, mostly, its type without a stat)."""
         self.host._tick()
-        count = 0
         try:
             with os.scandir(self.fd) as listing:
-                for entry in listing:
-                    count += 1
+                for count, entry in enumerate(listing, 1):
                     if count > limit:
                         raise HostError(f"{self.display()} holds more than {limit} entries")
+                    if not count & 0xFFF:
+                        self.host._tick()  # a huge folder is bounded by the deadline too
                     yield entry
         except OSError as error:
             raise _rename(error, self.display()) from None
 
     @contextlib.contextmanager
-    def child(self, name: str) -> Iterator[Folder]:
-        """A folder right below this one (a symlink there is refused)."""
-        self.host._tick()
+    def child(self, *names: str) -> Iterator[Folder]:
+        """A folder below this one (``names`` are its path's components; none may be a symlink); no
+        names: this folder again, as a second descriptor."""
+        if not names:
+            fd = os.dup(self.fd)
+        else:
+            with self._parent(names) as parent:
+                try:
+                    fd = os.open(names[-1], LIST_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+                except OSError as error:
+                    raise _rename(error, self.display(*names)) from None
         try:
-            fd = os.open(name, LIST_FLAGS | os.O_NOFOLLOW, dir_fd=self.fd)
-        except OSError as error:
-            raise _rename(error, self.display(name)) from None
-        try:
-            yield Folder(self.host, fd, f"{self.rel}/{name}")
+            yield Folder(self.host, fd, "/".join([self.rel, *names]))
         finally:
             os.close(fd)
 

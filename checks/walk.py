@@ -16,6 +16,7 @@ hand moves the ctime, which is part of the stamp too.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 
@@ -53,8 +54,17 @@ class WalkCache:
 
 
 class _Walk:
-    def __init__(self, shown: str, max_depth: int, keep: Callable[[str], bool] | None, old: dict[str, Listing],
-                 limit: int) -> None:
+    """One walk below an open top folder.
+
+    A folder is looked at with one ``stat`` by its path below the top; it is opened (one component at
+    a time, no symlink followed) only to be listed, when its stamp is not that of a trusted listing.
+    A path ``stat`` that a swapped-in symlink led elsewhere finds another inode, so a stamp never
+    matches by mistake: the folder is then opened and listed the safe way.
+    """
+
+    def __init__(self, top: Folder, shown: str, max_depth: int, keep: Callable[[str], bool] | None,
+                 old: dict[str, Listing], limit: int) -> None:
+        self.top = top
         self.shown = shown  # the walk's top, as shown on the host
         self.max_depth = max_depth
         self.keep = keep
@@ -64,42 +74,55 @@ class _Walk:
         self.found: list[Found] = []
         self.seen = 0
 
-    def visit(self, folder: Folder, rel: str, depth: int) -> None:
-        status = folder.status()
+    def visit(self, below: tuple[str, ...], rel: str, status: os.stat_result) -> None:
+        depth = len(below)
         # The deepest folders are listed only for the files they may hold.
-        listing = self.listing(folder, rel, status) if depth < self.max_depth or self.keep else None
+        listing = None
+        if depth < self.max_depth or self.keep:
+            listing, status = self.listing(below, rel, status)
         self.found.append(Found(rel, status, depth, listing.files if listing else ()))
         if listing is None or depth >= self.max_depth:
             return
         for name in listing.folders:
+            inner = (*below, name)
+            self.top.host._tick()
             try:
-                with folder.child(name) as inner:
-                    self.visit(inner, f"{rel}/{name}", depth + 1)
+                found = os.stat("/".join(inner), dir_fd=self.top.fd, follow_symlinks=False)
             except (FileNotFoundError, NotADirectoryError):
-                continue  # removed, or replaced by something that is not a folder, since the listing
+                continue  # removed since the listing
+            except OSError as error:  # permission denied is not "no folder": the walk fails, naming it
+                raise OSError(error.errno, error.strerror, self.top.display(*inner)) from None
+            if stat.S_ISDIR(found.st_mode):  # else replaced by something that is not a folder
+                self.visit(inner, f"{rel}/{name}", found)
 
-    def listing(self, folder: Folder, rel: str, status: os.stat_result) -> Listing:
-        stamp = (status.st_dev, status.st_ino, status.st_mtime_ns, status.st_ctime_ns)
+    def listing(self, below: tuple[str, ...], rel: str, status: os.stat_result) -> tuple[Listing, os.stat_result]:
+        """The folder's listing, and its status (from the descriptor, when it had to be opened)."""
         listing = self.old.get(rel)
-        if listing is None or listing.stamp != stamp or not listing.trusted:
-            listed_at = time.time_ns()
-            folders, files, entries = [], [], 0
-            for entry in folder.scan(self.limit):
-                entries += 1
-                if self.seen + entries > self.limit:
-                    break  # said below
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append(entry.name)
-                elif self.keep is not None and self.keep(entry.name):
-                    files.append(entry.name)
+        if listing is None or listing.stamp != _stamp(status) or not listing.trusted:
+            with self.top.child(*below) as folder:
+                status = folder.status()
+                listed_at = time.time_ns()
+                folders, files, entries = [], [], 0
+                for entry in folder.scan(self.limit):
+                    entries += 1
+                    if self.seen + entries > self.limit:
+                        break  # said below
+                    if entry.is_dir(follow_symlinks=False):
+                        folders.append(entry.name)
+                    elif self.keep is not None and self.keep(entry.name):
+                        files.append(entry.name)
             # Adding, removing or renaming an entry sets the folder's mtime (and ctime) to the clock's now.
             trusted = status.st_mtime_ns < listed_at - RACY_NS
-            listing = Listing(stamp, tuple(sorted(folders)), tuple(sorted(files)), entries, trusted)
+            listing = Listing(_stamp(status), tuple(sorted(folders)), tuple(sorted(files)), entries, trusted)
         self.seen += listing.entries
         if self.seen > self.limit:
             raise HostError(f"more than {self.limit} entries under {self.shown}")
         self.fresh[rel] = listing
-        return listing
+        return listing, status
+
+
+def _stamp(status: os.stat_result) -> tuple[int, int, int, int]:
+    return status.st_dev, status.st_ino, status.st_mtime_ns, status.st_ctime_ns
 
 
 def walk(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool] | None = None,
@@ -111,13 +134,14 @@ def walk(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool] | Non
     unreadable folder) still leaves what it listed, so the next one goes on from there.
     """
     old = cache.listings if cache is not None else {}
-    state = _Walk(host.display(rel), max_depth, keep, old, limit)
+    state: _Walk | None = None
     complete = False
     try:
         with host.folder(rel) as top:
-            state.visit(top, rel.strip("/"), 0)
+            state = _Walk(top, host.display(rel), max_depth, keep, old, limit)
+            state.visit((), rel.strip("/"), top.status())
         complete = True
     finally:
-        if cache is not None:
+        if cache is not None and state is not None:
             cache.listings = state.fresh if complete else {**old, **state.fresh}
     return state.found

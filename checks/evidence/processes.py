@@ -29,10 +29,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # A process may still exec another program just after it starts (fork, then exec): one younger than
 # this when it was read is read again on the next scrape.
 SETTLED_AFTER = 10.0
-# A known process is read again after this long anyway, at most REVERIFY_PER_PROBE of them per scrape:
-# a long-lived process that execs a watched program is found within that time, at a bounded cost.
-REVERIFY_AFTER = 600.0
-REVERIFY_PER_PROBE = 256
+# A known process is read again after this long anyway, at most REVERIFY_PER_PROBE of them a probe:
+# a long-lived process that execs a watched program later than SETTLED_AFTER is found within that
+# time (plus, on a host with more processes than a probe re-reads in that time, what they take).
+# On a host with 20,000 processes scraped every 15 s this is some 80 reads (~1 ms) a scrape.
+REVERIFY_AFTER = 3600.0
+REVERIFY_PER_PROBE = 128
 
 
 class ProcessInfo(Record):
@@ -92,42 +94,51 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
 def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> ProcessFacts:
     # psutil is not used here: it opens proc files by plain path, which blocks on a FIFO,
     # never ends on a device and follows a symlinked proc/<pid> out of the root.
-    entries = [e for e in proc.entries(MAX_PROCESSES) if e.name.isascii() and e.name.isdigit()]
-    if not any(e.name == "1" for e in entries):
-        # hidepid=1/2 hides other users' processes: absent would be a wrong verdict.
-        raise HostError(f"{proc.display()} does not show process 1 (mounted with hidepid?)")
     wanted = frozenset((*WATCHED, *bpf_holders))
     found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
     boot = _boot_time(proc.host)
     known = table.known if table.boot == boot else {}  # after a reboot pids and inodes start over
     fresh: dict[str, Known] = {}
     now = time.time()
+    due = now - REVERIFY_AFTER  # known processes read before this are read again, a few a probe
     budget = REVERIFY_PER_PROBE
-    for entry in entries:
+    init_read = False
+    # Most entries are known: their path through the loop is kept to a lookup and two comparisons,
+    # since a host may have tens of thousands.
+    for entry in proc.scan(MAX_PROCESSES):
         pid = entry.name
-        if entry.is_symlink():
-            continue  # a real proc/<pid> is a folder; a link may lead anywhere
-        inode = entry.inode()
         seen = known.get(pid)
-        if seen is not None and seen.inode == inode and seen.name not in wanted:
-            if 0 <= now - seen.read_at < REVERIFY_AFTER or budget <= 0:
+        if seen is not None and seen.inode == entry.inode() and seen.name not in wanted:
+            if due <= seen.read_at <= now or budget <= 0:
                 fresh[pid] = seen
                 continue
             budget -= 1
-        stat = _read_stat(proc, pid)
-        if stat is None:
-            continue  # gone meanwhile
-        started = boot + stat.start_ticks / CLOCK_TICKS
-        if stat.name in found:
-            if stat.state not in DEAD_STATES:  # a zombie is not running
-                found[stat.name].append(ProcessInfo(int(pid), stat.name, started))
-        elif now - started >= SETTLED_AFTER:
-            fresh[pid] = Known(inode, stat.name, now)
+        elif not (pid.isascii() and pid.isdigit()) or entry.is_symlink():
+            continue  # not a process; a real proc/<pid> is a folder, a link may lead anywhere
+        init_read = _read(proc, entry, boot, now, found, fresh) or init_read
+    if not init_read and "1" not in fresh:
+        # hidepid=1/2 hides other users' processes: absent would be a wrong verdict.
+        raise HostError(f"{proc.display()} does not show process 1 (mounted with hidepid?)")
     table.boot, table.known = boot, fresh
     for processes in found.values():
         processes.sort()
     bpf, error = _bpf_programs(proc, [p.pid for name in set(bpf_holders) for p in found[name]])
     return ProcessFacts(found, bpf, error)
+
+
+def _read(proc: Folder, entry: os.DirEntry[str], boot: float, now: float, found: dict[str, list[ProcessInfo]],
+          fresh: dict[str, Known]) -> bool:
+    """Read one process: a watched one goes to ``found``, another old enough to ``fresh``; whether it is 1."""
+    stat = _read_stat(proc, entry.name)
+    if stat is None:
+        return False  # gone meanwhile
+    started = boot + stat.start_ticks / CLOCK_TICKS
+    if stat.name in found:
+        if stat.state not in DEAD_STATES:  # a zombie is not running
+            found[stat.name].append(ProcessInfo(int(entry.name), stat.name, started))
+    elif now - started >= SETTLED_AFTER:
+        fresh[entry.name] = Known(entry.inode(), stat.name, now)
+    return entry.name == "1"
 
 
 class _Stat(Record):
