@@ -88,6 +88,38 @@ class Scraper:
         self.conn.close()
 
 
+class Served:
+    """A server being measured: its process, a kept-alive scraper, and what the rounds found."""
+
+    def __init__(self, name: str, process: subprocess.Popen[bytes], port: int) -> None:
+        self.name = name
+        self.process = process
+        self.scraper = Scraper(port)
+        self.first = 0.0  # seconds the first scrape took
+        self.times: list[float] = []
+        self.cpu = 0.0  # seconds of CPU a scrape, the server's own and its children's
+        self.body = b""
+
+    def stop(self) -> None:
+        self.scraper.close()
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def take_turns(servers: Sequence[Served], rounds: int, warm_up: int) -> None:
+    """Scrape every server once a round, ``warm_up`` rounds not counted, then ``rounds`` measured."""
+    for _ in range(warm_up):
+        for server in servers:
+            server.scraper.scrape()
+    before = [cpu_seconds(server.process.pid) for server in servers]
+    for _ in range(rounds):
+        for server in servers:
+            took, server.body = server.scraper.scrape()
+            server.times.append(took)
+    for server, used in zip(servers, before):  # noqa: B905 - strict= needs Python 3.10
+        server.cpu = (cpu_seconds(server.process.pid) - used) / rounds
+
+
 def wait_ready(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BIN, Scraper, cpu_seconds, machine, pin_client, start_server, typical_host
+from bench.common import BIN, Served, machine, pin_client, start_server, take_turns, typical_host
 from tests.daemons import free_port
 from tests.hosttree import LinuxTree, cvd_bytes
 
@@ -56,33 +56,24 @@ def _age(root: Path) -> None:
         os.utime(folder, (past, past))
 
 
-class Exporter:
-    def __init__(self, name: str, root: Path, old: str | None = None) -> None:
-        self.name = name
-        port = free_port()
-        args = ["--path.rootfs", str(root), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"]
-        if old:
-            self.process = start_server([sys.executable, "-c", "from exporter.main import main; main()", *args],
-                                        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": old}, cwd=old)
-        else:
-            self.process = start_server([str(BIN / "secure-endpoint-exporter"), *args])
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.scraper = Scraper(port)
-                self.first = self.scraper.scrape()[0]
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        self.times: list[float] = []
-        self.cpu = 0.0
-
-    def stop(self) -> None:
-        self.scraper.close()
-        self.process.terminate()
-        self.process.wait(timeout=10)
+def exporter(name: str, root: Path, old: str | None = None) -> Served:
+    port = free_port()
+    args = ["--path.rootfs", str(root), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"]
+    if old:
+        process = start_server([sys.executable, "-c", "from exporter.main import main; main()", *args],
+                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": old}, cwd=old)
+    else:
+        process = start_server([str(BIN / "secure-endpoint-exporter"), *args])
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            served = Served(name, process, port)
+            served.first = served.scraper.scrape()[0]
+            return served
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def plugin_runs(root: Path, state: Path) -> tuple[float, float]:
@@ -113,36 +104,28 @@ def main() -> None:
         }
         for root in hosts.values():
             _age(root)
-        exporters: list[Exporter] = []
+        exporters: list[Served] = []
         try:
             for name, root in hosts.items():
-                exporters.append(Exporter(name, root))
+                exporters.append(exporter(name, root))
                 if args.old:
-                    exporters.append(Exporter(f"{name} (at {args.old})", root, args.old))
-            for _ in range(WARM_UP):
-                for exporter in exporters:
-                    exporter.scraper.scrape()
-            before = {e.name: cpu_seconds(e.process.pid) for e in exporters}
-            for _ in range(args.rounds):
-                for exporter in exporters:
-                    exporter.times.append(exporter.scraper.scrape()[0])
-            for exporter in exporters:
-                exporter.cpu = (cpu_seconds(exporter.process.pid) - before[exporter.name]) / args.rounds
+                    exporters.append(exporter(f"{name} (at {args.old})", root, args.old))
+            take_turns(exporters, args.rounds, WARM_UP)
         finally:
-            for exporter in exporters:
-                exporter.stop()
+            for served in exporters:
+                served.stop()
         print(f"machine: {described}; {args.rounds} rounds after {WARM_UP} warm-up scrapes, exporters in turn")
         reference = statistics.median(exporters[0].times)
         print(f"{'host':60s} {'first scrape':>13s} {'p50 after':>10s} {'CPU/scrape':>11s} {'p50 / 300 processes':>20s}")
-        for exporter in exporters:
-            p50 = statistics.median(exporter.times)
-            print(f"{exporter.name:60s} {exporter.first * 1000:10.1f} ms {p50 * 1000:7.2f} ms "
-                  f"{exporter.cpu * 1000:8.2f} ms {p50 / reference:19.2f}x")
+        for served in exporters:
+            p50 = statistics.median(served.times)
+            print(f"{served.name:60s} {served.first * 1000:10.1f} ms {p50 * 1000:7.2f} ms "
+                  f"{served.cpu * 1000:8.2f} ms {p50 / reference:19.2f}x")
         big = big_cvd_host(base / "cvd").root
         first, second = plugin_runs(big, base / "cvd.state")
         print(f"plugin, 200 MB CVD to hash (fault 7): first run {first * 1000:.0f} ms, second run "
               f"{second * 1000:.0f} ms (the verdict cached in the state file)")
-        cvd = Exporter("200 MB CVD", big)
+        cvd = exporter("200 MB CVD", big)
         later = statistics.median(cvd.scraper.scrape()[0] for _ in range(20))
         cvd.stop()
         print(f"exporter, 200 MB CVD: first scrape {cvd.first * 1000:.0f} ms, later scrapes p50 {later * 1000:.1f} ms")

@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (
     BIN,
-    Scraper,
-    cpu_seconds,
+    Served,
     describe,
     machine,
     pin_client,
     rss_kib,
     start_server,
+    take_turns,
     typical_host,
     wait_ready,
 )
@@ -52,22 +52,11 @@ while True:
 WARM_UP = 20
 
 
-class Target:
-    def __init__(self, name: str, command: list[str], env: dict[str, str] | None = None,
-                 cwd: str | None = None) -> None:
-        self.name = name
-        self.port = free_port()
-        self.process = start_server([part.replace("PORT", str(self.port)) for part in command], env, cwd)
-        wait_ready(self.port)
-        self.scraper = Scraper(self.port)
-        self.times: list[float] = []
-        self.cpu = 0.0
-        self.series = 0
-
-    def stop(self) -> None:
-        self.scraper.close()
-        self.process.terminate()
-        self.process.wait(timeout=10)
+def serve(name: str, command: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> Served:
+    port = free_port()
+    process = start_server([part.replace("PORT", str(port)) for part in command], env, cwd)
+    wait_ready(port)
+    return Served(name, process, port)
 
 
 def exporter_command(root: Path) -> list[str]:
@@ -85,7 +74,7 @@ def main() -> None:
     if node_exporter is None:
         raise SystemExit("install Debian's prometheus-node-exporter first")
     pin_client()
-    targets: list[Target] = []
+    targets: list[Served] = []
     with tempfile.TemporaryDirectory() as scratch:
         root = typical_host(Path(scratch) / "host", args.processes).root
         textfiles = Path(scratch) / "textfile"
@@ -95,37 +84,28 @@ def main() -> None:
         series = sum(1 for line in (textfiles / "secure_endpoint.prom").read_text().splitlines()
                      if line and not line.startswith("#"))
         try:
-            targets.append(Target("secure-endpoint-exporter",
+            targets.append(serve("secure-endpoint-exporter",
                                   [str(BIN / "secure-endpoint-exporter"), *exporter_command(root)]))
             if args.old:
-                targets.append(Target(f"secure-endpoint-exporter at {args.old}",
+                targets.append(serve(f"secure-endpoint-exporter at {args.old}",
                                       [sys.executable, "-c", "from exporter.main import main; main()",
                                        *exporter_command(root)],
                                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": args.old}, cwd=args.old))
-            targets.append(Target("node_exporter, default collectors",
+            targets.append(serve("node_exporter, default collectors",
                                   [node_exporter, "--web.listen-address=127.0.0.1:PORT", "--no-collector.systemd"]))
-            targets.append(Target("node_exporter, textfile only",
+            targets.append(serve("node_exporter, textfile only",
                                   [node_exporter, "--web.listen-address=127.0.0.1:PORT",
                                    "--collector.disable-defaults", "--collector.textfile",
                                    f"--collector.textfile.directory={textfiles}"]))
-            targets.append(Target(f"prometheus_client, {series} series",
+            targets.append(serve(f"prometheus_client, {series} series",
                                   [sys.executable, "-c", BARE_SERVER, "PORT", str(series)]))
-            for _ in range(WARM_UP):
-                for target in targets:
-                    target.scraper.scrape()
-            before = {target.name: cpu_seconds(target.process.pid) for target in targets}
-            for _ in range(args.rounds):
-                for target in targets:
-                    took, body = target.scraper.scrape()
-                    target.times.append(took)
-                    target.series = body.count(b"\n")
-            for target in targets:
-                target.cpu = (cpu_seconds(target.process.pid) - before[target.name]) / args.rounds
+            take_turns(targets, args.rounds, WARM_UP)
             print(f"machine: {machine()}; host: {args.processes} extra processes; {args.rounds} rounds, "
                   "targets in turn, kept-alive connections, Prometheus 2.42's headers")
             for target in targets:
+                lines = target.body.count(b"\n")
                 print(f"{target.name:48s} {describe(target.times)}  CPU {target.cpu * 1000:6.2f} ms/scrape  "
-                      f"({target.series} lines)")
+                      f"({lines} lines)")
             ours, node = targets[0], next(t for t in targets if t.name.startswith("node_exporter, default"))
             ratio = statistics.median(ours.times) / statistics.median(node.times)
             print(f"p50 ratio, exporter / node_exporter default collectors: {ratio:.2f}x (goal <= 1.0x)")

@@ -437,17 +437,8 @@ class Folder:
 
     def listdir(self, *names: str, limit: int = MAX_ENTRIES) -> list[str]:
         """The names in this folder, or in one below it, unsorted."""
-        if not names:
-            return [entry.name for entry in self.entries(limit)]
-        with self._parent(names) as parent:
-            try:
-                fd = os.open(names[-1], LIST_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
-            except OSError as error:
-                raise _rename(error, self.display(*names)) from None
-        try:
-            return [entry.name for entry in Folder(self.host, fd, "/".join([self.rel, *names])).entries(limit)]
-        finally:
-            os.close(fd)
+        with self.child(*names) as inner:
+            return [entry.name for entry in inner.entries(limit)]
 
 class Running:
     """A started program: its output is read, bounded, until it exits or the deadline passes."""
