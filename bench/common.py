@@ -94,11 +94,17 @@ class Served:
     def __init__(self, name: str, process: subprocess.Popen[bytes], port: int) -> None:
         self.name = name
         self.process = process
+        self.port = port
         self.scraper = Scraper(port)
         self.first = 0.0  # seconds the first scrape took
         self.times: list[float] = []
         self.cpu = 0.0  # seconds of CPU a scrape, the server's own and its children's
         self.body = b""
+
+    def reconnect(self) -> None:
+        """A new kept-alive connection (the server closes one left idle past its read timeout)."""
+        self.scraper.close()
+        self.scraper = Scraper(self.port)
 
     def stop(self) -> None:
         self.scraper.close()

@@ -49,13 +49,6 @@ def big_cvd_host(root: Path) -> LinuxTree:
     return tree
 
 
-def _age(root: Path) -> None:
-    """Folders last changed an hour ago, as on a host at rest (see checks/walk.py on fresh folders)."""
-    past = time.time() - 3600
-    for folder, _dirs, _files in os.walk(root / "opt"):
-        os.utime(folder, (past, past))
-
-
 def exporter(name: str, root: Path, old: str | None = None) -> Served:
     port = free_port()
     args = ["--path.rootfs", str(root), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"]
@@ -102,8 +95,6 @@ def main() -> None:
             "1,000 files under /opt/cisco/amp": files_host(base / "f1000", 1000).root,
             "50,000 files under /opt/cisco/amp": files_host(base / "f50000", 50000).root,
         }
-        for root in hosts.values():
-            _age(root)
         exporters: list[Served] = []
         try:
             for name, root in hosts.items():

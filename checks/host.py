@@ -205,7 +205,11 @@ class Host:
         """A regular file, opened for reading without blocking; anything else raises ``HostError``."""
         with self._located(rel) as (parent, name):
             fd = _open_regular(parent, name, lambda: self.display(rel))
-        handle = os.fdopen(fd, "rb")
+        try:
+            handle = os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
         with handle:
             yield handle
 
@@ -298,7 +302,7 @@ class Host:
                     return False
                 if needle in tail + block:
                     return True
-                tail = block[-len(needle):]
+                tail = (tail + block)[-len(needle):]
                 read += len(block)
                 if read > MAX_ACCOUNT_FILE:
                     raise HostError(f"{self.display(rel)} is larger than {MAX_ACCOUNT_FILE >> 30} GiB")
@@ -429,6 +433,11 @@ class Folder:
 
     def readlink(self, *names: str) -> str:
         """A link's own target, unresolved (``/proc/<pid>/fd`` entries)."""
+        if self.kernel:
+            try:
+                return os.readlink("/".join(names), dir_fd=self.fd)
+            except OSError as error:
+                raise _rename(error, self.display(*names)) from None
         with self._parent(names) as parent:
             try:
                 return os.readlink(names[-1], dir_fd=parent)

@@ -18,7 +18,6 @@ this applies.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import os
 import sys
@@ -47,7 +46,8 @@ def _run(main: Callable[[], None]) -> None:
         code = 0
     except SystemExit as done:
         code = exit_code(done.code)
-    _flush()
+    if not _flush() and code == 0:
+        code = 120  # what CPython exits with when it cannot flush stdout at the end
     os._exit(code)
 
 
@@ -61,10 +61,14 @@ def exit_code(code: object) -> int:
     return 1
 
 
-def _flush() -> None:
-    """What the teardown would have written: log handlers, then stdout and stderr."""
+def _flush() -> bool:
+    """What the teardown would have written: log handlers, then stdout and stderr; False when stdout failed."""
     if "logging" in sys.modules:
         sys.modules["logging"].shutdown()
+    flushed = True
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a reader that went away loses nothing it could read
+        try:
             stream.flush()
+        except (OSError, ValueError):  # a full disk, a reader gone: the output is not all there
+            flushed = flushed and stream is not sys.stdout
+    return flushed

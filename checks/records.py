@@ -24,8 +24,11 @@ else:
             if not bases:  # Record itself
                 return super().__new__(mcls, name, bases, ns)
             fields = list(ns.get("__annotations__", {}))
-            defaults = [ns[field] for field in fields if field in ns]  # the last ones, as with NamedTuple
+            defaults = [ns[field] for field in fields if field in ns]
+            if any(field not in ns for field in fields[len(fields) - len(defaults):]):
+                raise TypeError(f"{name}: a field without a default follows one with a default")
             made = collections.namedtuple(name, fields, defaults=defaults, module=ns["__module__"])
+            made.__qualname__ = ns.get("__qualname__", name)
             for key, value in ns.items():
                 if key not in _CLASS_KEYS and key not in fields:
                     setattr(made, key, value)

@@ -47,7 +47,7 @@ MAX_ROOTS = 32
 MAX_KEY_CHARS = 8192  # a CVD cache key is a path (PATH_MAX 4096) and a few numbers
 MAX_VERDICT_CHARS = 256
 MAX_PID = 2**31 - 1
-MAX_PROCESSES = 65536  # entries of the process table; a host with more reads the rest each run
+MAX_PROCESSES = 65536  # entries of the process table; a host with more keeps none (reads every process each run)
 MAX_NAME_CHARS = 64  # a process name (the kernel keeps 15 characters)
 MAX_BYTES = 4 << 20  # larger than any state this module writes (the process table is ~45 bytes a process)
 LOCK_WAIT = 1.0  # seconds; a run that waits longer keeps its state in memory
@@ -111,7 +111,8 @@ class StateStore:
         table = section.get("processes")
         if not isinstance(table, ProcessTable):
             # A dict here is what the file held, already sanitized when it was loaded.
-            table = ProcessTable(table["boot"], {pid: Known(*row) for pid, row in table["known"].items()}) \
+            table = ProcessTable(table["boot"], {pid: Known(row[0], row[1], row[2], tuple(row[3]))
+                                                 for pid, row in table["known"].items()}) \
                 if isinstance(table, dict) else ProcessTable()
             section["processes"] = table
         return table
@@ -124,7 +125,7 @@ def sanitize(raw: object) -> dict[str, Any]:
     """What of ``raw`` fits the schema; the rest is dropped (debug log), never an exception.
 
     ``{root: {"scan_starts": [[pid, time], ...], "cvd": {key: verdict},
-    "processes": {"boot": time, "known": {pid: [inode, name, read_at]}}}}``, every part bounded.
+    "processes": {"boot": time, "known": {pid: [inode, name, read_at, stamp]}}}}``, every part bounded.
     """
     if not isinstance(raw, dict):
         log.debug("state: top level is %s, not a mapping; dropped", type(raw).__name__)
@@ -205,11 +206,14 @@ def _clean_processes(value: object) -> dict[str, Any] | None:
         return None
     clean: dict[str, list[Any]] = {}
     for pid, row in known.items():  # every save checks them all: kept to plain type tests
-        inode, name, read_at = row if isinstance(row, (list, tuple)) and len(row) == 3 else (None, None, None)
+        fields = list(row) if isinstance(row, (list, tuple)) and len(row) in (3, 4) else [None, None, None]
+        inode, name, read_at = fields[:3]
+        stamp = fields[3] if len(fields) == 4 else []
         if (type(inode) is int and 0 <= inode < 2**64 and type(name) is str and len(name) <= MAX_NAME_CHARS
                 and (type(read_at) is float or type(read_at) is int) and math.isfinite(read_at)
-                and type(pid) is str and ascii_number(pid, 10)):
-            clean[pid] = [inode, name, float(read_at)]
+                and type(pid) is str and ascii_number(pid, 10) and isinstance(stamp, (list, tuple))
+                and len(stamp) <= 4 and all(type(n) is int and n >= 0 for n in stamp)):
+            clean[pid] = [inode, name, float(read_at), list(stamp)]
         else:
             log.debug("state: known process %.80r dropped", pid)
     return {"boot": float(value["boot"]), "known": clean}
@@ -219,7 +223,7 @@ def encode(data: MutableMapping[str, Any]) -> bytes:
     """The state as JSON that a later run accepts: sanitized, and never over ``MAX_BYTES``."""
     clean = sanitize(dict(data))
     text = json.dumps(clean, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-    for cache in ("cvd", "processes"):  # only these can grow this far, and they are caches
+    for cache in ("processes", "cvd"):  # only these can grow this far; a CVD verdict costs more to remake
         if len(text) <= MAX_BYTES:
             break
         log.debug("state: over %d bytes; the %s caches dropped", MAX_BYTES, cache)

@@ -6,33 +6,35 @@ folders whose times moved; the others cost one ``fstat`` each. Scrapes then
 cost what the number of folders costs, not what the number of files does
 (``/opt/cisco/amp`` may hold tens of thousands of files).
 
-A listing is trusted only when the folder's mtime lies clearly before the
-moment it was listed: a change within the same tick of the file system's
-clock would otherwise leave the times as they were (git calls such entries
-"racily clean" and re-checks them the same way). Setting the mtime back by
-hand moves the ctime, which is part of the stamp too.
+A listing is trusted only once the folder has been listed twice with the same
+stamp and the same entries: a change within the same tick of the file
+system's clock as the first listing could leave the times as they were (git
+calls such entries "racily clean"), but not a change after the second one,
+a scrape later. This asks nothing of the clocks: a file server's may differ
+from ours. Setting the mtime back by hand moves the ctime, which is part of
+the stamp too.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import time
 from collections.abc import Callable
 
 from checks.host import Folder, Host, HostError
 from checks.records import Record
 
-RACY_NS = 2_000_000_000  # coarser than any file system's clock (FAT's is 2 s)
 MAX_ENTRIES = 1_000_000  # entries in all; a walk's time is bounded by the evaluation's deadline
+MAX_LISTINGS = 200_000  # folders kept from walks cut short; past that only the last walk's
 
 
 class Listing(Record):
     stamp: tuple[int, int, int, int]  # device, inode, mtime and ctime (ns) of the folder when listed
     folders: tuple[str, ...]
     files: tuple[str, ...]  # only the names the walk keeps
+    links: tuple[str, ...]  # symbolic links, never followed by the walk (its caller may resolve them in the root)
     entries: int  # everything the folder held, for the walk's limit
-    trusted: bool  # its mtime was clearly older than the listing (see the module's docstring)
+    confirmed: bool  # the listing before this one had the same stamp and entries (see the module's docstring)
 
 
 class Found(Record):
@@ -40,6 +42,7 @@ class Found(Record):
     status: os.stat_result  # the folder's own
     depth: int
     files: tuple[str, ...]
+    links: tuple[str, ...]
 
 
 class WalkCache:
@@ -80,7 +83,12 @@ class _Walk:
         listing = None
         if depth < self.max_depth or self.keep:
             listing, status = self.listing(below, rel, status)
-        self.found.append(Found(rel, status, depth, listing.files if listing else ()))
+        elif below:
+            # Judged without a listing: its status must come from the folder itself, opened without
+            # following a symlink, not from the path stat a swapped-in link could lead out of the root.
+            with self.top.child(*below) as folder:
+                status = folder.status()
+        self.found.append(Found(rel, status, depth, listing.files if listing else (), listing.links if listing else ()))
         if listing is None or depth >= self.max_depth:
             return
         for name in listing.folders:
@@ -98,22 +106,25 @@ class _Walk:
     def listing(self, below: tuple[str, ...], rel: str, status: os.stat_result) -> tuple[Listing, os.stat_result]:
         """The folder's listing, and its status (from the descriptor, when it had to be opened)."""
         listing = self.old.get(rel)
-        if listing is None or listing.stamp != _stamp(status) or not listing.trusted:
+        if listing is None or listing.stamp != _stamp(status) or not listing.confirmed:
+            before = listing
             with self.top.child(*below) as folder:
-                status = folder.status()
-                listed_at = time.time_ns()
-                folders, files, entries = [], [], 0
+                status = folder.status()  # before the listing: a change during it shows next time
+                folders, files, links, entries = [], [], [], 0
                 for entry in folder.scan(self.limit):
                     entries += 1
                     if self.seen + entries > self.limit:
                         break  # said below
-                    if entry.is_dir(follow_symlinks=False):
+                    if entry.is_symlink():
+                        links.append(entry.name)
+                    elif entry.is_dir(follow_symlinks=False):
                         folders.append(entry.name)
                     elif self.keep is not None and self.keep(entry.name):
                         files.append(entry.name)
-            # Adding, removing or renaming an entry sets the folder's mtime (and ctime) to the clock's now.
-            trusted = status.st_mtime_ns < listed_at - RACY_NS
-            listing = Listing(_stamp(status), tuple(sorted(folders)), tuple(sorted(files)), entries, trusted)
+            listing = Listing(_stamp(status), tuple(sorted(folders)), tuple(sorted(files)), tuple(sorted(links)),
+                              entries, False)
+            if before is not None and before._replace(confirmed=False) == listing:
+                listing = listing._replace(confirmed=True)
         self.seen += listing.entries
         if self.seen > self.limit:
             raise HostError(f"more than {self.limit} entries under {self.shown}")
@@ -143,5 +154,6 @@ def walk(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool] | Non
         complete = True
     finally:
         if cache is not None and state is not None:
-            cache.listings = state.fresh if complete else {**old, **state.fresh}
+            kept = state.fresh if complete else {**old, **state.fresh}
+            cache.listings = kept if len(kept) <= MAX_LISTINGS else state.fresh
     return state.found

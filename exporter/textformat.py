@@ -3,8 +3,8 @@
 prometheus_client writes this format too, and the server uses it; the one-shot
 mode does not, because importing prometheus_client also imports its HTTP,
 WSGI, TLS and e-mail stack (some 70 ms of a run started from cron every
-minute) for what is thirty lines here. ``tests/test_textformat.py`` holds the
-two byte for byte equal.
+minute) for what is thirty lines here. ``tests/test_exporter_wire.py`` holds
+the two byte for byte equal.
 """
 
 from __future__ import annotations

@@ -220,9 +220,9 @@ def _headers(section: Any, path: str) -> dict[str, str]:
         raise WebConfigError(f"{path}: http_server_config.headers must be a mapping")
     found = {str(k): str(v) for k, v in headers.items()}
     for name, value in found.items():
-        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name) or name.lower() in OWN_HEADERS:
+        if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}", name) or name.lower() in OWN_HEADERS:
             raise WebConfigError(f"{path}: http_server_config.headers cannot set {name!r}")
-        if not value.isprintable() or not value.isascii():
+        if not value.replace("\t", " ").isprintable() or not value.isascii():
             raise WebConfigError(f"{path}: the value of header {name} must be printable ASCII on one line")
     return found
 

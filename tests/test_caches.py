@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -39,17 +38,53 @@ def _fifo_at_stat(tree: LinuxTree, pid: int) -> None:
     os.mkfifo(path)
 
 
-def test_a_known_process_is_not_read_again(healthy: LinuxTree) -> None:
+class _Reads:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pids: list[str] = []
+        read = processes._read_stat
+
+        def counting(proc: Folder, pid: str) -> object:
+            self.pids.append(pid)
+            return read(proc, pid)
+
+        monkeypatch.setattr(processes, "_read_stat", counting)
+
+
+@pytest.fixture
+def kernel_proc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take the tree's proc for the kernel's: a folder inode alone tells a process from a new one."""
+    monkeypatch.setattr(processes, "_kernels", lambda proc: True)
+
+
+def test_a_known_process_is_not_read_again(healthy: LinuxTree, monkeypatch: pytest.MonkeyPatch) -> None:
     worker = healthy.process("worker")
     cache = processes.ProcessTable()
     _probe(healthy, cache)
-    _fifo_at_stat(healthy, worker)  # reading it now would fail the collector
+    reads = _Reads(monkeypatch)
     assert _probe(healthy, cache).running("ampscansvc")
+    assert str(worker) not in reads.pids and "1" in reads.pids  # process 1: always, to see proc is readable
+    assert len(reads.pids) == 3  # 1, ampdaemon and ampscansvc
+
+
+def test_a_known_process_rewritten_in_a_copied_tree_is_read_again(healthy: LinuxTree) -> None:
+    """Outside the kernel's proc a file can change in place, its folder keeping its inode."""
+    worker = healthy.process("worker")
+    cache = processes.ProcessTable()
+    _probe(healthy, cache)
+    _fifo_at_stat(healthy, worker)
     with pytest.raises(OSError, match="is a FIFO"):
-        _probe(healthy, processes.ProcessTable())
+        _probe(healthy, cache)
 
 
-def test_a_pid_used_again_by_a_new_process_is_read(healthy: LinuxTree) -> None:
+def test_the_kernels_proc_trusts_the_folder_inode(healthy: LinuxTree, kernel_proc: None) -> None:
+    worker = healthy.process("worker")
+    cache = processes.ProcessTable()
+    _probe(healthy, cache)
+    _fifo_at_stat(healthy, worker)  # on the kernel's proc a file never changes kind: not looked at
+    assert _probe(healthy, cache).running("ampscansvc")
+
+
+def test_a_pid_used_again_by_a_new_process_is_read(healthy: LinuxTree, kernel_proc: None) -> None:
     healthy.stop("ampscansvc")
     pid = healthy.process("worker")
     cache = processes.ProcessTable()
@@ -60,7 +95,7 @@ def test_a_pid_used_again_by_a_new_process_is_read(healthy: LinuxTree) -> None:
     assert _probe(healthy, cache).running("ampscansvc")
 
 
-def test_a_young_process_is_read_again_in_case_it_execs(healthy: LinuxTree) -> None:
+def test_a_young_process_is_read_again_in_case_it_execs(healthy: LinuxTree, kernel_proc: None) -> None:
     healthy.stop("ampscansvc")
     pid = healthy.process("sh", started_ago=1)
     cache = processes.ProcessTable()
@@ -69,7 +104,7 @@ def test_a_young_process_is_read_again_in_case_it_execs(healthy: LinuxTree) -> N
     assert _probe(healthy, cache).running("ampscansvc")
 
 
-def test_an_old_process_that_execs_is_found_within_the_reverify_time(healthy: LinuxTree,
+def test_an_old_process_that_execs_is_found_within_the_reverify_time(healthy: LinuxTree, kernel_proc: None,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     healthy.stop("ampscansvc")
     pids = [healthy.process("sh", started_ago=3600) for _ in range(3)]
@@ -84,7 +119,7 @@ def test_an_old_process_that_execs_is_found_within_the_reverify_time(healthy: Li
     assert len(_probe(healthy, cache).by_name["ampscansvc"]) == 3
 
 
-def test_watched_processes_are_always_read_again(healthy: LinuxTree) -> None:
+def test_watched_processes_are_always_read_again(healthy: LinuxTree, kernel_proc: None) -> None:
     cache = processes.ProcessTable()
     assert _probe(healthy, cache).running("ampscansvc")
     pid = next(p.pid for p in _probe(healthy, cache).by_name["ampscansvc"])
@@ -95,16 +130,10 @@ def test_watched_processes_are_always_read_again(healthy: LinuxTree) -> None:
     assert not _probe(healthy, cache).running("ampscansvc")
     healthy.kill(pid)
     assert not _probe(healthy, cache).running("ampscansvc")
-    assert str(pid) not in cache.known and cache.known  # the workers are known, the watched ones never
+    assert str(pid) not in cache.known  # the watched ones are never kept
 
 
 # -- folder walks -------------------------------------------------------------------------------------
-def _age(root: Path) -> None:
-    """Folders whose times lie well before now, as on a host that is not being changed."""
-    for folder, _dirs, _files in os.walk(root):
-        os.utime(folder, (LONG_AGO, LONG_AGO))
-
-
 class _Listings:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.folders: list[str] = []
@@ -117,24 +146,28 @@ class _Listings:
         monkeypatch.setattr(Folder, "scan", counting)
 
 
+def _walks(tree: LinuxTree, cache: WalkCache) -> list[tuple[str, tuple[str, ...]]]:
+    found = walk(Host(str(tree.root)), "opt/cisco/amp", 6, keep=definitions._is_definition, cache=cache)
+    return [(f.rel, f.files) for f in found]
+
+
 def test_unchanged_folders_are_not_listed_again(healthy: LinuxTree, monkeypatch: pytest.MonkeyPatch) -> None:
     healthy.definitions("extra.cld")
-    _age(healthy.root / "opt")
     cache = WalkCache()
     listings = _Listings(monkeypatch)
-    first = walk(Host(str(healthy.root)), "opt/cisco/amp", 6, keep=definitions._is_definition, cache=cache)
-    assert listings.folders and time.time() - os.stat(healthy.root / "opt/cisco/amp").st_mtime > 3000
+    first = _walks(healthy, cache)
+    assert "opt/cisco/amp/var/clamav" in listings.folders
     listings.folders.clear()
-    again = walk(Host(str(healthy.root)), "opt/cisco/amp", 6, keep=definitions._is_definition, cache=cache)
-    assert listings.folders == []
-    assert [(f.rel, f.files) for f in again] == [(f.rel, f.files) for f in first]
+    assert _walks(healthy, cache) == first and "opt/cisco/amp/var/clamav" in listings.folders  # listed twice...
+    listings.folders.clear()
+    assert _walks(healthy, cache) == first and listings.folders == []  # ... then trusted
 
 
 def test_a_new_definition_file_is_found_in_a_cached_folder(healthy: LinuxTree) -> None:
-    _age(healthy.root / "opt")
     walks: dict[str, WalkCache] = {}
     host = Host(str(healthy.root))
-    before = definitions.probe(host, Platform.LINUX, walks=walks)
+    definitions.probe(host, Platform.LINUX, walks=walks)
+    before = definitions.probe(host, Platform.LINUX, walks=walks)  # every listing confirmed now
     healthy.definitions("bytecode.cvd")
     healthy.write("opt/cisco/amp/var/new/deep/daily.cld", b"")
     after = definitions.probe(host, Platform.LINUX, walks=walks)
@@ -145,20 +178,24 @@ def test_a_new_definition_file_is_found_in_a_cached_folder(healthy: LinuxTree) -
                                                                                           walks=walks).files}
 
 
-def test_a_folder_changed_just_before_its_listing_is_listed_again(healthy: LinuxTree,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Within the file system's clock tick a change may leave a folder's times as they were."""
+def test_a_change_that_leaves_the_times_as_they_were_is_seen(healthy: LinuxTree) -> None:
+    """Within one tick of a coarse file system clock a change may leave a folder's times as they were."""
+    folder = healthy.root / "opt/cisco/amp/var/clamav"
+    hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(folder, ns=(hour_ago, hour_ago))  # a file server whose clock is behind ours, say
     cache = WalkCache()
-    host = Host(str(healthy.root))
-    walk(host, "opt/cisco/amp", 6, cache=cache)  # the tree was just written: every folder is "racy"
-    assert not any(listing.trusted for listing in cache.listings.values())
-    listings = _Listings(monkeypatch)
-    walk(host, "opt/cisco/amp", 6, cache=cache)
-    assert "opt/cisco/amp" in listings.folders
+    _walks(healthy, cache)
+    times = os.stat(folder)
+    healthy.definitions("bytecode.cvd")
+    os.utime(folder, ns=(times.st_atime_ns, times.st_mtime_ns))  # the mtime as it was (a same-tick change)
+    stamp = os.stat(folder)
+    assert stamp.st_mtime_ns == times.st_mtime_ns
+    with pytest.MonkeyPatch.context() as patch:  # and the ctime too, which a real clock tick would keep
+        patch.setattr("checks.walk._stamp", lambda status: (status.st_dev, status.st_ino, status.st_mtime_ns, 0))
+        assert ("opt/cisco/amp/var/clamav", ("bytecode.cvd", "daily.cvd", "main.cvd")) in _walks(healthy, cache)
 
 
 def test_a_permission_change_is_seen_in_a_cached_walk(healthy: LinuxTree) -> None:
-    _age(healthy.root / "opt")
     cache = WalkCache()
     host = Host(str(healthy.root))
     assert scan_user.probe(host, Platform.LINUX, cache).bad_directories == ()
@@ -168,9 +205,38 @@ def test_a_permission_change_is_seen_in_a_cached_walk(healthy: LinuxTree) -> Non
 
 
 def test_a_walk_cut_short_keeps_what_it_listed(healthy: LinuxTree) -> None:
-    _age(healthy.root / "opt")
     cache = WalkCache()
     host = Host(str(healthy.root))
     with pytest.raises(OSError, match="more than 5 entries under /opt/cisco/amp"):
         walk(host, "opt/cisco/amp", 6, cache=cache, limit=5)
     assert "opt/cisco/amp" in cache.listings
+
+
+def test_only_the_kernels_proc_is_taken_for_the_kernels(healthy: LinuxTree) -> None:
+    with Host(str(healthy.root)).folder("proc") as copied:
+        assert not processes._kernels(copied)
+    with Host("/").folder("proc") as live:
+        assert processes._kernels(live)
+
+
+# -- links in the connector's folders (as the walk before the cache judged them) -------------------------
+def test_a_linked_folder_is_judged_by_where_it_leads(healthy: LinuxTree) -> None:
+    healthy.write("data/amp-var/keep", "")
+    (healthy.root / "data/amp-var").chmod(0o777)
+    healthy.remove("opt/cisco/amp/var")
+    healthy.symlink("opt/cisco/amp/var", "/data/amp-var")  # absolute: resolved inside the root
+    for cache in (None, WalkCache()):
+        bad = scan_user.probe(Host(str(healthy.root)), Platform.LINUX, cache).bad_directories
+        assert [(b.path, b.writable) for b in bad] == [("/opt/cisco/amp/var", True)]
+
+
+def test_linked_definition_files_are_read_and_linked_folders_are_not(healthy: LinuxTree) -> None:
+    healthy.definitions("main.cvd")
+    healthy.write("srv/defs/extra.cvd", (healthy.root / "opt/cisco/amp/var/clamav/main.cvd").read_bytes())
+    healthy.symlink("opt/cisco/amp/var/clamav/extra.cvd", "/srv/defs/extra.cvd")
+    (healthy.root / "srv/folder.cvd").mkdir()
+    healthy.symlink("opt/cisco/amp/var/clamav/folder.cvd", "/srv/folder.cvd")
+    healthy.symlink("opt/cisco/amp/var/clamav/dangling.cvd", "/nowhere.cvd")
+    facts = definitions.probe(Host(str(healthy.root)), Platform.LINUX, walks={})
+    assert sorted(f.path.rpartition("/")[2] for f in facts.files) == ["daily.cvd", "extra.cvd", "main.cvd"]
+    assert all(f.header is not None for f in facts.files)

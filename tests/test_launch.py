@@ -48,3 +48,12 @@ def test_a_usage_error_exits_as_argparse_says() -> None:
     done = subprocess.run([script("secure-endpoint-exporter"), "--no-such-flag"], capture_output=True, text=True,
                           timeout=30, check=False)
     assert done.returncode == 2 and "unrecognized arguments: --no-such-flag" in done.stderr
+
+
+def test_output_that_cannot_be_written_is_not_an_ok_exit(healthy: LinuxTree) -> None:
+    """A full disk (here /dev/full) under cron or a pipe: exit 120 as the interpreter itself would, not 0."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([script("check_secure_endpoint"), "--path.rootfs", str(healthy.root), "--state-file",
+                               ""], stdout=full, stderr=subprocess.PIPE, env=env, timeout=30, check=False)
+    assert done.returncode == 120

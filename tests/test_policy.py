@@ -87,3 +87,14 @@ def test_options_outside_config_do_not_count() -> None:
 def test_generated_real_policies(file_monitoring: bool | None, device_flow: bool | None, signed: bool) -> None:
     facts = parse(policy_document(file_monitoring, device_flow, signed=signed).encode(), "/p.xml")
     assert (facts.file_monitoring, facts.device_flow_correlation) == (file_monitoring, device_flow)
+
+
+@pytest.mark.parametrize(("document", "reason"), [
+    (b'<!DOCTYPE config SYSTEM "x.dtd"><config><agent><nfm><enable>&on;1</enable></nfm></agent></config>',
+     "undefined entity &on;"),
+    ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE config [<!ENTITY on "1">]><config>&on;</config>'
+     .encode("utf-16"), "declares XML entities"),
+])
+def test_entities_are_refused_whatever_the_encoding_or_doctype(document: bytes, reason: str) -> None:
+    with pytest.raises(PolicyError, match=reason):
+        parse(document, "/opt/cisco/amp/etc/policy.xml")

@@ -772,16 +772,24 @@ def _worker_stat_as_fifo(tree: LinuxTree, pid: int) -> None:
     os.mkfifo(path)
 
 
+def _known(tree: LinuxTree, path: Path) -> dict[str, list[Any]]:
+    return dict(json.loads(path.read_text())[str(tree.root)]["processes"]["known"])
+
+
 def test_the_plugin_does_not_read_a_known_process_again(tmp_path: Path, folder: Path) -> None:
     tree = LinuxTree(tmp_path / "host").healthy()
     worker = tree.process("worker", started_ago=7200)
     path = folder / "check.state"
     assert plugin(tree, path).code == 0
-    known = json.loads(path.read_text())[str(tree.root)]["processes"]["known"]
-    assert str(worker) in known and known[str(worker)][1] == "worker"
+    known = _known(tree, path)
+    assert known[str(worker)][1] == "worker"
     assert not any(row[1] in ("ampdaemon", "ampscansvc") for row in known.values())  # watched: read every run
-    _worker_stat_as_fifo(tree, worker)
-    assert (plugin(tree, path).code, plugin(tree, "").code) == (0, 3)  # known: not read; no state: read, refused
+    assert plugin(tree, path).code == 0
+    assert _known(tree, path)[str(worker)] == known[str(worker)]  # not read again: the same time of reading
+    path_of_stat = tree.root / f"proc/{worker}/stat"
+    path_of_stat.write_text(path_of_stat.read_text().replace("(worker)", "(ampscansvc)"))
+    tree.stop("ampscansvc")
+    assert plugin(tree, path).code == 0  # a copied tree's file rewritten in place is read again
 
 
 def test_after_a_reboot_every_process_is_read_again(tmp_path: Path, folder: Path) -> None:

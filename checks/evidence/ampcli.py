@@ -243,6 +243,9 @@ class Pending:
     """``ampcli status``, with ``policy`` (and ``about``) beside it, started and not yet collected.
 
     Started before the other collectors read the host, so the connector answers while they work.
+    Its output waits in the pipes meanwhile (64 KiB each on Linux). A status report is a few KiB
+    (at most 64 fault lines and 64 fields of 300 characters: some 40 KiB), so a real one is never
+    held up; a larger output, which is no status report, can run into the timeout instead.
     """
 
     def __init__(self, status: Running, extra: dict[str, Running]) -> None:

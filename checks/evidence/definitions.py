@@ -9,6 +9,8 @@ incremental updates, so only its header is checked.
 
 from __future__ import annotations
 
+import contextlib
+import stat
 from collections.abc import MutableMapping
 
 from checks.catalog import Platform
@@ -118,11 +120,23 @@ def probe(host: Host, platform: Platform, roots: tuple[str, ...] = (),
         cache = walks.setdefault(root, WalkCache()) if walks is not None else None
         for folder in walk(host, root, MAX_DEPTH, keep=_is_definition, cache=cache, limit=MAX_ENTRIES):
             files.extend(_read(host, f"{folder.rel}/{name}") for name in folder.files)
+            files.extend(_read(host, rel) for rel in _linked_files(host, folder.rel, folder.links))
     return DefinitionsFacts(tuple(files))
 
 
 def _is_definition(name: str) -> bool:
     return name.endswith(SUFFIXES)
+
+
+def _linked_files(host: Host, rel: str, links: tuple[str, ...]) -> list[str]:
+    """The links named like definition files that lead (inside the root) to a regular file."""
+    found = []
+    for name in links:
+        if _is_definition(name):
+            with contextlib.suppress(FileNotFoundError):  # a dangling link holds no definitions
+                if stat.S_ISREG(host.stat(f"{rel}/{name}").st_mode):
+                    found.append(f"{rel}/{name}")
+    return found
 
 
 def _read(host: Host, rel: str) -> DefinitionFile:

@@ -9,7 +9,7 @@ so an unsigned ``<config>`` document (or one in another namespace) reads too.
 
 from __future__ import annotations
 
-import pyexpat
+import pyexpat  # the module xml.parsers.expat re-exports; importing it directly skips the xml package
 from collections.abc import Iterator
 
 from checks.catalog import Platform
@@ -106,9 +106,17 @@ def load_xml(data: bytes, where: str) -> Element:
         if current is not None and not current.children:
             current.text = data if current.text is None else current.text + data
 
+    def entity(*_declared: object) -> None:  # a declaration in any encoding, not only the bytes looked for
+        raise PolicyError(f"{where} declares XML entities, which the connector's files never do")
+
+    def undefined(name: str, _is_parameter: bool) -> None:  # what a DOCTYPE with an external subset allows
+        raise PolicyError(f"{where} is not well-formed XML (undefined entity &{name};)")
+
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text
+    parser.EntityDeclHandler = entity
+    parser.SkippedEntityHandler = undefined
     try:
         parser.Parse(data, True)
     except pyexpat.ExpatError as error:

@@ -5,12 +5,20 @@ start time), through an open ``proc`` folder. A table of the processes already
 read is kept in the state (the plugin's state file, the exporter's memory): a
 process still listed with the same folder inode is not read again, so a run on
 a host with 20,000 processes reads only the few that are new or watched.
+
+That identity holds on the kernel's ``proc``: a new process gets a new folder
+inode even when it takes a pid used before. A copied tree on an ordinary file
+system may give a folder made again the inode of the one removed, and its
+files can be rewritten in place, so there the ``stat`` file's own inode, size
+and times must be unchanged too (one ``stat`` call instead of a read).
+Process 1 is always read: it tells whether ``proc`` is readable at all.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
 
 from checks.catalog import Platform
@@ -59,6 +67,7 @@ class Known(Record):
     inode: int  # of its proc/<pid> folder: a pid used again by a new process comes with a new folder
     name: str
     read_at: float  # seconds since the epoch
+    stamp: tuple[int, ...] = ()  # outside the kernel's proc: the stat file's inode, size, mtime, ctime
 
 
 class ProcessTable:
@@ -84,11 +93,31 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
         if not host.live:
             raise HostError("processes of a macOS host can only be read on the live root")
         return _live_macos()
+    if not host.is_dir("proc"):  # a permission error raises: it is not "not mounted"
+        raise HostError(f"{host.display('proc')} is not mounted")
+    with host.folder("proc") as proc:
+        return _linux(proc, bpf_holders, table or ProcessTable())
+
+
+def _kernels(proc: Folder) -> bool:
+    """Whether ``proc`` is the kernel's: the live root's, or a procfs mounted in the tree (its root has
+    inode 1, and its files, process 1's stat included, have size 0)."""
+    if proc.kernel:
+        return True
     try:
-        with host.folder("proc") as proc:
-            return _linux(proc, bpf_holders, table or ProcessTable())
-    except (FileNotFoundError, NotADirectoryError):
-        raise HostError(f"{host.display('proc')} is not mounted") from None
+        init = os.stat("1/stat", dir_fd=proc.fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return proc.status().st_ino == 1 and stat.S_ISREG(init.st_mode) and init.st_size == 0
+
+
+def _stamp(proc: Folder, pid: str) -> tuple[int, ...]:
+    """The stat file's inode, size, mtime and ctime; () when it cannot be looked at (the read will say why)."""
+    try:
+        found = os.stat(f"{pid}/stat", dir_fd=proc.fd, follow_symlinks=False)
+    except OSError:
+        return ()
+    return found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
 
 def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> ProcessFacts:
@@ -98,6 +127,7 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
     found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
     boot = _boot_time(proc.host)
     known = table.known if table.boot == boot else {}  # after a reboot pids and inodes start over
+    kernel = _kernels(proc)
     fresh: dict[str, Known] = {}
     now = time.time()
     due = now - REVERIFY_AFTER  # known processes read before this are read again, a few a probe
@@ -108,15 +138,17 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
     for entry in proc.scan(MAX_PROCESSES):
         pid = entry.name
         seen = known.get(pid)
-        if seen is not None and seen.inode == entry.inode() and seen.name not in wanted:
+        if (seen is not None and seen.inode == entry.inode() and seen.name not in wanted
+                and (kernel or seen.stamp == _stamp(proc, pid))):
             if due <= seen.read_at <= now or budget <= 0:
                 fresh[pid] = seen
                 continue
             budget -= 1
         elif not (pid.isascii() and pid.isdigit()) or entry.is_symlink():
             continue  # not a process; a real proc/<pid> is a folder, a link may lead anywhere
-        init_read = _read(proc, entry, boot, now, found, fresh) or init_read
-    if not init_read and "1" not in fresh:
+        stamp = () if kernel else _stamp(proc, pid)  # before the read: a change after it is seen next time
+        init_read = _read(proc, entry, boot, now, found, fresh, stamp) or init_read
+    if not init_read:
         # hidepid=1/2 hides other users' processes: absent would be a wrong verdict.
         raise HostError(f"{proc.display()} does not show process 1 (mounted with hidepid?)")
     table.boot, table.known = boot, fresh
@@ -127,17 +159,17 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
 
 
 def _read(proc: Folder, entry: os.DirEntry[str], boot: float, now: float, found: dict[str, list[ProcessInfo]],
-          fresh: dict[str, Known]) -> bool:
+          fresh: dict[str, Known], stamp: tuple[int, ...]) -> bool:
     """Read one process: a watched one goes to ``found``, another old enough to ``fresh``; whether it is 1."""
-    stat = _read_stat(proc, entry.name)
-    if stat is None:
+    line = _read_stat(proc, entry.name)
+    if line is None:
         return False  # gone meanwhile
-    started = boot + stat.start_ticks / CLOCK_TICKS
-    if stat.name in found:
-        if stat.state not in DEAD_STATES:  # a zombie is not running
-            found[stat.name].append(ProcessInfo(int(entry.name), stat.name, started))
-    elif now - started >= SETTLED_AFTER:
-        fresh[entry.name] = Known(entry.inode(), stat.name, now)
+    started = boot + line.start_ticks / CLOCK_TICKS
+    if line.name in found:
+        if line.state not in DEAD_STATES:  # a zombie is not running
+            found[line.name].append(ProcessInfo(int(entry.name), line.name, started))
+    elif now - started >= SETTLED_AFTER and entry.name != "1":  # 1 is read on every probe anyway
+        fresh[entry.name] = Known(entry.inode(), line.name, now, stamp)
     return entry.name == "1"
 
 

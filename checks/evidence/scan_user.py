@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
 
 from checks.catalog import Platform
@@ -59,8 +60,16 @@ def _bad_directories(host: Host, cache: WalkCache | None) -> list[BadDirectory]:
     """Directories at or below /opt/cisco (depth 3) that others cannot enter, or that others can write."""
     if not host.is_dir(PERMISSION_ROOT):
         return []
-    found = (_judge(host.display(f.rel), f.status.st_mode) for f in walk(host, PERMISSION_ROOT, PERMISSION_DEPTH,
-                                                                         cache=cache))
+    found = []
+    for folder in walk(host, PERMISSION_ROOT, PERMISSION_DEPTH, cache=cache):
+        found.append(_judge(host.display(folder.rel), folder.status.st_mode))
+        if folder.depth < PERMISSION_DEPTH:
+            # A link to a folder is judged by where it leads (inside the root), as the scan service sees it.
+            for name in folder.links:
+                with contextlib.suppress(FileNotFoundError):
+                    target = host.stat(f"{folder.rel}/{name}")
+                    if stat.S_ISDIR(target.st_mode):
+                        found.append(_judge(host.display(f"{folder.rel}/{name}"), target.st_mode))
     return [bad for bad in found if bad is not None]
 
 
