@@ -84,8 +84,8 @@ class EvidenceCache:
 
     Every listing is checked against the folder before it is used (see ``WalkCache``): the cache
     changes what a scrape costs, never what it finds. The plugin starts without one. (The table of
-    processes already read is small and saves the plugin most of its reads, so it is kept in the
-    state instead, which the plugin saves between runs: ``StateStore.process_table``.)
+    processes already read saves the plugin most of its reads, so it is kept in the state instead,
+    which the plugin saves between runs: ``StateStore.process_table``.)
     """
 
     def __init__(self) -> None:
