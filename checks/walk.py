@@ -2,7 +2,7 @@
 
 A folder's listing only changes when its own modification or change time
 does, so a walk given the listings of the last one lists again only the
-folders whose times moved; the others cost one ``fstat`` each. Scrapes then
+folders whose times moved; the others cost one ``stat`` each. Scrapes then
 cost what the number of folders costs, not what the number of files does
 (``/opt/cisco/amp`` may hold tens of thousands of files).
 

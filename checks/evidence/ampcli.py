@@ -296,12 +296,6 @@ def start(host: Host, platform: Platform, about: bool = True) -> Pending | None:
     return Pending(status, extra)
 
 
-def probe(host: Host, platform: Platform, timeout: float, about: bool = True) -> ConnectorStatus | None:
-    """``ampcli status`` (with ``policy`` and ``about`` beside it); None when ampcli is not there."""
-    pending = start(host, platform, about)
-    return None if pending is None else pending.finish(timeout)
-
-
 def _optional(running: Running, command: str, timeout: float) -> str:
     """The text of ``about``/``policy``, or "" when it failed: these only add facts."""
     try:
