@@ -62,6 +62,7 @@ class Report:
         self.checks: list[FaultResult] = []  # checks beyond the documents
         self.collectors: list[CollectorRun] = []
         self.duration = 0.0
+        self.evaluated_at = 0.0  # Unix time the evaluation ended: what staleness alerts watch
 
     def all_results(self) -> list[FaultResult]:
         return self.checks + self.faults
@@ -92,6 +93,7 @@ class Report:
                 for c in self.collectors
             ],
             "duration_seconds": round(self.duration, 6),
+            "evaluated_at": round(self.evaluated_at, 3),
         }
 
 
