@@ -41,13 +41,18 @@ def families(report: Report) -> list[Family]:
                       "fault_id", "fault", "connector_severity")
     success = _gauge("fault_check_success", "0 when the fault's state could not be determined (unknown).",
                      "fault_id", "fault")
+    # A state set in the style of node_exporter's systemd unit_state: one series per possible state, 1 for
+    # the current one, so not_applicable (no connector, option off) can be told from clear.
+    state = _gauge("fault_state", "1 for the fault's current state (active, clear, unknown, not_applicable), "
+                   "0 for the others.", "fault_id", "fault", "platform", "state")
     for result in report.faults:
         fault_id, slug = result.fault.id, result.fault.slug
         active.samples.append(((fault_id, slug, platform), float(result.state is State.ACTIVE)))
+        state.samples.extend(((fault_id, slug, platform, str(each)), float(result.state is each)) for each in State)
         severity = result.severity.lower() if result.reported else ""
         reported.samples.append(((fault_id, slug, severity), float(bool(result.reported))))
         success.samples.append(((fault_id, slug), float(result.state is not State.UNKNOWN)))
-    found = [active, reported, success,
+    found = [active, state, reported, success,
              _single("connector_installed", "1 when the Secure Endpoint connector is installed.",
                      float(report.installed))]
     found.append(Family(f"{NAMESPACE}_connector", "info", "The connector and the host it runs on.",
@@ -78,7 +83,10 @@ def families(report: Report) -> list[Family]:
     for run in report.collectors:
         ok.samples.append(((run.name,), float(run.success)))
         took.samples.append(((run.name,), run.duration))
-    found += [ok, took]
+    found += [ok, took,
+              _single("last_evaluation_timestamp_seconds", "When the evaluation behind these metrics ended (Unix "
+                      "time): old in textfile mode when the timer stops.", report.evaluated_at),
+              _single("evaluation_duration_seconds", "Time the whole evaluation took.", report.duration)]
     found.append(Family(f"{NAMESPACE}_exporter_build", "info", "The exporter's version.",
                         ("version", "pythonversion"), [((__version__, sys.version.split()[0]), 1.0)]))
     return found

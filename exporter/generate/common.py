@@ -1,0 +1,69 @@
+"""What every generated output shares: the options, the fault order, names, selectors and runbook links."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from checks import catalog
+from checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Fault, Platform, Severity
+
+DEFAULT_SELECTOR = 'job="secure_endpoint"'
+DEFAULT_RUNBOOK = catalog.PROJECT_RUNBOOK_URL
+DEFAULT_FOR = "5m"
+# The fault tables' own guidance: 6 clears by itself within ten minutes of a restart, 18 can be a short
+# burst, 13 can follow a reboot on connector 1.14.0, 10 waits for a planned reboot.
+FOR_OVERRIDES = {"6": "15m", "18": "15m", "13": "30m", "10": "30m"}
+FLEET_UID = "secure-endpoint-fleet"
+HOST_UID = "secure-endpoint-host"
+PREFIX = "SecureEndpoint"
+STATES = ("active", "clear", "unknown", "not_applicable")  # secure_endpoint_fault_state's state label
+# Data older than this is stale: the textfile timer runs every minute, a scrape every 15-60 s.
+STALE_AFTER_SECONDS = 15 * 60
+
+
+class Options(argparse.Namespace):
+    selector: str = DEFAULT_SELECTOR
+    runbook_url: str = DEFAULT_RUNBOOK
+    for_default: str = DEFAULT_FOR
+    grafana_datasource_uid: str = "prometheus"
+    out: str = "."
+
+
+def all_faults() -> list[Fault]:
+    """Every documented fault once (5, 6 and 7 are on both platforms), in id order."""
+    return sorted(catalog.FAULTS, key=lambda f: int(f.id))
+
+
+def alert_name(fault: Fault) -> str:
+    return PREFIX + "".join(part.capitalize() for part in fault.slug.split("_"))
+
+
+def severity_ids(severity: Severity) -> list[str]:
+    return [f.id for f in all_faults() if f.severity is severity]
+
+
+def platforms_of(fault: Fault) -> str:
+    """"linux", "macos" or "linux and macos", for texts."""
+    return " and ".join(sorted(str(p) for p in fault.platforms))
+
+
+def fault_runbook(fault: Fault) -> str:
+    """Cisco's page for the fault; for a fault on both platforms, a template that picks the table by label."""
+    if fault.article:
+        return fault.article
+    if fault.platforms == frozenset({Platform.MACOS}):
+        return MACOS_FAULTS_URL
+    if fault.platforms == frozenset({Platform.LINUX}):
+        return LINUX_FAULTS_URL
+    return f'{{{{ if eq $labels.platform "macos" }}}}{MACOS_FAULTS_URL}{{{{ else }}}}{LINUX_FAULTS_URL}{{{{ end }}}}'
+
+
+def selector(options: Options, *extra: str) -> str:
+    """The user's selector plus extra matchers, as a PromQL ``{...}``."""
+    return "{" + ", ".join([options.selector, *extra]) + "}"
+
+
+def equals(name: str, value: str) -> str:
+    """One PromQL equality matcher with the value quoted."""
+    return f"{name}={json.dumps(value)}"
