@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, cast
 from checks.catalog import Platform
 from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system, version
 from checks.host import DeadlineExceeded, Host
-from checks.messages import Msg, msg, printable
+from checks.messages import Msg, foreign, msg, os_reason, printable, reason_of, said
 from checks.records import Record
 from checks.report import CollectorRun
 from checks.state import StateStore
@@ -261,7 +261,7 @@ class Evidence:
                 try:
                     problem = definitions.integrity_problem(self.host.within(self.deadline), item, cache)
                 except OSError as error:
-                    problem = f"cannot be read ({error.strerror or error})"
+                    problem = said("cvd_unreadable", reason=os_reason(error))
                 if problem:
                     found.append((item.path, problem))
             self._memo["definition_problems"] = found
@@ -365,7 +365,7 @@ class Evidence:
             return self.host
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise DeadlineExceeded("no time left in this evaluation")
+            raise DeadlineExceeded(said("no_time_left"))
         return self.host.within(time.monotonic() + remaining - min(COLLECTOR_RESERVE, remaining / 2))
 
     def _record(self, name: str, start: float, error: Unavailable, text: str) -> None:
@@ -394,11 +394,15 @@ def _is_plugin_timeout(error: BaseException) -> bool:
 
 
 def _describe(error: Exception) -> str:
-    """One printable line (it may name a path that is not UTF-8 or holds a newline)."""
+    """One printable line (it may name a path that is not UTF-8 or holds a newline), English, knowing its Dutch."""
+    known = reason_of(error)
+    if known is not None:
+        return known
     if isinstance(error, PermissionError):
-        return printable(f"permission denied: {error.filename or error}")
+        return said("permission_denied", path=error.filename or str(error))
     if isinstance(error, OSError) and error.strerror:
-        where = f" ({error.filename})" if error.filename else ""
-        return printable(f"{error.strerror}{where}")
+        if error.filename:
+            return said("os_error_at", reason=os_reason(error), path=error.filename)
+        return os_reason(error)
     text = str(error).strip().splitlines()
-    return printable(text[0]) if text else type(error).__name__
+    return foreign(printable(text[0])) if text else type(error).__name__

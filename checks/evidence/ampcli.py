@@ -14,6 +14,7 @@ import re
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import CommandResult, Host, Running
+from checks.messages import said
 from checks.records import Record
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def parse_status(text: str) -> ConnectorStatus:
             rest.append(line)
     fields = _key_values(rest)
     if "status" not in fields:
-        raise AmpcliError("ampcli printed no 'Status:' line")
+        raise AmpcliError(said("ampcli_no_status"))
     severity = summary_severity(fields.get("faults", ""))
     for fault_id in re.findall(_FAULT_ID, fields.get("fault ids", "")) if fields.get("fault ids") else ():
         key = str(int(fault_id))
@@ -141,7 +142,7 @@ def parse_status(text: str) -> ConnectorStatus:
 
 def _check_count(faults: dict[str, ReportedFault]) -> None:
     if len(faults) > MAX_FAULTS:
-        raise AmpcliError(f"ampcli listed more than {MAX_FAULTS} fault ids, which is not a status report")
+        raise AmpcliError(said("ampcli_flood", count=MAX_FAULTS))
 
 
 def summary_severity(summary: str) -> str:
@@ -309,10 +310,10 @@ def _output(result: CommandResult, command: str) -> str:
     if result.returncode != 0:
         detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
         tail = f": {detail[-1][:200]}" if detail else ""
-        raise AmpcliError(f"ampcli {command} exited with code {result.returncode}{tail}")
+        raise AmpcliError(said("ampcli_exit", command=command, code=result.returncode, detail=tail))
     if result.truncated:
-        raise AmpcliError(f"ampcli {command} printed more than 1 MiB, which no {command} report does")
+        raise AmpcliError(said("ampcli_too_long", command=command))
     try:
         return result.stdout.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise AmpcliError(f"ampcli {command} printed bytes that are not UTF-8 (at offset {error.start})") from None
+        raise AmpcliError(said("ampcli_not_utf8", command=command, offset=error.start)) from None

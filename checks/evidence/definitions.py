@@ -16,6 +16,7 @@ from collections.abc import MutableMapping
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import Host
+from checks.messages import reason_of, said
 from checks.records import Record
 from checks.walk import WalkCache, walk
 
@@ -81,18 +82,18 @@ class DefinitionsFacts(Record):
 def parse_header(raw: bytes) -> CvdHeader:
     """Parse a CVD header; anything else raises ``HeaderError``."""
     if not raw.startswith(b"ClamAV-VDB:"):
-        raise HeaderError("no ClamAV-VDB header")
+        raise HeaderError(said("cvd_no_header"))
     try:
         text = raw[:HEADER_SIZE].decode("ascii").rstrip(" \x00\n")
     except UnicodeDecodeError:
-        raise HeaderError("header is not ASCII") from None
+        raise HeaderError(said("cvd_not_ascii")) from None
     fields = text.split(":")
     if len(fields) < 9:
-        raise HeaderError(f"header has {len(fields)} fields, expected 9")
+        raise HeaderError(said("cvd_fields", count=len(fields)))
     try:
         version, sigs, flevel = int(fields[2]), int(fields[3]), int(fields[4])
     except ValueError:
-        raise HeaderError("header version, signature count or level is not a number") from None
+        raise HeaderError(said("cvd_numbers")) from None
     md5 = fields[5].lower()
     return CvdHeader(fields[1], version, sigs, flevel, md5, fields[7], _build_time(fields[1], fields[8]))
 
@@ -145,7 +146,7 @@ def _read(host: Host, rel: str) -> DefinitionFile:
         header: CvdHeader | None = parse_header(host.read_head(rel, HEADER_SIZE))
         error = None
     except HeaderError as problem:
-        header, error = None, str(problem)
+        header, error = None, reason_of(problem) or str(problem)
     return DefinitionFile(rel, host.display(rel), st.st_size, st.st_mtime_ns, header, error, st.st_ino,
                           st.st_ctime_ns)
 

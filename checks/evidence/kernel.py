@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from checks.host import Host
+from checks.messages import os_reason, said
 from checks.records import Record
 
 # ampfsm and ampavflt are named in Cisco's Linux fault table (faults 8 and 9); redirfs with avflt is what
@@ -24,16 +25,16 @@ def probe(host: Host, release: str | None) -> KernelFacts:
     text = host.read_text("proc/modules", limit=4 << 20)
     modules = frozenset(line.split()[0] for line in text.splitlines() if line.strip())
     headers_path = headers_present = None
-    error = "no kernel release in /proc"
+    error = said("no_kernel_release")
     if release and "/" not in release:
         rel = f"lib/modules/{release}/build"
         headers_path = host.display(rel)
         try:
             headers_present = host.is_dir(rel)
         except PermissionError:
-            error = f"permission denied: {headers_path}"  # a 0700 lib/modules/<release> is not "missing"
+            error = said("permission_denied", path=headers_path)  # a 0700 lib/modules/<release> is not "missing"
         except OSError as problem:
-            error = f"{headers_path}: {problem.strerror or problem}"
+            error = said("path_error", path=headers_path, reason=os_reason(problem))
     return KernelFacts(modules, _secure_boot(host), headers_path, headers_present, error)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from checks.host import Host, HostError
+from checks.messages import said
 from checks.records import Record
 
 CISCO_KEXT = "com.cisco.amp.fileop"
@@ -15,8 +16,8 @@ class KextFacts(Record):
 
 def probe(host: Host, timeout: float) -> KextFacts:
     if not host.live:
-        raise HostError("loaded kernel extensions can only be read on the live Mac")
+        raise HostError(said("kext_live_only"))
     result = host.run(KEXTSTAT, ["-l", "-b", CISCO_KEXT], timeout=timeout)
     if result.returncode != 0:
-        raise HostError(f"kextstat exited with code {result.returncode}")
+        raise HostError(said("kextstat_exit", code=result.returncode))
     return KextFacts(CISCO_KEXT in result.stdout.decode("utf-8", "replace"))

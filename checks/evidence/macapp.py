@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from checks.evidence import ascii_number
 from checks.host import Host
+from checks.messages import os_reason, said
 from checks.records import Record
 
 SERVICE_APPS = (
@@ -44,7 +45,7 @@ def probe(host: Host) -> AppFacts:
     try:
         orbital = host.is_dir(ORBITAL_DIR)
     except OSError as error:  # a 0700 /opt/cisco hides Orbital from a non-root run: unknown, not absent
-        orbital_error = f"{host.display(ORBITAL_DIR)}: {error.strerror or error}"
+        orbital_error = said("path_error", path=host.display(ORBITAL_DIR), reason=os_reason(error))
     for app in (*SERVICE_APPS, *LEGACY_APPS):
         rel = f"{app}/Contents/Info.plist"
         try:

@@ -6,6 +6,7 @@ from typing import Any
 
 from checks.evidence.macapp import load_plist
 from checks.host import Host
+from checks.messages import said
 from checks.records import Record
 
 PLIST = "Library/Preferences/com.apple.networkextension.plist"
@@ -37,9 +38,9 @@ def parse(data: bytes, where: str) -> NetextFacts:
     archive = load_plist(data, where)
     objects = archive.get("$objects")
     if not isinstance(objects, list):
-        raise ValueError(f"{where} is not a keyed archive (no $objects list)")
+        raise ValueError(said("not_keyed_archive", path=where))
     if len(objects) > MAX_OBJECTS:
-        raise ValueError(f"{where} archives more than {MAX_OBJECTS} objects")
+        raise ValueError(said("archive_too_big", path=where, count=MAX_OBJECTS))
     unarchiver = _Objects(objects, where)
     found = []
     for item in objects:
@@ -82,14 +83,14 @@ class _Objects:
             if isinstance(value, plistlib.UID):
                 index = value.data
                 if index in seen:
-                    raise ValueError(f"{self.where}: the keyed archive's references loop through object {index}")
+                    raise ValueError(said("archive_loop", path=self.where, index=index))
                 seen.add(index)
                 value = self.objects[index] if 0 <= index < len(self.objects) else None
             elif isinstance(value, dict) and "NS.string" in value:
                 value = value["NS.string"]
             else:
                 return None if value == "$null" else value
-        raise ValueError(f"{self.where}: a chain of more than {MAX_HOPS} references in the keyed archive")
+        raise ValueError(said("archive_chain", path=self.where, count=MAX_HOPS))
 
     def get(self, item: dict[str, Any], key: str) -> Any:
         return self.resolve(item.get(key))

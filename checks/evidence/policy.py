@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from checks.catalog import Platform
 from checks.host import Host
+from checks.messages import expat_reason, said
 from checks.records import Record
 
 POLICY_PATHS = {
@@ -87,7 +88,7 @@ class Element:
 def load_xml(data: bytes, where: str) -> Element:
     """One of the connector's XML files; anything else (entities included) raises ``PolicyError``."""
     if b"<!ENTITY" in data:
-        raise PolicyError(f"{where} declares XML entities, which the connector's files never do")
+        raise PolicyError(said("xml_entities", path=where))
     parser = pyexpat.ParserCreate(namespace_separator="}")
     parser.buffer_text = True
     open_elements: list[Element] = []
@@ -107,10 +108,10 @@ def load_xml(data: bytes, where: str) -> Element:
             current.text = data if current.text is None else current.text + data
 
     def entity(*_declared: object) -> None:  # a declaration in any encoding, not only the bytes looked for
-        raise PolicyError(f"{where} declares XML entities, which the connector's files never do")
+        raise PolicyError(said("xml_entities", path=where))
 
     def undefined(name: str, _is_parameter: bool) -> None:  # what a DOCTYPE with an external subset allows
-        raise PolicyError(f"{where} is not well-formed XML (undefined entity &{name};)")
+        raise PolicyError(said("xml_undefined_entity", path=where, name=name))
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
@@ -120,7 +121,7 @@ def load_xml(data: bytes, where: str) -> Element:
     try:
         parser.Parse(data, True)
     except pyexpat.ExpatError as error:
-        raise PolicyError(f"{where} is not well-formed XML ({error})") from None
+        raise PolicyError(said("xml_malformed", path=where, reason=expat_reason(error))) from None
     return roots[0]
 
 

@@ -24,6 +24,7 @@ import time
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import Folder, Host, HostError
+from checks.messages import said
 from checks.records import Record
 
 DAEMON = "ampdaemon"
@@ -91,10 +92,10 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
     """
     if platform is Platform.MACOS:
         if not host.live:
-            raise HostError("processes of a macOS host can only be read on the live root")
+            raise HostError(said("macos_processes_live_only"))
         return _live_macos()
     if not host.is_dir("proc"):  # a permission error raises: it is not "not mounted"
-        raise HostError(f"{host.display('proc')} is not mounted")
+        raise HostError(said("proc_not_mounted", path=host.display("proc")))
     with host.folder("proc") as proc:
         return _linux(proc, bpf_holders, table or ProcessTable())
 
@@ -150,7 +151,7 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
         init_read = _read(proc, entry, boot, now, found, fresh, stamp) or init_read
     if not init_read:
         # hidepid=1/2 hides other users' processes: absent would be a wrong verdict.
-        raise HostError(f"{proc.display()} does not show process 1 (mounted with hidepid?)")
+        raise HostError(said("proc_hidepid", path=proc.display()))
     table.boot, table.known = boot, fresh
     for processes in found.values():
         processes.sort()
@@ -196,7 +197,7 @@ def parse_stat(text: str, where: str) -> _Stat:
     head, sep, tail = text.rpartition(")")
     fields = tail.split()
     if not sep or "(" not in head or len(fields) < 20 or not ascii_number(fields[19], 20):
-        raise HostError(f"{where} is not in the kernel's format")
+        raise HostError(said("proc_stat_format", path=where))
     return _Stat(head.partition("(")[2], fields[0], int(fields[19]))
 
 
@@ -204,7 +205,7 @@ def _boot_time(host: Host) -> float:
     for line in host.read_text("proc/stat", limit=1 << 20).splitlines():
         if line.startswith("btime ") and ascii_number(line[6:], 12):
             return float(line[6:])
-    raise HostError(f"{host.display('proc/stat')} has no btime line")
+    raise HostError(said("proc_no_btime", path=host.display("proc/stat")))
 
 
 def _live_macos() -> ProcessFacts:
@@ -231,7 +232,7 @@ def _bpf_programs(proc: Folder, pids: list[int]) -> tuple[int | None, str]:
         except (FileNotFoundError, ProcessLookupError):
             continue
         except PermissionError:
-            return None, f"permission denied: {proc.display(pid, 'fd')}"
+            return None, said("permission_denied", path=proc.display(pid, "fd"))
         for entry in entries:
             with contextlib.suppress(FileNotFoundError):
                 if proc.readlink(pid, "fd", entry) == BPF_LINK:

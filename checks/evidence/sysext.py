@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from checks.evidence.macapp import load_plist
 from checks.host import Host
+from checks.messages import said
 from checks.records import Record
 
 DB = "Library/SystemExtensions/db.plist"
@@ -56,7 +57,7 @@ def parse(data: bytes, where: str) -> SysextFacts:
     db = load_plist(data, where)
     items = db.get("extensions", [])
     if not isinstance(items, list):
-        raise ValueError(f"{where}: 'extensions' is not a list")
+        raise ValueError(said("extensions_not_list", path=where))
     found = []
     for item in items:
         if not isinstance(item, dict):

@@ -9,6 +9,7 @@ import sys
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import Host, HostError
+from checks.messages import said
 from checks.records import Record
 
 MAC_VERSION_PLIST = "System/Library/CoreServices/SystemVersion.plist"
@@ -78,7 +79,8 @@ def os_release(host: Host) -> dict[str, str]:
         text = host.read_optional(rel)
         if text is not None:
             return parse_os_release(text)
-    raise HostError(f"neither {host.display(OS_RELEASE_FILES[0])} nor {host.display(OS_RELEASE_FILES[1])} exists")
+    raise HostError(said("no_os_release", first=host.display(OS_RELEASE_FILES[0]),
+                         second=host.display(OS_RELEASE_FILES[1])))
 
 
 def parse_os_release(text: str) -> dict[str, str]:
@@ -123,4 +125,4 @@ def headers_package(family: str, release: str) -> str:
         return f"linux-headers-{release}"
     if family == "suse":
         return "kernel-default-devel"
-    return f"the kernel headers for {release}"
+    return said("headers_any_package", release=release)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from checks.host import Host
+from checks.messages import Msg, msg, os_reason, said, sqlite_reason
 from checks.records import Record
 
 TCC_DIR = "Library/Application Support/com.apple.TCC"
@@ -15,8 +16,6 @@ MAX_DB = 64 << 20  # a Mac's TCC.db is well under 1 MiB
 MAX_SQLITE_STEPS = 50_000_000  # virtual machine steps: far above what the real table needs
 MAX_ROWS = 100_000
 FULL_DISK_ACCESS = "kTCCServiceSystemPolicyAllFiles"
-NEEDS_FDA = (" (on a Mac, reading TCC.db needs Full Disk Access for the monitoring process: "
-             "grant it to the exporter or plugin, e.g. by an MDM PPPC profile)")
 
 
 class TccError(ValueError):
@@ -49,18 +48,18 @@ def _database(host: Host) -> set[str]:
     try:
         database = host.read_bytes(TCC_DB, limit=MAX_DB)
     except FileNotFoundError:
-        raise TccError(f"{where} does not exist, so Full Disk Access cannot be judged") from None
+        raise TccError(said("tcc_missing", path=where)) from None
     except PermissionError:
-        raise TccError(f"{where}: permission denied{NEEDS_FDA if host.live else ''}") from None
+        raise TccError(said("tcc_denied", path=where, hint=_needs_fda(host))) from None
     except OSError as error:
-        raise TccError(f"{where} cannot be read ({error.strerror or error})") from None
+        raise TccError(said("tcc_unreadable", path=where, reason=os_reason(error), hint="")) from None
     try:
         wal: bytes | None = host.read_bytes(TCC_WAL, limit=MAX_DB)
     except FileNotFoundError:
         wal = None
     except OSError as error:
         # Without its WAL the database may lack recent grants: no verdict rather than a false fault.
-        raise TccError(f"{host.display(TCC_WAL)} cannot be read ({error.strerror or error})") from None
+        raise TccError(said("tcc_unreadable", path=host.display(TCC_WAL), reason=os_reason(error), hint="")) from None
     folder = tempfile.mkdtemp(prefix="secure-endpoint-tcc-")
     try:
         copy = os.path.join(folder, "TCC.db")
@@ -79,27 +78,32 @@ def _query(copy: str, where: str) -> set[str]:
     try:
         connection = sqlite3.connect(copy, timeout=1)
     except sqlite3.Error as error:
-        raise TccError(f"{where} cannot be opened ({error})") from None
+        raise TccError(said("tcc_unopenable", path=where, reason=sqlite_reason(error))) from None
     # A crafted database (an 'access' view over a recursive query, say) must not run forever.
     budget = [MAX_SQLITE_STEPS // 1000]
     connection.set_progress_handler(lambda: _spend(budget), 1000)
     try:
         columns = {row[1] for row in connection.execute("PRAGMA table_info(access)")}
         if not columns:
-            raise TccError(f"{where} has no 'access' table")
+            raise TccError(said("tcc_no_table", path=where))
         if "auth_value" in columns:
             granted = "auth_value = 2"
         elif "allowed" in columns:
             granted = "allowed = 1"
         else:
-            raise TccError(f"{where}: the access table has neither auth_value nor allowed")
+            raise TccError(said("tcc_no_columns", path=where))
         rows = connection.execute(
             f"SELECT client FROM access WHERE service = ? AND {granted}", (FULL_DISK_ACCESS,)).fetchall()
     except sqlite3.Error as error:
-        raise TccError(f"{where} cannot be read ({error})") from None
+        raise TccError(said("tcc_unreadable", path=where, reason=sqlite_reason(error), hint="")) from None
     finally:
         connection.close()
     return {str(client) for (client,) in rows[:MAX_ROWS]}
+
+
+def _needs_fda(host: Host) -> Msg | str:
+    """On the live Mac, what an unreadable TCC file most likely means."""
+    return msg("tcc_needs_fda") if host.live else ""
 
 
 def _spend(budget: list[int]) -> int:
@@ -118,7 +122,7 @@ def _mdm(host: Host) -> set[str]:
     except FileNotFoundError:
         return set()
     except OSError as error:
-        raise TccError(f"{where} cannot be read ({error.strerror or error}){NEEDS_FDA if host.live else ''}") from None
+        raise TccError(said("tcc_unreadable", path=where, reason=os_reason(error), hint=_needs_fda(host))) from None
     try:
         overrides = load_plist(data, where)
     except ValueError as error:
