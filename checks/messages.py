@@ -549,16 +549,18 @@ def _dutch_value(name: str, value: str | None) -> str:
 # The plugin's log lines (logger ``checks``), by their format: what the state file does.
 LOG_NL: dict[str, str] = {
     "state file %s is locked by another run; this run's state is kept in memory only":
-        "statusbestand %s is vergrendeld door een andere run; de status van deze run blijft alleen in het geheugen",
+        "statusbestand %s is vergrendeld door een andere controle; de status van deze controle blijft alleen in "
+        "het geheugen",
     "state file %s cannot be locked (%s); this run's state is kept in memory only":
-        "statusbestand %s kan niet worden vergrendeld (%s); de status van deze run blijft alleen in het geheugen",
+        "statusbestand %s kan niet worden vergrendeld (%s); de status van deze controle blijft alleen in het "
+        "geheugen",
     "state file %s is larger than %d bytes and has been reset":
         "statusbestand %s is groter dan %d bytes en is opnieuw begonnen",
     "state file %s was damaged and has been reset": "statusbestand %s was beschadigd en is opnieuw begonnen",
     "state file %s cannot be used (%s); state is kept for this run only":
-        "statusbestand %s is niet te gebruiken (%s); de status geldt alleen voor deze run",
+        "statusbestand %s is niet te gebruiken (%s); de status geldt alleen voor deze controle",
     "state file %s cannot be saved (%s); this run's state is lost":
-        "statusbestand %s kan niet worden opgeslagen (%s); de status van deze run gaat verloren",
+        "statusbestand %s kan niet worden opgeslagen (%s); de status van deze controle gaat verloren",
 }
 
 
@@ -567,7 +569,7 @@ def log_line_nl(template: str, args: tuple[Any, ...]) -> str | None:
     dutch = LOG_NL.get(template)
     if dutch is None:
         return None
-    return dutch % tuple(_dutch(a) if isinstance(a, str) else a for a in args)
+    return dutch % tuple(_dutch(str(a)) if isinstance(a, (str, BaseException)) else a for a in args)
 
 
 # Control characters (a newline would forge an output line), "|" (Nagios's perfdata separator) and

@@ -22,10 +22,10 @@ from nagiosplugin.state import Critical, Ok, ServiceState, Unknown, Warn
 from checks import __version__, catalog
 from checks.evaluate import evaluate
 from checks.host import Host, adopt_orphans
-from checks.messages import msg
-from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
+from checks.messages import foreign, log_line_nl, msg, said
+from checks.options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
 from checks.records import Record
-from checks.report import FaultResult, State
+from checks.report import FaultResult, Report, State
 from checks.state import default_path, open_state
 
 NAME = "Secure Endpoint"
@@ -34,17 +34,23 @@ SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical
 # one unreadable piece of evidence never hides a real problem.
 RANK = {Ok.code: 0, Unknown.code: 1, Warn.code: 2, Critical.code: 3}
 SUMMARY_ITEMS = 3
+DAY = 86400.0
+FUTURE_TOLERANCE = DAY  # as the staleness check: an update dated more than a day ahead proves nothing
 
 
 class UsageError(Exception):
-    pass
+    """Bad arguments; its text is English and knows its Dutch."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Bad arguments end in UNKNOWN (exit 3) with one line, as the plugin guidelines ask."""
+    """Bad arguments end in UNKNOWN (exit 3) with one line, as the plugin guidelines ask; so do --help and
+    --version (they print to stdout, as argparse does)."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
+        raise UsageError(foreign(message))
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        super().exit(3 if status == 0 else status, message)
 
 
 class SeverityPolicy(Record):
@@ -106,6 +112,23 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         yield nagiosplugin.Metric("warning", states.count(Warn), min=0, max=checked, context="count")
         yield nagiosplugin.Metric("unknown", sum(r.state is State.UNKNOWN for r in results), min=0, max=checked,
                                   context="count")
+        age = definitions_age(report)
+        if age is not None:
+            yield nagiosplugin.Metric("definitions_age", age, uom="s", min=0, context="age")
+
+
+def definitions_age(report: Report) -> int | None:
+    """Seconds from the definitions' last update (ampcli policy), else the newest CVD's build, to the end of the
+    evaluation; None when neither is known. An update dated in the future counts as unknown, as it does for
+    the staleness check; a build a little ahead (clocks differ) is age 0."""
+    when = report.definitions_updated_time
+    if when is not None and when > report.evaluated_at + FUTURE_TOLERANCE:
+        when = None
+    if when is None:
+        when = report.definitions_build_time
+    if when is None:
+        return None
+    return max(round(report.evaluated_at - when), 0)
 
 
 class FaultContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -121,6 +144,22 @@ class FaultContext(nagiosplugin.Context):  # type: ignore[misc]
 
     def performance(self, metric: nagiosplugin.Metric, resource: Any) -> None:
         return None
+
+
+class AgeContext(nagiosplugin.Context):  # type: ignore[misc]
+    """The definitions' age: perfdata with the staleness limit as its warning threshold (the fault
+    definitions_stale decides the state; when it is ignored there is no threshold)."""
+
+    def __init__(self, max_age_days: float, ignored: bool) -> None:
+        super().__init__("age")
+        limit = max_age_days * DAY
+        self.warn = "" if ignored else (str(int(limit)) if limit == int(limit) else f"{limit:.3f}")
+
+    def evaluate(self, metric: nagiosplugin.Metric, resource: Any) -> nagiosplugin.Result:
+        return nagiosplugin.Result(Ok, metric=metric)
+
+    def performance(self, metric: nagiosplugin.Metric, resource: Any) -> nagiosplugin.Performance:
+        return nagiosplugin.Performance(metric.name, metric.value, metric.uom or "", warn=self.warn, min=metric.min)
 
 
 class CountContext(nagiosplugin.Context):  # type: ignore[misc]
@@ -249,14 +288,6 @@ class PluginOutput(Output):  # type: ignore[misc]
         self.add_longoutput(check.verbose_str)
 
 
-def id_list(text: str) -> frozenset[str]:
-    ids = frozenset(part.strip() for part in text.split(",") if part.strip())
-    for fault_id in ids:
-        if not (fault_id.isdigit() or fault_id in catalog.all_ids()):
-            raise argparse.ArgumentTypeError(f"{fault_id!r} is not a fault id")
-    return frozenset(str(int(i)) if i.isdigit() else i for i in ids)
-
-
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="check_secure_endpoint",
@@ -268,12 +299,14 @@ def build_parser() -> ArgumentParser:
                        help="abort with UNKNOWN after this many seconds (default: %(default)s; 0: never)")
     group.add_argument("-v", "--verbose", action="count", default=0,
                        help="-v lists every fault, -vv adds the evidence, -vvv adds debug logging")
-    group.add_argument("--critical", type=id_list, action="append", default=[], metavar="IDS",
-                       help="comma-separated fault ids that are CRITICAL when active")
-    group.add_argument("--warning", type=id_list, action="append", default=[], metavar="IDS",
-                       help="comma-separated fault ids that are WARNING when active")
-    group.add_argument("--ignore", type=id_list, action="append", default=[], metavar="IDS",
-                       help="comma-separated fault ids never to alert on")
+    faults = ("comma-separated fault ids or names (the metrics' fault label, e.g. 18 or "
+              "event_monitoring_overloaded; repeatable)")
+    group.add_argument("--critical", type=fault_list, action="append", default=[], metavar="FAULTS",
+                       help=f"{faults} that are CRITICAL when active")
+    group.add_argument("--warning", type=fault_list, action="append", default=[], metavar="FAULTS",
+                       help=f"{faults} that are WARNING when active")
+    group.add_argument("--ignore", type=fault_list, action="append", default=[], metavar="FAULTS",
+                       help=f"{faults} never to alert on")
     group.add_argument("--not-installed", choices=sorted(SEVERITY_STATES), default="critical",
                        help="state when the connector is not installed (default: %(default)s)")
     group.add_argument("--lang", choices=("en", "nl"), default="en", help="language of the output")
@@ -282,14 +315,15 @@ def build_parser() -> ArgumentParser:
                        "(default: %(default)s; root uses /var/lib/secure-endpoint-monitoring/, other users "
                        "$XDG_STATE_HOME or ~/.local/state, then secure-endpoint-monitoring/); a file another "
                        "user owns or may write is not used; '' keeps nothing")
-    group.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
+    group.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}",
+                       help="print the version and exit (with 3, UNKNOWN, as --help does)")
     return parser
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, SeverityPolicy]:
     args = build_parser().parse_args(argv)
     if args.timeout < 0:
-        raise UsageError("--timeout must not be negative")
+        raise UsageError(said("timeout_negative"))
     problem = rootfs_problem(args.rootfs)
     if problem:
         raise UsageError(problem)
@@ -301,30 +335,67 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, Severity
     )
     both = policy.critical & policy.warning
     if both:
-        raise UsageError(f"fault {sorted(both)[0]} is given to both --critical and --warning")
+        raise UsageError(said("both_severities", id=sorted(both)[0]))
     return args, policy
+
+
+def requested_lang(argv: Sequence[str]) -> str:
+    """The --lang asked for, read before the arguments are parsed (to say what is wrong with them)."""
+    lang = "en"
+    for at, word in enumerate(argv):
+        option, equals, value = word.partition("=")
+        if len(option) >= 3 and "--lang".startswith(option):
+            lang = value if equals else (argv[at + 1] if at + 1 < len(argv) else lang)
+    return lang
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         args, policy = parse_args(argv)
     except UsageError as error:
-        print(f"{NAME.upper()} UNKNOWN - bad arguments: {error}")
+        reason = error.args[0] if error.args else str(error)
+        lang = requested_lang(sys.argv[1:] if argv is None else argv)
+        print(f"{NAME.upper()} UNKNOWN - {msg('bad_arguments', reason=reason).render(lang)}")
         sys.exit(3)
     adopt_orphans()
     run(args, policy)
 
 
-@nagiosplugin.guarded  # type: ignore[untyped-decorator]
+class DutchLog(logging.Filter):
+    """Our log lines (the state file's) in Dutch, for ``--lang nl``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            args = record.args if isinstance(record.args, tuple) else ()
+            dutch = log_line_nl(record.msg, args)
+            if dutch is not None:
+                record.msg, record.args = dutch, ()
+        return True
+
+
 def run(args: argparse.Namespace, policy: SeverityPolicy) -> None:
+    """One check under nagiosplugin's runtime; -t ends in UNKNOWN with one line in the chosen language."""
     runtime = nagiosplugin.Runtime()
+    try:
+        _check(runtime, args, policy)
+    except nagiosplugin.Timeout:
+        print(f"{NAME.upper()} UNKNOWN - {msg('plugin_timeout', seconds=args.timeout).render(args.lang)}")
+        sys.exit(3)
+    except Exception:  # noqa: BLE001 - a bug: nagiosplugin's UNKNOWN, with the traceback at -v
+        runtime._handle_exception()
+
+
+def _check(runtime: nagiosplugin.Runtime, args: argparse.Namespace, policy: SeverityPolicy) -> None:
     runtime.output = PluginOutput(runtime.logchan)
     # Our own warnings (a damaged state file, ...) go into the plugin output, not stderr.
     logging.getLogger("checks").addHandler(runtime.logchan)
+    if args.lang == "nl":
+        runtime.logchan.addFilter(DutchLog())
     check = EndpointCheck(
         SecureEndpoint(args, policy),
         FaultContext(policy),
         CountContext(),
+        AgeContext(args.definitions_max_age, "definitions_stale" in policy.ignore),
         EndpointSummary(args.lang, args.verbose),
     )
     check.main(verbose=args.verbose, timeout=args.timeout)

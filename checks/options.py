@@ -6,8 +6,10 @@ import argparse
 import os
 import stat
 
+from checks import catalog
 from checks.collect import COLLECTORS, Settings
 from checks.evidence.kernel import DEFAULT_NETWORK_MODULES
+from checks.messages import os_reason, remember, said
 
 DEFAULTS = Settings()
 
@@ -19,24 +21,60 @@ def rootfs_problem(path: str) -> str | None:
     except (FileNotFoundError, NotADirectoryError):
         mode = 0
     except OSError as error:
-        return f"--path.rootfs {path} cannot be used: {error.strerror or error}"
-    return None if stat.S_ISDIR(mode) else f"--path.rootfs {path} is not a directory"
+        return said("rootfs_unusable", path=path, reason=os_reason(error))
+    return None if stat.S_ISDIR(mode) else said("rootfs_not_dir", path=path)
+
+
+def type_error(key: str, **params: object) -> argparse.ArgumentTypeError:
+    """A bad value's reason for argparse, which keeps only its text: remembered, so it can be said in Dutch."""
+    return argparse.ArgumentTypeError(remember(said(key, **params)))
 
 
 def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        raise type_error("not_a_number", value=repr(text)) from None
     if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+        raise type_error("not_positive", value=repr(text))
     return value
 
 
 def non_empty(text: str) -> str:
     if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
+        raise type_error("empty_value")
     return text
+
+
+def fault_of(word: str) -> str | None:
+    """The catalogue id a fault id or name (the slug of the metrics' ``fault`` label) stands for, else None.
+
+    Ids may carry leading zeros ("018"); names may be written in any case and with "-" for "_".
+    """
+    word = word.strip()
+    if word.isascii() and word.isdigit():
+        word = str(int(word))
+        return word if word in catalog.all_ids() else None
+    slug = word.lower().replace("-", "_")
+    for fault in catalog.FAULTS + catalog.HEALTH_CHECKS:
+        if slug in (fault.slug, fault.id):
+            return fault.id
+    return None
+
+
+def fault_list(text: str) -> frozenset[str]:
+    """``--critical``/``--warning``/``--ignore``: comma-separated fault ids or names of the catalogue, as ids."""
+    found = set()
+    for word in (part.strip() for part in text.split(",")):
+        if not word:
+            continue
+        fault_id = fault_of(word)
+        if fault_id is None:
+            numbered = sorted(catalog.FAULTS, key=lambda f: int(f.id))
+            raise type_error("not_a_fault", value=repr(word), first=numbered[0].id, last=numbered[-1].id,
+                             example=next(f.slug for f in numbered if len(f.platforms) > 1))
+        found.add(fault_id)
+    return frozenset(found)
 
 
 def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -11,9 +12,22 @@ from pathlib import Path
 import pytest
 
 from tests.commands import run, script
-from tests.hosttree import LinuxTree, faults_status
+from tests.hosttree import LinuxTree, faults_status, policy_output
 
-PERF_CLEAR = "active=0;;;0;9 critical=0;;;0;14 unknown=0;;;0;14 warning=0;;;0;14"
+DAY = 86400
+# The healthy tree's ampcli policy says the definitions were updated two hours before the tree was built.
+PERF_CLEAR = "active=0;;;0;9 critical=0;;;0;14 definitions_age=AGEs;604800;;0 unknown=0;;;0;14 warning=0;;;0;14"
+AGE = re.compile(r"(?<=definitions_age=)(\d+)(?=s;)")
+# 'label'=value[UOM];[warn];[crit];[min];[max], the plugin guidelines' perfdata syntax.
+PERFDATA = re.compile(r"('[^'=]+'|[^'=\s]+)=-?[0-9.]+(s|ms|us|%|B|KB|MB|TB|c)?(;[0-9.~:@-]*){0,4}")
+
+
+def aged(line: str, near: float, slack: float = 60) -> str:
+    """The line with the definitions' age as AGE, once it is seen to be ``near`` seconds (runs take time)."""
+    found = AGE.search(line)
+    assert found is not None, line
+    assert near - 1 <= int(found.group(1)) <= near + slack, line
+    return AGE.sub("AGE", line)
 
 
 def plugin(tree: LinuxTree | Path, *args: str, state: Path | None = None) -> tuple[int, list[str]]:
@@ -26,8 +40,9 @@ def plugin(tree: LinuxTree | Path, *args: str, state: Path | None = None) -> tup
 
 def test_healthy(healthy: LinuxTree) -> None:
     code, lines = plugin(healthy)
-    assert lines == [f"SECURE ENDPOINT OK - no active faults (9 checked), connector connected | {PERF_CLEAR}"]
-    assert code == 0
+    assert [aged(lines[0], 7200)] == [f"SECURE ENDPOINT OK - no active faults (9 checked), connector connected | "
+                                      f"{PERF_CLEAR}"]
+    assert len(lines) == 1 and code == 0
 
 
 def test_healthy_verbose_lists_every_fault(healthy: LinuxTree) -> None:
@@ -63,10 +78,10 @@ def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
     healthy.process("ampdaemon")
     code, lines = plugin(healthy)
     assert code == 2
-    assert lines[0] == (
+    assert aged(lines[0], 7200) == (
         "SECURE ENDPOINT CRITICAL - Real-time file system monitor not started (fault 8), "
         "Real-time network monitor not started (fault 9), Kernel headers package missing (fault 11) | "
-        "active=3;;;0;9 critical=3;;;0;14 unknown=0;;;0;14 warning=0;;;0;14"
+        "active=3;;;0;9 critical=3;;;0;14 definitions_age=AGEs;604800;;0 unknown=0;;;0;14 warning=0;;;0;14"
     )
     fault8 = next(line for line in lines if "(fault 8)" in line and line.startswith("CRITICAL"))
     assert "Cause: UEFI Secure Boot is on" in fault8
@@ -79,14 +94,40 @@ def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
 def test_warning_fault_and_severity_options(healthy: LinuxTree) -> None:
     healthy.ampcli(faults_status((18, "Major", "Connector event monitoring is overloaded.")))
     code, lines = plugin(healthy)
-    assert (code, lines[0]) == (1, "SECURE ENDPOINT WARNING - Event monitoring overloaded (fault 18) | "
-                                   "active=1;;;0;9 critical=0;;;0;14 unknown=0;;;0;14 warning=1;;;0;14")
+    assert (code, aged(lines[0], 7200)) == (1, "SECURE ENDPOINT WARNING - Event monitoring overloaded (fault 18) | "
+                                               "active=1;;;0;9 critical=0;;;0;14 definitions_age=AGEs;604800;;0 "
+                                               "unknown=0;;;0;14 warning=1;;;0;14")
     code, lines = plugin(healthy, "--critical", "18")
     assert code == 2 and lines[0].startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
     code, lines = plugin(healthy, "--ignore", "18,6")
     assert code == 0
-    assert lines[0] == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
-                        "active=0;;;0;7 critical=0;;;0;12 unknown=0;;;0;12 warning=0;;;0;12")
+    assert aged(lines[0], 7200) == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
+                                    "active=0;;;0;7 critical=0;;;0;12 definitions_age=AGEs;604800;;0 "
+                                    "unknown=0;;;0;12 warning=0;;;0;12")
+
+
+@pytest.mark.parametrize("names", [["--ignore", "event_monitoring_overloaded,scan_service_restarting_frequently"],
+                                   ["--ignore", "Event-Monitoring-Overloaded", "--ignore", "6"],
+                                   ["--ignore", "018, scan_service_restarting_frequently"]])
+def test_faults_are_named_by_id_or_by_their_metric_label(healthy: LinuxTree, names: list[str]) -> None:
+    healthy.ampcli(faults_status((18, "Major", "Connector event monitoring is overloaded.")))
+    code, lines = plugin(healthy, *names)
+    assert code == 0
+    assert aged(lines[0], 7200) == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
+                                    "active=0;;;0;7 critical=0;;;0;12 definitions_age=AGEs;604800;;0 "
+                                    "unknown=0;;;0;12 warning=0;;;0;12")
+
+
+def test_severity_options_take_names(healthy: LinuxTree) -> None:
+    healthy.ampcli(faults_status((18, "Major", "x")))
+    code, lines = plugin(healthy, "--critical", "event_monitoring_overloaded")
+    assert (code, lines[0].partition(" | ")[0]) == (2, "SECURE ENDPOINT CRITICAL - Event monitoring overloaded "
+                                                       "(fault 18)")
+    healthy.ampcli()
+    healthy.selinux(enforcing=True, module="disabled")
+    code, lines = plugin(healthy, "--warning", "selinux_policy_missing")
+    assert (code, lines[0].partition(" | ")[0]) == (1, "SECURE ENDPOINT WARNING - SELinux policy module missing or "
+                                                       "disabled (fault 19)")
 
 
 def test_dutch(healthy: LinuxTree) -> None:
@@ -140,9 +181,19 @@ def test_plugin_timeout_is_unknown(healthy: LinuxTree) -> None:
     assert elapsed < 1 + 1.5, elapsed  # -t plus the interpreter's start
 
 
+NOT_A_FAULT = "is not a fault id or name in the catalogue (ids 1 to 19, names such as scan_service_user_unavailable " \
+              "or not_installed)"
+
+
 @pytest.mark.parametrize(("args", "reason"), [
     (["--bogus"], "unrecognized arguments: --bogus"),
-    (["--ignore", "eighteen"], "argument --ignore: 'eighteen' is not a fault id"),
+    (["--ignore", "eighteen"], f"argument --ignore: 'eighteen' {NOT_A_FAULT}"),
+    (["--ignore", "20"], f"argument --ignore: '20' {NOT_A_FAULT}"),
+    (["--ignore", "0"], f"argument --ignore: '0' {NOT_A_FAULT}"),
+    (["--critical", "18,unknown"], f"argument --critical: 'unknown' {NOT_A_FAULT}"),
+    (["--warning", "8,9,1x"], f"argument --warning: '1x' {NOT_A_FAULT}"),
+    (["--critical", "event_monitoring_overloaded", "--warning", "18"],
+     "fault 18 is given to both --critical and --warning"),
     (["--critical", "8", "--warning", "8"], "fault 8 is given to both --critical and --warning"),
     (["--ampcli-timeout", "-1"], "argument --ampcli-timeout: '-1' must be greater than 0"),
     (["--lang", "de"], "argument --lang: invalid choice: 'de' (choose from 'en', 'nl')"),
@@ -179,9 +230,73 @@ def test_damaged_state_file_is_reset(healthy: LinuxTree, tmp_path: Path) -> None
     assert state.read_text().startswith("{")
 
 
-def test_version() -> None:
-    done = run("check_secure_endpoint", "--version")
-    assert done.returncode == 0 and done.stdout.startswith("check_secure_endpoint ")
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_is_unknown_as_the_guidelines_ask(flag: str) -> None:
+    done = run("check_secure_endpoint", flag)
+    assert (done.returncode, done.stderr) == (3, "")
+    assert re.fullmatch(r"check_secure_endpoint \d+\.\d+\.\d+\S*\n", done.stdout), done.stdout
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_is_unknown_as_the_guidelines_ask(flag: str) -> None:
+    done = run("check_secure_endpoint", flag)
+    assert (done.returncode, done.stderr) == (3, "")
+    assert done.stdout.startswith("usage: check_secure_endpoint ")
+    assert "--ignore FAULTS" in done.stdout and "event_monitoring_overloaded" in done.stdout
+
+
+# -- the definitions' age in the perfdata -----------------------------------------------------------------
+def test_perfdata_follows_the_plugin_guidelines(healthy: LinuxTree) -> None:
+    healthy.ampcli(faults_status((18, "Major", "x")))
+    _code, lines = plugin(healthy)
+    perfdata = lines[0].split(" | ", 1)[1].split(" ")
+    assert [p.split("=")[0] for p in perfdata] == ["active", "critical", "definitions_age", "unknown", "warning"]
+    for item in perfdata:
+        assert PERFDATA.fullmatch(item), item
+
+
+def test_age_from_the_connectors_last_update(healthy: LinuxTree) -> None:
+    healthy.ampcli(policy=policy_output(time.time() - 3 * DAY))
+    _code, lines = plugin(healthy)
+    assert aged(lines[0], 3 * DAY).endswith(" definitions_age=AGEs;604800;;0 unknown=0;;;0;14 warning=0;;;0;14")
+
+
+def test_age_from_the_newest_definition_file_when_ampcli_does_not_say(healthy: LinuxTree) -> None:
+    healthy.ampcli(policy="")  # no ampcli policy: the newest CVD build (an hour before the tree was made)
+    healthy.definitions("daily.cvd", build_time=time.time() - 10 * DAY)
+    _code, lines = plugin(healthy)
+    assert "definitions_age=" in lines[0]
+    aged(lines[0], 3600)
+
+
+def test_an_update_dated_in_the_future_is_not_believed(healthy: LinuxTree) -> None:
+    healthy.ampcli(policy=policy_output(time.time() + 30 * DAY))
+    _code, lines = plugin(healthy)
+    aged(lines[0], 3600)  # the CVD build, as the staleness check does
+
+
+def test_stale_definitions_pass_the_warning_threshold(healthy: LinuxTree) -> None:
+    healthy.ampcli(policy=policy_output(time.time() - 8 * DAY))
+    code, lines = plugin(healthy, "--definitions-max-age", "1.5")
+    assert code == 1
+    assert aged(lines[0], 8 * DAY) == ("SECURE ENDPOINT WARNING - Virus definitions out of date | active=0;;;0;9 "
+                                       "critical=0;;;0;14 definitions_age=AGEs;129600;;0 unknown=0;;;0;14 "
+                                       "warning=1;;;0;14")
+
+
+def test_no_threshold_when_staleness_is_ignored(healthy: LinuxTree) -> None:
+    code, lines = plugin(healthy, "--ignore", "definitions_stale")
+    assert code == 0
+    assert " definitions_age=AGEs;;;0 " in aged(lines[0], 7200)
+
+
+def test_no_age_when_nothing_says_it(healthy: LinuxTree) -> None:
+    healthy.ampcli(policy="")
+    healthy.remove(healthy.DEFINITIONS)
+    code, lines = plugin(healthy)
+    assert code == 3
+    assert lines[0] == ("SECURE ENDPOINT UNKNOWN - Virus definitions out of date: state unknown | active=0;;;0;9 "
+                        "critical=0;;;0;14 unknown=1;;;0;14 warning=0;;;0;14")
 
 
 def test_without_the_privilege_to_read_the_policy(healthy: LinuxTree) -> None:

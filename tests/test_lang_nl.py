@@ -1,0 +1,747 @@
+"""``--lang nl``: everything the plugin prints in Dutch mode is Dutch.
+
+Many fixture hosts (healthy, broken, hostile) are checked with ``--lang nl -vv``; every line is
+stripped of what is not language (paths, ids, program and product names, state words) and must then
+hold none of a list of common English words. Each message key also needs a Dutch text of its own.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from checks import messages
+from checks.messages import TEMPLATES, foreign, log_line_nl, os_reason
+from tests import bplist
+from tests.commands import run, script
+from tests.hosttree import LinuxTree, faults_status
+from tests.mactree import NETWORK, SECURITY, SERVICE, TCC, MacTree, extension
+
+DAY = 86400.0
+
+# Words that do not occur in Dutch sentences (or only as names, which are stripped first).
+_ENGLISH_WORDS = """
+    the a an and or not no are were be has have does did do can cannot could would should will which
+    that this these those there than then when while with without within from into onto to for by at on
+    off after before since until found missing running printed exited answer answered seconds second
+    file files folder folders directory permission denied larger smaller expected only none more less
+    enough too many much unknown known refused damaged valid invalid such entries objects level
+    levels reference references loop loops chain replaced opened being read reads readable writable
+    owned owner neither nor nothing its left out state kept keeps run runs user group others says said
+    claims built days ago limit what why who where how all any every each other must may shows show
+    shown mounted line lines holds hold declares declare well-formed entities entity table either value
+    values number exit killed aborted unrecognized choose choice given both one required
+"""
+ENGLISH = frozenset(_ENGLISH_WORDS.split())
+
+# Names that stay as they are in Dutch: programs, files, products, Apple and Cisco terms.
+NAMES = (
+    "Secure Endpoint", "SECURE ENDPOINT", "Device Flow Correlation", "Endpoint Security", "Full Disk Access",
+    "Secure Boot", "Service app", "Service-app", "Behavioral Protection", "Cisco Orbital", "Orbital",
+    "ampcli status", "ampcli policy", "ampcli about", "ampcli", "ampdaemon", "ampscansvc", "USERGROUPS_ENAB",
+    "Info.plist", "SystemVersion.plist", "db.plist", "MDMOverrides.plist", "TCC.db", "global.xml",
+    "policy.xml", "MDM PPPC", "Privacy", "systemctl restart cisco-amp", "launchctl kickstart",
+    "Major", "Critical", "Minor", "Connected", "Degraded", "Normal", "NEConfiguration", "$objects",
+    "auth_value", "allowed", "access", "semodule -e", "unconfined_service_t", "kTCCServiceSystemPolicyAllFiles",
+    "ClamAV-VDB", "hidepid", "btime", "USERGROUPS_ENAB", "'no'", "'yes'", "MemAvailable", "Live",
+)
+STATE_WORDS = re.compile(r"\b(OK|WARNING|CRITICAL|UNKNOWN)\b")
+PATHS = re.compile(r"(?:\S*/\S*|\S+\.(?:cvd|cld|plist|xml|db|log|state|json|db-wal)\b)")  # anything with a slash
+IDENTIFIERS = re.compile(r"\b[\w.-]*(?:_[\w.-]+|\.[a-z]+\.[\w.-]+)\b")  # snake_case keys, bundle ids
+# What the fixture hosts themselves print (connector texts, policy names): data, not the plugin's words.
+FIXTURE_TEXTS = ("Audit Policy for FireAMP Linux", "Protect Policy for Linux", "Protect Policy for Mac",
+                 "Ready for scan", "Cisco Secure Endpoint")
+
+
+def english_words(text: str) -> list[str]:
+    """The English words left in a line once names, paths, ids, numbers and state words are taken out."""
+    for name in sorted(FIXTURE_TEXTS + NAMES, key=len, reverse=True):
+        text = text.replace(name, " ")
+    text = PATHS.sub(" ", text)
+    text = IDENTIFIERS.sub(" ", text)
+    text = STATE_WORDS.sub(" ", text)
+    words = re.findall(r"[A-Za-z][A-Za-z'-]*", text)
+    return [w for w in words if w.lower() in ENGLISH]
+
+
+def test_english_words_finds_english_and_passes_dutch() -> None:
+    assert english_words("could not read processes evidence: /proc is not mounted") == [
+        "could", "not", "read", "not", "mounted"]
+    assert english_words("SECURE ENDPOINT OK - geen actieve fouten (9 gecontroleerd), connector verbonden") == []
+    assert english_words("WARNING: Connectorstatus niet beschikbaar (fout x). Waarom onbekend: "
+                         "ampcli status gaf binnen 5 s geen antwoord.") == []
+
+
+@pytest.mark.parametrize("key", sorted(TEMPLATES))
+def test_every_message_has_its_own_dutch_text(key: str) -> None:
+    en, nl = TEMPLATES[key]
+    assert nl.strip(), key
+    fields = sorted(re.findall(r"{(\w+)}", en))
+    assert sorted(re.findall(r"{(\w+)}", nl)) == fields, key  # the same values in both
+    if len(re.findall(r"[A-Za-z]{3,}", en.format(**dict.fromkeys(fields, "")))) > 2:
+        assert nl != en, key
+    assert english_words(nl.format(**dict.fromkeys(fields, ""))) == [], (key, nl)
+
+
+# -- the fixture hosts ----------------------------------------------------------------------------------
+Build = Callable[[Path], tuple[Path, list[str]]]
+SCENARIOS: dict[str, Build] = {}
+
+
+def scenario(name: str) -> Callable[[Build], Build]:
+    def register(build: Build) -> Build:
+        SCENARIOS[name] = build
+        return build
+    return register
+
+
+def _fifo(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    os.mkfifo(path)
+
+
+def _device(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        path.unlink()
+    os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, 5))
+
+
+def _linux(base: Path) -> LinuxTree:
+    return LinuxTree(base / "host").healthy()
+
+
+def _mac(base: Path) -> MacTree:
+    return MacTree(base / "mac").healthy()
+
+
+def _pid_of(tree: LinuxTree, name: str) -> int:
+    for entry in (tree.root / "proc").iterdir():
+        comm = entry / "comm"
+        if comm.is_file() and comm.read_text().strip() == name:
+            return int(entry.name)
+    raise AssertionError(f"no {name} in the tree")
+
+
+@scenario("healthy")
+def _healthy(base: Path) -> tuple[Path, list[str]]:
+    return _linux(base).root, []
+
+
+@scenario("not_installed")
+def _not_installed(base: Path) -> tuple[Path, list[str]]:
+    return LinuxTree(base / "bare", distro="debian").root, []
+
+
+@scenario("many_faults")
+def _many_faults(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.remove(f"usr/src/kernels/{tree.release}")
+    tree.modules()
+    tree.secure_boot(True)
+    tree.stop("ampdaemon")
+    tree.stop("ampscansvc")
+    tree.process("ampdaemon")
+    tree.write("etc/passwd", "root:x:0:0::/root:/bin/sh\n")
+    tree.write("etc/login.defs", "USERGROUPS_ENAB no\n")
+    tree.chmod("opt/cisco/amp/etc", 0o777)
+    tree.selinux(enforcing=True, module="disabled")
+    tree.write("proc/meminfo", "MemTotal: 1000 kB\nMemAvailable: 1000 kB\n")
+    tree.definitions("daily.cvd", corrupt=True)
+    tree.ampcli(faults_status((18, "Critical", "x"), (16, "Major", "x"), (99, "Minor", "x"), status="Offline"))
+    return tree.root, []
+
+
+@scenario("selinux_missing")
+def _selinux_missing(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.selinux(enforcing=True, module="missing")
+    return tree.root, []
+
+
+@scenario("policy_options_off")
+def _policy_off(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.policy(file_monitoring=False, device_flow=False)
+    tree.selinux(enforcing=False)
+    return tree.root, []
+
+
+@scenario("policy_options_unset")
+def _policy_unset(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.policy(file_monitoring=None, device_flow=None)
+    return tree.root, []
+
+
+@scenario("policy_missing")
+def _policy_missing(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.remove(tree.POLICY)
+    return tree.root, []
+
+
+@scenario("policy_not_xml")
+def _policy_not_xml(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.write(tree.POLICY, "<config><agent>")
+    return tree.root, []
+
+
+@scenario("policy_entities")
+def _policy_entities(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.write(tree.POLICY, '<?xml version="1.0"?><!DOCTYPE c [<!ENTITY e "x">]><config>&e;</config>')
+    return tree.root, []
+
+
+@scenario("global_xml_garbage")
+def _global_garbage(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.global_config(text="\x00\x01 not xml")
+    return tree.root, []
+
+
+@scenario("ampcli_missing")
+def _ampcli_missing(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.remove(tree.AMPCLI)
+    return tree.root, []
+
+
+@scenario("ampcli_fails")
+def _ampcli_fails(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli("error: daemon unreachable\n", exit_code=4)
+    return tree.root, []
+
+
+@scenario("ampcli_garbage")
+def _ampcli_garbage(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli("nothing useful here\n")
+    return tree.root, []
+
+
+@scenario("ampcli_not_utf8")
+def _ampcli_not_utf8(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(b"Status: \xff\xfe\n")
+    return tree.root, []
+
+
+@scenario("ampcli_flood")
+def _ampcli_flood(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli("Status: Connected\nFaults: 500 Major\n" + "".join(f"ID {n}\n" for n in range(500)))
+    return tree.root, []
+
+
+@scenario("ampcli_hangs")
+def _ampcli_hangs(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(hang=30)
+    return tree.root, ["--ampcli-timeout", "0.5"]
+
+
+@scenario("plugin_timeout")
+def _plugin_timeout(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(hang=30)
+    return tree.root, ["-t", "1", "--ampcli-timeout", "30"]
+
+
+@scenario("not_connected")
+def _not_connected(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(faults_status(status="Disconnected", mode="Normal"))
+    return tree.root, []
+
+
+@scenario("definitions_stale")
+def _stale(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    now = time.time()
+    tree.ampcli(policy="")
+    tree.definitions("main.cvd", build_time=now - 30 * DAY)
+    tree.definitions("daily.cvd", build_time=now - 30 * DAY)
+    tree.definitions("bytecode.cvd", build_time=now + 400 * DAY)
+    return tree.root, []
+
+
+@scenario("definitions_updated_stale")
+def _updated_stale(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    from tests.hosttree import policy_output
+
+    tree.ampcli(policy=policy_output(time.time() - 20 * DAY))
+    return tree.root, []
+
+
+@scenario("definitions_only_future")
+def _only_future(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(policy="")
+    for name in ("main.cvd", "daily.cvd"):
+        tree.definitions(name, build_time=time.time() + 90 * DAY)
+    return tree.root, []
+
+
+@scenario("definitions_none")
+def _no_definitions(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(policy="")
+    tree.remove(tree.DEFINITIONS)
+    return tree.root, []
+
+
+@scenario("definitions_broken_headers")
+def _broken_headers(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(policy="")
+    tree.stop("ampscansvc")
+    tree.definitions("main.cvd", data=b"ClamAV-VDB:a:b:c".ljust(512, b" ") + b"x")
+    tree.definitions("daily.cvd", data=b"no header at all")
+    tree.definitions("bytecode.cvd", data=b"ClamAV-VDB:\xff".ljust(512, b" "))
+    tree.definitions("safebrowsing.cvd", data=b"ClamAV-VDB:1:x:y:z:0:d:b:1".ljust(512, b" "))
+    return tree.root, []
+
+
+@scenario("scan_restarts")
+def _scan_restarts(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(faults_status((6, "Major", "x"), mode="Normal"))
+    return tree.root, []
+
+
+@scenario("no_proc")
+def _no_proc(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.remove("proc")
+    return tree.root, []
+
+
+@scenario("proc_without_init")
+def _proc_without_init(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.kill(1)
+    return tree.root, []
+
+
+@scenario("proc_stat_without_btime")
+def _no_btime(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.write("proc/stat", "cpu 1 2 3 4\n")
+    return tree.root, []
+
+
+@scenario("proc_pid_stat_garbage")
+def _pid_stat_garbage(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.write(f"proc/{_pid_of(tree, 'ampscansvc')}/stat", "garbage\n")
+    return tree.root, []
+
+
+@scenario("no_os_release")
+def _no_os_release(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.remove("etc/os-release")
+    return tree.root, []
+
+
+@scenario("no_kernel_release")
+def _no_kernel_release(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.remove("proc/sys/kernel/osrelease")
+    return tree.root, []
+
+
+@scenario("symlink_loop")
+def _symlink_loop(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.symlink("etc/passwd", "/etc/passwd")
+    tree.symlink(tree.POLICY, "policy.xml")
+    return tree.root, []
+
+
+@scenario("huge_policy")
+def _huge_policy(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.write(tree.POLICY, b"<config>" + b" " * (17 << 20) + b"</config>")
+    return tree.root, []
+
+
+@scenario("fifos")
+def _fifos(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    for rel in ("etc/passwd", "opt/cisco/amp/etc/global.xml", "proc/modules", "proc/meminfo",
+                "sys/fs/selinux/enforce", "opt/cisco/amp/var/clamav/daily.cvd"):
+        _fifo(tree.root / rel)
+    _fifo(tree.root / tree.POLICY)
+    return tree.root, []
+
+
+@scenario("devices")
+def _devices(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    _device(tree.root / f"proc/{_pid_of(tree, 'ampscansvc')}/stat")
+    _device(tree.root / "etc/os-release")
+    return tree.root, []
+
+
+@scenario("unreadable_as_root_without_dac")
+def _unreadable(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    for rel in (f"lib/modules/{tree.release}", "var/lib/selinux/targeted/active/modules", "opt/cisco/amp/bin"):
+        os.chown(tree.root / rel, 12345, 12345)
+        (tree.root / rel).chmod(0o700)
+    os.chown(tree.root / tree.POLICY, 12345, 12345)
+    (tree.root / tree.POLICY).chmod(0o600)
+    return tree.root, ["no-dac"]
+
+
+@scenario("damaged_state_file")
+def _damaged_state(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    state = base / "state.json"
+    state.write_text("{not json")
+    return tree.root, ["--state-file", str(state)]
+
+
+@scenario("refused_state_file")
+def _refused_state(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    state = base / "state.json"
+    state.write_text("{}")
+    state.chmod(0o666)
+    return tree.root, ["--state-file", str(state)]
+
+
+@scenario("state_file_is_a_link")
+def _linked_state(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    (base / "real.json").write_text("{}")
+    (base / "state.json").symlink_to(base / "real.json")
+    return tree.root, ["--state-file", str(base / "state.json")]
+
+
+@scenario("mac_healthy")
+def _mac_healthy(base: Path) -> tuple[Path, list[str]]:
+    return _mac(base).root, []
+
+
+@scenario("mac_faults")
+def _mac_faults(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    mac.extensions(extension(SECURITY, state="activated_waiting_for_user", version="1.23.0.1"),
+                   extension(NETWORK, state="activated_waiting_for_reboot"))
+    mac.tcc({SERVICE: False})
+    mac.orbital()
+    mac.content_filters((SERVICE, "Cisco Secure Endpoint", False, 1),
+                        *[(f"com.example.f{n}", f"Filter {n}", True, 1) for n in range(4)])
+    mac.scan_account(user=False, group=False)
+    mac.ampcli(faults_status((14, "Critical", "x"), mode="Normal"))
+    return mac.root, []
+
+
+@scenario("mac_filter_missing")
+def _mac_filter_missing(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    mac.content_filters()
+    mac.extensions(extension(SECURITY, version="1.23.0.1"), extension(NETWORK))
+    return mac.root, []
+
+
+@scenario("mac_legacy")
+def _mac_legacy(base: Path) -> tuple[Path, list[str]]:
+    return MacTree(base / "legacy").healthy_legacy().root, []
+
+
+@scenario("mac_unknowns")
+def _mac_unknowns(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    broken = extension(SECURITY)
+    del broken["bundleVersion"]
+    mac.extensions(broken, extension(NETWORK))
+    mac.remove(f"{TCC}/TCC.db")
+    mac.remove("Applications/Cisco Secure Endpoint/Secure Endpoint Service.app/Contents/Info.plist")
+    mac.remove("Library/Preferences/com.apple.networkextension.plist")
+    return mac.root, []
+
+
+@scenario("mac_old_tcc")
+def _mac_old_tcc(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    path = mac.root / TCC / "TCC.db"
+    path.unlink()
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE access (service TEXT, client TEXT)")
+    db.close()
+    mac.write(f"{TCC}/MDMOverrides.plist", b"not a plist")
+    return mac.root, []
+
+
+@scenario("mac_hostile")
+def _mac_hostile(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    loop = bplist.build([bplist.dictionary([1], [2]), bplist.ascii_string("k"), bplist.array([2])])
+    mac.write("Library/SystemExtensions/db.plist", loop)
+    objects = [bplist.dictionary([1], [2]), bplist.ascii_string("k")]
+    objects += [bplist.array([3 + level] * 2) for level in range(40)]
+    objects.append(bplist.ascii_string("x"))
+    mac.write("Applications/Cisco Secure Endpoint/Secure Endpoint Service.app/Contents/Info.plist",
+              bplist.build(objects))
+    mac.plist("Library/Preferences/com.apple.networkextension.plist", {"no": "objects"})
+    _fifo(mac.root / TCC / "TCC.db-wal")
+    mac.write("System/Library/CoreServices/SystemVersion.plist", b"bplist00 broken")
+    return mac.root, []
+
+
+@scenario("mac_more_hostile")
+def _mac_more_hostile(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    mac.plist("Library/SystemExtensions/db.plist", {"extensions": "nope"})
+    mac.plist("Applications/Cisco Secure Endpoint/Secure Endpoint Service.app/Contents/Info.plist", ["a list"])
+    mac.write(f"{TCC}/TCC.db", b"not a database at all" * 100)
+    mac.plist("System/Library/CoreServices/SystemVersion.plist", {"ProductName": "macOS"})
+    import plistlib
+
+    objects: list[object] = ["$null", {"$classname": "NEConfiguration"}]
+    objects.append({"$class": plistlib.UID(1), "ContentFilter": plistlib.UID(2), "Name": plistlib.UID(3),
+                    "Application": plistlib.UID(3)})
+    objects.append({"NS.string": plistlib.UID(3)})
+    mac.plist("Library/Preferences/com.apple.networkextension.plist",
+              {"$archiver": "NSKeyedArchiver", "$version": 100000, "$top": {"Root": plistlib.UID(2)},
+               "$objects": objects})
+    return mac.root, []
+
+
+@scenario("mac_tcc_not_a_database")
+def _mac_tcc_garbage(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    mac.write(f"{TCC}/TCC.db", b"not a database at all" * 100)
+    return mac.root, []
+
+
+@scenario("mac_mdm_overrides_broken")
+def _mac_mdm_broken(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    mac.write(f"{TCC}/MDMOverrides.plist", b'<?xml version="1.0"?><plist><dict><key>a</key>')
+    return mac.root, []
+
+
+@scenario("mac_binary_plist_damaged")
+def _mac_binary_damaged(base: Path) -> tuple[Path, list[str]]:
+    mac = _mac(base)
+    mac.write("Library/SystemExtensions/db.plist", b"bplist00" + b"\x00" * 40)
+    return mac.root, []
+
+
+def plugin_nl(root: Path, extra: list[str]) -> tuple[int, str]:
+    args = [a for a in extra if a != "no-dac"]
+    if "--state-file" not in args:
+        args += ["--state-file", ""]
+    argv = [script("check_secure_endpoint"), "--path.rootfs", str(root), "--lang", "nl", "-vv", *args]
+    if "no-dac" in extra:
+        argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all", "--", *argv]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    assert done.stderr == "", done.stderr
+    return done.returncode, done.stdout
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_dutch_output_holds_no_english(tmp_path: Path, name: str) -> None:
+    root, extra = SCENARIOS[name](tmp_path)
+    code, stdout = plugin_nl(root, extra)
+    lines = stdout.splitlines()
+    assert lines and lines[0].startswith("SECURE ENDPOINT "), stdout
+    assert 0 <= code <= 3
+    found = {line: english_words(line.partition(" | ")[0]) for line in lines}
+    assert {line: words for line, words in found.items() if words} == {}
+
+
+@pytest.mark.parametrize(("args", "line"), [
+    (["--bogus"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: onbekende argumenten: --bogus"),
+    (["--ignore", "eighteen"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: argument --ignore: 'eighteen' "
+                               "is geen fout-id of foutnaam uit de catalogus (id's 1 tot en met 19, namen zoals "
+                               "scan_service_user_unavailable of not_installed)"),
+    (["--lang", "nl", "--ampcli-timeout", "0"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: argument "
+                                                "--ampcli-timeout: '0' moet groter zijn dan 0"),
+    (["--critical", "8", "--warning", "8"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: fout 8 staat zowel "
+                                            "bij --critical als bij --warning"),
+    (["-t", "-2"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: --timeout mag niet negatief zijn"),
+    (["-t", "x"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: argument -t/--timeout: ongeldige int-waarde: 'x'"),
+])
+def test_bad_arguments_in_dutch(healthy: LinuxTree, args: list[str], line: str) -> None:
+    done = run("check_secure_endpoint", "--lang", "nl", "--path.rootfs", str(healthy.root), "--state-file", "",
+               *args)
+    assert (done.returncode, done.stdout.splitlines()) == (3, [line])
+
+
+def test_missing_root_in_dutch(tmp_path: Path) -> None:
+    done = run("check_secure_endpoint", "--lang=nl", "--path.rootfs", str(tmp_path / "nergens"))
+    assert (done.returncode, done.stdout.splitlines()) == (
+        3, [f"SECURE ENDPOINT UNKNOWN - ongeldige argumenten: --path.rootfs {tmp_path}/nergens is geen map"])
+
+
+# -- texts written in English elsewhere: one example per pattern ----------------------------------------
+FOREIGN_EXAMPLES = {
+    "/etc/passwd is a FIFO, not a regular file": "/etc/passwd is een FIFO, geen gewoon bestand",
+    "/x is not a regular file, not a regular file": "/x is geen gewoon bestand",
+    "/etc/passwd is larger than 2 GiB": "/etc/passwd is groter dan 2 GiB",
+    "too many levels of symbolic links at /etc/x": "te veel niveaus van symbolische koppelingen in /etc/x",
+    "/proc/1/stat was replaced while being opened": "/proc/1/stat is vervangen terwijl het werd geopend",
+    "/proc holds more than 100000 entries": "/proc bevat meer dan 100000 items",
+    "more than 1000000 entries under /opt/cisco/amp": "meer dan 1000000 items onder /opt/cisco/amp",
+    "/opt/cisco/amp/bin/ampcli did not answer within 5 s": "/opt/cisco/amp/bin/ampcli gaf binnen 5 s geen antwoord",
+    "/opt/cisco/amp/bin/ampcli did not answer in the 0.4 s left of the evaluation's time":
+        "/opt/cisco/amp/bin/ampcli gaf geen antwoord in de 0.4 s die de evaluatie nog had",
+    "ran out of time": "de tijd is op",
+    "/a.plist is refused: nests deeper than 64 levels": "/a.plist is geweigerd: nest dieper dan 64 niveaus",
+    "/a.plist is not a valid plist (InvalidFileException: Invalid file)":
+        "/a.plist is geen geldige plist (InvalidFileException: ongeldig bestand)",
+    "/a.plist is not a valid plist (ExpatError: mismatched tag: line 3, column 2)":
+        "/a.plist is geen geldige plist (ExpatError: begin- en eindtag verschillen: regel 3, kolom 2)",
+    "/a.plist is not a valid plist (OverflowError: int too large to convert)":
+        "/a.plist is geen geldige plist (OverflowError)",
+    "unknown encoding: line 1, column 30": "onbekende tekenset: regel 1, kolom 30",
+    "InvalidFileException: Invalid file": "InvalidFileException: ongeldig bestand",
+    "ExpatError: syntax error: line 1, column 0": "ExpatError: syntaxisfout: regel 1, kolom 0",
+    "ValueError: unknown tag": "ValueError",
+    "/a.plist does not hold a dictionary": "/a.plist bevat geen woordenboek (dict)",
+    "expands to more than 1000000 values": "groeit uit tot meer dan 1000000 waarden",
+    "expands to more than 67108864 bytes of strings and data":
+        "groeit uit tot meer dan 67108864 bytes aan tekst en data",
+    "nests deeper than 64 levels": "nest dieper dan 64 niveaus",
+    "/opt/cisco/amp/etc/policy.xml is larger than 16777216 bytes":
+        "/opt/cisco/amp/etc/policy.xml is groter dan 16777216 bytes",
+    "trailer: offset size 0 (1 to 8 expected)": "slotstuk: offsetgrootte 0 (1 tot en met 8 verwacht)",
+    "declares an XML entity (plistlib refuses those too)": "declareert een XML-entiteit (die weigert plistlib ook)",
+    "binary plist too short to hold an object and the trailer": "binaire plist te kort voor een object en het slotstuk",
+    "trailer: reference size 9 (1 to 8 expected)": "slotstuk: referentiegrootte 9 (1 tot en met 8 verwacht)",
+    "trailer: 0 objects (1 to 100000 allowed)": "slotstuk: 0 objecten (1 tot en met 100000 toegestaan)",
+    "trailer: top object 7 of only 3": "slotstuk: bovenste object 7 van maar 3",
+    "trailer: offset table at 900 for 3 objects lies outside the file":
+        "slotstuk: de offsettabel op 900 voor 3 objecten ligt buiten het bestand",
+    "object 2 refers to itself (a reference cycle)": "object 2 verwijst naar zichzelf (een kringverwijzing)",
+    "object 3 refers to object 2, which holds it (a reference cycle)":
+        "object 3 verwijst naar object 2, dat het zelf bevat (een kringverwijzing)",
+    "object 1 lies at 4, outside the objects": "object 1 ligt op 4, buiten de objecten",
+    "object 1 is an integer of 32 bytes": "object 1 is een geheel getal van 32 bytes",
+    "object 1 has an unknown marker 0x70": "object 1 heeft een onbekende markering 0x70",
+    "object 1 has a damaged length": "object 1 heeft een beschadigde lengte",
+    "object 1 (dictionary) declares 9 entries, past the objects":
+        "object 1 (woordenboek) noemt 9 items, voorbij de objecten",
+    "object 1 (array) refers to object 9 of only 3": "object 1 (lijst) verwijst naar object 9 van maar 3",
+    "object 1 (string) runs past the objects, to byte 99":
+        "object 1 (tekenreeks) loopt voorbij de objecten, tot byte 99",
+    "no home folder to keep it in": "er is geen thuismap om het in te bewaren",
+    "its folder /var/tmp/x is owned by uid 1001, neither root nor this user (uid 0)":
+        "de map /var/tmp/x is van uid 1001, niet van root en niet van deze gebruiker (uid 0)",
+    "its folder /srv is writable by others and not sticky (mode 0777)":
+        "anderen mogen in de map /srv schrijven en die is niet sticky (modus 0777)",
+    "it is owned by uid 1001, not by this user (uid 0)": "het is van uid 1001, niet van deze gebruiker (uid 0)",
+    "it is writable by group or others (mode 0666)": "groep of anderen mogen erin schrijven (modus 0666)",
+    "it has 2 hard links": "het heeft 2 harde koppelingen",
+    "it names a folder, not a file": "het is een map, geen bestand",
+    "it is a character device": "het is een tekenapparaat",
+    "it keeps changing while being opened": "het verandert steeds terwijl het wordt geopend",
+    "it keeps being replaced while being locked": "het wordt steeds vervangen terwijl het wordt vergrendeld",
+    "unrecognized arguments: --bogus x": "onbekende argumenten: --bogus x",
+    "the following arguments are required: --x": "deze argumenten ontbreken: --x",
+    "ambiguous option: --st could match --state-file, --stop":
+        "dubbelzinnige optie: --st kan --state-file, --stop zijn",
+    "argument --lang: invalid choice: 'de' (choose from 'en', 'nl')":
+        "argument --lang: ongeldige keuze: 'de' (kies uit 'en', 'nl')",
+    "argument -t/--timeout: invalid int value: 'x'": "argument -t/--timeout: ongeldige int-waarde: 'x'",
+    "argument --lang: expected one argument": "argument --lang: verwacht één waarde",
+    "argument --x: expected at most one argument": "argument --x: verwacht hoogstens één waarde",
+    "argument --x: expected at least one argument": "argument --x: verwacht minstens één waarde",
+    "argument -v/--verbose: ignored explicit argument '3'": "argument -v/--verbose: waarde '3' is hier niet toegestaan",
+    "argument --x: not allowed with argument --y": "argument --x: niet toegestaan samen met --y",
+    "argument --x: Permission denied": "argument --x: toegang geweigerd",
+}
+
+
+@pytest.mark.parametrize(("english", "dutch"), sorted(FOREIGN_EXAMPLES.items()))
+def test_english_from_elsewhere_is_said_in_dutch(english: str, dutch: str) -> None:
+    said = foreign(english)
+    assert (str.__str__(said), said.render("en"), said.render("nl")) == (english, english, dutch)
+    assert english_words(dutch) == []
+
+
+def test_every_pattern_has_an_example() -> None:
+    for pattern, _dutch in messages._FOREIGN:
+        assert any(re.fullmatch(pattern, example) for example in FOREIGN_EXAMPLES), pattern
+
+
+def test_an_unknown_english_text_stays_as_it_is() -> None:
+    said = foreign("something nobody wrote a pattern for")
+    assert said.render("nl") == said.render("en") == "something nobody wrote a pattern for"
+
+
+def test_os_errors_are_said_in_dutch_by_errno() -> None:
+    assert os_reason(FileNotFoundError(errno.ENOENT, "No such file or directory")).render("nl") == \
+        "bestand of map bestaat niet"
+    assert os_reason(OSError(errno.EPROTO, "Protocol error")).render("nl") == "systeemfout EPROTO"
+    assert os_reason(OSError(errno.EACCES, "Permission denied")).render("en") == "Permission denied"
+
+
+@pytest.mark.parametrize(("template", "args", "dutch"), [
+    ("state file %s was damaged and has been reset", ("/s",), "statusbestand /s was beschadigd en is opnieuw begonnen"),
+    ("state file %s cannot be used (%s); state is kept for this run only", ("/s", "it has 2 hard links"),
+     "statusbestand /s is niet te gebruiken (het heeft 2 harde koppelingen); de status geldt alleen voor deze "
+     "controle"),
+    ("state file %s cannot be saved (%s); this run's state is lost", ("/s", os.strerror(errno.ENOSPC)),
+     "statusbestand /s kan niet worden opgeslagen (geen ruimte meer op het apparaat); de status van deze controle "
+     "gaat verloren"),
+    ("state file %s is larger than %d bytes and has been reset", ("/s", 1048576),
+     "statusbestand /s is groter dan 1048576 bytes en is opnieuw begonnen"),
+    ("state file %s is locked by another run; this run's state is kept in memory only", ("/s",),
+     "statusbestand /s is vergrendeld door een andere controle; de status van deze controle blijft alleen in het "
+     "geheugen"),
+    ("state file %s cannot be locked (%s); this run's state is kept in memory only", ("/s", "Permission denied"),
+     "statusbestand /s kan niet worden vergrendeld (toegang geweigerd); de status van deze controle blijft alleen "
+     "in het geheugen"),
+])
+def test_the_state_files_log_lines_in_dutch(template: str, args: tuple[object, ...], dutch: str) -> None:
+    assert template in messages.LOG_NL
+    assert log_line_nl(template, args) == dutch
+    assert english_words(dutch) == []
+
+
+def test_every_log_line_the_state_file_writes_has_dutch() -> None:
+    source = (Path(__file__).resolve().parents[1] / "checks" / "state.py").read_text()
+    written = re.findall(r'log\.(?:warning|info|error)\(\s*"((?:[^"\\]|\\.)*)"', source)
+    assert written, "no log lines found in checks/state.py"
+    assert sorted(set(written) - set(messages.LOG_NL)) == []
+
+
+def test_the_plugins_own_timeout_is_one_dutch_line(healthy: LinuxTree, capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import nagiosplugin
+
+    from checks import nagios
+
+    def hangs(self: object) -> None:
+        raise nagiosplugin.Timeout("1s")  # what nagiosplugin's alarm raises when -t runs out
+
+    monkeypatch.setattr(nagios.SecureEndpoint, "probe", hangs)
+    args, policy = nagios.parse_args(["--path.rootfs", str(healthy.root), "--state-file", "", "--lang", "nl",
+                                      "-t", "1"])
+    with pytest.raises(SystemExit) as ended:
+        nagios.run(args, policy)
+    assert ended.value.code == 3
+    assert capsys.readouterr().out.splitlines() == ["SECURE ENDPOINT UNKNOWN - de controle is na 1 s afgebroken (-t 1)"]
