@@ -42,11 +42,49 @@ class Host:
         self.root = root
         self.state_file = state_file
 
-    def direct(self) -> tuple[int, str, str]:
+    def direct(self, *args: str) -> tuple[int, str, str]:
         """The plugin run by hand: exit code, status line without perfdata, perfdata."""
-        done = run("check_secure_endpoint", "--path.rootfs", str(self.root), "--state-file", str(self.state_file))
-        first, _, perfdata = done.stdout.splitlines()[0].partition(" | ")
-        return done.returncode, first, perfdata
+        code, lines = self.lines(*args)
+        first, _, perfdata = lines[0].partition(" | ")
+        return code, first, perfdata
+
+    def lines(self, *args: str) -> tuple[int, list[str]]:
+        done = run("check_secure_endpoint", "--path.rootfs", str(self.root), "--state-file", str(self.state_file),
+                   *args)
+        return done.returncode, done.stdout.splitlines()
+
+
+def same_perfdata(seen: str, expected: str, slack: int = 120) -> bool:
+    """Equal perfdata, but for the definitions' age: it grows while the daemons and the direct run take turns."""
+    def split(perfdata: str) -> dict[str, str]:
+        return dict(item.split("=", 1) for item in perfdata.split())
+
+    got, want = split(seen), split(expected)
+    if got.keys() != want.keys():
+        return False
+    for label, value in want.items():
+        if label == "definitions_age":
+            (age, rest), (age_wanted, rest_wanted) = (v.split("s", 1) for v in (got[label], value))
+            if rest != rest_wanted or not 0 <= int(age_wanted) - int(age) <= slack:
+                return False
+        elif got[label] != value:
+            return False
+    return True
+
+
+# Extra Icinga services on the healthy and warning hosts: (name, host, custom vars, the plugin's own options).
+ICINGA_EXTRA = [
+    ("verbose-unset", "healthy", {}, []),
+    ("verbose-0", "healthy", {"secure_endpoint_verbose": "0"}, []),
+    ("verbose-true", "healthy", {"secure_endpoint_verbose": "true"}, ["-v"]),
+    ("verbose-1", "healthy", {"secure_endpoint_verbose": "1"}, ["-v"]),
+    ("verbose-2", "healthy", {"secure_endpoint_verbose": "2"}, ["-vv"]),
+    ("verbose-2-text", "healthy", {"secure_endpoint_verbose": '"2"'}, ["-vv"]),
+    ("verbose-3", "healthy", {"secure_endpoint_verbose": "3"}, ["-vvv"]),
+    ("ignore-by-name", "warning", {"secure_endpoint_ignore": '[ "event_monitoring_overloaded" ]'},
+     ["--ignore", "event_monitoring_overloaded"]),
+    ("dutch", "warning", {"secure_endpoint_lang": '"nl"'}, ["--lang", "nl"]),
+]
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +123,17 @@ def icinga(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Itera
     _openssl("x509", "-req", "-in", str(certs / "test-node.csr"), "-CA", str(certs / "ca.crt"), "-CAkey",
              str(certs / "ca.key"), "-CAcreateserial", "-out", str(certs / "test-node.crt"), "-days", "2")
     port = free_port()
+    by_name = {h.name: h for h in hosts}
     services = "\n".join(
         f'object Service "{h.name}" {{\n  host_name = "h1"\n  check_command = "secure_endpoint"\n'
         f'  vars.secure_endpoint_rootfs = "{h.root}"\n  vars.secure_endpoint_state_file = "{h.state_file}.icinga"\n'
         f"  check_interval = 2s\n  retry_interval = 2s\n  max_check_attempts = 1\n}}" for h in hosts)
+    services += "\n" + "\n".join(
+        f'object Service "{name}" {{\n  host_name = "h1"\n  check_command = "secure_endpoint"\n'
+        f'  vars.secure_endpoint_rootfs = "{by_name[host].root}"\n  vars.secure_endpoint_state_file = ""\n'
+        + "".join(f"  vars.{key} = {value}\n" for key, value in custom.items())
+        + "  check_interval = 2s\n  retry_interval = 2s\n  max_check_attempts = 1\n}"
+        for name, host, custom, _args in ICINGA_EXTRA)
     (d / "icinga2.conf").write_text(f"""include <itl>
 object CheckerComponent "checker" {{ }}
 object Endpoint "test-node" {{ }}
@@ -116,6 +161,24 @@ object Host "h1" {{ check_command = "dummy"; check_interval = 1s }}
     finally:
         stop(process)
         log.close()
+
+
+def _icinga_results(icinga: tuple[int, Path], count: int) -> dict[str, dict[str, Any]]:
+    """Every service's attributes, once all ``count`` have a check result (or 30 s have passed)."""
+    port, d = icinga
+    deadline = time.monotonic() + 30
+    services: dict[str, dict[str, Any]] = {}
+    while time.monotonic() < deadline:
+        try:
+            services = _icinga_services(port, d)
+        except OSError:
+            time.sleep(0.2)
+            continue
+        if len(services) == count and all(s["last_check_result"] for s in services.values()):
+            break
+        time.sleep(0.2)
+    assert len(services) == count, (d / "icinga.log").read_text()
+    return services
 
 
 def _icinga_services(port: int, d: Path) -> dict[str, dict[str, Any]]:
@@ -153,25 +216,33 @@ def test_shipped_command_validates(icinga: tuple[int, Path]) -> None:
 
 
 def test_icinga_states_match_the_plugin(icinga: tuple[int, Path], hosts: list[Host]) -> None:
-    port, d = icinga
-    deadline = time.monotonic() + 30
-    services: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
-        try:
-            services = _icinga_services(port, d)
-        except OSError:
-            time.sleep(0.2)
-            continue
-        if len(services) == len(hosts) and all(s["last_check_result"] for s in services.values()):
-            break
-        time.sleep(0.2)
-    assert len(services) == len(hosts), (d / "icinga.log").read_text()
+    services = _icinga_results(icinga, len(hosts) + len(ICINGA_EXTRA))
     for host in hosts:
         code, first, perfdata = host.direct()
         result = services[host.name]["last_check_result"]
         assert int(result["state"]) == code, (host.name, result)
         assert result["output"].splitlines()[0].rstrip() == first, host.name
-        assert " ".join(result["performance_data"]) == perfdata, host.name
+        assert same_perfdata(" ".join(result["performance_data"]), perfdata), (host.name, result, perfdata)
+    assert "definitions_age" in " ".join(services["healthy"]["last_check_result"]["performance_data"])
+
+
+@pytest.mark.parametrize(("name", "host", "options"), [(n, h, a) for n, h, _vars, a in ICINGA_EXTRA])
+def test_icinga_custom_vars_become_the_plugins_options(icinga: tuple[int, Path], hosts: list[Host], name: str,
+                                                       host: str, options: list[str]) -> None:
+    """secure_endpoint_verbose 0..3 is -v, -vv or -vvv; fault names and the language pass through."""
+    services = _icinga_results(icinga, len(hosts) + len(ICINGA_EXTRA))
+    result = services[name]["last_check_result"]
+    command = result["command"]
+    assert [word for word in command if word.startswith("-v")] == [o for o in options if o.startswith("-v")]
+    for at in range(0, len(options) - 1, 2):
+        flag, value = options[at], options[at + 1]
+        if not flag.startswith("-v"):
+            assert command[command.index(flag) + 1] == value, command
+    code, lines = next(h for h in hosts if h.name == host).lines("--state-file", "", *options)
+    assert int(result["state"]) == code, result
+    seen = [line.rstrip() for line in result["output"].rstrip().splitlines()]
+    assert seen[0] == lines[0].partition(" | ")[0]
+    assert len(seen) == len(lines), (seen, lines)
 
 
 # -- Nagios 4 --------------------------------------------------------------------------------
@@ -184,10 +255,14 @@ def nagios(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Itera
     d = tmp_path_factory.mktemp("nagios")
     (d / "checkresults").mkdir()
     (d / "resource.cfg").write_text(f"$USER1$={BIN}\n")
+    by_name = {h.name: h for h in hosts}
+    checks = [(h.name, f"--path.rootfs {h.root} --state-file {h.state_file}.nagios") for h in hosts]
+    checks += [(name, f"--path.rootfs {by_name[host].root} --state-file '' {' '.join(options)}")
+               for name, host, options in NAGIOS_EXTRA]
     services = "\n".join(f"""define service {{
     host_name               h1
-    service_description     {h.name}
-    check_command           check_secure_endpoint!--path.rootfs {h.root} --state-file {h.state_file}.nagios
+    service_description     {name}
+    check_command           check_secure_endpoint!{arguments}
     max_check_attempts      1
     check_interval          2
     retry_interval          2
@@ -195,7 +270,7 @@ def nagios(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Itera
     notification_period     24x7
     notification_interval   0
     contacts                nobody
-}}""" for h in hosts)
+}}""" for name, arguments in checks)
     (d / "objects.cfg").write_text(f"""define timeperiod {{
     timeperiod_name 24x7
     alias 24x7
@@ -278,7 +353,15 @@ def _status(d: Path) -> dict[str, dict[str, str]]:
     return found
 
 
-def test_nagios_states_match_the_plugin(nagios: Path, hosts: list[Host]) -> None:
+# Extra Nagios services: (name, host, options in $ARG1$), as contrib/nagios/services.cfg suggests.
+NAGIOS_EXTRA = [
+    ("nagios-verbose", "healthy", ["-t", "20", "-v"]),
+    ("nagios-by-name", "warning", ["--ignore", "event_monitoring_overloaded,orbital_full_disk_access_missing"]),
+    ("nagios-dutch", "critical", ["--lang", "nl", "-vv"]),
+]
+
+
+def _nagios_results(nagios: Path, names: list[str]) -> dict[str, dict[str, str]]:
     deadline = time.monotonic() + 30
     forced = False
     status: dict[str, dict[str, str]] = {}
@@ -287,18 +370,36 @@ def test_nagios_states_match_the_plugin(nagios: Path, hosts: list[Host]) -> None
         if not forced and (nagios / "nagios.cmd").exists() and status:
             now = int(time.time())
             with open(nagios / "nagios.cmd", "w") as pipe:
-                for host in hosts:
-                    pipe.write(f"[{now}] SCHEDULE_FORCED_SVC_CHECK;h1;{host.name};{now}\n")
+                for name in names:
+                    pipe.write(f"[{now}] SCHEDULE_FORCED_SVC_CHECK;h1;{name};{now}\n")
             forced = True
-        if len(status) == len(hosts) and all(s.get("has_been_checked") == "1" for s in status.values()):
+        if len(status) == len(names) and all(s.get("has_been_checked") == "1" for s in status.values()):
             break
         time.sleep(0.2)
-    assert len(status) == len(hosts) and all(s["has_been_checked"] == "1" for s in status.values()), status
+    assert len(status) == len(names) and all(s["has_been_checked"] == "1" for s in status.values()), status
+    return status
+
+
+def test_nagios_states_match_the_plugin(nagios: Path, hosts: list[Host]) -> None:
+    status = _nagios_results(nagios, [h.name for h in hosts] + [name for name, _host, _options in NAGIOS_EXTRA])
     for host in hosts:
         code, first, perfdata = host.direct()
         service = status[host.name]
         assert int(service["current_state"]) == code, (host.name, service)
         assert service["plugin_output"].rstrip() == first, host.name
-        assert service["performance_data"] == perfdata, host.name
+        assert same_perfdata(service["performance_data"], perfdata), (host.name, service, perfdata)
         if code:
             assert service["long_plugin_output"].startswith(("CRITICAL: ", "WARNING: ")), service
+
+
+@pytest.mark.parametrize(("name", "host", "options"), NAGIOS_EXTRA)
+def test_nagios_passes_the_options(nagios: Path, hosts: list[Host], name: str, host: str,
+                                   options: list[str]) -> None:
+    status = _nagios_results(nagios, [h.name for h in hosts] + [n for n, _host, _options in NAGIOS_EXTRA])
+    code, lines = next(h for h in hosts if h.name == host).lines("--state-file", "", *options)
+    service = status[name]
+    assert int(service["current_state"]) == code, service
+    assert service["plugin_output"].rstrip() == lines[0].partition(" | ")[0]
+    # status.dat keeps the long output on one line, its newlines written as \n.
+    long_output = service["long_plugin_output"]
+    assert (long_output.split("\\n") if long_output else []) == lines[1:], service
