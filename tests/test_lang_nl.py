@@ -549,6 +549,27 @@ def _mac_binary_damaged(base: Path) -> tuple[Path, list[str]]:
     return mac.root, []
 
 
+@scenario("root_behind_a_locked_folder")
+def _locked_root(base: Path) -> tuple[Path, list[str]]:
+    tree = LinuxTree(base / "locked" / "host").healthy()
+    os.chown(base / "locked", 12345, 12345)
+    (base / "locked").chmod(0o700)
+    return tree.root, ["no-dac"]
+
+
+@scenario("odd_file_names")
+def _odd_names(base: Path) -> tuple[Path, list[str]]:
+    tree = _linux(base)
+    tree.ampcli(policy="")
+    now = time.time()
+    for name in ("main.cvd", "daily.cvd"):
+        tree.definitions(name, build_time=now - 30 * DAY)
+    folder = os.fsencode(tree.root / tree.DEFINITIONS)
+    tree.definitions("future.cvd", build_time=now + 90 * DAY)
+    os.rename(folder + b"/future.cvd", folder + b"/fut\xfeure\n|.cvd")
+    return tree.root, []
+
+
 def plugin_nl(root: Path, extra: list[str]) -> tuple[int, str]:
     args = [a for a in extra if a != "no-dac"]
     if "--state-file" not in args:
