@@ -150,3 +150,12 @@ def test_pending_alerts_for_the_faulty_hosts_only(fleet: Fleet) -> None:
     # The recording rules count fault 19 on the faulty host and fault 3 on the Mac as critical.
     prometheus.wait_for('severity:secure_endpoint_fault_active:sum{severity="critical"} == 2', 1)
     prometheus.wait_for('severity:secure_endpoint_fault_active:sum{severity="warning"} == 1', 1)
+
+
+def test_every_runbook_link_has_its_section() -> None:
+    sections = {line[3:].strip() for line in (REPO / "docs" / "runbook.md").read_text().splitlines()
+                if line.startswith("## ")}
+    for alert in (r for r in load_rules() if "alert" in r):
+        url = alert["annotations"]["runbook_url"]
+        if url.startswith(catalog.PROJECT_RUNBOOK_URL):
+            assert url.split("#", 1)[1] in sections, alert["alert"]

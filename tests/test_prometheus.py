@@ -35,3 +35,25 @@ def test_scrapes_are_clean(fleet: Fleet) -> None:
     targets = fleet.prometheus.api("targets")["activeTargets"]
     assert len(targets) == 4
     assert all(t["health"] == "up" and t["lastError"] == "" for t in targets), targets
+
+
+def test_the_fault_state_set_per_instance(fleet: Fleet) -> None:
+    prometheus, hosts = fleet.prometheus, fleet.hosts
+    prometheus.wait_for("secure_endpoint_fault_state", 4 * (9 + 9 + 9 + 14))
+    current = by_instance(prometheus.query("count by (instance) (secure_endpoint_fault_state == 1)"))
+    assert current == {hosts["healthy"]: 9.0, hosts["faulty"]: 9.0, hosts["not-installed"]: 9.0, hosts["mac"]: 14.0}
+    # Without the connector every fault is not_applicable, which fault_active alone shows as 0.
+    na = by_instance(prometheus.query('count by (instance) (secure_endpoint_fault_state{state="not_applicable"} == 1)'))
+    assert na[hosts["not-installed"]] == 9.0
+    assert all(count < current[host] for host, count in na.items() if host != hosts["not-installed"]), na
+    active = prometheus.query('secure_endpoint_fault_state{state="active"} == 1')
+    assert {(a["metric"]["instance"], a["metric"]["fault_id"]) for a in active} >= {
+        (hosts["faulty"], "18"), (hosts["faulty"], "19"), (hosts["mac"], "3")}
+    prometheus.wait_for('fault_id_state:secure_endpoint_fault_state:count{job="secure_endpoint", '
+                        'state="not_applicable", fault_id="19"} == 1', 1)
+
+
+def test_every_host_reports_a_fresh_evaluation(fleet: Fleet) -> None:
+    fresh = by_instance(fleet.prometheus.wait_for(
+        "time() - secure_endpoint_last_evaluation_timestamp_seconds < 60", 4))
+    assert set(fresh) == set(fleet.hosts.values())
