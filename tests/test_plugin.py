@@ -30,16 +30,20 @@ def aged(line: str, near: float, slack: float = 60) -> str:
     return AGE.sub("AGE", line)
 
 
-def plugin(tree: LinuxTree | Path, *args: str, state: Path | None = None) -> tuple[int, list[str]]:
+def plugin(tree: LinuxTree | Path, *args: str, state: Path | None = None, raw: bool = False) -> tuple[int, list[str]]:
+    """Exit code and lines; unless ``raw``, the definitions' age (it grows while a test runs) reads AGE."""
     root = tree.root if isinstance(tree, LinuxTree) else tree
     state_args = ["--state-file", str(state)] if state else ["--state-file", ""]
     done = run("check_secure_endpoint", "--path.rootfs", str(root), *state_args, *args)
     assert done.stderr == ""  # everything goes into the plugin output Nagios reads
-    return done.returncode, done.stdout.splitlines()
+    lines = done.stdout.splitlines()
+    if lines and not raw:
+        lines[0] = AGE.sub("AGE", lines[0])
+    return done.returncode, lines
 
 
 def test_healthy(healthy: LinuxTree) -> None:
-    code, lines = plugin(healthy)
+    code, lines = plugin(healthy, raw=True)
     assert [aged(lines[0], 7200)] == [f"SECURE ENDPOINT OK - no active faults (9 checked), connector connected | "
                                       f"{PERF_CLEAR}"]
     assert len(lines) == 1 and code == 0
@@ -76,7 +80,7 @@ def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
         if (entry / "comm").exists() and (entry / "comm").read_text().strip() == "ampdaemon":
             healthy.kill(int(entry.name))
     healthy.process("ampdaemon")
-    code, lines = plugin(healthy)
+    code, lines = plugin(healthy, raw=True)
     assert code == 2
     assert aged(lines[0], 7200) == (
         "SECURE ENDPOINT CRITICAL - Real-time file system monitor not started (fault 8), "
@@ -93,13 +97,13 @@ def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
 
 def test_warning_fault_and_severity_options(healthy: LinuxTree) -> None:
     healthy.ampcli(faults_status((18, "Major", "Connector event monitoring is overloaded.")))
-    code, lines = plugin(healthy)
+    code, lines = plugin(healthy, raw=True)
     assert (code, aged(lines[0], 7200)) == (1, "SECURE ENDPOINT WARNING - Event monitoring overloaded (fault 18) | "
                                                "active=1;;;0;9 critical=0;;;0;14 definitions_age=AGEs;604800;;0 "
                                                "unknown=0;;;0;14 warning=1;;;0;14")
-    code, lines = plugin(healthy, "--critical", "18")
+    code, lines = plugin(healthy, "--critical", "18", raw=True)
     assert code == 2 and lines[0].startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
-    code, lines = plugin(healthy, "--ignore", "18,6")
+    code, lines = plugin(healthy, "--ignore", "18,6", raw=True)
     assert code == 0
     assert aged(lines[0], 7200) == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
                                     "active=0;;;0;7 critical=0;;;0;12 definitions_age=AGEs;604800;;0 "
@@ -111,7 +115,7 @@ def test_warning_fault_and_severity_options(healthy: LinuxTree) -> None:
                                    ["--ignore", "018, scan_service_restarting_frequently"]])
 def test_faults_are_named_by_id_or_by_their_metric_label(healthy: LinuxTree, names: list[str]) -> None:
     healthy.ampcli(faults_status((18, "Major", "Connector event monitoring is overloaded.")))
-    code, lines = plugin(healthy, *names)
+    code, lines = plugin(healthy, *names, raw=True)
     assert code == 0
     assert aged(lines[0], 7200) == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
                                     "active=0;;;0;7 critical=0;;;0;12 definitions_age=AGEs;604800;;0 "
@@ -248,7 +252,7 @@ def test_help_is_unknown_as_the_guidelines_ask(flag: str) -> None:
 # -- the definitions' age in the perfdata -----------------------------------------------------------------
 def test_perfdata_follows_the_plugin_guidelines(healthy: LinuxTree) -> None:
     healthy.ampcli(faults_status((18, "Major", "x")))
-    _code, lines = plugin(healthy)
+    _code, lines = plugin(healthy, raw=True)
     perfdata = lines[0].split(" | ", 1)[1].split(" ")
     assert [p.split("=")[0] for p in perfdata] == ["active", "critical", "definitions_age", "unknown", "warning"]
     for item in perfdata:
@@ -257,27 +261,27 @@ def test_perfdata_follows_the_plugin_guidelines(healthy: LinuxTree) -> None:
 
 def test_age_from_the_connectors_last_update(healthy: LinuxTree) -> None:
     healthy.ampcli(policy=policy_output(time.time() - 3 * DAY))
-    _code, lines = plugin(healthy)
+    _code, lines = plugin(healthy, raw=True)
     assert aged(lines[0], 3 * DAY).endswith(" definitions_age=AGEs;604800;;0 unknown=0;;;0;14 warning=0;;;0;14")
 
 
 def test_age_from_the_newest_definition_file_when_ampcli_does_not_say(healthy: LinuxTree) -> None:
     healthy.ampcli(policy="")  # no ampcli policy: the newest CVD build (an hour before the tree was made)
     healthy.definitions("daily.cvd", build_time=time.time() - 10 * DAY)
-    _code, lines = plugin(healthy)
+    _code, lines = plugin(healthy, raw=True)
     assert "definitions_age=" in lines[0]
     aged(lines[0], 3600)
 
 
 def test_an_update_dated_in_the_future_is_not_believed(healthy: LinuxTree) -> None:
     healthy.ampcli(policy=policy_output(time.time() + 30 * DAY))
-    _code, lines = plugin(healthy)
+    _code, lines = plugin(healthy, raw=True)
     aged(lines[0], 3600)  # the CVD build, as the staleness check does
 
 
 def test_stale_definitions_pass_the_warning_threshold(healthy: LinuxTree) -> None:
     healthy.ampcli(policy=policy_output(time.time() - 8 * DAY))
-    code, lines = plugin(healthy, "--definitions-max-age", "1.5")
+    code, lines = plugin(healthy, "--definitions-max-age", "1.5", raw=True)
     assert code == 1
     assert aged(lines[0], 8 * DAY) == ("SECURE ENDPOINT WARNING - Virus definitions out of date | active=0;;;0;9 "
                                        "critical=0;;;0;14 definitions_age=AGEs;129600;;0 unknown=0;;;0;14 "
@@ -285,7 +289,7 @@ def test_stale_definitions_pass_the_warning_threshold(healthy: LinuxTree) -> Non
 
 
 def test_no_threshold_when_staleness_is_ignored(healthy: LinuxTree) -> None:
-    code, lines = plugin(healthy, "--ignore", "definitions_stale")
+    code, lines = plugin(healthy, "--ignore", "definitions_stale", raw=True)
     assert code == 0
     assert " definitions_age=AGEs;;;0 " in aged(lines[0], 7200)
 
