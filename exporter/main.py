@@ -1,4 +1,10 @@
-"""``secure-endpoint-exporter``: the HTTP exporter, or one-shot exposition (stdout, textfile) and JSON."""
+"""``secure-endpoint-exporter``: the HTTP exporter, or one-shot exposition (stdout, textfile) and JSON.
+
+Flags and logs follow node_exporter: ``--collector.NAME`` / ``--no-collector.NAME``
+with ``--collector.disable-defaults``, ``--web.systemd-socket``,
+``--web.disable-exporter-metrics``, ``--log.level`` and ``--log.format``
+(``exporter.logs``), and ``--version`` printed as Prometheus's ``version.Print``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ import argparse
 import logging
 import math
 import os
+import socket
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from checks import __version__
 from checks.collect import COLLECTORS, EvidenceCache, Settings
@@ -16,22 +24,31 @@ from checks.host import Host, adopt_orphans
 from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
 from checks.report import Report
 from checks.state import StateStore, open_state
-from exporter import metrics, textformat
+from exporter import logs, metrics, textformat
+from exporter.logs import kv
 
 log = logging.getLogger("secure_endpoint_exporter")
+PROG = "secure-endpoint-exporter"
+DISTRIBUTION = "secure-endpoint-monitoring"
 DEFAULT_LISTEN = ":9982"
-LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+LOG_LEVELS = logs.LEVELS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="secure-endpoint-exporter",
+        prog=PROG,
         description="Prometheus exporter for Cisco Secure Endpoint connector faults.",
     )
     add_evaluation_arguments(parser)
     web = parser.add_argument_group("HTTP server")
     web.add_argument("--web.listen-address", dest="listen", action="append", metavar="ADDRESS",
                      help=f"host:port, :port or [v6]:port to listen on (repeatable; default {DEFAULT_LISTEN})")
+    web.add_argument("--web.systemd-socket", dest="systemd_socket", action="store_true",
+                     help="serve on the listening sockets systemd passes (socket activation: "
+                     "secure-endpoint-exporter.socket) instead of --web.listen-address")
+    web.add_argument("--web.disable-exporter-metrics", dest="exporter_metrics", action="store_false",
+                     help="leave out the exporter's own process_* and python_* metrics (served by default; "
+                     "never written by --once)")
     web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
                      help="path of the metrics (default: %(default)s)")
     web.add_argument("--web.config.file", dest="web_config", metavar="FILE",
@@ -50,12 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     web.add_argument("--web.timeout-offset", dest="timeout_offset", type=_offset, default=0.5, metavar="SECONDS",
                      help="kept back from the scrape timeout so the answer reaches Prometheus in time; a scrape "
                      "still running then is answered 503 (default: %(default)s)")
-    collectors = parser.add_argument_group("collectors")
+    collectors = parser.add_argument_group(
+        "collectors", "Every collector is on unless --collector.disable-defaults is given; --collector.NAME turns "
+        "one on, --no-collector.NAME turns it off (the last of the two wins). The faults of a collector that is "
+        "off are not_applicable.")
+    collectors.add_argument("--collector.disable-defaults", dest="collectors_disable_defaults", action="store_true",
+                            help="turn every collector off, except those named with --collector.NAME")
     for name in COLLECTORS:
-        collectors.add_argument(f"--collector.{name}", dest=f"collector_{name}", action="store_true", default=True,
-                                help=f"enable the {name} collector (default: enabled)")
-        collectors.add_argument(f"--no-collector.{name}", dest=f"collector_{name}", action="store_false",
-                                help=argparse.SUPPRESS)
+        # default None: "not named", so that --collector.disable-defaults decides (node_exporter's semantics)
+        collectors.add_argument(f"--collector.{name}", dest=f"collector_{name}", action=argparse.BooleanOptionalAction,
+                                default=None, help=f"the {name} collector (on unless --collector.disable-defaults)")
     once = parser.add_argument_group("one-shot mode")
     once.add_argument("--once", action="store_true", help="evaluate once, print or write the result and exit")
     once.add_argument("--output", metavar="FILE",
@@ -66,10 +87,52 @@ def build_parser() -> argparse.ArgumentParser:
                       help="with --once: remember scan service starts and definition checks between runs "
                       "(the server keeps them in memory)")
     parser.add_argument("--lang", choices=("en", "nl"), default="en", help="language of the JSON texts")
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=sorted(LOG_LEVELS),
-                        help="log level (default: %(default)s)")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    logs.add_arguments(parser)
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="print the version, the Python it runs on and the platform, then exit")
     return parser
+
+
+def disabled_collectors(args: argparse.Namespace) -> frozenset[str]:
+    """The collectors that are off: named with --no-collector.NAME, or not named with --collector.NAME
+    when --collector.disable-defaults is given."""
+    default = not args.collectors_disable_defaults
+    named = {name: getattr(args, f"collector_{name}") for name in COLLECTORS}
+    return frozenset(name for name, on in named.items() if not (default if on is None else on))
+
+
+def revision() -> str:
+    """The git commit the installed distribution was built from, when pip recorded one (``pip install
+    git+https://...``: ``direct_url.json``); "" otherwise. Read from the installed metadata, never from git."""
+    import json
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
+        found = json.loads(text or "{}").get("vcs_info", {}).get("commit_id", "")
+    except (metadata.PackageNotFoundError, OSError, ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""
+
+
+def version_text() -> str:
+    """As Prometheus's ``version.Print``: the program, its version and revision, then the build details."""
+    import platform
+
+    commit = revision()
+    head = f"{PROG}, version {__version__}" + (f" (revision: {commit})" if commit else "")
+    system = platform.system().lower()
+    lines = [head,
+             f"  python version:   {platform.python_version()} ({platform.python_implementation()})",
+             f"  platform:         {system}/{platform.machine() or 'unknown'}"]
+    return "\n".join(lines) + "\n"
+
+
+class _VersionAction(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        sys.stdout.write(version_text())
+        parser.exit()
 
 
 def _seconds(text: str) -> float:
@@ -127,15 +190,15 @@ def run_once(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with open_state(args.state_file, host.rootfs) as store:
             report = evaluate(host, settings, store)
-    except Exception as error:  # one clear line for cron, not a traceback
-        log.error("evaluation failed: %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
+    except Exception as error:  # one clear line for cron, not a traceback (that only at debug, in the line)
+        log.error("evaluation failed", exc_info=error)
         return 1
     data = render(report, args.format, args.lang)
     if args.output:
         try:
             write_atomically(args.output, data)
         except OSError as error:
-            log.error("cannot write %s: %s", args.output, error.strerror or error)
+            log.error("cannot write %s", args.output, extra=kv(file=args.output, err=error.strerror or str(error)))
             return 1
     else:
         sys.stdout.buffer.write(data)
@@ -143,9 +206,24 @@ def run_once(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def run_server(args: argparse.Namespace, settings: Settings) -> int:
-    from exporter import server, webconfig  # the one-shot mode needs neither
+def _shown(bound: tuple[Any, ...]) -> str:
+    bound_host, bound_port = str(bound[0]), int(bound[1])
+    return f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
 
+
+def run_server(args: argparse.Namespace, settings: Settings) -> int:
+    from exporter import server, systemd, webconfig  # the one-shot mode needs none of them
+
+    log.info("starting %s", PROG, extra=kv(version=__version__, python=sys.version.split()[0], rootfs=args.rootfs))
+    enabled = [name for name in COLLECTORS if name not in settings.disabled_collectors]
+    log.info("enabled collectors: %s", ",".join(enabled) or "none", extra=kv(collectors=",".join(enabled)))
+    sockets: list[tuple[socket.socket, str]] = []
+    if args.systemd_socket:
+        try:
+            sockets = systemd.listen_sockets()
+        except systemd.SocketActivationError as error:
+            log.error("%s", error)
+            return 1
     host = Host(args.rootfs)
     store = StateStore(rootfs=host.rootfs)
     cache = EvidenceCache()  # what one scrape read and the next need not read again
@@ -153,20 +231,26 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
         limits = server.Limits(read_timeout=args.read_timeout, max_connections=args.max_connections,
                                scrape_timeout=args.scrape_timeout, timeout_offset=args.timeout_offset)
         app = server.Exporter(lambda deadline: evaluate(host, settings, store, deadline=deadline, cache=cache),
-                              args.telemetry_path, args.web_config, args.max_requests, limits)
+                              args.telemetry_path, args.web_config, args.max_requests, limits,
+                              exporter_metrics=args.exporter_metrics)
     except webconfig.WebConfigError as error:
         log.error("%s", error)
         return 1
-    for address in args.listen or [DEFAULT_LISTEN]:
+    tls = "on" if app.web.config.tls else "off"
+    for sock, name in sockets:
+        shown = _shown(app.adopt(sock).server_address)
+        log.info("listening on %s (TLS %s, socket from systemd)", shown, tls,
+                 extra=kv(address=shown, tls=tls == "on", fd=sock.fileno(), name=name))
+    for address in [] if sockets else args.listen or [DEFAULT_LISTEN]:
         try:
             bound = app.listen(address).server_address
         except (ValueError, OSError) as error:
-            log.error("cannot listen on %s: %s", address, getattr(error, "strerror", None) or error)
+            reason = getattr(error, "strerror", None) or str(error)
+            log.error("cannot listen on %s: %s", address, reason, extra=kv(address=address, err=reason))
             app.shutdown()
             return 1
-        bound_host, bound_port = str(bound[0]), int(bound[1])
-        shown = f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
-        log.info("listening on %s (TLS %s)", shown, "on" if app.web.config.tls else "off")
+        shown = _shown(bound)
+        log.info("listening on %s (TLS %s)", shown, tls, extra=kv(address=shown, tls=tls == "on"))
     try:
         app.serve_forever()
     except KeyboardInterrupt:
@@ -177,15 +261,16 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=LOG_LEVELS[args.log_level], stream=sys.stderr,
-                        format="ts=%(asctime)s level=%(levelname)s msg=%(message)s")
+    logs.setup(args.log_level, args.log_format)
     problem = rootfs_problem(args.rootfs)
     if problem:
         parser.error(problem)
     if not args.telemetry_path.startswith("/") or args.telemetry_path == "/":
         parser.error("--web.telemetry-path must start with / and not be / itself")
-    disabled = frozenset(name for name in COLLECTORS if not getattr(args, f"collector_{name}"))
-    settings = settings_from(args, disabled)
+    if args.systemd_socket and args.listen:
+        parser.error("--web.systemd-socket serves the sockets systemd passes: leave out --web.listen-address "
+                     "(set the addresses with ListenStream= in the .socket unit)")
+    settings = settings_from(args, disabled_collectors(args))
     adopt_orphans()
     sys.exit(run_once(args, settings) if args.once else run_server(args, settings))
 

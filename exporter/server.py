@@ -8,6 +8,10 @@ Connections are capped, and those that send no complete request in time are
 closed, so idle or slow clients cannot use up threads and file descriptors.
 The web config file is checked on every request and reloaded when it
 changed; a broken or weaker edit is logged and the last good config stays.
+Listeners are bound here, or handed over by systemd (``--web.systemd-socket``,
+see ``exporter.systemd``). ``HEAD`` is answered like ``GET``, without the body.
+Beside the report, /metrics serves the exporter's own ``process_*`` and
+``python_*`` metrics (``exporter.selfmetrics``) unless they are switched off.
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 
 from checks import __version__
 from checks.records import Record
 from checks.report import Report
 from exporter import webconfig
 from exporter.collector import ReportCollector
+from exporter.logs import kv
 
 log = logging.getLogger("secure_endpoint_exporter")
 GRACE = 0.2  # seconds past a scrape's deadline before it is answered 503
@@ -113,7 +119,7 @@ class SharedEvaluation:
         if not flight.abandoned:
             flight.abandoned = True
             self.stuck += 1
-            log.warning("an evaluation is stuck past its deadline (%d stuck)", self.stuck)
+            log.warning("an evaluation is stuck past its deadline (%d stuck)", self.stuck, extra=kv(stuck=self.stuck))
         if self._flight is flight:
             self._flight = None
 
@@ -126,7 +132,8 @@ class SharedEvaluation:
             with self._lock:
                 if flight.abandoned:
                     self.stuck -= 1
-                    log.info("a stuck evaluation returned after all (%d still stuck)", self.stuck)
+                    log.info("a stuck evaluation returned after all (%d still stuck)", self.stuck,
+                             extra=kv(stuck=self.stuck))
                 if self._flight is flight:
                     self._flight = None
                 flight.done.set()
@@ -176,14 +183,16 @@ class WebConfigWatcher:
             try:
                 config = webconfig.load(self.path)
             except webconfig.WebConfigError as error:
-                log.error("web config not reloaded, keeping the last good one: %s", error)
+                log.error("web config not reloaded, keeping the last good one: %s", error,
+                          extra=kv(file=self.path, err=str(error)))
                 return
             weaker = webconfig.weakens(self.config, config)
             if weaker is not None:
-                log.error("web config not reloaded, keeping the last good one: %s; that needs a restart", weaker)
+                log.error("web config not reloaded, keeping the last good one: %s; that needs a restart", weaker,
+                          extra=kv(file=self.path, err=weaker))
                 return
             self._apply(config)
-            log.info("web config reloaded from %s", self.path)
+            log.info("web config reloaded from %s", self.path, extra=kv(file=self.path))
 
 
 class _Connection:
@@ -250,7 +259,7 @@ class ConnectionLimiter:
         del self._open[id(connection)]
         with contextlib.suppress(OSError):  # not SSLSocket.shutdown, which would also drop its TLS state
             socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
-        log.debug("connection closed: %s", why)
+        log.debug("connection closed: %s", why, extra=kv(reason=why))
 
     def wrap(self, connection: _Connection, context: ssl.SSLContext) -> ssl.SSLSocket:
         """The connection's socket wrapped for TLS (no handshake yet). Under the lock: once wrapped, the
@@ -296,11 +305,19 @@ class ConnectionLimiter:
 class ExporterServer(HTTPServer):
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, app: Exporter) -> None:
+    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, app: Exporter,
+                 adopted: socket.socket | None = None) -> None:
+        """Binds ``address``; or, given ``adopted`` (a listening socket systemd passed), serves that one."""
         self.address_family = family
         self.app = app
         self._emfile_logged = 0.0
-        super().__init__(address, Handler)  # type: ignore[arg-type] # _serve_connection makes the handlers
+        # _serve_connection makes the handlers
+        super().__init__(address, Handler, bind_and_activate=adopted is None)  # type: ignore[arg-type]
+        if adopted is not None:
+            self.socket.close()  # the unbound socket TCPServer made; the adopted one listens already
+            self.socket = adopted
+            self.server_address = adopted.getsockname()
+            self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def get_request(self) -> tuple[socket.socket, Any]:
         try:
@@ -311,7 +328,8 @@ class ExporterServer(HTTPServer):
                 if time.monotonic() - self._emfile_logged > 60:
                     self._emfile_logged = time.monotonic()
                     log.warning("out of file descriptors, dropping the oldest waiting connection: raise the "
-                                "open-file limit (LimitNOFILE) or lower --web.max-connections")
+                                "open-file limit (LimitNOFILE) or lower --web.max-connections",
+                                extra=kv(err=error.strerror))
                 self.app.connections.evict_oldest()
                 time.sleep(0.05)
             raise
@@ -320,7 +338,8 @@ class ExporterServer(HTTPServer):
         """One thread per admitted connection; the cap bounds the threads as well as the descriptors."""
         connection = self.app.connections.admit(request)
         if connection is None:
-            log.debug("connection from %s refused: every place is busy", client_address[0])
+            log.debug("connection from %s refused: every place is busy", client_address[0],
+                      extra=kv(client=client_address[0]))
             self.shutdown_request(request)
             return
         thread = threading.Thread(target=self._serve_connection, args=(request, client_address, connection),
@@ -344,7 +363,8 @@ class ExporterServer(HTTPServer):
                 try:
                     tls_sock.do_handshake()
                 except (ssl.SSLError, OSError) as error:
-                    log.debug("TLS handshake with %s failed: %s", client_address[0], error)
+                    log.debug("TLS handshake with %s failed", client_address[0],
+                              extra=kv(client=client_address[0], err=str(error)))
                     return
             Handler(sock, client_address, self, connection)
         except Exception:  # noqa: BLE001 - one connection's trouble never reaches the accept loop
@@ -356,7 +376,8 @@ class ExporterServer(HTTPServer):
                 request.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        log.debug("connection from %s ended with an error", client_address[0], exc_info=True)
+        log.debug("connection from %s ended with an error", client_address[0], exc_info=True,
+                  extra=kv(client=client_address[0]))
 
 
 class Limits(Record):
@@ -385,8 +406,9 @@ def fd_room(wanted: int, reserve: int = FD_RESERVE) -> int:
 
 class Exporter:
     def __init__(self, produce: Callable[[float], Report], telemetry_path: str, web_config: str | None,
-                 max_requests: int, limits: Limits | None = None) -> None:
-        """``produce(deadline)`` evaluates the host; ``deadline`` is a ``time.monotonic()`` value."""
+                 max_requests: int, limits: Limits | None = None, exporter_metrics: bool = True) -> None:
+        """``produce(deadline)`` evaluates the host; ``deadline`` is a ``time.monotonic()`` value.
+        ``exporter_metrics``: serve the process's own ``process_*`` and ``python_*`` metrics too."""
         self.limits = limits or Limits()
         self.evaluation = SharedEvaluation(produce, self.limits.max_stuck)
         self.telemetry_path = telemetry_path
@@ -395,10 +417,16 @@ class Exporter:
         room = fd_room(self.limits.max_connections)
         if room < self.limits.max_connections:
             log.warning("the open-file limit leaves room for %d connections, not %d (--web.max-connections): "
-                        "raise it (LimitNOFILE in the systemd unit)", room, self.limits.max_connections)
+                        "raise it (LimitNOFILE in the systemd unit)", room, self.limits.max_connections,
+                        extra=kv(connections=room, wanted=self.limits.max_connections))
         self.connections = ConnectionLimiter(room, self.limits.read_timeout)
         self.servers: list[ExporterServer] = []
         self._serving: list[threading.Thread] = []
+        self.own: Collector | None = None
+        if exporter_metrics:
+            from exporter.selfmetrics import ExporterMetrics
+
+            self.own = ExporterMetrics()  # made once: a scrape only reads the numbers
 
     def scrape_budget(self, header: str | None) -> float:
         """Seconds a scrape may take: the lower of Prometheus's X-Prometheus-Scrape-Timeout-Seconds (when
@@ -419,11 +447,20 @@ class Exporter:
     def registry(self, report: Report) -> CollectorRegistry:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(ReportCollector(lambda: report))
+        if self.own is not None:
+            registry.register(self.own)
         return registry
 
     def listen(self, address: str) -> ExporterServer:
         host, port, family = parse_listen_address(address)
         server = ExporterServer((host, port), family, self)
+        self.servers.append(server)
+        return server
+
+    def adopt(self, sock: socket.socket) -> ExporterServer:
+        """Serve on ``sock``, a listening TCP socket bound by someone else (systemd)."""
+        bound = sock.getsockname()
+        server = ExporterServer((str(bound[0]), int(bound[1])), sock.family, self, adopted=sock)
         self.servers.append(server)
         return server
 
@@ -490,7 +527,7 @@ class Handler(BaseHTTPRequestHandler):
         """Headers, then any body (read and dropped), all while the connection counts as waiting."""
         if not super().parse_request():
             return False
-        if self.command == "GET" and not self._drop_body():
+        if self.command in ("GET", "HEAD") and not self._drop_body():
             return False
         self.server.app.connections.busy(self.slot)
         return True
@@ -518,6 +555,10 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return False
         return True
+
+    def do_HEAD(self) -> None:
+        """The same status and headers as GET (the scrape runs, so Content-Length is the real one), no body."""
+        self.do_GET()
 
     def do_GET(self) -> None:
         app = self.server.app
@@ -564,11 +605,12 @@ class Handler(BaseHTTPRequestHandler):
             report = app.evaluation.get(time.monotonic() + budget)
             body = encoder(app.registry(report))
         except EvaluationUnavailable as error:
-            log.warning("scrape from %s answered 503: %s", self.client_address[0], error)
+            log.warning("scrape from %s answered 503", self.client_address[0],
+                        extra=kv(client=self.client_address[0], err=str(error)))
             self._send(503, f"{error}\n".encode(), "text/plain; charset=utf-8")
             return
         except Exception as error:  # the evaluation itself broke: say so, keep serving
-            log.error("scrape failed: %s", error, exc_info=log.isEnabledFor(logging.DEBUG))
+            log.error("scrape failed", exc_info=error, extra=kv(client=self.client_address[0]))
             self._send(500, f"scrape failed: {error}\n".encode(), "text/plain; charset=utf-8")
             return
         extra = {}
@@ -576,7 +618,9 @@ class Handler(BaseHTTPRequestHandler):
             body = gzip.compress(body, compresslevel=5)
             extra["Content-Encoding"] = "gzip"
         self._send(200, body, content_type, extra)
-        log.debug("scrape from %s took %.3f s", self.client_address[0], time.perf_counter() - started)
+        took = time.perf_counter() - started
+        log.debug("scrape from %s took %.3f s", self.client_address[0], took,
+                  extra=kv(client=self.client_address[0], seconds=round(took, 6)))
 
     def _send(self, code: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         """The whole answer in one write: headers and body in two would let Nagle's algorithm hold the
@@ -590,7 +634,15 @@ class Handler(BaseHTTPRequestHandler):
         elif self.request_version == "HTTP/1.0":
             # A 1.0 client that asked to keep the connection waits for the close unless told it is kept.
             head.append("Connection: keep-alive")
+        if self.command == "HEAD":
+            body = b""  # the headers (Content-Length included) are GET's; RFC 9110 section 9.3.2
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s", self.address_string(), self.requestline,
+                      extra=kv(client=self.address_string(), request=self.requestline,
+                               code=int(code) if isinstance(code, int) else code))
+
     def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), format % args, extra=kv(client=self.address_string()))

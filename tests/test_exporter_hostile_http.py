@@ -55,7 +55,7 @@ def _touch(path: Path, text: str) -> None:
 
 
 def _errors(log: Path, text: str) -> int:
-    return sum(1 for line in log.read_text().splitlines() if "level=ERROR" in line and text in line)
+    return sum(1 for line in log.read_text().splitlines() if "level=error" in line and text in line)
 
 
 # -- raw sockets -------------------------------------------------------------------
