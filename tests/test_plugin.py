@@ -321,3 +321,21 @@ def test_without_the_privilege_to_read_the_policy(healthy: LinuxTree) -> None:
                                "state unknown")
     # The path as it is on the host under test, not where the tree sits on this machine.
     assert "Why unknown: could not read policy evidence: permission denied: /opt/cisco/amp/etc/policy.xml." in lines[1]
+
+
+def test_the_plugins_own_timeout_is_one_unknown_line(healthy: LinuxTree, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """-t running out (nagiosplugin's alarm) ends in one UNKNOWN line in the plugin's own format, no traceback."""
+    import nagiosplugin
+
+    from checks import nagios
+
+    def hangs(self: object) -> None:
+        raise nagiosplugin.Timeout("3s")
+
+    monkeypatch.setattr(nagios.SecureEndpoint, "probe", hangs)
+    args, policy = nagios.parse_args(["--path.rootfs", str(healthy.root), "--state-file", "", "-t", "3", "-vv"])
+    with pytest.raises(SystemExit) as ended:
+        nagios.run(args, policy)
+    assert ended.value.code == 3
+    assert capsys.readouterr().out.splitlines() == ["SECURE ENDPOINT UNKNOWN - the check was stopped after 3 s (-t 3)"]
