@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import socket
+import socketserver
 import ssl
 import threading
 import time
@@ -311,13 +312,15 @@ class ExporterServer(HTTPServer):
         self.address_family = family
         self.app = app
         self._emfile_logged = 0.0
-        # _serve_connection makes the handlers
-        super().__init__(address, Handler, bind_and_activate=adopted is None)  # type: ignore[arg-type]
-        if adopted is not None:
-            self.socket.close()  # the unbound socket TCPServer made; the adopted one listens already
-            self.socket = adopted
-            self.server_address = adopted.getsockname()
-            self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
+        if adopted is None:
+            super().__init__(address, Handler)  # type: ignore[arg-type] # _serve_connection makes the handlers
+            return
+        # TCPServer.__init__ would make a socket of its own (a system call a unit's RestrictAddressFamilies=
+        # may refuse) only to drop it: the adopted socket is bound and listening already.
+        socketserver.BaseServer.__init__(self, address, Handler)  # type: ignore[arg-type]
+        self.socket = adopted
+        self.server_address = adopted.getsockname()
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def get_request(self) -> tuple[socket.socket, Any]:
         try:

@@ -65,7 +65,7 @@ def _listening(fd: int, name: str) -> socket.socket:
                                     f"{error.strerror or error}") from None
     problem = None
     if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        problem = f"is a {sock.family.name} socket; only TCP over IPv4 or IPv6 (ListenStream=[address:]port) is served"
+        problem = f"is an {sock.family.name} socket; only TCP over IPv4 or IPv6 (ListenStream=[address:]port) is served"
     elif sock.type != socket.SOCK_STREAM:
         problem = "is not a stream socket: use ListenStream=, not ListenDatagram="
     elif hasattr(socket, "SO_ACCEPTCONN") and not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
