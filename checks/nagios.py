@@ -361,16 +361,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     run(args, policy)
 
 
-class DutchLog(logging.Filter):
-    """Our log lines (the state file's) in Dutch, for ``--lang nl``."""
+class LogLines(logging.Formatter):
+    """Our log lines (the state file's) as the plugin prints them: in Dutch for ``--lang nl``. The record
+    itself is left as it is, for any other handler."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            args = record.args if isinstance(record.args, tuple) else ()
-            dutch = log_line_nl(record.msg, args)
+    def __init__(self, lang: str) -> None:
+        super().__init__("%(message)s")
+        self.lang = lang
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self.lang == "nl" and isinstance(record.msg, str):
+            dutch = log_line_nl(record.msg, record.args if isinstance(record.args, tuple) else ())
             if dutch is not None:
-                record.msg, record.args = dutch, ()
-        return True
+                return dutch
+        return super().format(record)
 
 
 def run(args: argparse.Namespace, policy: SeverityPolicy) -> None:
@@ -389,8 +393,7 @@ def _check(runtime: nagiosplugin.Runtime, args: argparse.Namespace, policy: Seve
     runtime.output = PluginOutput(runtime.logchan)
     # Our own warnings (a damaged state file, ...) go into the plugin output, not stderr.
     logging.getLogger("checks").addHandler(runtime.logchan)
-    if args.lang == "nl":
-        runtime.logchan.addFilter(DutchLog())
+    runtime.logchan.setFormatter(LogLines(args.lang))
     check = EndpointCheck(
         SecureEndpoint(args, policy),
         FaultContext(policy),
