@@ -32,11 +32,10 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import Collector
 
 from checks import __version__
 from checks.records import Record
@@ -44,6 +43,9 @@ from checks.report import Report
 from exporter import webconfig
 from exporter.collector import ReportCollector
 from exporter.logs import kv
+
+if TYPE_CHECKING:  # the module is imported only when the metrics are on
+    from exporter.selfmetrics import ExporterMetrics
 
 log = logging.getLogger("secure_endpoint_exporter")
 GRACE = 0.2  # seconds past a scrape's deadline before it is answered 503
@@ -425,7 +427,7 @@ class Exporter:
         self.connections = ConnectionLimiter(room, self.limits.read_timeout)
         self.servers: list[ExporterServer] = []
         self._serving: list[threading.Thread] = []
-        self.own: Collector | None = None
+        self.own: ExporterMetrics | None = None
         if exporter_metrics:
             from exporter.selfmetrics import ExporterMetrics
 
@@ -447,12 +449,20 @@ class Exporter:
         offset = self.limits.timeout_offset
         return timeout - offset if timeout > offset else timeout / 2
 
-    def registry(self, report: Report) -> CollectorRegistry:
+    def registry(self, report: Report, own: bool = True) -> CollectorRegistry:
+        """The report's metric families, and with ``own`` the exporter's (unless switched off)."""
         registry = CollectorRegistry(auto_describe=False)
         registry.register(ReportCollector(lambda: report))
-        if self.own is not None:
+        if own and self.own is not None:
             registry.register(self.own)
         return registry
+
+    def exposition(self, report: Report, accept: str) -> tuple[bytes, str]:
+        """The body and content type of a scrape that sent ``accept``."""
+        encoder, content_type = choose_encoder(accept)
+        if self.own is not None and self.own.writes(content_type):
+            return self.own.add_to(encoder(self.registry(report, own=False)), content_type), content_type
+        return encoder(self.registry(report)), content_type
 
     def listen(self, address: str) -> ExporterServer:
         host, port, family = parse_listen_address(address)
@@ -603,10 +613,9 @@ class Handler(BaseHTTPRequestHandler):
     def _metrics(self, app: Exporter) -> None:
         started = time.perf_counter()
         budget = app.scrape_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
-        encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
         try:
             report = app.evaluation.get(time.monotonic() + budget)
-            body = encoder(app.registry(report))
+            body, content_type = app.exposition(report, self.headers.get("Accept", ""))
         except EvaluationUnavailable as error:
             log.warning("scrape from %s answered 503", self.client_address[0],
                         extra=kv(client=self.client_address[0], err=str(error)))
