@@ -36,6 +36,7 @@ from tests.commands import run, script
 from tests.daemons import exporter, stop
 from tests.hosttree import LinuxTree
 from tests.test_exporter_http import get
+from tests.test_exporter_logfmt import parse_log
 
 
 def _hash(password: str, cost: int = 4) -> str:
@@ -55,7 +56,8 @@ def _touch(path: Path, text: str) -> None:
 
 
 def _errors(log: Path, text: str) -> int:
-    return sum(1 for line in log.read_text().splitlines() if "level=error" in line and text in line)
+    """Error records whose message holds ``text``; every line of the log must be a strict logfmt record."""
+    return sum(1 for record in parse_log(log.read_text()) if record["level"] == "error" and text in record["msg"])
 
 
 # -- raw sockets -------------------------------------------------------------------

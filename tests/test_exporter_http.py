@@ -19,6 +19,7 @@ import pytest
 from tests.commands import run
 from tests.daemons import exporter
 from tests.hosttree import LinuxTree, faults_status
+from tests.test_exporter_logfmt import parse_log
 from tests.test_exporter_once import samples, value
 
 
@@ -208,7 +209,9 @@ def test_tls_and_basic_auth(healthy: LinuxTree, tmp_path: Path, certs: Path) -> 
         # A broken edit is logged and the last good config stays.
         config.write_text("basic_auth_users: [\n")
         assert get(running.address, context=context, headers=_basic("prometheus", "n3w-secret"))[0] == 200
-    assert "web config not reloaded" in (tmp_path / "log").read_text()
+    records = parse_log((tmp_path / "log").read_text())  # every line strict logfmt
+    [refused] = [r for r in records if r["msg"].startswith("web config not reloaded")]
+    assert refused["level"] == "error" and refused["file"] == str(config) and "is not valid YAML" in refused["err"]
 
 
 def _openssl(*args: str) -> None:
