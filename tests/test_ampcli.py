@@ -164,3 +164,9 @@ def test_the_numeric_shapes_read_without_strptime_give_what_strptime_gives(
     text = shape.format(Y=f"{year:04d}", m=f"{month:0{width}d}", d=f"{day:0{width}d}", H=f"{hour:0{width}d}",
                         M=f"{minute:02d}", S=f"{second:02d}", p=meridiem)
     assert parse_time(text) == _strptime_time(" ".join(text.split()))
+
+
+@pytest.mark.parametrize("text", ["0001-01-01 00:00:00", "0001-01-01", "01/01/0001 00:00:00"])
+def test_a_time_before_unix_time_can_reach_is_unreadable_not_a_crash(text: str) -> None:
+    """Hypothesis found it: year 1 has no Unix time in a local zone, and strptime's path raised."""
+    assert parse_time(text) is None

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import CommandResult, Host, Running
 from checks.messages import said
 from checks.records import Record
+
+if TYPE_CHECKING:  # datetime is imported where a time is parsed: most runs never need it
+    from datetime import datetime
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +195,8 @@ def parse_time(text: str) -> float | None:
         from datetime import datetime
 
         try:
-            return datetime(*fields).timestamp()  # naive: local time, as above
-        except ValueError:
+            return _timestamp(datetime(*fields))
+        except ValueError:  # no such date
             return None
     return _strptime_time(value)
 
@@ -232,12 +236,21 @@ def _strptime_time(value: str) -> float | None:
             parsed = datetime.strptime(value, fmt)
         except ValueError:
             continue
-        return parsed.timestamp()  # naive: local time, as above
+        return _timestamp(parsed)
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed.timestamp()  # naive: local time, as above
+    return _timestamp(parsed)
+
+
+def _timestamp(moment: datetime) -> float | None:
+    """The Unix time of a naive (local) or aware datetime; None when the platform cannot give one (year 1
+    in a zone east of UTC falls before year 1)."""
+    try:
+        return moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 class Pending:
