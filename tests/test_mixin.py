@@ -106,6 +106,11 @@ def test_every_panel_query_returns_series(fleet: Fleet) -> None:
     prometheus = fleet.prometheus
     prometheus.wait_for("secure_endpoint_fault_active", 40)
     prometheus.wait_for("secure_endpoint_fault_check_success == 0", 1)
+    # The recording rules the fleet dashboard reads have their first values one rule evaluation after
+    # the first scrape: poll for them, then ask every panel's query once.
+    for rule in load_rules():
+        if "record" in rule:
+            prometheus.wait_for(rule["record"], 1)
     empty = []
     for uid, title, expr in _panel_queries():
         if not prometheus.query(expr):
