@@ -150,7 +150,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                         "--path.rootfs {path} is niet te gebruiken: {reason}"),
     "rootfs_not_dir": ("--path.rootfs {path} is not a directory", "--path.rootfs {path} is geen map"),
     "not_a_number": ("{value} is not a number", "{value} is geen getal"),
-    "not_positive": ("{value} must be greater than 0", "{value} moet groter zijn dan 0"),
+    "not_positive": ("{value} must be a number greater than 0 and at most 1e9",
+                     "{value} moet een getal groter dan 0 en hoogstens 1e9 zijn"),
     "empty_value": ("must not be empty", "mag niet leeg zijn"),
     # why evidence could not be read (collectors and readers)
     "permission_denied": ("permission denied: {path}", "toegang geweigerd: {path}"),

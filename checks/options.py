@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import stat
 
@@ -30,12 +31,16 @@ def type_error(key: str, **params: object) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(remember(said(key, **params)))
 
 
+# Past this a number of days or seconds means nothing, and days * 86400 would no longer be an integer.
+MAX_NUMBER = 1e9
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise type_error("not_a_number", value=repr(text)) from None
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)) or value > MAX_NUMBER:
         raise type_error("not_positive", value=repr(text))
     return value
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import threading
 import time
@@ -142,8 +143,8 @@ class OneLineFormatter(logging.Formatter):
             taken.add(name)
             found.append((name, value))
         if record.exc_info and record.exc_info[0] is not None:
-            if "err" not in taken:
-                found.append(("err", _exception_text(record.exc_info)))
+            # The exception's text is kept even when the caller said err= already.
+            found.append(("err" if "err" not in taken else "exc", _exception_text(record.exc_info)))
             if self.tracebacks:
                 found.append(("trace", "".join(traceback.format_exception(*record.exc_info)).rstrip()))
         if record.stack_info and self.tracebacks:
@@ -161,6 +162,9 @@ class OneLineFormatter(logging.Formatter):
 
 
 def _json_value(value: object) -> object:
+    """JSON has no NaN or infinity: such a float is written as the string Python gives it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)

@@ -598,8 +598,9 @@ def test_dutch_output_holds_no_english(tmp_path: Path, name: str) -> None:
     (["--ignore", "eighteen"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: argument --ignore: 'eighteen' "
                                "is geen fout-id of foutnaam uit de catalogus (id's 1 tot en met 19, namen zoals "
                                "scan_service_user_unavailable of not_installed)"),
-    (["--lang", "nl", "--ampcli-timeout", "0"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: argument "
-                                                "--ampcli-timeout: '0' moet groter zijn dan 0"),
+    (["--lang", "nl", "--ampcli-timeout", "0"],
+     "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: argument --ampcli-timeout: '0' moet een getal groter dan 0 "
+     "en hoogstens 1e9 zijn"),
     (["--critical", "8", "--warning", "8"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: fout 8 staat zowel "
                                             "bij --critical als bij --warning"),
     (["-t", "-2"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: --timeout mag niet negatief zijn"),

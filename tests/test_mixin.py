@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,8 @@ def _panel_queries() -> list[tuple[str, str, str]]:
     for uid in DASHBOARDS:
         for panel in dashboard(uid)["panels"]:
             for target in panel.get("targets", []):
-                expr = target["expr"].replace("$job", ".+").replace("$instance", ".+")
+                expr = (target["expr"].replace('instance="$instance"', 'instance=~".+"')
+                        .replace("$job", ".+").replace("$instance", ".+"))
                 found.append((uid, f'{panel["title"]} [{target["refId"]}]', expr))
     return found
 
@@ -164,3 +167,20 @@ def test_every_runbook_link_has_its_section() -> None:
         url = alert["annotations"]["runbook_url"]
         if url.startswith(catalog.PROJECT_RUNBOOK_URL):
             assert url.split("#", 1)[1] in sections, alert["alert"]
+
+
+def test_the_rules_alone_need_no_grafana_sdk(tmp_path: Path) -> None:
+    """Textfile users regenerate with their selector: --no-grafana works where the SDK cannot be imported."""
+    blocker = tmp_path / "blocker"
+    (blocker / "grafana_foundation_sdk").mkdir(parents=True)
+    (blocker / "grafana_foundation_sdk" / "__init__.py").write_text("raise ImportError('no SDK here')\n")
+    env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
+    command = [sys.executable, "-m", "exporter.generate", "--out", str(tmp_path / "out"), "--selector", 'job="node"']
+    refused = subprocess.run(command, capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
+    assert refused.returncode == 2 and "--no-grafana" in refused.stderr and "Traceback" not in refused.stderr
+    done = subprocess.run([*command, "--no-grafana"], capture_output=True, text=True, env=env, check=False,
+                          cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "rules").iterdir()) == [
+        "secure_endpoint.rules.test.yml", "secure_endpoint.rules.yml"]
+    assert not (tmp_path / "out" / "grafana").exists()

@@ -199,7 +199,9 @@ NOT_A_FAULT = "is not a fault id or name in the catalogue (ids 1 to 19, names su
     (["--critical", "event_monitoring_overloaded", "--warning", "18"],
      "fault 18 is given to both --critical and --warning"),
     (["--critical", "8", "--warning", "8"], "fault 8 is given to both --critical and --warning"),
-    (["--ampcli-timeout", "-1"], "argument --ampcli-timeout: '-1' must be greater than 0"),
+    (["--ampcli-timeout", "-1"], "argument --ampcli-timeout: '-1' must be a number greater than 0 and at most 1e9"),
+    (["--definitions-max-age", "inf"],
+     "argument --definitions-max-age: 'inf' must be a number greater than 0 and at most 1e9"),
     (["--lang", "de"], "argument --lang: invalid choice: 'de' (choose from 'en', 'nl')"),
 ])
 def test_bad_arguments(healthy: LinuxTree, args: list[str], reason: str) -> None:

@@ -9,7 +9,6 @@ from typing import Any
 
 import yaml
 
-from exporter.generate import fleet_dashboard, grafana_alerting, grafana_provisioning, host_dashboard
 from exporter.generate.common import (
     DEFAULT_FOR,
     DEFAULT_RUNBOOK,
@@ -33,12 +32,20 @@ def _json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False) + "\n"
 
 
-def files(options: Options) -> dict[str, str]:
-    """Every generated file: repository path -> text."""
+def prometheus_files(options: Options) -> dict[str, str]:
+    """The rules and their tests: repository path -> text. Needs no Grafana SDK."""
     return {
         "rules/secure_endpoint.rules.yml": _yaml(rules(options), "Prometheus alerting and recording rules."),
         "rules/secure_endpoint.rules.test.yml": _yaml(
             rule_tests(options, "secure_endpoint.rules.yml"), "promtool test rules secure_endpoint.rules.test.yml"),
+    }
+
+
+def grafana_files(options: Options) -> dict[str, str]:
+    """The dashboards and Grafana provisioning; imports grafana-foundation-sdk (the ``grafana`` extra)."""
+    from exporter.generate import fleet_dashboard, grafana_alerting, grafana_provisioning, host_dashboard
+
+    return {
         f"grafana/dashboards/{FLEET_UID}.json": _json(fleet_dashboard.dashboard(options)),
         f"grafana/dashboards/{HOST_UID}.json": _json(host_dashboard.dashboard(options)),
         "grafana/provisioning/dashboards/secure-endpoint.yml": _yaml(
@@ -52,6 +59,11 @@ def files(options: Options) -> dict[str, str]:
     }
 
 
+def files(options: Options) -> dict[str, str]:
+    """Every generated file: repository path -> text."""
+    return {**prometheus_files(options), **grafana_files(options)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m exporter.generate",
                                      description="Write the rules and Grafana files from the fault catalogue.")
@@ -63,8 +75,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--for-default", default=DEFAULT_FOR, help="'for' of fault alerts without their own")
     parser.add_argument("--grafana-datasource-uid", default="prometheus",
                         help="uid of the Prometheus data source the Grafana alert rules query")
+    parser.add_argument("--no-grafana", action="store_true",
+                        help="write only the Prometheus rules and their tests (no Grafana SDK needed)")
     options = parser.parse_args(argv, namespace=Options())
-    for rel, text in files(options).items():
+    written = prometheus_files(options)
+    if not options.no_grafana:
+        try:
+            written.update(grafana_files(options))
+        except ImportError as error:
+            parser.error(f"the Grafana files need grafana-foundation-sdk ({error}): pip install "
+                         "'secure-endpoint-monitoring[grafana]' (Python 3.11 or newer), or pass --no-grafana "
+                         "for the Prometheus rules alone")
+    for rel, text in written.items():
         path = Path(options.out) / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

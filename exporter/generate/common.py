@@ -28,6 +28,7 @@ class Options(argparse.Namespace):
     for_default: str = DEFAULT_FOR
     grafana_datasource_uid: str = "prometheus"
     out: str = "."
+    no_grafana: bool = False
 
 
 def all_faults() -> list[Fault]:

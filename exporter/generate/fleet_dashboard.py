@@ -25,7 +25,9 @@ JOB = 'job=~"$job"'  # recorded series keep job only: the fleet dashboard filter
 
 def _count_stat(title: str, description: str, expr: str, steps: tuple[tuple[float | None, str], ...]
                 = ((None, "green"), (1, "red"))) -> Any:
-    return stat_panel(title, description, f"{expr} or vector(0)", steps=steps)
+    """A count from a recording rule, which is there (0 included) whenever the job is: no data means the
+    rules do not run, not that all is well."""
+    return stat_panel(title, description, expr, steps=steps, no_value="no data: are the recording rules loaded?")
 
 
 def build(options: Options) -> Board:
@@ -42,15 +44,14 @@ def build(options: Options) -> Board:
     board.add(_count_stat("Hosts with active faults", "Hosts with at least one documented connector fault active.",
                           f"sum(secure_endpoint:hosts_with_active_faults:count{{{JOB}}})"), 4, 4)
     board.add(_count_stat("Not installed", "Hosts without the connector.",
-                          f"count(secure_endpoint_connector_installed{{{JOB}}} == 0)"), 4, 4)
+                          f"sum(secure_endpoint:hosts_not_installed:count{{{JOB}}})"), 4, 4)
     board.add(_count_stat("Not connected", "Hosts whose connector is not connected to the Secure Endpoint cloud.",
-                          f"count(secure_endpoint_connector_connected{{{JOB}}} == 0)"), 4, 4)
+                          f"sum(secure_endpoint:hosts_not_connected:count{{{JOB}}})"), 4, 4)
     board.add(_count_stat("Stale data", f"Hosts whose newest evaluation is older than {STALE_AFTER_SECONDS // 60} "
                           "minutes: their faults show old data.",
-                          f"count(time() - secure_endpoint_last_evaluation_timestamp_seconds{{{JOB}}}"
-                          f" > {STALE_AFTER_SECONDS})"), 4, 4)
+                          f"sum(secure_endpoint:hosts_stale:count{{{JOB}}})"), 4, 4)
     board.add(_count_stat("Scrapes failing", "Targets Prometheus cannot scrape (up is 0).",
-                          f"count(up{{{JOB}}} == 0)"), 4, 4)
+                          f"sum(secure_endpoint:targets_down:count{{{JOB}}})"), 4, 4)
 
     board.row("Faults")
     board.add(bar_gauge_panel("Hosts per active fault", "How many hosts have each fault active now.",

@@ -18,8 +18,10 @@ def dashboard_provider() -> dict[str, Any]:
 
 def datasource_example(options: Options) -> dict[str, Any]:
     """A Prometheus data source; change the url. Its uid must be --grafana-datasource-uid for the alert rules,
-    the dashboards pick theirs with the $datasource variable."""
+    the dashboards pick theirs with the $datasource variable. Its own name and no default flag: Grafana
+    matches provisioned data sources by name (one called "Prometheus" would rewrite a user's) and refuses to
+    start with two defaults."""
     return {"apiVersion": 1, "datasources": [{
-        "name": "Prometheus", "type": "prometheus", "uid": options.grafana_datasource_uid, "access": "proxy",
-        "url": "http://localhost:9090", "isDefault": True, "editable": False,
+        "name": "Prometheus (Secure Endpoint)", "type": "prometheus", "uid": options.grafana_datasource_uid,
+        "access": "proxy", "url": "http://localhost:9090", "isDefault": False, "editable": False,
         "jsonData": {"httpMethod": "POST", "timeInterval": "30s"}}]}

@@ -22,7 +22,8 @@ from exporter.generate.panels import (
     variables,
 )
 
-SEL = 'job=~"$job", instance=~"$instance"'
+# One host: matched exactly, since Grafana does not regex-escape a single value ([2001:db8::1]:9982).
+SEL = 'job=~"$job", instance="$instance"'
 OK_STEPS = ((None, "red"), (1, "green"))
 AGE_STEPS = ((None, "green"), (STALE_AFTER_SECONDS / 3, "orange"), (STALE_AFTER_SECONDS, "red"))
 

@@ -79,11 +79,11 @@ def health_alerts(options: Options) -> list[dict[str, Any]]:
         _health("MetricsVanished",
                 f"max_over_time(secure_endpoint_last_evaluation_timestamp_seconds{sel()}[1d]) "
                 f"unless secure_endpoint_last_evaluation_timestamp_seconds{sel()} "
-                f"unless on (job, instance) up{sel()} == 0", "10m", "warning",
+                f"and on (job, instance) up{sel()} == 1", "10m", "warning",
                 f"{HOST}: the Secure Endpoint metrics are gone",
                 "The host reported Secure Endpoint metrics in the last day and reports none now, while its target "
                 "is still up (the textfile was removed, or the collector turned off): the fault alerts resolved "
-                "without the faults being fixed. Remove the host from monitoring if it was retired on purpose.",
+                "without the faults being fixed. A host taken out of the scrape configuration does not raise it.",
                 "metrics-vanished", s),
         _health("CollectorFailing",
                 f"secure_endpoint_scrape_collector_success{sel('collector!=' + json.dumps('connector_status'))}"
@@ -151,6 +151,15 @@ def recording_rules(options: Options) -> list[dict[str, Any]]:
          "expr": f"count by (job) (secure_endpoint_connector_installed{sel})"},
         {"record": "secure_endpoint:hosts_with_active_faults:count",
          "expr": f"sum by (job) (max by (job, instance) (secure_endpoint_fault_active{sel}))"},
+        # `== bool` keeps a 0 for every job, so a count of none is 0, not an empty result.
+        {"record": "secure_endpoint:hosts_not_installed:count",
+         "expr": f"sum by (job) (secure_endpoint_connector_installed{sel} == bool 0)"},
+        {"record": "secure_endpoint:hosts_not_connected:count",
+         "expr": f"sum by (job) (secure_endpoint_connector_connected{sel} == bool 0)"},
+        {"record": "secure_endpoint:hosts_stale:count",
+         "expr": f"sum by (job) (time() - secure_endpoint_last_evaluation_timestamp_seconds{sel} "
+                 f"> bool {STALE_AFTER_SECONDS})"},
+        {"record": "secure_endpoint:targets_down:count", "expr": f"sum by (job) (up{sel} == bool 0)"},
     ]
     for severity in Severity:
         ids = json.dumps("|".join(severity_ids(severity)))

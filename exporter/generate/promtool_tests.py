@@ -120,17 +120,20 @@ def severity_change_test(options: Options) -> dict[str, Any]:
 
 def vanished_test(options: Options) -> dict[str, Any]:
     """A host whose metrics stop after 20 minutes while its target stays up raises MetricsVanished 10 minutes
-    later; one that keeps reporting, and one whose target went down (ExporterDown's case), never do."""
+    later; one that keeps reporting, one whose target went down (ExporterDown's case) and one taken out of
+    the scrape configuration (its ``up`` gone too) never do."""
     base = _selector_labels(options)
     rule = next(r for r in health_alerts(options) if r["alert"] == PREFIX + "MetricsVanished")
-    gone, kept, down = ({**base, "instance": f"{name}:9982"} for name in ("gone", "kept", "down"))
+    gone, kept, down, retired = ({**base, "instance": f"{name}:9982"} for name in ("gone", "kept", "down", "retired"))
     return {
         "interval": "1m",
         "input_series": [
             _series("secure_endpoint_last_evaluation_timestamp_seconds", gone, "0+60x20 _x20"),
             _series("secure_endpoint_last_evaluation_timestamp_seconds", kept, "0+60x40"),
             _series("secure_endpoint_last_evaluation_timestamp_seconds", down, "0+60x20 _x20"),
+            _series("secure_endpoint_last_evaluation_timestamp_seconds", retired, "0+60x20 _x20"),
             _series("up", gone, "1x40"), _series("up", kept, "1x40"), _series("up", down, "1x20 0x20"),
+            _series("up", retired, "1x20 _x20"),
         ],
         "alert_rule_test": [
             # Prometheus keeps a vanished series for 5 minutes (staleness), then the 10-minute ``for`` runs.
