@@ -310,3 +310,12 @@ class LinuxTree(Tree):
         self.daemons()
         return self
 
+
+
+def pid_of(tree: LinuxTree, name: str) -> int:
+    """The pid of the fixture process called ``name``."""
+    for entry in (tree.root / "proc").iterdir():
+        comm = entry / "comm"
+        if comm.is_file() and comm.read_text().strip() == name:
+            return int(entry.name)
+    raise AssertionError(f"no {name} in the tree")

@@ -24,7 +24,7 @@ import pytest
 
 from tests import bplist, unprivileged
 from tests.commands import script
-from tests.hosttree import LinuxTree
+from tests.hosttree import LinuxTree, pid_of
 from tests.mactree import NETWORK, SECURITY, SERVICE, TCC, MacTree, extension
 
 MEMORY_LIMIT = 512 << 20  # address space: a healthy run needs well under 300 MiB
@@ -131,14 +131,6 @@ def _device(path: Path, minor: int) -> None:
     os.mknod(path, 0o644 | stat.S_IFCHR, os.makedev(1, minor))
 
 
-def _pid_of(tree: LinuxTree, name: str) -> int:
-    for entry in (tree.root / "proc").iterdir():
-        comm = entry / "comm"
-        if comm.is_file() and comm.read_text().strip() == name:
-            return int(entry.name)
-    raise AssertionError(f"no {name} in the tree")
-
-
 @pytest.fixture
 def linux(tmp_path: Path) -> LinuxTree:
     return LinuxTree(tmp_path / "host").healthy()
@@ -190,7 +182,7 @@ def test_a_fifo_fails_its_collector_and_the_rest_answers(linux: LinuxTree, rel: 
 
 @pytest.mark.parametrize("kind", ["fifo", "zero", "urandom"])
 def test_special_files_in_proc(linux: LinuxTree, kind: str) -> None:
-    path = linux.root / f"proc/{_pid_of(linux, 'ampscansvc')}/stat"
+    path = linux.root / f"proc/{pid_of(linux, 'ampscansvc')}/stat"
     if kind == "fifo":
         _fifo(path)
     else:
@@ -205,7 +197,7 @@ def test_special_files_in_proc(linux: LinuxTree, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["fifo", "zero"])
 def test_a_special_comm_is_never_opened(linux: LinuxTree, kind: str) -> None:
     """The name comes from proc/<pid>/stat; comm, where a FIFO would block an open, is not read at all."""
-    path = linux.root / f"proc/{_pid_of(linux, 'ampscansvc')}/comm"
+    path = linux.root / f"proc/{pid_of(linux, 'ampscansvc')}/comm"
     if kind == "fifo":
         _fifo(path)
     else:
@@ -415,7 +407,7 @@ def test_a_process_folder_linked_out_of_the_root_is_not_believed(linux: LinuxTre
 
 # -- 7. no wrong clears ------------------------------------------------------------------------------
 def _state_of(tree: LinuxTree, name: str, state: str) -> None:
-    path = tree.root / f"proc/{_pid_of(tree, name)}/stat"
+    path = tree.root / f"proc/{pid_of(tree, name)}/stat"
     fields = path.read_text().split(" ")
     fields[2] = state
     path.write_text(" ".join(fields))

@@ -22,7 +22,7 @@ from checks import messages
 from checks.messages import TEMPLATES, foreign, log_line_nl, os_reason
 from tests import bplist
 from tests.commands import run, script
-from tests.hosttree import LinuxTree, faults_status
+from tests.hosttree import LinuxTree, faults_status, pid_of
 from tests.mactree import NETWORK, SECURITY, SERVICE, TCC, MacTree, extension
 
 DAY = 86400.0
@@ -123,14 +123,6 @@ def _linux(base: Path) -> LinuxTree:
 
 def _mac(base: Path) -> MacTree:
     return MacTree(base / "mac").healthy()
-
-
-def _pid_of(tree: LinuxTree, name: str) -> int:
-    for entry in (tree.root / "proc").iterdir():
-        comm = entry / "comm"
-        if comm.is_file() and comm.read_text().strip() == name:
-            return int(entry.name)
-    raise AssertionError(f"no {name} in the tree")
 
 
 @scenario("healthy")
@@ -348,7 +340,7 @@ def _no_btime(base: Path) -> tuple[Path, list[str]]:
 @scenario("proc_pid_stat_garbage")
 def _pid_stat_garbage(base: Path) -> tuple[Path, list[str]]:
     tree = _linux(base)
-    tree.write(f"proc/{_pid_of(tree, 'ampscansvc')}/stat", "garbage\n")
+    tree.write(f"proc/{pid_of(tree, 'ampscansvc')}/stat", "garbage\n")
     return tree.root, []
 
 
@@ -394,7 +386,7 @@ def _fifos(base: Path) -> tuple[Path, list[str]]:
 @scenario("devices")
 def _devices(base: Path) -> tuple[Path, list[str]]:
     tree = _linux(base)
-    _device(tree.root / f"proc/{_pid_of(tree, 'ampscansvc')}/stat")
+    _device(tree.root / f"proc/{pid_of(tree, 'ampscansvc')}/stat")
     _device(tree.root / "etc/os-release")
     return tree.root, []
 
