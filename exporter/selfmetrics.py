@@ -89,8 +89,11 @@ class PortableProcessCollector(Collector):
 
 
 def process_collector(proc: str = PROC) -> Collector:
-    """prometheus_client's ProcessCollector where ``proc``/self can be read, else the portable one."""
-    if os.path.exists(os.path.join(proc, "self", "stat")) and os.path.exists(os.path.join(proc, "stat")):
+    """prometheus_client's ProcessCollector where ``proc``/self can be read, else the portable one.
+
+    This is the exporter's own process, not the host under test: a /proc/self that cannot be read
+    (absent on macOS, or denied) only means the portable collector serves the same names."""
+    if all(os.access(os.path.join(proc, *parts), os.R_OK) for parts in (("self", "stat"), ("stat",))):
         return ProcessCollector(proc=proc, registry=None)
     return PortableProcessCollector()
 
