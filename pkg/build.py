@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""Builds every package of a release into dist/: wheel and sdist, .deb, .rpm (and the macOS package
+when pkg/macos_pkg.py is there).
+
+    python3 pkg/build.py [--arch amd64|arm64] [--dist DIR]
+    python3 pkg/build.py --lock      # re-resolve pkg/requirements.lock from pyproject.toml
+
+Needs Python 3.9+ with pip, dpkg-deb and rpmbuild; no root. The build tools (``build``, setuptools) and
+the dependency wheels come from PyPI. docs/packaging.md says why it is done this way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "pkg"
+LOCK = PKG / "requirements.lock"
+TOOLS = PKG / "build-tools.txt"
+NAME = "secure-endpoint-monitoring"
+LIBDIR = "usr/lib/secure-endpoint-monitoring"
+# --arch spelling (Debian's or RPM's) -> (Debian architecture, RPM architecture)
+ARCHES = {"amd64": ("amd64", "x86_64"), "x86_64": ("amd64", "x86_64"),
+          "arm64": ("arm64", "aarch64"), "aarch64": ("arm64", "aarch64")}
+# The oldest CPython the packages run on; the dependency wheels are chosen for it (abi3 where compiled).
+PYTHON = "3.9"
+UNITS = ["secure-endpoint-exporter.service", "secure-endpoint-exporter.socket",
+         "secure-endpoint-exporter-textfile.service", "secure-endpoint-exporter-textfile.timer"]
+LAUNCHERS = {
+    "check_secure_endpoint": (
+        "check_secure_endpoint",
+        'sys.stdout.write("SECURE ENDPOINT UNKNOWN - check_secure_endpoint needs Python 3.9 or later, found "'
+        ' + sys.version.split()[0] + " (RHEL 8: dnf install python39)\\n")',
+        'echo "SECURE ENDPOINT UNKNOWN - check_secure_endpoint needs Python 3.9 or later: none found'
+        ' (RHEL 8: dnf install python39)"'),
+    "secure-endpoint-exporter": (
+        "secure_endpoint_exporter",
+        'sys.stderr.write("secure-endpoint-exporter: needs Python 3.9 or later, found "'
+        ' + sys.version.split()[0] + " (RHEL 8: dnf install python39)\\n")',
+        'echo "secure-endpoint-exporter: needs Python 3.9 or later: none found (RHEL 8: dnf install python39)" >&2'),
+}
+
+
+def log(message: str) -> None:
+    print(f"build.py: {message}", file=sys.stderr, flush=True)
+
+
+def run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    """Runs one step; its own output shows only when it fails, so a build prints one line per step."""
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    if done.returncode != 0:
+        sys.exit(f"build.py: {' '.join(map(str, command))} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+
+
+def version() -> str:
+    """checks.__version__, read as text: importing checks would need its dependencies on this Python."""
+    text = (ROOT / "checks" / "__init__.py").read_text()
+    found = re.search(r'^__version__ = "([^"]+)"', text, re.M)
+    if found is None:
+        sys.exit("build.py: no __version__ in checks/__init__.py")
+    return found.group(1)
+
+
+def source_date_epoch() -> str:
+    """The last commit's time, so that archives made twice from one commit carry the same timestamps."""
+    if "SOURCE_DATE_EPOCH" in os.environ:
+        return os.environ["SOURCE_DATE_EPOCH"]
+    done = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct"], capture_output=True, text=True,
+                          check=False)
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else str(int(time.time()))
+
+
+def pip(*args: str | Path) -> list[str | Path]:
+    return [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
+
+
+def python_packages(work: Path, dist: Path, env: dict[str, str]) -> tuple[Path, Path]:
+    """sdist, then the wheel built from that sdist (PyPA's build does so), with pinned tools and no isolation."""
+    tools = work / "tools"
+    run(*pip("install", "--quiet", "--target", tools, "-r", TOOLS), env=env)
+    tool_env = {**env, "PYTHONPATH": str(tools)}
+    out = work / "python"
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT, env=tool_env)
+    wheel = next(out.glob("*.whl"))
+    sdist = next(out.glob("*.tar.gz"))
+    for path in (wheel, sdist):
+        shutil.copy2(path, dist / path.name)
+    return dist / wheel.name, dist / sdist.name
+
+
+def private_lib(lib: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
+    """The locked dependencies and our wheel, as pip installs them for CPython 3.9 on manylinux2014."""
+    target = ("--only-binary=:all:", f"--platform=manylinux2014_{rpm_arch}", f"--python-version={PYTHON}",
+              "--implementation=cp", "--no-compile", "--no-deps", "--quiet", "--target", lib)
+    run(*pip("install", *target, "--require-hashes", "-r", LOCK), env=env)
+    run(*pip("install", *target, wheel), env=env)
+    shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts with this build's interpreter in them
+    # PyYAML's C extension is built per Python version (cp39 here); yaml falls back to its pure-Python
+    # loader without it, so every version runs the same code.
+    for extension in (lib / "yaml").glob("_yaml*.so"):
+        extension.unlink()
+    for cache in list(lib.rglob("__pycache__")):
+        shutil.rmtree(cache)
+    for path in lib.rglob("*"):
+        path.chmod(0o755 if path.is_dir() or path.suffix == ".so" else 0o644)
+
+
+def stage_common(tree: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
+    """What both packages hold at the same paths."""
+    template = (PKG / "linux" / "launcher.sh.in").read_text()
+    (tree / "usr/bin").mkdir(parents=True)
+    for name, (entry, fail_py, fail_sh) in LAUNCHERS.items():
+        text = (template.replace("@NAME@", name).replace("@ENTRY@", entry)
+                .replace("@FAIL_PY@", fail_py).replace("@FAIL_SH@", fail_sh))
+        path = tree / "usr/bin" / name
+        path.write_text(text)
+        path.chmod(0o755)
+    libdir = tree / LIBDIR
+    private_lib(libdir / "lib", wheel, rpm_arch, env)
+    shutil.copy(PKG / "linux" / "textfile-link", libdir / "textfile-link")
+    (libdir / "textfile-link").chmod(0o755)
+    (libdir / "systemd").mkdir()
+    shutil.copy(ROOT / "deploy/systemd/secure-endpoint-exporter.service.d/socket-activation.conf",
+                libdir / "systemd" / "socket-activation.conf")
+    units = tree / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    for unit in UNITS:
+        shutil.copy(ROOT / "deploy/systemd" / unit, units / unit)
+    doc = tree / "usr/share/doc" / NAME
+    doc.mkdir(parents=True)
+    shutil.copy(PKG / "linux" / "copyright", doc / "copyright")
+    (tree / "etc/secure-endpoint-monitoring").mkdir(parents=True)
+    for path in [tree, *tree.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+        elif not path.is_symlink() and path.parent.name != "bin" and path.name != "textfile-link" \
+                and path.suffix != ".so":
+            path.chmod(0o644)
+
+
+def stage_for(common: Path, tree: Path, nagios: str, config: str) -> None:
+    """A copy of the common tree plus the paths that differ between Debian and RHEL."""
+    shutil.copytree(common, tree, symlinks=True)
+    plugins = tree / nagios
+    plugins.mkdir(parents=True)
+    depth = len(Path(nagios).parts)
+    (plugins / "check_secure_endpoint").symlink_to("../" * (depth - 1) + "bin/check_secure_endpoint")
+    conf = tree / config
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(PKG / "linux" / "secure-endpoint-exporter.conf", conf)
+    conf.chmod(0o644)
+    for path in [conf.parent, plugins, *plugins.parents]:
+        if path.is_relative_to(tree):
+            path.chmod(0o755)
+
+
+def deb(common: Path, work: Path, dist: Path, deb_arch: str, ver: str, env: dict[str, str]) -> Path:
+    tree = work / "deb"
+    stage_for(common, tree, "usr/lib/nagios/plugins", "etc/default/secure-endpoint-exporter")
+    control = tree / "DEBIAN"
+    control.mkdir()
+    size = sum(p.lstat().st_size for p in tree.rglob("*") if not p.is_dir()) // 1024 + 1
+    (control / "control").write_text((PKG / "deb" / "control.in").read_text()
+                                     .replace("@VERSION@", ver).replace("@ARCH@", deb_arch)
+                                     .replace("@SIZE@", str(size)))
+    (control / "conffiles").write_text("/etc/default/secure-endpoint-exporter\n")
+    for script in ("postinst", "prerm", "postrm"):
+        shutil.copy(PKG / "deb" / script, control / script)
+        (control / script).chmod(0o755)
+    for path in (control / "control", control / "conffiles"):
+        path.chmod(0o644)
+    control.chmod(0o755)
+    out = dist / f"{NAME}_{ver}_{deb_arch}.deb"
+    run("dpkg-deb", "--root-owner-group", "-Zxz", "--build", tree, out, env=env)
+    return out
+
+
+def rpm(common: Path, work: Path, dist: Path, rpm_arch: str, ver: str, env: dict[str, str]) -> Path:
+    tree = work / "rpm-tree"
+    stage_for(common, tree, "usr/lib64/nagios/plugins", "etc/sysconfig/secure-endpoint-exporter")
+    (tree / "var/lib/secure-endpoint-exporter/textfile").mkdir(parents=True)
+    for path in (tree / "var", tree / "var/lib", tree / "var/lib/secure-endpoint-exporter",
+                 tree / "var/lib/secure-endpoint-exporter/textfile"):
+        path.chmod(0o755)
+    top = work / "rpmbuild"
+    run("rpmbuild", "-bb", "--quiet", "--target", f"{rpm_arch}-linux", "--define", f"_topdir {top}",
+        "--define", f"stage {tree}", "--define", f"pkgversion {ver}", "--define", "_binary_payload w6.xzdio",
+        "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
+        PKG / "rpm" / f"{NAME}.spec", env=env)
+    built = next((top / "RPMS" / rpm_arch).glob("*.rpm"))
+    out = dist / built.name
+    shutil.copy2(built, out)
+    return out
+
+
+def macos(dist: Path, wheel: Path, ver: str) -> list[Path]:
+    """The macOS helper's build(), when its module is in the tree (imported by path: pkg/ is no package)."""
+    path = PKG / "macos_pkg.py"
+    if not path.exists():
+        return []
+    spec = importlib.util.spec_from_file_location("macos_pkg", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    built: list[Path] = module.build(dist, wheel, ver)
+    return built
+
+
+def lock() -> None:
+    """Resolves pyproject's dependencies for CPython 3.9 on both architectures and writes the lock with
+    the hash of every wheel either architecture installs."""
+    text = (ROOT / "pyproject.toml").read_text()
+    block = re.search(r"^dependencies = \[(.*?)\]", text, re.M | re.S)
+    if block is None:
+        sys.exit("build.py: no dependencies in pyproject.toml")
+    wanted = re.findall(r'"([^"]+)"', block.group(1))
+    hashes: dict[str, set[str]] = {}
+    pins: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for _, rpm_arch in sorted(set(ARCHES.values())):
+            folder = Path(scratch) / rpm_arch
+            run(*pip("download", "--quiet", "--only-binary=:all:", f"--platform=manylinux2014_{rpm_arch}",
+                     f"--python-version={PYTHON}", "--implementation=cp", "-d", folder, *wanted))
+            for wheel in folder.glob("*.whl"):
+                name, ver = wheel.name.split("-")[:2]
+                name = re.sub(r"[-_.]+", "-", name).lower()
+                if pins.setdefault(name, ver) != ver:
+                    sys.exit(f"build.py: {name} resolves to {pins[name]} and {ver} on different architectures")
+                hashes.setdefault(name, set()).add(hashlib.sha256(wheel.read_bytes()).hexdigest())
+    lines = ["# The private dependencies of the .deb and .rpm: pyproject's dependencies resolved for CPython 3.9",
+             "# on manylinux2014 x86_64 and aarch64 (one hash per wheel). Written by: python3 pkg/build.py --lock"]
+    for name in sorted(pins):
+        lines.append(f"{name}=={pins[name]} \\")
+        lines.append(" \\\n".join(f"    --hash=sha256:{h}" for h in sorted(hashes[name])))
+    LOCK.write_text("\n".join(lines) + "\n")
+    log(f"wrote {LOCK.relative_to(ROOT)}: " + ", ".join(f"{n}=={v}" for n, v in sorted(pins.items())))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--arch", choices=sorted(ARCHES), default="amd64", help="target architecture")
+    parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the packages go (default dist/)")
+    parser.add_argument("--lock", action="store_true", help="rewrite pkg/requirements.lock and exit")
+    args = parser.parse_args(argv)
+    if args.lock:
+        lock()
+        return
+    missing = [tool for tool in ("dpkg-deb", "rpmbuild") if shutil.which(tool) is None]
+    if missing:
+        sys.exit(f"build.py: {' and '.join(missing)} missing (Debian: apt-get install dpkg-dev rpm)")
+    deb_arch, rpm_arch = ARCHES[args.arch]
+    ver = version()
+    dist = args.dist.resolve()
+    dist.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SOURCE_DATE_EPOCH": source_date_epoch(), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    env.pop("PYTHONPATH", None)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sem-build-") as scratch:
+        work = Path(scratch)
+        wheel, sdist = python_packages(work, dist, env)
+        log(f"{wheel.name}, {sdist.name}")
+        common = work / "common"
+        stage_common(common, wheel, rpm_arch, env)
+        built = [wheel, sdist, deb(common, work, dist, deb_arch, ver, env),
+                 rpm(common, work, dist, rpm_arch, ver, env)]
+    built += macos(dist, wheel, ver)
+    for path in built:
+        print(path)
+    log(f"{len(built)} files in {time.monotonic() - start:.1f} s")
+
+
+if __name__ == "__main__":
+    main()
