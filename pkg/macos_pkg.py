@@ -149,7 +149,8 @@ def stage(kit: Path, wheel: Path, version: str, pip: list[str] | None = None) ->
     write(home / "uninstall.sh", substitute((TEMPLATES / "uninstall.sh").read_text(), version), EXECUTABLE)
     write(home / "VERSION", f"{version}\n")
     with ThreadPoolExecutor(len(PLATFORMS)) as pool:  # mostly waiting on the network: both at once
-        jobs = [pool.submit(pip_install, home / "lib" / arch, wheel, platform, pip) for arch, platform in PLATFORMS.items()]
+        jobs = [pool.submit(pip_install, home / "lib" / arch, wheel, platform, pip)
+                for arch, platform in PLATFORMS.items()]
         for job in jobs:
             job.result()
     daemon = payload / "Library" / "LaunchDaemons" / PLIST.name

@@ -63,7 +63,7 @@ def extra_arguments(path: str) -> list[str]:
 
 def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else ""
-    if sys.version_info < (3, 9):
+    if sys.version_info < (3, 9):  # noqa: UP036 - this file meets older interpreters, to name them
         fail(command or "launch.py", f"Python {sys.version.split()[0]} at {sys.executable} is older than 3.9: "
              f"install the Command Line Tools (xcode-select --install) or name another in {HOME}/etc/python")
     lib = library()

@@ -1,0 +1,278 @@
+"""The macOS kit (pkg/macos_pkg.py) built on this host: the tree the package installs, its scripts, the
+profile, and the installed launcher run here against copies of Macs.
+
+Building fetches the macOS wheels from PyPI. Without the network the tests are skipped with pip's
+reason, except under CI=true, where that is a failure. pkgbuild, launchd and TCC need a Mac: what
+they do is described in docs/macos.md and not checked here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import plistlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from tests.mactree import MacTree
+
+ROOT = Path(__file__).resolve().parent.parent
+VERSION = "0.1.0"
+KIT = f"secure-endpoint-monitoring-{VERSION}-macos"
+HOME = "Library/Application Support/secure-endpoint-monitoring"
+IGNORE = ["--ignore", "6,7,daemon_not_running"]  # processes of a copied Mac cannot be read (docs/macos.md)
+PERFDATA = (r"active={a};;;0;12 critical={a};;;0;16 definitions_age=\d+s;604800;;0 "
+            r"unknown=0;;;0;16 warning=0;;;0;16")
+
+
+def load() -> ModuleType:
+    """pkg/ is no package: load the builder by its path, as pkg/build.py does."""
+    spec = importlib.util.spec_from_file_location("macos_pkg", ROOT / "pkg" / "macos_pkg.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+macos_pkg = load()
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"the macOS kit could not be built under CI: {reason}")
+    pytest.skip(f"the macOS kit could not be built (network or pip): {reason}")
+
+
+def python39() -> str:
+    """A Python 3.9 when this host has one (the Mac's version), else the one running the tests."""
+    pyenv = sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9"))  # not pyenv's shim, which needs $PATH
+    return str(pyenv[0]) if pyenv else shutil.which("python3.9") or sys.executable
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Our wheel from a copy of the sources (the shared tree gets no build/), then the kit, unpacked."""
+    tmp = tmp_path_factory.mktemp("macos")
+    source = tmp / "source"
+    for name in ("checks", "exporter"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp / "wheels"),
+                           str(source)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        unavailable(done.stderr.strip()[-2000:])
+    wheel = next((tmp / "wheels").glob("*.whl"))
+    try:
+        outputs = macos_pkg.build(tmp / "dist", wheel, VERSION)
+    except RuntimeError as error:
+        unavailable(str(error)[-2000:])
+    tarball, profile = outputs
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tmp / "x", filter="data")
+    return {"tarball": tarball, "profile": profile, "kit": tmp / "x" / KIT, "tmp": tmp}
+
+
+@pytest.fixture(scope="module")
+def installed(built: dict[str, Path]) -> Path:
+    """The payload copied onto a target volume, then the package's postinstall run for that volume."""
+    target = built["tmp"] / "volume"
+    shutil.copytree(built["kit"] / "payload", target, symlinks=True)
+    run_script(built["kit"] / "scripts" / "postinstall", target)
+    return target
+
+
+def run_script(script: Path, target: Path) -> subprocess.CompletedProcess[str]:
+    """As Installer calls them: package path, install location, target volume, volume root."""
+    done = subprocess.run(["/bin/sh", str(script), "/tmp/x.pkg", "/", str(target), "/"],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def mac(tmp_path: Path, fault: bool) -> Path:
+    tree = MacTree(tmp_path / "mac").healthy()
+    if fault:
+        tree.tcc({"com.cisco.endpoint.svc": False, "com.cisco.endpoint.svc.securityextension": True})
+    return tree.root
+
+
+def run(command: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(command), *args], capture_output=True, text=True, check=False, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", **(env or {})})
+
+
+def macho(path: Path) -> str:
+    """The CPU of a thin 64-bit Mach-O file, or "universal" for a fat one."""
+    head = path.read_bytes()[:8]
+    if head[:4] == b"\xca\xfe\xba\xbe":
+        return "universal"
+    assert head[:4] == b"\xcf\xfa\xed\xfe", f"{path.name} is no Mach-O file"
+    return {0x01000007: "x86_64", 0x0100000C: "arm64"}[int.from_bytes(head[4:8], "little")]
+
+
+def test_payload_holds_the_program_for_both_architectures(built: dict[str, Path]) -> None:
+    home = built["kit"] / "payload" / HOME
+    assert sorted(p.name for p in home.iterdir()) == ["VERSION", "bin", "lib", "libexec", "uninstall.sh"]
+    assert sorted(p.name for p in (home / "bin").iterdir()) == ["check_secure_endpoint", "secure-endpoint-exporter"]
+    assert (home / "VERSION").read_text() == f"{VERSION}\n"
+    for arch in ("arm64", "x86_64"):
+        lib = home / "lib" / arch
+        for package in ("checks", "exporter", "prometheus_client", "nagiosplugin", "psutil", "yaml", "bcrypt"):
+            assert (lib / package / "__init__.py").is_file(), f"{package} missing for {arch}"
+        assert not (lib / "bin").exists() and not list(lib.rglob("__pycache__")) and not list(lib.rglob("*.pyc"))
+        compiled = list(lib.rglob("*.so"))
+        assert {p.parent.name for p in compiled} >= {"psutil", "yaml", "bcrypt"}
+        assert {macho(p) for p in compiled} <= {arch, "universal"}
+        assert (lib / "psutil" / "_psutil_osx.abi3.so").is_file()  # the macOS build, not Linux's
+    assert (built["kit"] / "payload" / "Library" / "Logs" / "secure-endpoint-monitoring").is_dir()
+
+
+def test_tarball_is_root_wheel_with_package_modes(built: dict[str, Path]) -> None:
+    with tarfile.open(built["tarball"]) as tar:
+        members = {m.name.removeprefix(f"{KIT}/"): m for m in tar.getmembers()}
+    assert {(m.uname, m.gname, m.uid, m.gid) for m in members.values()} == {("root", "wheel", 0, 0)}
+    executable = {f"payload/{HOME}/bin/check_secure_endpoint", f"payload/{HOME}/bin/secure-endpoint-exporter",
+                  f"payload/{HOME}/uninstall.sh", "scripts/preinstall", "scripts/postinstall", "build-pkg.sh"}
+    for name in executable:
+        assert members[name].mode == 0o755, name
+    plist = "payload/Library/LaunchDaemons/com.github.secure-endpoint-monitoring.exporter.plist"
+    assert members[plist].mode == 0o644
+    assert members[f"payload/{HOME}/libexec/launch.py"].mode == 0o644
+    assert {m.mode for m in members.values() if m.isdir()} == {0o755}
+    others = {n: m.mode for n, m in members.items() if m.isfile() and n not in executable}
+    assert set(others.values()) == {0o644, 0o755}
+    assert {n for n, mode in others.items() if mode == 0o755} == {n for n in others if n.endswith(".so")}
+
+
+def test_launch_daemon_is_the_repository_plist_and_runs_the_installed_launcher(built: dict[str, Path]) -> None:
+    source = ROOT / "deploy" / "launchd" / "com.github.secure-endpoint-monitoring.exporter.plist"
+    daemon = built["kit"] / "payload" / "Library" / "LaunchDaemons" / source.name
+    assert daemon.read_bytes() == source.read_bytes()
+    plist: dict[str, Any] = plistlib.loads(daemon.read_bytes())
+    assert plist["Label"] == daemon.stem
+    program = plist["ProgramArguments"][0]
+    assert program == f"/{HOME}/bin/secure-endpoint-exporter"
+    assert (built["kit"] / "payload" / program.lstrip("/")).is_file()
+    assert plist["EnvironmentVariables"]["SECURE_ENDPOINT_EXPORTER_ARGS_FILE"] == f"/{HOME}/etc/exporter.args"
+    assert not (built["kit"] / "payload" / HOME / "etc").exists()  # settings are never in the payload
+    for key in ("StandardErrorPath", "StandardOutPath"):
+        assert (built["kit"] / "payload" / Path(plist[key]).parent.relative_to("/")).is_dir()
+
+
+def test_profile_grants_full_disk_access_to_the_tools_python(built: dict[str, Path]) -> None:
+    profile: dict[str, Any] = plistlib.loads(built["profile"].read_bytes())
+    assert built["profile"].read_bytes() == (built["kit"] / built["profile"].name).read_bytes()
+    assert profile["PayloadType"] == "Configuration" and profile["PayloadScope"] == "System"
+    (policy,) = profile["PayloadContent"]
+    assert policy["PayloadType"] == "com.apple.TCC.configuration-profile-policy"
+    assert list(policy["Services"]) == ["SystemPolicyAllFiles"]
+    (grant,) = policy["Services"]["SystemPolicyAllFiles"]
+    assert grant["Identifier"] == "com.apple.python3" and grant["IdentifierType"] == "bundleID"
+    assert grant["CodeRequirement"] == 'identifier "com.apple.python3" and anchor apple'
+    assert grant["Allowed"] is True and "Authorization" not in grant  # one of the two, never both
+    uuids = [profile["PayloadUUID"], policy["PayloadUUID"]]
+    assert all(str(uuid.UUID(u)).upper() == u for u in uuids) and len(set(uuids)) == 2
+    assert macos_pkg.pppc_profile() == built["profile"].read_bytes()  # same UUIDs at every build
+    other: dict[str, Any] = plistlib.loads(macos_pkg.pppc_profile("org.example.monitoring.fda"))
+    assert other["PayloadUUID"] not in uuids and other["PayloadIdentifier"] == "org.example.monitoring.fda"
+
+
+def test_distribution_and_build_script_name_the_same_component(built: dict[str, Path]) -> None:
+    root = ET.parse(built["kit"] / "distribution.xml").getroot()
+    assert root.tag == "installer-gui-script"
+    (ref,) = [r for r in root.iter("pkg-ref") if r.text]
+    assert ref.get("version") == VERSION and ref.text == macos_pkg.COMPONENT
+    options = root.find("options")
+    assert options is not None and set(options.get("hostArchitectures", "").split(",")) == {"x86_64", "arm64"}
+    script = (built["kit"] / "build-pkg.sh").read_text()
+    assert f"--identifier {ref.get('id')} --version {VERSION}" in script
+    assert f'"$work/{macos_pkg.COMPONENT}"' in script and "productsign --sign" in script
+
+
+def test_scripts_parse_and_are_filled_in(built: dict[str, Path]) -> None:
+    home = built["kit"] / "payload" / HOME
+    scripts = [*(home / "bin").iterdir(), home / "uninstall.sh", home / "libexec" / "python.sh",
+               *(built["kit"] / "scripts").iterdir(), built["kit"] / "build-pkg.sh"]
+    assert len(scripts) == 7
+    for script in scripts:
+        done = subprocess.run(["/bin/sh", "-n", str(script)], capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"{script.name}: {done.stderr}"
+        assert not re.search(r"@[A-Z]+@", script.read_text()), script.name
+        assert script.name == "python.sh" or os.access(script, os.X_OK), script.name
+
+
+@pytest.mark.parametrize(("fault", "first"), [
+    (False, re.escape("SECURE ENDPOINT OK - no active faults (10 checked), connector connected | ")
+     + PERFDATA.format(a=0)),
+    (True, re.escape("SECURE ENDPOINT CRITICAL - Full Disk Access not granted (fault 3) | ") + PERFDATA.format(a=1)),
+])
+def test_installed_plugin_on_a_mac_tree(installed: Path, tmp_path: Path, fault: bool, first: str) -> None:
+    (installed / HOME / "etc" / "python").write_text(python39() + "\n")
+    link = installed / "usr" / "local" / "bin" / "check_secure_endpoint"
+    assert link.is_symlink() and not os.readlink(link).startswith("/")  # relative: right on any volume
+    done = run(link, "--path.rootfs", str(mac(tmp_path, fault)), "--state-file", "", *IGNORE)
+    assert done.returncode == (2 if fault else 0), done.stdout + done.stderr
+    assert re.fullmatch(first, done.stdout.splitlines()[0]), done.stdout
+
+
+def test_daemon_takes_the_flags_file(installed: Path, tmp_path: Path) -> None:
+    (installed / HOME / "etc" / "python").write_text(python39() + "\n")
+    flags = tmp_path / "exporter.args"
+    flags.write_text(f"# local settings\n\n--once\n--path.rootfs={mac(tmp_path, True)}\n")
+    done = run(installed / HOME / "bin" / "secure-endpoint-exporter",
+               env={"SECURE_ENDPOINT_EXPORTER_ARGS_FILE": str(flags)})
+    assert done.returncode == 0, done.stderr
+    active = r'^secure_endpoint_fault_active\{[^}]*fault_id="3"[^}]*\} 1(\.0)?$'
+    assert re.search(active, done.stdout, re.M), done.stdout
+
+
+def test_without_python_one_unknown_line(installed: Path) -> None:
+    if Path("/Library/Developer/CommandLineTools/usr/bin/python3").exists():
+        pytest.skip("this host has the Command Line Tools")
+    (installed / HOME / "etc" / "python").unlink(missing_ok=True)
+    done = run(installed / "usr" / "local" / "bin" / "check_secure_endpoint")
+    assert done.returncode == 3
+    assert done.stdout == ("SECURE ENDPOINT UNKNOWN - no Python 3.9 or later: install the Command Line Tools "
+                           f"(xcode-select --install) or name an interpreter in {installed / HOME}/etc/python\n")
+
+
+def test_older_python_is_named(installed: Path) -> None:
+    old = next((str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.[78].*/bin/python3.[78]"))), None)
+    old = old or shutil.which("python3.8") or shutil.which("python3.7")
+    if old is None:
+        pytest.skip("no Python 3.7 or 3.8 on this host")
+    (installed / HOME / "etc" / "python").write_text(old + "\n")
+    done = run(installed / HOME / "bin" / "check_secure_endpoint")
+    assert done.returncode == 3
+    assert re.fullmatch(r"SECURE ENDPOINT UNKNOWN - Python 3\.[78]\.\d+ at \S+ is older than 3\.9: .*\n", done.stdout)
+
+
+def test_upgrade_keeps_settings_and_replaces_code(built: dict[str, Path], tmp_path: Path) -> None:
+    target = tmp_path / "volume"
+    shutil.copytree(built["kit"] / "payload", target, symlinks=True)
+    run_script(built["kit"] / "scripts" / "postinstall", target)
+    flags = target / HOME / "etc" / "exporter.args"
+    assert flags.read_text().startswith("# Extra flags for the exporter")
+    flags.write_text("--web.listen-address=127.0.0.1:9982\n")
+    stale = target / HOME / "lib" / "arm64" / "dropped_module.py"
+    stale.write_text("")
+    run_script(built["kit"] / "scripts" / "preinstall", target)
+    assert not (target / HOME / "lib").exists() and not (target / HOME / "bin").exists()
+    shutil.copytree(built["kit"] / "payload", target, symlinks=True, dirs_exist_ok=True)
+    run_script(built["kit"] / "scripts" / "postinstall", target)
+    assert flags.read_text() == "--web.listen-address=127.0.0.1:9982\n"
+    assert not stale.exists()
+    for command in ("check_secure_endpoint", "secure-endpoint-exporter"):
+        link = target / "usr" / "local" / "bin" / command
+        assert link.resolve() == (target / HOME / "bin" / command).resolve()
