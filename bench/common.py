@@ -122,7 +122,7 @@ def take_turns(servers: Sequence[Served], rounds: int, warm_up: int) -> None:
         for server in servers:
             took, server.body = server.scraper.scrape()
             server.times.append(took)
-    for server, used in zip(servers, before):  # noqa: B905 - strict= needs Python 3.10
+    for server, used in zip(servers, before):
         server.cpu = (cpu_seconds(server.process.pid) - used) / rounds
 
 

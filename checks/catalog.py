@@ -8,17 +8,16 @@ read from here, so a new fault needs no edit anywhere else.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from checks.records import Record
+from checks.textenum import TextEnum
 
 
-class Platform(StrEnum):
+class Platform(TextEnum):
     LINUX = "linux"
     MACOS = "macos"
 
 
-class Severity(StrEnum):
+class Severity(TextEnum):
     """Default Nagios state when the fault is active."""
 
     CRITICAL = "critical"  # protection is switched off

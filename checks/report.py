@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from checks.catalog import Fault, Platform
 from checks.messages import Msg
 from checks.records import Record
+from checks.textenum import TextEnum
 
 
-class State(StrEnum):
+class State(TextEnum):
     ACTIVE = "active"
     CLEAR = "clear"
     UNKNOWN = "unknown"  # the evidence could not be read; ``reason`` says why

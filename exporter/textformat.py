@@ -22,7 +22,7 @@ def render(families: list[Family]) -> bytes:
         lines.append(f"# HELP {name} {doc}\n# TYPE {name} gauge\n")
         for values, value in family.samples:
             # Label names in order, as prometheus_client writes them (zip's strict= needs Python 3.10).
-            pairs = sorted(zip(family.labels, values))  # noqa: B905
+            pairs = sorted(zip(family.labels, values))
             labels = ",".join(f'{label}="{_escape(text)}"' for label, text in pairs)
             lines.append(f"{name}{{{labels}}} {go_float(value)}\n" if labels else f"{name} {go_float(value)}\n")
     return "".join(lines).encode("utf-8")

@@ -124,8 +124,8 @@ class MacTree(Tree):
             else:
                 db.execute("CREATE TABLE access (service TEXT, client TEXT, client_type INTEGER, allowed INTEGER,"
                            " prompt_count INTEGER, csreq BLOB)")
-                rows = [("kTCCServiceSystemPolicyAllFiles", c, 0, int(ok), 1, None) for c, ok in grants.items()]
-                db.executemany("INSERT INTO access VALUES (?, ?, ?, ?, ?, ?)", rows)
+                old_rows = [("kTCCServiceSystemPolicyAllFiles", c, 0, int(ok), 1, None) for c, ok in grants.items()]
+                db.executemany("INSERT INTO access VALUES (?, ?, ?, ?, ?, ?)", old_rows)
         db.close()
 
     def mdm(self, *clients: str) -> None:

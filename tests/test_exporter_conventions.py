@@ -611,8 +611,8 @@ def test_listen_variables_are_not_passed_on(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_importing_the_exporter_leaves_logging_alone() -> None:
     """exporter.logs changes nothing at import: a library user's logging stays as it is until setup()."""
-    program = ("import logging, sys, threading, exporter.logs, exporter.server; "
-               "print(len(logging.getLogger().handlers), threading.excepthook is threading.__excepthook__, "
+    program = ("import logging, sys, threading; hook = threading.excepthook; import exporter.logs, exporter.server; "
+               "print(len(logging.getLogger().handlers), threading.excepthook is hook, "
                "sys.excepthook is sys.__excepthook__)")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
     assert done.stdout == "0 True True\n", done.stderr

@@ -32,6 +32,7 @@ from checks.host import Host
 from checks.report import Report
 from exporter import webconfig
 from exporter.server import GRACE, Exporter, Limits
+from tests import pki
 from tests.commands import run, script
 from tests.daemons import exporter, stop
 from tests.hosttree import LinuxTree
@@ -495,28 +496,8 @@ def test_a_reload_never_drops_basic_auth(healthy: LinuxTree, tmp_path: Path) -> 
     assert _errors(log, "turns basic auth off") == len(weaker)
 
 
-def _openssl(*args: str) -> None:
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "openssl is missing: .ci/run installs it"
-    subprocess.run([openssl, *args], check=True, capture_output=True)
-
-
-def _pki(folder: Path) -> None:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate (EC keys: quick to make)."""
-    curve = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
-    _openssl("req", "-x509", *curve, "-keyout", str(folder / "ca.key"), "-out", str(folder / "ca.pem"),
-             "-subj", "/CN=Test CA", "-days", "2")
-    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        _openssl("req", *curve, "-keyout", str(folder / f"{name}.key"), "-out", str(folder / f"{name}.csr"),
-                 "-subj", f"/CN={name}")
-        (folder / f"{name}.ext").write_text(extra + "\n")
-        _openssl("x509", "-req", "-in", str(folder / f"{name}.csr"), "-CA", str(folder / "ca.pem"), "-CAkey",
-                 str(folder / "ca.key"), "-CAcreateserial", "-out", str(folder / f"{name}.pem"), "-days", "2",
-                 "-extfile", str(folder / f"{name}.ext"))
-
-
 def test_a_reload_never_drops_client_certificate_verification_or_tls(healthy: LinuxTree, tmp_path: Path) -> None:
-    _pki(tmp_path)
+    pki.make(tmp_path)
     tls = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_ca_file: ca.pem\n"
     config = tmp_path / "web.yml"
     config.write_text(tls + "  client_auth_type: RequireAndVerifyClientCert\n")
@@ -553,7 +534,7 @@ def test_a_reload_never_drops_client_certificate_verification_or_tls(healthy: Li
 ])
 def test_weakens_on_its_own(tmp_path: Path, text: str, message: str) -> None:
     """The comparison without files: TLS on is also refused, it needs a restart like TLS off."""
-    _pki(tmp_path)
+    pki.make(tmp_path)
     config = tmp_path / "web.yml"
     config.write_text(text.replace("tls_server_config:\n", "tls_server_config:\n  cert_file: server.pem\n"
                                    "  key_file: server.key\n  client_ca_file: ca.pem\n"))

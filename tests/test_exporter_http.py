@@ -16,6 +16,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
+from tests import pki
 from tests.commands import run
 from tests.daemons import exporter
 from tests.hosttree import LinuxTree, faults_status
@@ -214,25 +215,11 @@ def test_tls_and_basic_auth(healthy: LinuxTree, tmp_path: Path, certs: Path) -> 
     assert refused["level"] == "error" and refused["file"] == str(config) and "is not valid YAML" in refused["err"]
 
 
-def _openssl(*args: str) -> None:
-    openssl = shutil.which("openssl")
-    assert openssl is not None, "openssl is missing: .ci/run installs it"
-    subprocess.run([openssl, *args], check=True, capture_output=True)
-
-
 def test_client_certificates(healthy: LinuxTree, tmp_path: Path) -> None:
     """RequireAndVerifyClientCert: only clients with a certificate from client_ca_file get in."""
     d = tmp_path / "pki"
     d.mkdir()
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "ca.key"), "-out",
-             str(d / "ca.pem"), "-subj", "/CN=Test CA", "-days", "2")
-    for name, extra in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / f"{name}.key"), "-out",
-                 str(d / f"{name}.csr"), "-subj", f"/CN={name}")
-        (d / f"{name}.ext").write_text(extra + "\n")
-        _openssl("x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.pem"), "-CAkey",
-                 str(d / "ca.key"), "-CAcreateserial", "-out", str(d / f"{name}.pem"), "-days", "2",
-                 "-extfile", str(d / f"{name}.ext"))
+    pki.make(d)
     config = tmp_path / "web.yml"
     config.write_text("tls_server_config:\n  cert_file: pki/server.pem\n  key_file: pki/server.key\n"
                       "  client_ca_file: pki/ca.pem\n  client_auth_type: RequireAndVerifyClientCert\n")

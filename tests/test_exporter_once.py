@@ -100,6 +100,7 @@ def test_not_installed(tree: LinuxTree) -> None:
     assert value(found, "secure_endpoint_process_running", process="ampdaemon") == 0
 
 
+@pytest.mark.system
 def test_promtool_accepts_the_exposition(healthy: LinuxTree, tmp_path: Path) -> None:
     healthy.ampcli(faults_status((18, "Major", "overloaded")))
     text = exporter(healthy).stdout

@@ -17,6 +17,9 @@ from checks import catalog
 from exporter.generate import common
 from tests import grafana_rules, grafana_schema
 
+# Drives Debian's programs: runs on the system python3 only, not in the matrix of noxfile.py.
+pytestmark = pytest.mark.system
+
 REPO = Path(__file__).resolve().parents[1]
 DASHBOARDS = {uid: REPO / "grafana" / "dashboards" / f"{uid}.json" for uid in (common.FLEET_UID, common.HOST_UID)}
 ALERTING = REPO / "grafana" / "provisioning" / "alerting" / "secure-endpoint.yml"

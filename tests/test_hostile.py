@@ -368,6 +368,7 @@ def test_orbital_behind_an_unreadable_folder_is_unknown(mac: MacTree) -> None:
     assert "Permission denied" in outcome.result("17")["reason"]
 
 
+@pytest.mark.system
 def test_as_an_unprivileged_user(shared: Path) -> None:
     tree = LinuxTree(shared / "host").healthy()
     for current, dirs, _files in os.walk(shared):
@@ -544,6 +545,7 @@ def test_file_names_that_are_not_utf8_or_hold_newlines(linux: LinuxTree) -> None
     assert "fut\\xfeure\\x0a.cvd" in checked.stdout
 
 
+@pytest.mark.system
 def test_a_root_the_user_cannot_enter_is_said_as_such(linux: LinuxTree) -> None:
     """pytest's folders are root's own: as nobody, the tree cannot be reached at all."""
     outcome = plugin(linux.root, nobody=True)

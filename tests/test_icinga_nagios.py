@@ -24,6 +24,9 @@ from tests.commands import BIN, run
 from tests.daemons import free_port, stop
 from tests.hosttree import LinuxTree, faults_status
 
+# Drives Debian's programs: runs on the system python3 only, not in the matrix of noxfile.py.
+pytestmark = pytest.mark.system
+
 REPO = Path(__file__).resolve().parents[1]
 ICINGA_COMMAND = REPO / "contrib" / "icinga2" / "command.conf"
 NAGIOS_COMMANDS = REPO / "contrib" / "nagios" / "commands.cfg"

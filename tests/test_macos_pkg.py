@@ -26,6 +26,9 @@ import pytest
 
 from tests.mactree import MacTree
 
+# Builds the packages with Debian's dpkg and rpm: runs on the system python3 only, not in the matrix of noxfile.py.
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parent.parent
 VERSION = "0.1.0"
 KIT = f"secure-endpoint-monitoring-{VERSION}-macos"

@@ -13,12 +13,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from checks import catalog
 from exporter.generate import common
 from exporter.generate.__main__ import files, main
 from tests.conftest import Fleet
+
+# Drives Debian's programs: runs on the system python3 only, not in the matrix of noxfile.py.
+pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "rules" / "secure_endpoint.rules.yml"

@@ -18,6 +18,9 @@ import pytest
 import checks
 from tests.hosttree import LinuxTree
 
+# Builds the packages with Debian's dpkg and rpm: runs on the system python3 only, not in the matrix of noxfile.py.
+pytestmark = pytest.mark.system
+
 ROOT = Path(__file__).resolve().parents[1]
 VERSION = checks.__version__
 NAME = "secure-endpoint-monitoring"

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import Fleet
+
+# Drives Debian's programs: runs on the system python3 only, not in the matrix of noxfile.py.
+pytestmark = pytest.mark.system
 
 
 def by_instance(result: list[dict]) -> dict[str, float]:

@@ -19,6 +19,9 @@ from tests.commands import run
 from tests.daemons import Prometheus, free_port, stop
 from tests.hosttree import LinuxTree
 
+# Drives Debian's programs: runs on the system python3 only, not in the matrix of noxfile.py.
+pytestmark = pytest.mark.system
+
 AGE = 20 * 60  # seconds: past the 15 minutes the alerts allow
 
 

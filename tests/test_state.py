@@ -386,6 +386,7 @@ def test_folders_another_user_could_swap_the_file_in(host: LinuxTree, tmp_path: 
     assert [p.name for p in parent.iterdir()] == ["check.state"]
 
 
+@pytest.mark.system
 def test_nobody_refuses_a_file_of_root(shared: Path) -> None:
     tree = LinuxTree(shared / "host").healthy()
     path = shared / "check.state"
@@ -398,6 +399,7 @@ def test_nobody_refuses_a_file_of_root(shared: Path) -> None:
     assert path.read_bytes() == planted
 
 
+@pytest.mark.system
 def test_nobody_without_a_home_keeps_state_in_memory(shared: Path) -> None:
     tree = LinuxTree(shared / "host").healthy()
     ran = plugin_as_nobody(tree)
@@ -406,6 +408,7 @@ def test_nobody_without_a_home_keeps_state_in_memory(shared: Path) -> None:
             "Permission denied")
 
 
+@pytest.mark.system
 def test_nobody_default_location_is_private(shared: Path) -> None:
     tree = LinuxTree(shared / "host").healthy()
     xdg = shared / "xdg"
@@ -420,6 +423,7 @@ def test_nobody_default_location_is_private(shared: Path) -> None:
     assert str(tree.root) in json.loads(path.read_text())
 
 
+@pytest.mark.system
 def test_nobody_cannot_save_in_a_folder_of_root(shared: Path) -> None:
     """nobody's own file in root's folder: read, but a save (a new file beside it) fails, and says so."""
     tree = LinuxTree(shared / "host").healthy()

@@ -55,6 +55,6 @@ def connector_version(text: str) -> str:
     """``1.24.1`` or ``1.24.1.1234`` (a ``v`` in front allowed), or "" when ``text`` is not a version."""
     value = text.strip()
     parts = (value[1:] if value.startswith("v") else value).split(".")
-    if len(parts) in (3, 4) and all(ascii_number(part, digits) for part, digits in zip(parts, VERSION_DIGITS)):  # noqa: B905
+    if len(parts) in (3, 4) and all(ascii_number(part, digits) for part, digits in zip(parts, VERSION_DIGITS)):
         return ".".join(parts)
     return ""

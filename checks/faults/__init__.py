@@ -8,19 +8,19 @@ is combined with this verdict in ``checks.evaluate``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from enum import StrEnum
 
 from checks.collect import Evidence, Unavailable
 from checks.evidence.policy import POLICY_PATHS
 from checks.messages import Msg, msg
 from checks.records import Record
 from checks.report import State
+from checks.textenum import TextEnum
 
 FILE_MONITORING = "file monitoring"
 DEVICE_FLOW = "Device Flow Correlation"
 
 
-class Detection(StrEnum):
+class Detection(TextEnum):
     HOST = "host"  # the host evidence decides on its own
     BOTH = "both"  # the host sees part of it; a clear needs the connector's word too
     CONNECTOR = "connector"  # only the connector can tell
