@@ -540,6 +540,18 @@ def reap_strays() -> int:
     return killed
 
 
+def stop_programs() -> None:
+    """Kill every program ``Host.start`` started and not yet ended, with its group (a stop signal).
+
+    Safe in a signal handler: it takes no lock (the main thread may hold ``_children.lock`` when the
+    signal arrives), copying the set in one step instead. Reaping is left to the ``Running`` objects,
+    whose waits end as the programs die.
+    """
+    for pid in list(_children.started):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
 def _direct_children() -> list[int]:
     """This process's children (the live kernel's, not the host under test's).
 

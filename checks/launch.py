@@ -46,6 +46,8 @@ def _run(main: Callable[[], None]) -> None:
         code = 0
     except SystemExit as done:
         code = exit_code(done.code)
+    except KeyboardInterrupt:  # Ctrl-C before the commands handle it themselves: no traceback
+        code = 130
     if not _flush() and code == 0:
         code = 120  # what CPython exits with when it cannot flush stdout at the end
     os._exit(code)

@@ -137,6 +137,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "bad_arguments": ("bad arguments: {reason}", "ongeldige argumenten: {reason}"),
     "plugin_timeout": ("the check was stopped after {seconds} s (-t {seconds})",
                        "de controle is na {seconds} s afgebroken (-t {seconds})"),
+    "plugin_stopped": ("stopped by {signal} before the checks finished",
+                       "gestopt door {signal} voordat de controles klaar waren"),
     "timeout_negative": ("--timeout must not be negative", "--timeout mag niet negatief zijn"),
     "both_severities": ("fault {id} is given to both --critical and --warning",
                         "fout {id} staat zowel bij --critical als bij --warning"),

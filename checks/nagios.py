@@ -27,6 +27,7 @@ from checks.options import add_evaluation_arguments, fault_list, rootfs_problem,
 from checks.records import Record
 from checks.report import FaultResult, Report, State
 from checks.state import default_path, open_state
+from checks.stopping import Stopped, handle_stop_signals
 
 NAME = "Secure Endpoint"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
@@ -357,8 +358,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         lang = requested_lang(sys.argv[1:] if argv is None else argv)
         print(f"{NAME.upper()} UNKNOWN - {msg('bad_arguments', reason=reason).render(lang)}")
         sys.exit(3)
+    handle_stop_signals()
     adopt_orphans()
-    run(args, policy)
+    try:
+        run(args, policy)
+    except Stopped as stop:  # a half-done check proves nothing: UNKNOWN, never a verdict
+        print(f"{NAME.upper()} UNKNOWN - {msg('plugin_stopped', signal=stop.signal_name).render(args.lang)}")
+        sys.exit(3)
 
 
 class LogLines(logging.Formatter):

@@ -24,6 +24,7 @@ from checks.host import Host, adopt_orphans
 from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
 from checks.report import Report
 from checks.state import StateStore, open_state
+from checks.stopping import Stopped, handle_stop_signals
 from exporter import logs, metrics, textformat
 from exporter.logs import kv
 
@@ -79,11 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
                                 default=None, help=f"the {name} collector (on unless --collector.disable-defaults)")
     once = parser.add_argument_group("one-shot mode")
     once.add_argument("--once", action="store_true", help="evaluate once, print or write the result and exit")
+    # Defaults of None: given without --once they are refused, not silently dropped (main).
     once.add_argument("--output", metavar="FILE",
                       help="with --once: write atomically to FILE (for node_exporter's textfile collector)")
-    once.add_argument("--format", choices=("prometheus", "json"), default="prometheus",
-                      help="with --once: Prometheus exposition or the whole report as JSON")
-    once.add_argument("--state-file", default="", metavar="FILE",
+    once.add_argument("--format", choices=("prometheus", "json"),
+                      help="with --once: Prometheus exposition (the default) or the whole report as JSON")
+    once.add_argument("--state-file", metavar="FILE",
                       help="with --once: remember scan service starts and definition checks between runs "
                       "(the server keeps them in memory)")
     parser.add_argument("--lang", choices=("en", "nl"), default="en", help="language of the JSON texts")
@@ -253,8 +255,10 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
         log.info("listening on %s (TLS %s)", shown, tls, extra=kv(address=shown, tls=tls == "on"))
     try:
         app.serve_forever()
-    except KeyboardInterrupt:
-        app.shutdown()
+    except (Stopped, KeyboardInterrupt) as stop:
+        name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
+        log.info("received %s, shutting down", name, extra=kv(signal=name))
+        app.shutdown()  # the programs in flight were killed by the handler: their scrapes end at once
     return 0
 
 
@@ -270,9 +274,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.systemd_socket and args.listen:
         parser.error("--web.systemd-socket serves the sockets systemd passes: leave out --web.listen-address "
                      "(set the addresses with ListenStream= in the .socket unit)")
+    once_only = [flag for flag, value in (("--output", args.output), ("--format", args.format),
+                                          ("--state-file", args.state_file)) if value is not None]
+    if once_only and not args.once:
+        parser.error(f"{once_only[0]} applies only with --once (the server answers {args.telemetry_path} "
+                     "and keeps its state in memory)")
+    args.format = args.format or "prometheus"
     settings = settings_from(args, disabled_collectors(args))
+    handle_stop_signals()
     adopt_orphans()
-    sys.exit(run_once(args, settings) if args.once else run_server(args, settings))
+    try:
+        code = run_once(args, settings) if args.once else run_server(args, settings)
+    except Stopped as stop:  # in --once: nothing was written, and the file in place stays as it was
+        log.info("received %s before the evaluation finished, stopping", stop.signal_name,
+                 extra=kv(signal=stop.signal_name))
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""SIGTERM and Ctrl-C while ampcli hangs: the commands kill it, say why they stop, and exit without a traceback.
+
+Also the exporter's one-shot flags, refused without --once instead of being dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.commands import script
+from tests.hosttree import LinuxTree
+
+
+def hung_host(tmp_path: Path) -> tuple[LinuxTree, str]:
+    """A healthy host whose ``ampcli status`` sleeps for a number of seconds no other test uses."""
+    seconds = str(7_000 + zlib.crc32(str(tmp_path).encode()) % 1_000)
+    tree = LinuxTree(tmp_path / "host").healthy()
+    tree.ampcli(hang=float(seconds))
+    return tree, seconds
+
+
+def hung_programs(tree: LinuxTree, seconds: str) -> list[str]:
+    """The tree's ampcli and its sleep, while they run."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("status") == psutil.STATUS_ZOMBIE:
+            continue
+        if any(str(tree.root) in part for part in cmdline) or cmdline[-1:] in ([seconds], [f"{seconds}.0"]):
+            found.append(" ".join(cmdline))
+    return found
+
+
+def wait_until_hung(tree: LinuxTree, seconds: str, process: subprocess.Popen[str]) -> None:
+    """Until the command has started ampcli and its sleep (a readiness poll, not a fixed sleep)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if len(hung_programs(tree, seconds)) >= 2:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    raise AssertionError("ampcli was never started")
+
+
+def start(name: str, tree: LinuxTree, *args: str) -> subprocess.Popen[str]:
+    # start_new_session: a Ctrl-C the test sends reaches this command only, as a terminal's would its job.
+    return subprocess.Popen([script(name), "--path.rootfs", str(tree.root), *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def stopped(process: subprocess.Popen[str], *signals: signal.Signals) -> tuple[int, str, str, float]:
+    """Send the signals one after the other (a double Ctrl-C), then wait; code, stdout, stderr, seconds."""
+    began = time.monotonic()
+    for signum in signals:
+        os.kill(process.pid, signum)
+        time.sleep(0.005)  # a person's second Ctrl-C comes later still; this one lands during the clean-up
+    out, err = process.communicate(timeout=20)
+    return process.returncode, out, err, time.monotonic() - began
+
+
+def gone(tree: LinuxTree, seconds: str) -> None:
+    """Nothing of the hung ampcli is left (its sleep included)."""
+    deadline = time.monotonic() + 2  # SIGKILLed programs are reaped by init a moment later
+    while hung_programs(tree, seconds) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not hung_programs(tree, seconds), hung_programs(tree, seconds)
+
+
+@pytest.mark.parametrize(("lang", "line"), [
+    ("en", "SECURE ENDPOINT UNKNOWN - stopped by SIGTERM before the checks finished"),
+    ("nl", "SECURE ENDPOINT UNKNOWN - gestopt door SIGTERM voordat de controles klaar waren"),
+])
+def test_plugin_stopped_by_sigterm_is_unknown(tmp_path: Path, lang: str, line: str) -> None:
+    tree, seconds = hung_host(tmp_path)
+    process = start("check_secure_endpoint", tree, "--state-file", "", "--lang", lang)
+    wait_until_hung(tree, seconds, process)
+    code, out, err, took = stopped(process, signal.SIGTERM)
+    assert (code, out.splitlines()[0], err) == (3, line, "")
+    assert took < 3, took  # the hung ampcli (5 s timeout) did not hold it
+    gone(tree, seconds)
+
+
+def test_plugin_double_ctrl_c_has_no_traceback(tmp_path: Path) -> None:
+    tree, seconds = hung_host(tmp_path)
+    process = start("check_secure_endpoint", tree, "--state-file", "")
+    wait_until_hung(tree, seconds, process)
+    code, out, err, _took = stopped(process, signal.SIGINT, signal.SIGINT)
+    assert (code, out, err) == (3, "SECURE ENDPOINT UNKNOWN - stopped by SIGINT before the checks finished\n", "")
+    gone(tree, seconds)
+
+
+def test_once_stopped_by_sigterm_writes_nothing_and_exits_0(tmp_path: Path) -> None:
+    tree, seconds = hung_host(tmp_path)
+    output = tmp_path / "out" / "secure_endpoint.prom"
+    output.parent.mkdir()
+    output.write_text("# the previous run's file\n")
+    process = start("secure-endpoint-exporter", tree, "--once", "--output", str(output))
+    wait_until_hung(tree, seconds, process)
+    code, out, err, took = stopped(process, signal.SIGTERM)
+    assert (code, out) == (0, "")
+    assert 'msg="received SIGTERM before the evaluation finished, stopping" signal=SIGTERM' in err, err
+    assert "Traceback" not in err and took < 3
+    assert output.read_text() == "# the previous run's file\n"
+    assert sorted(path.name for path in output.parent.iterdir()) == ["secure_endpoint.prom"]  # no temporary
+    gone(tree, seconds)
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)],
+                         ids=["sigterm", "double-ctrl-c"])
+def test_server_shuts_down_during_a_scrape(tmp_path: Path, signals: tuple[signal.Signals, ...]) -> None:
+    tree, seconds = hung_host(tmp_path)
+    process = start("secure-endpoint-exporter", tree, "--web.listen-address", "127.0.0.1:0")
+    assert process.stderr is not None
+    address = ""
+    while not address:  # the exporter logs where it listens before it serves
+        line = process.stderr.readline()
+        assert line, process.communicate()
+        if "listening on" in line:
+            address = line.split('address=')[1].split()[0]
+    scrape = subprocess.Popen(["curl", "-s", "-m", "20", f"http://{address}/metrics"], stdout=subprocess.DEVNULL)
+    try:
+        wait_until_hung(tree, seconds, process)
+        code, out, err, took = stopped(process, *signals)
+    finally:
+        scrape.kill()
+        scrape.wait()
+    name = signals[0].name
+    assert (code, out) == (0, "")
+    assert f'msg="received {name}, shutting down" signal={name}' in err, err
+    assert "Traceback" not in err and took < 5, (took, err)
+    gone(tree, seconds)
+
+
+@pytest.mark.parametrize("flags", [["--output", "x.prom"], ["--format", "json"], ["--state-file", ""]])
+def test_one_shot_flags_need_once(tmp_path: Path, flags: list[str]) -> None:
+    done = subprocess.run([script("secure-endpoint-exporter"), "--path.rootfs", str(tmp_path), *flags,
+                           "--web.listen-address", "127.0.0.1:0"], capture_output=True, text=True, timeout=30,
+                          check=False)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1].endswith(
+        f"error: {flags[0]} applies only with --once (the server answers /metrics and keeps its state in memory)")
+    assert done.stdout == ""
