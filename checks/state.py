@@ -490,7 +490,7 @@ def _read_bounded(fd: int, limit: int) -> bytes:
 
 
 @contextlib.contextmanager
-def open_state(path: str | None, rootfs: str) -> Iterator[StateStore]:
+def open_state(path: str | None, rootfs: str, lock_wait: float = LOCK_WAIT) -> Iterator[StateStore]:
     """A store backed by the state file at ``path``; in memory when ``path`` is empty or the file unusable.
 
     An unusable file costs one warning line (logger ``checks.state``), never the verdicts.
@@ -505,7 +505,7 @@ def open_state(path: str | None, rootfs: str) -> Iterator[StateStore]:
         if path == default_path():
             _make_private_dir(os.path.dirname(path))
         shown = os.path.abspath(path)
-        state_file = StateFile.open(shown)
+        state_file = StateFile.open(shown, lock_wait)
     except Refused as why:
         log.warning("state file %s cannot be used (%s); state is kept for this run only", shown, why)
     except OSError as error:
