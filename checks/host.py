@@ -320,17 +320,34 @@ class Host:
         """
         self._tick()
         program = self.path(rel)
-        with _children.lock:  # a sweep running meanwhile must not take the new program for a stray
-            proc = subprocess.Popen(
-                [program, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
-                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-            )
-            _children.started.add(proc.pid)
-        return Running(proc, self.display(rel), self.deadline)
+        in_main = threading.current_thread() is threading.main_thread()
+        if _children.stop_signal:
+            raise _stopping(in_main)
+        if in_main:
+            _children.starting += 1  # a stop signal now waits until the program is registered (stopping.py)
+        try:
+            with _children.lock:  # a sweep running meanwhile must not take the new program for a stray
+                proc = subprocess.Popen(
+                    [program, *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
+                )
+                _children.started.add(proc.pid)
+        except Exception:
+            if in_main and _children.stop_signal:  # the signal that waited for this start
+                raise Stopped(_children.stop_signal) from None
+            raise
+        finally:
+            if in_main:
+                _children.starting -= 1
+        running = Running(proc, self.display(rel), self.deadline)
+        if _children.stop_signal:  # stopped while it started (here, or in the main thread meanwhile)
+            running.kill()
+            raise _stopping(in_main)
+        return running
 
 
 class Folder:
@@ -496,6 +513,8 @@ class _Children:
         self.lock = threading.Lock()
         self.started: set[int] = set()  # programs started by Host.start and not yet killed
         self.adopting = False
+        self.stop_signal = 0  # the stop signal that arrived (stop_programs), 0 while none has
+        self.starting = 0  # Host.start calls of the main thread between Popen and registration
 
 
 _children = _Children()
@@ -540,16 +559,42 @@ def reap_strays() -> int:
     return killed
 
 
-def stop_programs() -> None:
-    """Kill every program ``Host.start`` started and not yet ended, with its group (a stop signal).
+class Stopped(BaseException):
+    """A stop signal arrived (checks/stopping.py); a BaseException so that no ``except Exception`` of a
+    probe swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signal_name = signal.Signals(signum).name
+
+
+def stop_programs(signum: int) -> bool:
+    """Kill every program ``Host.start`` started and not yet ended, with its group, and start none from
+    now on; True when the main thread is inside ``Host.start``, which then raises ``Stopped`` itself
+    once its program is registered (and killed).
 
     Safe in a signal handler: it takes no lock (the main thread may hold ``_children.lock`` when the
     signal arrives), copying the set in one step instead. Reaping is left to the ``Running`` objects,
     whose waits end as the programs die.
     """
+    _children.stop_signal = signum
     for pid in list(_children.started):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+    return _children.starting > 0
+
+
+def stopping() -> bool:
+    """Whether a stop signal arrived: an answer built meanwhile lacks what its killed programs said."""
+    return _children.stop_signal != 0
+
+
+def _stopping(in_main: bool) -> BaseException:
+    """What ``Host.start`` raises once stopping: ``Stopped`` in the main thread, where the entry points
+    catch it; in a worker thread (a scrape) an error its collector reports, never a traceback."""
+    if in_main:
+        return Stopped(_children.stop_signal)
+    return HostError("not started: the program is stopping")
 
 
 def _direct_children() -> list[int]:

@@ -20,34 +20,64 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 from collections.abc import Callable
+from types import FrameType
+
+
+class _StoppedEarly(BaseException):
+    """SIGTERM before the command installed its own handler (checks/stopping.py), during the imports."""
 
 
 def check_secure_endpoint() -> None:
-    gc.disable()
-    from checks.nagios import main
-
-    _run(main)
+    _run(_plugin, "SECURE ENDPOINT UNKNOWN - stopped by SIGTERM before the checks finished\n", 3)
 
 
 def secure_endpoint_exporter() -> None:
-    gc.disable()
+    _run(_exporter, "", 0)
+
+
+def _plugin() -> None:
+    from checks.nagios import main
+
+    _imported()
+    main()
+
+
+def _exporter() -> None:
     from exporter.main import main
 
-    _run(main)
+    _imported()
+    main()
 
 
-def _run(main: Callable[[], None]) -> None:
+def _imported() -> None:
     gc.freeze()
     gc.enable()
+
+
+def _stopped_early(_signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise _StoppedEarly
+
+
+def _run(command: Callable[[], None], early_line: str, early_code: int) -> None:
+    """``early_line`` and ``early_code``: what a SIGTERM before the command's own handler ends in (a
+    plugin must still print a state; Python's default would end it by the signal, which Nagios calls
+    "out of bounds")."""
+    gc.disable()
+    signal.signal(signal.SIGTERM, _stopped_early)
     try:
-        main()
+        command()
         code = 0
     except SystemExit as done:
         code = exit_code(done.code)
     except KeyboardInterrupt:  # Ctrl-C before the commands handle it themselves: no traceback
         code = 130
+    except _StoppedEarly:
+        sys.stdout.write(early_line)
+        code = early_code
     if not _flush() and code == 0:
         code = 120  # what CPython exits with when it cannot flush stdout at the end
     os._exit(code)

@@ -27,7 +27,7 @@ from checks.options import add_evaluation_arguments, fault_list, rootfs_problem,
 from checks.records import Record
 from checks.report import FaultResult, Report, State
 from checks.state import default_path, open_state
-from checks.stopping import Stopped, handle_stop_signals
+from checks.stopping import Stopped, handle_stop_signals, ignore_stop_signals
 
 NAME = "Secure Endpoint"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
@@ -282,6 +282,7 @@ class PluginOutput(Output):  # type: ignore[misc]
     """Perfdata always on the first line, the per-fault lines always below it."""
 
     def add(self, check: nagiosplugin.Check) -> None:
+        ignore_stop_signals()  # the verdict is complete: a signal now must not add a second status line
         self.status = self.format_status(check)
         perfdata = self.format_perfdata(check)
         if perfdata:

@@ -4,8 +4,10 @@ Python's default for SIGTERM kills the process on the spot: an ``ampcli`` it sta
 orphaned, and nothing is logged. Its default for Ctrl-C raises ``KeyboardInterrupt`` wherever the
 code is, a second Ctrl-C raises it again inside the clean-up, and both end in a traceback. After
 ``handle_stop_signals``, the first SIGTERM or SIGINT kills every program ``Host.start`` started
-and raises ``Stopped`` in the main thread; the entry points catch it and end with their own line.
-Any further one while stopping is ignored.
+and raises ``Stopped`` in the main thread (``Host.start`` raises it itself when the signal lands
+between its fork and the new program's registration); the entry points catch it and end with their
+own line. Any further one while stopping is ignored, and so is one that arrives while the plugin
+writes its verdict.
 """
 
 from __future__ import annotations
@@ -13,19 +15,11 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-from checks.host import stop_programs
+from checks.host import Stopped, stop_programs
 
-__all__ = ["STOP_SIGNALS", "Stopped", "handle_stop_signals"]
+__all__ = ["STOP_SIGNALS", "Stopped", "handle_stop_signals", "ignore_stop_signals"]
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-class Stopped(BaseException):
-    """A stop signal arrived; a BaseException so that no ``except Exception`` of a probe swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signal_name = signal.Signals(signum).name
 
 
 def handle_stop_signals() -> None:
@@ -36,8 +30,15 @@ def handle_stop_signals() -> None:
             signal.signal(signum, _on_stop_signal)
 
 
+def ignore_stop_signals() -> None:
+    """From here on a stop signal changes nothing: the verdict is being written (a second line
+    saying "stopped" after it would contradict it)."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def _on_stop_signal(signum: int, _frame: FrameType | None) -> None:
-    for other in STOP_SIGNALS:
-        signal.signal(other, signal.SIG_IGN)
-    stop_programs()
+    ignore_stop_signals()
+    if stop_programs(signum):
+        return  # inside Host.start, between fork and registration: it raises Stopped itself
     raise Stopped(signum)

@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from checks import __version__
+from checks.host import stopping
 from checks.records import Record
 from checks.report import Report
 from exporter import webconfig
@@ -615,6 +616,8 @@ class Handler(BaseHTTPRequestHandler):
         budget = app.scrape_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
         try:
             report = app.evaluation.get(time.monotonic() + budget)
+            if stopping():  # its ampcli was killed by the stop, not broken: no "unknown" for Prometheus
+                raise EvaluationUnavailable("the exporter is shutting down")
             body, content_type = app.exposition(report, self.headers.get("Accept", ""))
         except EvaluationUnavailable as error:
             log.warning("scrape from %s answered 503", self.client_address[0],

@@ -311,7 +311,7 @@ def test_real_shaped_plists_parse_as_plistlib_reads_them(name: str) -> None:
     value = plist.load(data, WHERE)
     elapsed = time.perf_counter() - start
     assert value == plistlib.loads(data)
-    assert elapsed < (5.0 if name.startswith("16-mib") else SECONDS), f"{elapsed:.2f} s"
+    assert elapsed < (3 * SECONDS if name.startswith("16-mib") else SECONDS), f"{elapsed:.2f} s"  # 16 MiB: ~2 s alone
 
 
 def test_the_archive_shape_is_near_its_bounds_nowhere() -> None:

@@ -8,13 +8,17 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from checks import host, stopping
+from checks.host import Host, HostError, Stopped
 from tests.commands import script
 from tests.hosttree import LinuxTree
 
@@ -125,15 +129,19 @@ def test_server_shuts_down_during_a_scrape(tmp_path: Path, signals: tuple[signal
         assert line, process.communicate()
         if "listening on" in line:
             address = line.split('address=')[1].split()[0]
-    scrape = subprocess.Popen(["curl", "-s", "-m", "20", f"http://{address}/metrics"], stdout=subprocess.DEVNULL)
+    scrape = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "20",
+                               f"http://{address}/metrics"], stdout=subprocess.PIPE, text=True)
     try:
         wait_until_hung(tree, seconds, process)
         code, out, err, took = stopped(process, *signals)
+        answer, _ = scrape.communicate(timeout=20)
     finally:
         scrape.kill()
         scrape.wait()
     name = signals[0].name
     assert (code, out) == (0, "")
+    # Never a 200 whose ampcli "failed" because the stop killed it: 503, or the connection closed.
+    assert answer in ("503", "000"), answer
     assert f'msg="received {name}, shutting down" signal={name}' in err, err
     assert "Traceback" not in err and took < 5, (took, err)
     gone(tree, seconds)
@@ -148,3 +156,58 @@ def test_one_shot_flags_need_once(tmp_path: Path, flags: list[str]) -> None:
     assert done.stderr.splitlines()[-1].endswith(
         f"error: {flags[0]} applies only with --once (the server answers /metrics and keeps its state in memory)")
     assert done.stdout == ""
+
+
+@pytest.fixture
+def stop_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process-wide stop state and signal handlers, as they were, after the test."""
+    monkeypatch.setattr(host._children, "stop_signal", 0)
+    handlers = {signum: signal.getsignal(signum) for signum in stopping.STOP_SIGNALS}
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_a_signal_between_fork_and_registration_kills_the_new_program(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop_state: None) -> None:
+    """The signal lands right after Popen forked, before the program is in the registry: the handler
+    leaves the raise to Host.start, which kills the program it just started."""
+    tree, seconds = hung_host(tmp_path)
+    real_popen = subprocess.Popen
+    started: list[subprocess.Popen[bytes]] = []
+
+    def popen_then_signal(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
+        proc = real_popen(*args, **kwargs)  # type: ignore[call-overload]
+        started.append(proc)
+        stopping._on_stop_signal(signal.SIGTERM, None)  # what the interpreter would run here
+        return proc
+
+    monkeypatch.setattr(host.subprocess, "Popen", popen_then_signal)
+    with pytest.raises(Stopped) as caught:
+        Host(str(tree.root)).start("opt/cisco/amp/bin/ampcli", ["status"])
+    assert caught.value.signal_name == "SIGTERM"
+    assert started and started[0].poll() is not None  # killed and reaped, not left running
+    assert started[0].pid not in host._children.started
+    gone(tree, seconds)
+
+
+def test_nothing_starts_once_stopping(tmp_path: Path, stop_state: None) -> None:
+    """After a stop signal the main thread gets Stopped, a scrape's thread an error its collector reports."""
+    tree, seconds = hung_host(tmp_path)
+    host._children.stop_signal = signal.SIGTERM
+    with pytest.raises(Stopped):
+        Host(str(tree.root)).start("opt/cisco/amp/bin/ampcli", ["status"])
+    errors: list[BaseException] = []
+
+    def in_a_thread() -> None:
+        try:
+            Host(str(tree.root)).start("opt/cisco/amp/bin/ampcli", ["status"])
+        except BaseException as error:  # noqa: BLE001 - the test looks at what it was
+            errors.append(error)
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join(10)
+    assert [type(error) for error in errors] == [HostError]
+    assert "stopping" in str(errors[0])
+    assert not hung_programs(tree, seconds)

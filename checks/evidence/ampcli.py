@@ -237,9 +237,34 @@ def _strptime_time(value: str) -> float | None:
         except ValueError:
             continue
         return _timestamp(parsed)
+    return _iso_time(value)
+
+
+# ISO 8601 with a fraction and a zone, read alike on every Python: datetime.fromisoformat takes far
+# more shapes from 3.11 on (any fraction length, a comma, "Z") than on 3.9 and 3.10.
+_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
+                  r" ?(?:(Z)|([+-])(\d\d):?(\d\d))?", re.ASCII)
+
+
+def _iso_time(value: str) -> float | None:
+    from datetime import datetime, timedelta, timezone
+
+    found = _ISO.fullmatch(value)
+    if found is None:
+        return None
+    year, month, day, hour, minute, second = (int(part) for part in found.group(1, 2, 3, 4, 5, 6))
+    fraction = (found.group(7) or "0").ljust(6, "0")[:6]
+    zone = None
+    if found.group(8):
+        zone = timezone.utc
+    elif found.group(9):
+        offset = timedelta(hours=int(found.group(10)), minutes=int(found.group(11)))
+        if offset >= timedelta(hours=24):
+            return None
+        zone = timezone(-offset if found.group(9) == "-" else offset)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        parsed = datetime(year, month, day, hour, minute, second, int(fraction), tzinfo=zone)
+    except ValueError:  # no such date or time
         return None
     return _timestamp(parsed)
 
