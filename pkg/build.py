@@ -2,11 +2,16 @@
 """Builds every package of a release into dist/: wheel and sdist, .deb, .rpm (and the macOS package
 when pkg/macos_pkg.py is there).
 
-    python3 pkg/build.py [--arch amd64|arm64] [--dist DIR]
+    python3 pkg/build.py [--arch amd64|arm64] [--dist DIR] [--worktree]
     python3 pkg/build.py --lock      # re-resolve pkg/requirements.lock from pyproject.toml
 
 Needs Python 3.9+ with pip, dpkg-deb and rpmbuild; no root. The build tools (``build``, setuptools) and
 the dependency wheels come from PyPI. docs/packaging.md says why it is done this way.
+
+In a git checkout the packages are made of the last commit (``git archive HEAD``), never of the working
+tree: uncommitted changes, untracked files and a stale ``*.egg-info`` do not ship, and a dirty tree gets a
+one-line warning. ``--worktree`` takes the tracked files as they are on disk instead (for trying out a
+change before committing it); untracked files stay out then too.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import io
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -62,9 +69,57 @@ def run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path | Non
         sys.exit(f"build.py: {' '.join(map(str, command))} exited {done.returncode}:\n{done.stdout}{done.stderr}")
 
 
-def version() -> str:
+def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, check=False)
+
+
+def is_checkout() -> bool:
+    return shutil.which("git") is not None and git("rev-parse", "--show-toplevel").stdout.decode().strip() == str(ROOT)
+
+
+def source(scratch: Path, worktree: bool = False) -> Path:
+    """The tree the packages are made of, copied into scratch/src: the last commit of a git checkout (or
+    with worktree=True its tracked files as they are on disk), else (an unpacked sdist) this folder
+    without build leftovers."""
+    src = scratch / "src"
+    if not is_checkout():
+        shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+            "*.egg-info", "__pycache__", "*.pyc", ".venv", "venv", "build", "dist", "node_modules", ".nox"))
+        return src
+    dirty = [line for line in git("status", "--porcelain", "--untracked-files=normal").stdout.decode().splitlines()
+             if line.strip()]
+    if worktree:
+        src.mkdir()
+        listed = git("ls-files", "-z", "--cached").stdout.decode().split("\0")
+        for name in filter(None, listed):
+            path = ROOT / name
+            if not os.path.lexists(path):  # deleted in the working tree, not yet committed
+                continue
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            if path.is_symlink():
+                (src / name).symlink_to(os.readlink(path))
+            elif path.is_file():
+                shutil.copy2(path, src / name)
+        if dirty:
+            log(f"warning: --worktree: {len(dirty)} uncommitted changes (tracked ones included, untracked left out)")
+        return src
+    archive = git("archive", "--format=tar", "HEAD")
+    if archive.returncode != 0:
+        sys.exit(f"build.py: git archive HEAD failed: {archive.stderr.decode()}")
+    src.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        if hasattr(tarfile, "data_filter"):  # 3.9.17 and later: no links out of the folder, no device files
+            tar.extractall(src, filter="data")
+        else:
+            tar.extractall(src)
+    if dirty:
+        log(f"warning: building HEAD; {len(dirty)} uncommitted changes are not in the packages (git status)")
+    return src
+
+
+def version(src: Path) -> str:
     """checks.__version__, read as text: importing checks would need its dependencies on this Python."""
-    text = (ROOT / "checks" / "__init__.py").read_text()
+    text = (src / "checks" / "__init__.py").read_text()
     found = re.search(r'^__version__ = "([^"]+)"', text, re.M)
     if found is None:
         sys.exit("build.py: no __version__ in checks/__init__.py")
@@ -84,13 +139,13 @@ def pip(*args: str | Path) -> list[str | Path]:
     return [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
 
 
-def python_packages(work: Path, dist: Path, env: dict[str, str]) -> tuple[Path, Path]:
+def python_packages(src: Path, work: Path, dist: Path, env: dict[str, str]) -> tuple[Path, Path]:
     """sdist, then the wheel built from that sdist (PyPA's build does so), with pinned tools and no isolation."""
     tools = work / "tools"
-    run(*pip("install", "--quiet", "--target", tools, "-r", TOOLS), env=env)
+    run(*pip("install", "--quiet", "--target", tools, "-r", src / "pkg" / TOOLS.name), env=env)
     tool_env = {**env, "PYTHONPATH": str(tools)}
     out = work / "python"
-    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, ROOT, env=tool_env)
+    run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, src, env=tool_env)
     wheel = next(out.glob("*.whl"))
     sdist = next(out.glob("*.tar.gz"))
     for path in (wheel, sdist):
@@ -98,13 +153,17 @@ def python_packages(work: Path, dist: Path, env: dict[str, str]) -> tuple[Path, 
     return dist / wheel.name, dist / sdist.name
 
 
-def private_lib(lib: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
+def private_lib(src: Path, lib: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
     """The locked dependencies and our wheel, as pip installs them for CPython 3.9 on manylinux2014."""
     target = ("--only-binary=:all:", f"--platform=manylinux2014_{rpm_arch}", f"--python-version={PYTHON}",
               "--implementation=cp", "--no-compile", "--no-deps", "--quiet", "--target", lib)
-    run(*pip("install", *target, "--require-hashes", "-r", LOCK), env=env)
+    run(*pip("install", *target, "--require-hashes", "-r", src / "pkg" / LOCK.name), env=env)
     run(*pip("install", *target, wheel), env=env)
     shutil.rmtree(lib / "bin", ignore_errors=True)  # console scripts with this build's interpreter in them
+    # pip's records of this install, not metadata of the projects: direct_url.json holds the builder's path
+    # of our wheel, REQUESTED says that it was named on pip's command line.
+    for record in [*lib.glob("*.dist-info/direct_url.json"), *lib.glob("*.dist-info/REQUESTED")]:
+        record.unlink()
     # PyYAML's C extension is built per Python version (cp39 here); yaml falls back to its pure-Python
     # loader without it, so every version runs the same code.
     for extension in (lib / "yaml").glob("_yaml*.so"):
@@ -115,9 +174,9 @@ def private_lib(lib: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> N
         path.chmod(0o755 if path.is_dir() or path.suffix == ".so" else 0o644)
 
 
-def stage_common(tree: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
+def stage_common(src: Path, tree: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
     """What both packages hold at the same paths."""
-    template = (PKG / "linux" / "launcher.sh.in").read_text()
+    template = (src / "pkg" / "linux" / "launcher.sh.in").read_text()
     (tree / "usr/bin").mkdir(parents=True)
     for name, (entry, fail_py, fail_sh) in LAUNCHERS.items():
         text = (template.replace("@NAME@", name).replace("@ENTRY@", entry)
@@ -126,19 +185,19 @@ def stage_common(tree: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) ->
         path.write_text(text)
         path.chmod(0o755)
     libdir = tree / LIBDIR
-    private_lib(libdir / "lib", wheel, rpm_arch, env)
-    shutil.copy(PKG / "linux" / "textfile-link", libdir / "textfile-link")
+    private_lib(src, libdir / "lib", wheel, rpm_arch, env)
+    shutil.copy(src / "pkg" / "linux" / "textfile-link", libdir / "textfile-link")
     (libdir / "textfile-link").chmod(0o755)
     (libdir / "systemd").mkdir()
-    shutil.copy(ROOT / "deploy/systemd/secure-endpoint-exporter.service.d/socket-activation.conf",
+    shutil.copy(src / "deploy/systemd/secure-endpoint-exporter.service.d/socket-activation.conf",
                 libdir / "systemd" / "socket-activation.conf")
     units = tree / "usr/lib/systemd/system"
     units.mkdir(parents=True)
     for unit in UNITS:
-        shutil.copy(ROOT / "deploy/systemd" / unit, units / unit)
+        shutil.copy(src / "deploy/systemd" / unit, units / unit)
     doc = tree / "usr/share/doc" / NAME
     doc.mkdir(parents=True)
-    shutil.copy(PKG / "linux" / "copyright", doc / "copyright")
+    shutil.copy(src / "pkg" / "linux" / "copyright", doc / "copyright")
     (tree / "etc/secure-endpoint-monitoring").mkdir(parents=True)
     for path in [tree, *tree.rglob("*")]:
         if path.is_dir():
@@ -148,7 +207,7 @@ def stage_common(tree: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) ->
             path.chmod(0o644)
 
 
-def stage_for(common: Path, tree: Path, nagios: str, config: str) -> None:
+def stage_for(src: Path, common: Path, tree: Path, nagios: str, config: str) -> None:
     """A copy of the common tree plus the paths that differ between Debian and RHEL."""
     shutil.copytree(common, tree, symlinks=True)
     plugins = tree / nagios
@@ -157,25 +216,25 @@ def stage_for(common: Path, tree: Path, nagios: str, config: str) -> None:
     (plugins / "check_secure_endpoint").symlink_to("../" * (depth - 1) + "bin/check_secure_endpoint")
     conf = tree / config
     conf.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(PKG / "linux" / "secure-endpoint-exporter.conf", conf)
+    shutil.copy(src / "pkg" / "linux" / "secure-endpoint-exporter.conf", conf)
     conf.chmod(0o644)
     for path in [conf.parent, plugins, *plugins.parents]:
         if path.is_relative_to(tree):
             path.chmod(0o755)
 
 
-def deb(common: Path, work: Path, dist: Path, deb_arch: str, ver: str, env: dict[str, str]) -> Path:
+def deb(src: Path, common: Path, work: Path, dist: Path, deb_arch: str, ver: str, env: dict[str, str]) -> Path:
     tree = work / "deb"
-    stage_for(common, tree, "usr/lib/nagios/plugins", "etc/default/secure-endpoint-exporter")
+    stage_for(src, common, tree, "usr/lib/nagios/plugins", "etc/default/secure-endpoint-exporter")
     control = tree / "DEBIAN"
     control.mkdir()
     size = sum(p.lstat().st_size for p in tree.rglob("*") if not p.is_dir()) // 1024 + 1
-    (control / "control").write_text((PKG / "deb" / "control.in").read_text()
+    (control / "control").write_text((src / "pkg" / "deb" / "control.in").read_text()
                                      .replace("@VERSION@", ver).replace("@ARCH@", deb_arch)
                                      .replace("@SIZE@", str(size)))
     (control / "conffiles").write_text("/etc/default/secure-endpoint-exporter\n")
     for script in ("postinst", "prerm", "postrm"):
-        shutil.copy(PKG / "deb" / script, control / script)
+        shutil.copy(src / "pkg" / "deb" / script, control / script)
         (control / script).chmod(0o755)
     for path in (control / "control", control / "conffiles"):
         path.chmod(0o644)
@@ -185,27 +244,34 @@ def deb(common: Path, work: Path, dist: Path, deb_arch: str, ver: str, env: dict
     return out
 
 
-def rpm(common: Path, work: Path, dist: Path, rpm_arch: str, ver: str, env: dict[str, str]) -> Path:
+def rpm(src: Path, common: Path, work: Path, dist: Path, rpm_arch: str, ver: str, env: dict[str, str]) -> Path:
     tree = work / "rpm-tree"
-    stage_for(common, tree, "usr/lib64/nagios/plugins", "etc/sysconfig/secure-endpoint-exporter")
-    (tree / "var/lib/secure-endpoint-exporter/textfile").mkdir(parents=True)
-    for path in (tree / "var", tree / "var/lib", tree / "var/lib/secure-endpoint-exporter",
-                 tree / "var/lib/secure-endpoint-exporter/textfile"):
+    stage_for(src, common, tree, "usr/lib64/nagios/plugins", "etc/sysconfig/secure-endpoint-exporter")
+    state = tree / "var/lib/secure-endpoint-exporter"
+    (state / "textfile").mkdir(parents=True)
+    (state / "state").mkdir()
+    for path in (tree / "var", tree / "var/lib", state, state / "textfile", state / "state"):
+        path.chmod(0o755)  # the spec's %attr sets the owners and modes of the last three
+    licenses = tree / "usr/share/licenses" / NAME
+    licenses.mkdir(parents=True)
+    shutil.copy(src / "LICENSE", licenses / "LICENSE")
+    for path in (licenses.parent, licenses):
         path.chmod(0o755)
+    (licenses / "LICENSE").chmod(0o644)
     top = work / "rpmbuild"
     run("rpmbuild", "-bb", "--quiet", "--target", f"{rpm_arch}-linux", "--define", f"_topdir {top}",
         "--define", f"stage {tree}", "--define", f"pkgversion {ver}", "--define", "_binary_payload w6.xzdio",
         "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
-        PKG / "rpm" / f"{NAME}.spec", env=env)
+        src / "pkg" / "rpm" / f"{NAME}.spec", env=env)
     built = next((top / "RPMS" / rpm_arch).glob("*.rpm"))
     out = dist / built.name
     shutil.copy2(built, out)
     return out
 
 
-def macos(dist: Path, wheel: Path, ver: str) -> list[Path]:
+def macos(src: Path, dist: Path, wheel: Path, ver: str) -> list[Path]:
     """The macOS helper's build(), when its module is in the tree (imported by path: pkg/ is no package)."""
-    path = PKG / "macos_pkg.py"
+    path = src / "pkg" / "macos_pkg.py"
     if not path.exists():
         return []
     spec = importlib.util.spec_from_file_location("macos_pkg", path)
@@ -251,6 +317,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch", choices=sorted(ARCHES), default="amd64", help="target architecture")
     parser.add_argument("--dist", type=Path, default=ROOT / "dist", help="where the packages go (default dist/)")
     parser.add_argument("--lock", action="store_true", help="rewrite pkg/requirements.lock and exit")
+    parser.add_argument("--worktree", action="store_true",
+                        help="build the tracked files as they are on disk, not the last commit (git checkouts)")
     args = parser.parse_args(argv)
     if args.lock:
         lock()
@@ -259,7 +327,6 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         sys.exit(f"build.py: {' and '.join(missing)} missing (Debian: apt-get install dpkg-dev rpm)")
     deb_arch, rpm_arch = ARCHES[args.arch]
-    ver = version()
     dist = args.dist.resolve()
     dist.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "SOURCE_DATE_EPOCH": source_date_epoch(), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -267,13 +334,15 @@ def main(argv: list[str] | None = None) -> None:
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sem-build-") as scratch:
         work = Path(scratch)
-        wheel, sdist = python_packages(work, dist, env)
+        src = source(work, args.worktree)
+        ver = version(src)
+        wheel, sdist = python_packages(src, work, dist, env)
         log(f"{wheel.name}, {sdist.name}")
         common = work / "common"
-        stage_common(common, wheel, rpm_arch, env)
-        built = [wheel, sdist, deb(common, work, dist, deb_arch, ver, env),
-                 rpm(common, work, dist, rpm_arch, ver, env)]
-    built += macos(dist, wheel, ver)
+        stage_common(src, common, wheel, rpm_arch, env)
+        built = [wheel, sdist, deb(src, common, work, dist, deb_arch, ver, env),
+                 rpm(src, common, work, dist, rpm_arch, ver, env)]
+        built += macos(src, dist, wheel, ver)
     for path in built:
         print(path)
     log(f"{len(built)} files in {time.monotonic() - start:.1f} s")
