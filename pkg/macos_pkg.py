@@ -6,15 +6,23 @@ service), so this builds on any host everything that goes into it, laid out as i
 
 Outputs in the dist folder:
 
-- ``secure-endpoint-monitoring-<version>-macos.tar.gz``: ``payload/`` (the installed tree),
-  ``scripts/`` (preinstall, postinstall), ``distribution.xml``, ``build-pkg.sh`` and the profile;
-- ``secure-endpoint-monitoring-fda.mobileconfig``: the PPPC profile, for upload to the MDM.
+- ``secure-endpoint-monitoring-<version>-macos.tar.gz``: ``payload/`` (the contents of the program's
+  folder), ``scripts/`` (preinstall, postinstall), ``distribution.xml``, ``build-pkg.sh`` and the profile;
+- the PPPC profile, for upload to the MDM. By default it is
+  ``secure-endpoint-monitoring-fda-grants-all-apple-python3.mobileconfig``: Full Disk Access for every
+  launchd job on the Mac that runs Apple's python3, which the file name says on purpose (docs/macos.md
+  weighs it). ``--fda-identifier ID --fda-requirement REQ`` makes the profile for an interpreter of
+  your own instead, ``secure-endpoint-monitoring-fda-<ID>.mobileconfig``; ``--profile-only`` writes
+  just that profile.
 
 The program lives in ``/Library/Application Support/secure-endpoint-monitoring``: root-owned all the
 way up (``/usr/local`` may belong to a Homebrew user, and the daemon runs what is there as root),
-outside what SIP protects, kept by macOS upgrades. Its ``lib/arm64`` and ``lib/x86_64`` hold the
-dependencies as pip installs them for Python 3.9 on each architecture (psutil and PyYAML publish
-no universal2 wheels), with this project's own wheel.
+outside what SIP protects, kept by macOS upgrades. The package installs into that folder alone
+(``pkgbuild --install-location``), so its payload holds no system folder whose owner or mode Installer
+could change; postinstall copies the launch daemon's plist from ``launchd/`` into
+``/Library/LaunchDaemons``. ``lib/arm64`` and ``lib/x86_64`` hold the dependencies as pip installs
+them for Python 3.9 on each architecture (psutil and PyYAML publish no universal2 wheels), with this
+project's own wheel.
 
 Standalone: ``python3 pkg/macos_pkg.py --dist dist --wheel dist/<wheel>``.
 """
@@ -47,12 +55,12 @@ IDENTIFIER = "com.github.secure-endpoint-monitoring"
 LABEL = PLIST.stem
 COMPONENT = "secure-endpoint-monitoring-component.pkg"
 COMMANDS = ("check_secure_endpoint", "secure-endpoint-exporter")
-LOGS = "Library/Logs/secure-endpoint-monitoring"
-PROFILE_NAME = "secure-endpoint-monitoring-fda.mobileconfig"
 PROFILE_IDENTIFIER = f"{IDENTIFIER}.fda"
-# The interpreter that reads TCC.db for the daemon: the Command Line Tools' Python.app (docs/macos.md).
+# The interpreter that reads TCC.db for the daemon by default: the Command Line Tools' Python.app
+# (docs/macos.md). A grant to it covers every launchd job that runs that Python, hence the name.
 PYTHON_BUNDLE = "com.apple.python3"
 PYTHON_REQUIREMENT = 'identifier "com.apple.python3" and anchor apple'
+BROAD_PROFILE_NAME = "secure-endpoint-monitoring-fda-grants-all-apple-python3.mobileconfig"
 
 PYTHON_VERSION = "3.9"
 # pip widens each tag to the older macOS releases and to universal2 wheels.
@@ -98,29 +106,63 @@ def pip_install(target: Path, wheel: Path, platform: str, pip: list[str]) -> Non
         shutil.rmtree(cache)
 
 
-def pppc_profile(identifier: str = PROFILE_IDENTIFIER) -> bytes:
-    """The PPPC profile granting Full Disk Access to the Command Line Tools' Python.
+def slug(identifier: str) -> str:
+    """An identifier or a path as one safe file-name and profile-identifier part."""
+    part = re.sub(r"[^A-Za-z0-9.-]+", "-", identifier).strip("-.")
+    if not part:
+        raise ValueError(f"{identifier!r} cannot name a profile")
+    return part
 
-    The UUIDs derive from the identifier: every build gives the same profile, so the MDM replaces
-    it rather than installing a second one; a different identifier gives a new one on purpose.
+
+def profile_name(grant_identifier: str = PYTHON_BUNDLE) -> str:
+    """The profile's file name: the broad default says what it grants; another names its program."""
+    if grant_identifier == PYTHON_BUNDLE:
+        return BROAD_PROFILE_NAME
+    return f"secure-endpoint-monitoring-fda-{slug(grant_identifier)}.mobileconfig"
+
+
+def pppc_profile(identifier: str | None = None, grant_identifier: str = PYTHON_BUNDLE,
+                 requirement: str = PYTHON_REQUIREMENT) -> bytes:
+    """A PPPC profile granting Full Disk Access to one program: Apple's python3 unless told otherwise.
+
+    ``grant_identifier`` is a bundle identifier, or the full path of a program outside any app bundle
+    (PPPC's ``path`` type); ``requirement`` is that program's designated requirement (``codesign -dr -``).
+    The UUIDs derive from the profile identifier: every build gives the same profile, so the MDM
+    replaces it rather than installing a second one. The default identifier is the same for the broad
+    grant as before and gains the program's name for any other grant, so the two are separate profiles.
     """
+    if not requirement.strip():
+        raise ValueError("a Full Disk Access grant needs the program's code requirement (codesign -dr -)")
+    broad = grant_identifier == PYTHON_BUNDLE
+    if identifier is None:
+        identifier = PROFILE_IDENTIFIER if broad else f"{PROFILE_IDENTIFIER}.{slug(grant_identifier)}"
+
     def stable(name: str) -> str:
         return str(uuid.uuid5(uuid.NAMESPACE_DNS, name)).upper()
 
     grant = {
-        "Identifier": PYTHON_BUNDLE,
-        "IdentifierType": "bundleID",
-        "CodeRequirement": PYTHON_REQUIREMENT,
+        "Identifier": grant_identifier,
+        "IdentifierType": "path" if grant_identifier.startswith("/") else "bundleID",
+        "CodeRequirement": requirement,
         "Allowed": True,
         "StaticCode": False,
         "Comment": "secure-endpoint-monitoring reads TCC.db and MDMOverrides.plist (faults 3, 15, 17)",
     }
+    if broad:
+        title = "Full Disk Access for EVERY launchd job running Apple's python3 (Secure Endpoint monitoring)"
+        description = ("Grants Full Disk Access to Apple's Command Line Tools python3 as such: the monitoring's "
+                       "launch daemon, and any other launch daemon or launch agent on this Mac that runs that "
+                       "Python, including one a local user writes. Read docs/macos.md before deploying.")
+    else:
+        title = f"Full Disk Access for {grant_identifier} (Secure Endpoint monitoring)"
+        description = (f"Grants Full Disk Access to the program {grant_identifier} signed as required, which "
+                       "the monitoring uses to read which apps have Full Disk Access (TCC.db).")
     policy: dict[str, Any] = {
         "PayloadType": "com.apple.TCC.configuration-profile-policy",
         "PayloadIdentifier": f"{identifier}.tcc",
         "PayloadUUID": stable(f"{identifier}.tcc"),
         "PayloadVersion": 1,
-        "PayloadDisplayName": "Full Disk Access for Secure Endpoint monitoring",
+        "PayloadDisplayName": title,
         "Services": {"SystemPolicyAllFiles": [grant]},
     }
     profile: dict[str, Any] = {
@@ -129,18 +171,21 @@ def pppc_profile(identifier: str = PROFILE_IDENTIFIER) -> bytes:
         "PayloadUUID": stable(identifier),
         "PayloadVersion": 1,
         "PayloadScope": "System",
-        "PayloadDisplayName": "Secure Endpoint monitoring: Full Disk Access",
-        "PayloadDescription": "Lets the monitoring's Python read which apps have Full Disk Access (TCC.db).",
+        "PayloadDisplayName": title,
+        "PayloadDescription": description,
         "PayloadContent": [policy],
     }
     return plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
-def stage(kit: Path, wheel: Path, version: str, pip: list[str] | None = None) -> Path:
-    """Write the kit, unpacked, into ``kit`` (a new folder); returns it."""
+def stage(kit: Path, wheel: Path, version: str, pip: list[str] | None = None,
+          grant: tuple[str, str] = (PYTHON_BUNDLE, PYTHON_REQUIREMENT)) -> Path:
+    """Write the kit, unpacked, into ``kit`` (a new folder); returns it.
+
+    ``payload/`` is what lands in HOME, nothing above it: no system folder is in the package.
+    """
     pip = pip or [sys.executable, "-m", "pip"]
-    payload = kit / "payload"
-    home = payload / HOME.lstrip("/")
+    home = kit / "payload"
     for command in COMMANDS:
         write(home / "bin" / command, substitute((TEMPLATES / "launcher.sh").read_text(), version, NAME=command),
               EXECUTABLE)
@@ -153,15 +198,12 @@ def stage(kit: Path, wheel: Path, version: str, pip: list[str] | None = None) ->
                 for arch, platform in PLATFORMS.items()]
         for job in jobs:
             job.result()
-    daemon = payload / "Library" / "LaunchDaemons" / PLIST.name
-    daemon.parent.mkdir(parents=True)
-    shutil.copyfile(PLIST, daemon)
-    (payload / LOGS).mkdir(parents=True)
+    write(home / "launchd" / PLIST.name, PLIST.read_text())
     for script in ("preinstall", "postinstall"):
         write(kit / "scripts" / script, substitute((TEMPLATES / "scripts" / script).read_text(), version), EXECUTABLE)
     write(kit / "distribution.xml", substitute((TEMPLATES / "distribution.xml").read_text(), version))
     write(kit / "build-pkg.sh", substitute((TEMPLATES / "build-pkg.sh").read_text(), version), EXECUTABLE)
-    (kit / PROFILE_NAME).write_bytes(pppc_profile())
+    (kit / profile_name(grant[0])).write_bytes(pppc_profile(grant_identifier=grant[0], requirement=grant[1]))
     return kit
 
 
@@ -195,16 +237,23 @@ def archive(kit: Path, tarball: Path) -> Path:
     return tarball
 
 
-def build(dist_dir: Path, wheel: Path, version: str) -> list[Path]:
+def write_profile(dist_dir: Path, grant: tuple[str, str] = (PYTHON_BUNDLE, PYTHON_REQUIREMENT)) -> Path:
+    """The PPPC profile for ``grant`` (identifier, code requirement) in dist_dir; returns its path."""
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    profile = dist_dir / profile_name(grant[0])
+    profile.write_bytes(pppc_profile(grant_identifier=grant[0], requirement=grant[1]))
+    return profile
+
+
+def build(dist_dir: Path, wheel: Path, version: str,
+          grant: tuple[str, str] = (PYTHON_BUNDLE, PYTHON_REQUIREMENT)) -> list[Path]:
     """Write the macOS kit tarball and the PPPC profile into dist_dir; returns their paths."""
     dist_dir.mkdir(parents=True, exist_ok=True)
     name = f"secure-endpoint-monitoring-{version}-macos"
     with tempfile.TemporaryDirectory() as tmp:
-        kit = stage(Path(tmp) / name, wheel.resolve(), version)
+        kit = stage(Path(tmp) / name, wheel.resolve(), version, grant=grant)
         tarball = archive(kit, dist_dir / f"{name}.tar.gz")
-    profile = dist_dir / PROFILE_NAME
-    profile.write_bytes(pppc_profile())
-    return [tarball, profile]
+    return [tarball, write_profile(dist_dir, grant)]
 
 
 def version_of(wheel: Path) -> str:
@@ -218,11 +267,27 @@ def version_of(wheel: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the macOS kit (payload, scripts, PPPC profile).")
     parser.add_argument("--dist", type=Path, required=True, help="folder to write the kit and the profile into")
-    parser.add_argument("--wheel", type=Path, required=True, help="this project's wheel")
+    parser.add_argument("--wheel", type=Path, help="this project's wheel (needed unless --profile-only)")
     parser.add_argument("--version", help="package version (default: the wheel's)")
+    parser.add_argument("--fda-identifier", metavar="ID",
+                        help="grant Full Disk Access to this bundle identifier, or to this full path for a program "
+                             "outside an app bundle, instead of Apple's python3 (docs/macos.md)")
+    parser.add_argument("--fda-requirement", metavar="REQ",
+                        help="the designated requirement of that program, as codesign -dr - prints it after "
+                             "'designated => ' (needed with --fda-identifier)")
+    parser.add_argument("--profile-only", action="store_true", help="write only the PPPC profile")
     args = parser.parse_args(argv)
+    if (args.fda_identifier is None) != (args.fda_requirement is None):
+        parser.error("--fda-identifier and --fda-requirement go together")
+    if args.wheel is None and not args.profile_only:
+        parser.error("--wheel is needed unless --profile-only")
+    grant = (args.fda_identifier or PYTHON_BUNDLE, args.fda_requirement or PYTHON_REQUIREMENT)
     try:
-        for path in build(args.dist, args.wheel, args.version or version_of(args.wheel)):
+        if args.profile_only:
+            outputs = [write_profile(args.dist, grant)]
+        else:
+            outputs = build(args.dist, args.wheel, args.version or version_of(args.wheel), grant)
+        for path in outputs:
             print(path)
     except (RuntimeError, ValueError, OSError) as error:
         print(f"macos_pkg: {error}", file=sys.stderr)

@@ -3,7 +3,8 @@ profile, and the installed launcher run here against copies of Macs.
 
 Building fetches the macOS wheels from PyPI. Without the network the tests are skipped with pip's
 reason, except under CI=true, where that is a failure. pkgbuild, launchd and TCC need a Mac: what
-they do is described in docs/macos.md and not checked here.
+they do is described in docs/macos.md and not checked here; the package scripts run here against a copied
+target volume, with launchctl replaced by a recorder.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSION = "0.1.0"
 KIT = f"secure-endpoint-monitoring-{VERSION}-macos"
 HOME = "Library/Application Support/secure-endpoint-monitoring"
+LABEL = "com.github.secure-endpoint-monitoring.exporter"
+BROAD = "secure-endpoint-monitoring-fda-grants-all-apple-python3.mobileconfig"
 IGNORE = ["--ignore", "6,7,daemon_not_running"]  # processes of a copied Mac cannot be read (docs/macos.md)
 PERFDATA = (r"active={a};;;0;12 critical={a};;;0;16 definitions_age=\d+s;604800;;0 "
             r"unknown=0;;;0;16 warning=0;;;0;16")
@@ -86,11 +89,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"tarball": tarball, "profile": profile, "kit": tmp / "x" / KIT, "tmp": tmp}
 
 
+def lay_down(kit: Path, target: Path) -> None:
+    """What Installer does with the payload: the program's folder at its place on the target volume."""
+    shutil.copytree(kit / "payload", target / HOME, symlinks=True, dirs_exist_ok=True)
+
+
 @pytest.fixture(scope="module")
 def installed(built: dict[str, Path]) -> Path:
     """The payload copied onto a target volume, then the package's postinstall run for that volume."""
     target = built["tmp"] / "volume"
-    shutil.copytree(built["kit"] / "payload", target, symlinks=True)
+    lay_down(built["kit"], target)
     run_script(built["kit"] / "scripts" / "postinstall", target)
     return target
 
@@ -125,8 +133,9 @@ def macho(path: Path) -> str:
 
 
 def test_payload_holds_the_program_for_both_architectures(built: dict[str, Path]) -> None:
-    home = built["kit"] / "payload" / HOME
-    assert sorted(p.name for p in home.iterdir()) == ["VERSION", "bin", "lib", "libexec", "uninstall.sh"]
+    home = built["kit"] / "payload"  # the program's folder itself: no system folder above it
+    assert sorted(p.name for p in home.iterdir()) == ["VERSION", "bin", "launchd", "lib", "libexec",
+                                                      "uninstall.sh"]
     assert sorted(p.name for p in (home / "bin").iterdir()) == ["check_secure_endpoint", "secure-endpoint-exporter"]
     assert (home / "VERSION").read_text() == f"{VERSION}\n"
     for arch in ("arm64", "x86_64"):
@@ -138,44 +147,73 @@ def test_payload_holds_the_program_for_both_architectures(built: dict[str, Path]
         assert {p.parent.name for p in compiled} >= {"psutil", "yaml", "bcrypt"}
         assert {macho(p) for p in compiled} <= {arch, "universal"}
         assert (lib / "psutil" / "_psutil_osx.abi3.so").is_file()  # the macOS build, not Linux's
-    assert (built["kit"] / "payload" / "Library" / "Logs" / "secure-endpoint-monitoring").is_dir()
+    assert not list(home.rglob("Library"))  # no /Library, /Library/Logs, /Library/LaunchDaemons...
+    script = (built["kit"] / "build-pkg.sh").read_text()
+    assert '--install-location "/Library/Application Support/secure-endpoint-monitoring"' in script
 
 
 def test_tarball_is_root_wheel_with_package_modes(built: dict[str, Path]) -> None:
     with tarfile.open(built["tarball"]) as tar:
         members = {m.name.removeprefix(f"{KIT}/"): m for m in tar.getmembers()}
     assert {(m.uname, m.gname, m.uid, m.gid) for m in members.values()} == {("root", "wheel", 0, 0)}
-    executable = {f"payload/{HOME}/bin/check_secure_endpoint", f"payload/{HOME}/bin/secure-endpoint-exporter",
-                  f"payload/{HOME}/uninstall.sh", "scripts/preinstall", "scripts/postinstall", "build-pkg.sh"}
+    executable = {"payload/bin/check_secure_endpoint", "payload/bin/secure-endpoint-exporter",
+                  "payload/uninstall.sh", "scripts/preinstall", "scripts/postinstall", "build-pkg.sh"}
     for name in executable:
         assert members[name].mode == 0o755, name
-    plist = "payload/Library/LaunchDaemons/com.github.secure-endpoint-monitoring.exporter.plist"
-    assert members[plist].mode == 0o644
-    assert members[f"payload/{HOME}/libexec/launch.py"].mode == 0o644
+    assert members[f"payload/launchd/{LABEL}.plist"].mode == 0o644
+    assert members["payload/libexec/launch.py"].mode == 0o644
     assert {m.mode for m in members.values() if m.isdir()} == {0o755}
     others = {n: m.mode for n, m in members.items() if m.isfile() and n not in executable}
     assert set(others.values()) == {0o644, 0o755}
     assert {n for n, mode in others.items() if mode == 0o755} == {n for n in others if n.endswith(".so")}
 
 
-def test_launch_daemon_is_the_repository_plist_and_runs_the_installed_launcher(built: dict[str, Path]) -> None:
-    source = ROOT / "deploy" / "launchd" / "com.github.secure-endpoint-monitoring.exporter.plist"
-    daemon = built["kit"] / "payload" / "Library" / "LaunchDaemons" / source.name
+def test_launch_daemon_is_the_repository_plist_and_runs_the_installed_launcher(installed: Path) -> None:
+    source = ROOT / "deploy" / "launchd" / f"{LABEL}.plist"
+    daemon = installed / "Library" / "LaunchDaemons" / source.name  # copied there by postinstall
     assert daemon.read_bytes() == source.read_bytes()
+    assert daemon.stat().st_mode & 0o7777 == 0o644
     plist: dict[str, Any] = plistlib.loads(daemon.read_bytes())
-    assert plist["Label"] == daemon.stem
+    assert plist["Label"] == daemon.stem == LABEL
     program = plist["ProgramArguments"][0]
     assert program == f"/{HOME}/bin/secure-endpoint-exporter"
-    assert (built["kit"] / "payload" / program.lstrip("/")).is_file()
+    assert (installed / program.lstrip("/")).is_file()
     assert plist["EnvironmentVariables"]["SECURE_ENDPOINT_EXPORTER_ARGS_FILE"] == f"/{HOME}/etc/exporter.args"
-    assert not (built["kit"] / "payload" / HOME / "etc").exists()  # settings are never in the payload
     for key in ("StandardErrorPath", "StandardOutPath"):
-        assert (built["kit"] / "payload" / Path(plist[key]).parent.relative_to("/")).is_dir()
+        assert (installed / Path(plist[key]).parent.relative_to("/")).is_dir()
+
+
+def test_settings_are_never_in_the_payload(built: dict[str, Path]) -> None:
+    assert not (built["kit"] / "payload" / "etc").exists()
+    assert not list((built["kit"] / "payload").rglob(".install-state"))
+
+
+def test_postinstall_keeps_the_system_folders_as_macos_ships_them(built: dict[str, Path], tmp_path: Path) -> None:
+    """Installer lays down only the program's folder; postinstall adds to /Library without re-moding it.
+
+    The target gets its system folders first, with modes that differ from what the scripts would make
+    (0775, 0700): a chmod or a fresh mkdir of them would show.
+    """
+    target = tmp_path / "volume"
+    system = {"Library": 0o755, "Library/Application Support": 0o775, "Library/Logs": 0o775,
+              "Library/LaunchDaemons": 0o700, "usr/local/bin": 0o775}
+    for folder, mode in system.items():
+        (target / folder).mkdir(parents=True, exist_ok=True)
+        (target / folder).chmod(mode)
+    lay_down(built["kit"], target)
+    run_script(built["kit"] / "scripts" / "postinstall", target)
+    assert {f: (target / f).stat().st_mode & 0o7777 for f in system} == system
+    ours = [HOME, f"{HOME}/etc", "Library/Logs/secure-endpoint-monitoring"]
+    assert {f: (target / f).stat().st_mode & 0o7777 for f in ours} == dict.fromkeys(ours, 0o755)
+    assert (target / "Library" / "LaunchDaemons" / f"{LABEL}.plist").stat().st_mode & 0o7777 == 0o644
 
 
 def test_profile_grants_full_disk_access_to_the_tools_python(built: dict[str, Path]) -> None:
+    assert built["profile"].name == BROAD  # the name says what it grants
     profile: dict[str, Any] = plistlib.loads(built["profile"].read_bytes())
     assert built["profile"].read_bytes() == (built["kit"] / built["profile"].name).read_bytes()
+    assert "EVERY launchd job running Apple's python3" in profile["PayloadDisplayName"]
+    assert "including one a local user writes" in profile["PayloadDescription"]
     assert profile["PayloadType"] == "Configuration" and profile["PayloadScope"] == "System"
     (policy,) = profile["PayloadContent"]
     assert policy["PayloadType"] == "com.apple.TCC.configuration-profile-policy"
@@ -191,6 +229,47 @@ def test_profile_grants_full_disk_access_to_the_tools_python(built: dict[str, Pa
     assert other["PayloadUUID"] not in uuids and other["PayloadIdentifier"] == "org.example.monitoring.fda"
 
 
+ORG_REQUIREMENT = ('identifier "org.example.sem.python" and anchor apple generic and '
+                   'certificate leaf[subject.OU] = "ABCDE12345"')
+
+
+@pytest.mark.parametrize(("identifier", "kind", "name"), [
+    ("org.example.sem.python", "bundleID", "secure-endpoint-monitoring-fda-org.example.sem.python.mobileconfig"),
+    ("/Library/Application Support/org.example.sem-python/bin/python3.11", "path",
+     "secure-endpoint-monitoring-fda-Library-Application-Support-org.example.sem-python-bin-python3.11.mobileconfig"),
+])
+def test_profile_for_an_interpreter_of_ones_own(tmp_path: Path, identifier: str, kind: str, name: str) -> None:
+    """--fda-identifier/--fda-requirement: the grant names that program alone, in a profile of its own."""
+    code = macos_pkg.main(["--dist", str(tmp_path), "--profile-only", "--fda-identifier", identifier,
+                           "--fda-requirement", ORG_REQUIREMENT])
+    assert code == 0
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    profile: dict[str, Any] = plistlib.loads((tmp_path / name).read_bytes())
+    (policy,) = profile["PayloadContent"]
+    (grant,) = policy["Services"]["SystemPolicyAllFiles"]
+    assert (grant["Identifier"], grant["IdentifierType"], grant["CodeRequirement"]) == (
+        identifier, kind, ORG_REQUIREMENT)
+    assert profile["PayloadIdentifier"].startswith("com.github.secure-endpoint-monitoring.fda.")
+    broad: dict[str, Any] = plistlib.loads(macos_pkg.pppc_profile())
+    assert profile["PayloadUUID"] != broad["PayloadUUID"]  # a separate profile, not a silent replacement
+    assert identifier in profile["PayloadDisplayName"] and "EVERY" not in profile["PayloadDisplayName"]
+
+
+@pytest.mark.parametrize("args", [["--fda-identifier", "org.example.sem.python"],
+                                  ["--fda-requirement", ORG_REQUIREMENT],
+                                  ["--fda-identifier", "org.example.sem.python", "--fda-requirement", " "],
+                                  []])
+def test_grant_options_are_checked(tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """One of the pair without the other, an empty requirement, or no wheel for a kit: refused, nothing written."""
+    try:
+        code = macos_pkg.main(["--dist", str(tmp_path / "dist"), *(["--profile-only"] if args else []), *args])
+    except SystemExit as error:
+        code = error.code
+    assert code not in (0, None)
+    assert not (tmp_path / "dist").exists() or not list((tmp_path / "dist").iterdir())
+    assert capsys.readouterr().err
+
+
 def test_distribution_and_build_script_name_the_same_component(built: dict[str, Path]) -> None:
     root = ET.parse(built["kit"] / "distribution.xml").getroot()
     assert root.tag == "installer-gui-script"
@@ -204,7 +283,7 @@ def test_distribution_and_build_script_name_the_same_component(built: dict[str, 
 
 
 def test_scripts_parse_and_are_filled_in(built: dict[str, Path]) -> None:
-    home = built["kit"] / "payload" / HOME
+    home = built["kit"] / "payload"
     scripts = [*(home / "bin").iterdir(), home / "uninstall.sh", home / "libexec" / "python.sh",
                *(built["kit"] / "scripts").iterdir(), built["kit"] / "build-pkg.sh"]
     assert len(scripts) == 7
@@ -263,7 +342,7 @@ def test_older_python_is_named(installed: Path) -> None:
 
 def test_upgrade_keeps_settings_and_replaces_code(built: dict[str, Path], tmp_path: Path) -> None:
     target = tmp_path / "volume"
-    shutil.copytree(built["kit"] / "payload", target, symlinks=True)
+    lay_down(built["kit"], target)
     run_script(built["kit"] / "scripts" / "postinstall", target)
     flags = target / HOME / "etc" / "exporter.args"
     assert flags.read_text().startswith("# Extra flags for the exporter")
@@ -272,10 +351,108 @@ def test_upgrade_keeps_settings_and_replaces_code(built: dict[str, Path], tmp_pa
     stale.write_text("")
     run_script(built["kit"] / "scripts" / "preinstall", target)
     assert not (target / HOME / "lib").exists() and not (target / HOME / "bin").exists()
-    shutil.copytree(built["kit"] / "payload", target, symlinks=True, dirs_exist_ok=True)
+    lay_down(built["kit"], target)
     run_script(built["kit"] / "scripts" / "postinstall", target)
     assert flags.read_text() == "--web.listen-address=127.0.0.1:9982\n"
     assert not stale.exists()
     for command in ("check_secure_endpoint", "secure-endpoint-exporter"):
         link = target / "usr" / "local" / "bin" / command
         assert link.resolve() == (target / HOME / "bin" / command).resolve()
+
+
+RECORDER = """#!/bin/sh
+# Stands in for /bin/launchctl: writes each call to a log; "print" answers as launchd would for a loaded
+# service when the file "loaded" exists beside it.
+here=$(dirname "$0")
+echo "$*" >> "$here/calls"
+case $1 in
+    print) [ -e "$here/loaded" ] ;;
+    *) exit 0 ;;
+esac
+"""
+
+
+def as_live(script: Path, target: Path, tools: Path) -> Path:
+    """The script as it behaves on the running system: target taken as live, launchctl the recorder."""
+    text = script.read_text()
+    for line, replacement in (("launchctl=/bin/launchctl\n", f"launchctl={tools / 'launchctl'}\n"),
+                              ("live=/\n", f"live={target}\n")):
+        assert text.count(line) == 1, f"{script.name}: {line!r}"
+        text = text.replace(line, replacement)
+    copy = tools / script.name
+    copy.write_text(text)
+    return copy
+
+
+def calls(tools: Path) -> list[str]:
+    log = tools / "calls"
+    return log.read_text().splitlines() if log.exists() else []
+
+
+@pytest.fixture
+def live(built: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
+    """A target volume treated as the running system, with the recorder in place of launchctl."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "launchctl").write_text(RECORDER)
+    (tools / "launchctl").chmod(0o755)
+    target = tmp_path / "volume"
+    target.mkdir()
+    scripts = {name: as_live(built["kit"] / "scripts" / name, target, tools) for name in ("preinstall", "postinstall")}
+    return {"target": target, "tools": tools, **scripts}
+
+
+def install(built: dict[str, Path], live: dict[str, Path]) -> str:
+    """One installation as Installer runs it: preinstall, the payload, postinstall; returns postinstall's output."""
+    run_script(live["preinstall"], live["target"])
+    lay_down(built["kit"], live["target"])
+    return run_script(live["postinstall"], live["target"]).stdout
+
+
+PLIST_ON_TARGET = "{target}/Library/LaunchDaemons/" + LABEL + ".plist"
+
+
+def test_first_install_does_not_start_the_exporter(built: dict[str, Path], live: dict[str, Path]) -> None:
+    out = install(built, live)
+    # Disabled, so that launchd does not load the plist at the next boot either; nothing else.
+    assert calls(live["tools"]) == [f"disable system/{LABEL}"]
+    plist = PLIST_ON_TARGET.format(target=live["target"])
+    assert f"sudo launchctl enable system/{LABEL} && sudo launchctl bootstrap system {plist}" in out
+    assert (live["target"] / HOME / "etc" / "exporter.args").read_text().count("neither TLS nor a password") == 1
+    assert not (live["target"] / HOME / ".install-state").exists()
+
+
+def test_first_install_starts_when_opted_in(built: dict[str, Path], live: dict[str, Path]) -> None:
+    etc = live["target"] / HOME / "etc"
+    etc.mkdir(parents=True)
+    (etc / "start-on-install").touch()  # what an MDM drops, with exporter.args, before the package
+    (etc / "exporter.args").write_text("--web.listen-address=127.0.0.1:9982\n")
+    install(built, live)
+    plist = PLIST_ON_TARGET.format(target=live["target"])
+    assert calls(live["tools"]) == [f"enable system/{LABEL}", f"bootstrap system {plist}"]
+    assert (etc / "exporter.args").read_text() == "--web.listen-address=127.0.0.1:9982\n"
+
+
+@pytest.mark.parametrize("loaded", [True, False])
+def test_upgrade_restarts_only_what_was_loaded(built: dict[str, Path], live: dict[str, Path], loaded: bool) -> None:
+    install(built, live)  # the first installation: disabled, not started
+    if loaded:
+        (live["tools"] / "loaded").touch()  # the admin started it since
+    (live["tools"] / "calls").unlink()
+    install(built, live)
+    plist = PLIST_ON_TARGET.format(target=live["target"])
+    if loaded:
+        expected = [f"print system/{LABEL}", f"bootout system/{LABEL}", f"enable system/{LABEL}",
+                    f"bootstrap system {plist}"]
+    else:
+        expected = [f"print system/{LABEL}"]  # neither started nor disabled again: the admin's choice stands
+    assert calls(live["tools"]) == expected
+    assert not (live["target"] / HOME / ".install-state").exists()
+
+
+def test_scripts_leave_launchd_alone_on_another_volume(built: dict[str, Path], tmp_path: Path) -> None:
+    """The kit's scripts as they are: a target that is not / gets files, and launchctl is never run."""
+    target = tmp_path / "volume"
+    lay_down(built["kit"], target)
+    out = run_script(built["kit"] / "scripts" / "postinstall", target).stdout
+    assert "launchctl" not in out and (target / "Library" / "LaunchDaemons" / f"{LABEL}.plist").is_file()

@@ -18,7 +18,8 @@ for command in check_secure_endpoint secure-endpoint-exporter; do
     esac
 done
 if [ "${1:-}" = --keep-config ]; then
-    /bin/rm -rf "$home/bin" "$home/lib" "$home/libexec" "$home/VERSION" "$home/uninstall.sh"
+    /bin/rm -rf "$home/bin" "$home/lib" "$home/libexec" "$home/launchd" "$home/VERSION" "$home/uninstall.sh" \
+        "$home/.install-state"
 else
     /bin/rm -rf "$home"
 fi
