@@ -80,15 +80,20 @@ def test_units_read_the_packaged_config_file() -> None:
 
 
 def test_textfile_unit_writes_only_its_own_folder() -> None:
-    """The textfile service writes under its state directory (0755, so node_exporter may read it) and needs no
-    write access to node_exporter's directory: the packages link the file there instead."""
+    """The textfile service writes under its two state directories (textfile/ 0755, so node_exporter may read
+    it) and needs no write access to node_exporter's directory: the packages link the file there instead.
+    systemd gives only the listed, innermost folders to the user: the state root itself must not be listed,
+    or systemd would chown it back to the user, who could then swap textfile/ for a link."""
     service = unit("secure-endpoint-exporter-textfile.service")["Service"]
     args = build_parser().parse_args(expand(service["ExecStart"], config())[1:])
     assert args.output == "/var/lib/secure-endpoint-exporter/textfile/secure_endpoint.prom"
-    assert args.state_file == "/var/lib/secure-endpoint-exporter/state.json"
-    assert service["StateDirectory"].split() == ["secure-endpoint-exporter", "secure-endpoint-exporter/textfile"]
+    assert args.state_file == "/var/lib/secure-endpoint-exporter/state/state.json"
+    folders = service["StateDirectory"].split()
+    assert folders == ["secure-endpoint-exporter/textfile", "secure-endpoint-exporter/state"]
+    assert "secure-endpoint-exporter" not in folders
+    assert {str(Path(args.output).parent), str(Path(args.state_file).parent)} == {f"/var/lib/{f}" for f in folders}
     assert service["StateDirectoryMode"] == "0755" and service["UMask"] == "0022"
-    assert "ReadWritePaths" not in service
+    assert "ReadWritePaths" not in service  # ProtectSystem=strict: the StateDirectory= folders are writable
 
 
 @pytest.mark.parametrize("name", UNITS)
