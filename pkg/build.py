@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     missing = [tool for tool in ("dpkg-deb", "rpmbuild") if shutil.which(tool) is None]
     if missing:
-        sys.exit(f"build.py: {' and '.join(missing)} missing (Debian: apt-get install dpkg-dev rpm)")
+        sys.exit(f"build.py: {' and '.join(missing)} missing (Debian: apt-get install rpm; dpkg-deb comes with dpkg)")
     deb_arch, rpm_arch = ARCHES[args.arch]
     dist = args.dist.resolve()
     dist.mkdir(parents=True, exist_ok=True)
