@@ -22,10 +22,11 @@ def test_exit_codes_are_the_interpreters(code: object, expected: int, capsys: py
 
 def test_collection_runs_again_after_the_imports() -> None:
     """A long-running exporter must still free cycles: GC is off only while the modules load."""
-    program = ("import gc; from checks.launch import _run; "
-               "_run(lambda: print(gc.isenabled(), gc.get_freeze_count() > 0))")
+    program = ("import gc; from checks import launch; "
+               "launch._run(lambda: (print(gc.isenabled(), end=' '), launch._imported(), "
+               "print(gc.isenabled(), gc.get_freeze_count() > 0)), '', 0)")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
-    assert (done.returncode, done.stdout) == (0, "True True\n"), done.stderr
+    assert (done.returncode, done.stdout) == (0, "False True True\n"), done.stderr  # off while importing
 
 
 def _buffered(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -57,3 +58,16 @@ def test_output_that_cannot_be_written_is_not_an_ok_exit(healthy: LinuxTree) -> 
         done = subprocess.run([script("check_secure_endpoint"), "--path.rootfs", str(healthy.root), "--state-file",
                                ""], stdout=full, stderr=subprocess.PIPE, env=env, timeout=30, check=False)
     assert done.returncode == 120
+
+
+@pytest.mark.parametrize(("line", "code"), [
+    ("SECURE ENDPOINT UNKNOWN - stopped by SIGTERM before the checks finished\n", 3),  # the plugin's
+    ("", 0),  # the exporter's
+])
+def test_sigterm_during_the_imports_ends_in_the_commands_own_result(line: str, code: int) -> None:
+    """Before the command's handler is in place (the imports), SIGTERM must not end the run by the signal:
+    Nagios calls that "out of bounds"."""
+    program = ("import os, signal; from checks import launch; "
+               f"launch._run(lambda: os.kill(os.getpid(), signal.SIGTERM), {line!r}, {code})")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (code, line, "")
