@@ -67,7 +67,8 @@ def _run(command: Callable[[], None], early_line: str, early_code: int) -> None:
     plugin must still print a state; Python's default would end it by the signal, which Nagios calls
     "out of bounds")."""
     gc.disable()
-    signal.signal(signal.SIGTERM, _stopped_early)
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:  # ignored by whoever started us: stays so
+        signal.signal(signal.SIGTERM, _stopped_early)
     try:
         command()
         code = 0
