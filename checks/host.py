@@ -321,12 +321,12 @@ class Host:
         self._tick()
         program = self.path(rel)
         in_main = threading.current_thread() is threading.main_thread()
-        if _children.stop_signal:
-            raise _stopping(in_main)
         if in_main:
             _children.starting += 1  # a stop signal now waits until the program is registered (stopping.py)
         try:
             with _children.lock:  # a sweep running meanwhile must not take the new program for a stray
+                if _children.stop_signal:  # asked under the lock: end_programs, holding it, then sees all
+                    raise _stopping(in_main)
                 proc = subprocess.Popen(
                     [program, *args],
                     stdin=subprocess.DEVNULL,
@@ -582,6 +582,27 @@ def stop_programs(signum: int) -> bool:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
     return _children.starting > 0
+
+
+def end_programs() -> None:
+    """After a stop, just before the exit: kill what ``stop_programs`` could not reach.
+
+    A scrape's thread may have been inside ``Host.start`` when the signal came, its program not yet
+    registered, or a killed program's child may have been orphaned to us (the child subreaper). Taken
+    under the lock, which ``Host.start`` holds from fork to registration, so no start is half-done
+    here; any later start refuses, since the stop is recorded. Not for a signal handler.
+    """
+    with _children.lock:
+        pids = set(_children.started)
+        with contextlib.suppress(OSError):
+            pids.update(_direct_children())
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)  # a program we started leads its own group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)  # an orphan leads none
+    for pid in pids:
+        _wait_briefly(pid)
 
 
 def stopping() -> bool:

@@ -27,7 +27,7 @@ from checks.options import add_evaluation_arguments, fault_list, rootfs_problem,
 from checks.records import Record
 from checks.report import FaultResult, Report, State
 from checks.state import default_path, open_state
-from checks.stopping import Stopped, handle_stop_signals, ignore_stop_signals
+from checks.stopping import Stopped, end_programs, handle_stop_signals, ignore_stop_signals
 
 NAME = "Secure Endpoint"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
@@ -364,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         run(args, policy)
     except Stopped as stop:  # a half-done check proves nothing: UNKNOWN, never a verdict
+        end_programs()
         print(f"{NAME.upper()} UNKNOWN - {msg('plugin_stopped', signal=stop.signal_name).render(args.lang)}")
         sys.exit(3)
 

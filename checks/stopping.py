@@ -15,9 +15,9 @@ from __future__ import annotations
 import signal
 from types import FrameType
 
-from checks.host import Stopped, stop_programs
+from checks.host import Stopped, end_programs, stop_programs
 
-__all__ = ["STOP_SIGNALS", "Stopped", "handle_stop_signals", "ignore_stop_signals"]
+__all__ = ["STOP_SIGNALS", "Stopped", "end_programs", "handle_stop_signals", "ignore_stop_signals"]
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

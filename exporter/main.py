@@ -24,7 +24,7 @@ from checks.host import Host, adopt_orphans
 from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
 from checks.report import Report
 from checks.state import StateStore, open_state
-from checks.stopping import Stopped, handle_stop_signals
+from checks.stopping import Stopped, end_programs, handle_stop_signals
 from exporter import logs, metrics, textformat
 from exporter.logs import kv
 
@@ -259,6 +259,7 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
         name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
         log.info("received %s, shutting down", name, extra=kv(signal=name))
         app.shutdown()  # the programs in flight were killed by the handler: their scrapes end at once
+        end_programs()  # and any a scrape's thread was starting meanwhile
     return 0
 
 
@@ -288,6 +289,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Stopped as stop:  # in --once: nothing was written, and the file in place stays as it was
         log.info("received %s before the evaluation finished, stopping", stop.signal_name,
                  extra=kv(signal=stop.signal_name))
+        end_programs()
         code = 0
     sys.exit(code)
 

@@ -25,7 +25,8 @@ from tests.hosttree import LinuxTree
 
 def hung_host(tmp_path: Path) -> tuple[LinuxTree, str]:
     """A healthy host whose ``ampcli status`` sleeps for a number of seconds no other test uses."""
-    seconds = str(7_000 + zlib.crc32(str(tmp_path).encode()) % 1_000)
+    # pytest's folder names repeat between sessions: the pid and the time make the number this run's own.
+    seconds = str(7_000_000 + zlib.crc32(f"{tmp_path} {os.getpid()} {time.time_ns()}".encode()) % 1_000_000)
     tree = LinuxTree(tmp_path / "host").healthy()
     tree.ampcli(hang=float(seconds))
     return tree, seconds
