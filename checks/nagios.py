@@ -21,6 +21,7 @@ from nagiosplugin.state import Critical, Ok, ServiceState, Unknown, Warn
 
 from checks import __version__, catalog
 from checks.evaluate import evaluate
+from checks.evidence.definitions import DAY, FUTURE_TOLERANCE  # as the staleness check
 from checks.host import Host, adopt_orphans
 from checks.messages import foreign, log_line_nl, msg, said
 from checks.options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
@@ -35,8 +36,6 @@ SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical
 # one unreadable piece of evidence never hides a real problem.
 RANK = {Ok.code: 0, Unknown.code: 1, Warn.code: 2, Critical.code: 3}
 SUMMARY_ITEMS = 3
-DAY = 86400.0
-FUTURE_TOLERANCE = DAY  # as the staleness check: an update dated more than a day ahead proves nothing
 
 
 class UsageError(Exception):

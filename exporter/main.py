@@ -12,10 +12,9 @@ import argparse
 import logging
 import math
 import os
-import socket
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from checks import __version__
 from checks.collect import COLLECTORS, EvidenceCache, Settings
@@ -28,11 +27,13 @@ from checks.stopping import Stopped, end_programs, handle_stop_signals
 from exporter import logs, metrics, textformat
 from exporter.logs import kv
 
+if TYPE_CHECKING:
+    import socket  # an annotation only: --once need not load the socket module
+
 log = logging.getLogger("secure_endpoint_exporter")
 PROG = "secure-endpoint-exporter"
 DISTRIBUTION = "secure-endpoint-monitoring"
 DEFAULT_LISTEN = ":9982"
-LOG_LEVELS = logs.LEVELS
 
 
 def build_parser() -> argparse.ArgumentParser:

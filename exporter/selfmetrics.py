@@ -34,7 +34,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from exporter.textformat import go_float
+from exporter.textformat import escape_label, go_float
 
 PROC = "/proc"
 
@@ -145,10 +145,6 @@ LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def _label_value(text: str) -> str:
-    return text.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
-
-
 def render(families: Iterable[Metric], openmetrics: bool) -> bytes:
     """Gauge, counter and info families without timestamps or exemplars, as prometheus_client's
     encoders write them (OpenMetrics without its ``# EOF``, or the text format 0.0.4)."""
@@ -174,7 +170,7 @@ def render(families: Iterable[Metric], openmetrics: bool) -> bytes:
             if not LEGACY_NAME.fullmatch(sample.name) or not all(map(LEGACY_LABEL.fullmatch, sample.labels)):
                 raise ValueError(f"render writes only names that need no escaping ({sample.name})")
             if sample.labels:
-                pairs = ",".join(f'{key}="{_label_value(value)}"' for key, value in sorted(sample.labels.items()))
+                pairs = ",".join(f'{key}="{escape_label(value)}"' for key, value in sorted(sample.labels.items()))
                 lines.append(f"{sample.name}{{{pairs}}} {go_float(sample.value)}\n")
             else:
                 lines.append(f"{sample.name} {go_float(sample.value)}\n")

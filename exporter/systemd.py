@@ -15,6 +15,8 @@ import os
 import socket
 from collections.abc import MutableMapping
 
+from checks.evidence import ascii_number
+
 LISTEN_FDS_START = 3  # SD_LISTEN_FDS_START
 MAX_FDS = 64  # far more than anyone lists in ListenStream=; a larger count is a broken environment
 VARIABLES = ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
@@ -40,10 +42,10 @@ def listen_sockets(environ: MutableMapping[str, str] | None = None,
         raise SocketActivationError("--web.systemd-socket: systemd passed no socket (LISTEN_FDS is not set); start "
                                     "the exporter through secure-endpoint-exporter.socket, or use "
                                     "--web.listen-address instead")
-    if pid_text is None or not pid_text.strip().isdigit() or int(pid_text) != own:
+    if pid_text is None or not ascii_number(pid_text.strip(), 10) or int(pid_text) != own:  # not "²": int() fails
         raise SocketActivationError(f"--web.systemd-socket: the sockets were passed to process {pid_text!r} "
                                     f"(LISTEN_PID), not to this one ({own})")
-    if not count_text.strip().isdigit() or not 1 <= int(count_text) <= MAX_FDS:
+    if not ascii_number(count_text.strip(), 4) or not 1 <= int(count_text) <= MAX_FDS:
         raise SocketActivationError(f"--web.systemd-socket: LISTEN_FDS is {count_text!r}, not a number of sockets "
                                     f"from 1 to {MAX_FDS}; check ListenStream= in the .socket unit")
     count = int(count_text)

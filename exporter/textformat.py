@@ -23,12 +23,12 @@ def render(families: list[Family]) -> bytes:
         for values, value in family.samples:
             # Label names in order, as prometheus_client writes them (zip's strict= needs Python 3.10).
             pairs = sorted(zip(family.labels, values))
-            labels = ",".join(f'{label}="{_escape(text)}"' for label, text in pairs)
+            labels = ",".join(f'{label}="{escape_label(text)}"' for label, text in pairs)
             lines.append(f"{name}{{{labels}}} {go_float(value)}\n" if labels else f"{name} {go_float(value)}\n")
     return "".join(lines).encode("utf-8")
 
 
-def _escape(value: str) -> str:
+def escape_label(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
 
 

@@ -62,9 +62,9 @@ def log(message: str) -> None:
     print(f"build.py: {message}", file=sys.stderr, flush=True)
 
 
-def run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
     """Runs one step; its own output shows only when it fails, so a build prints one line per step."""
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         sys.exit(f"build.py: {' '.join(map(str, command))} exited {done.returncode}:\n{done.stdout}{done.stderr}")
 
@@ -270,10 +270,8 @@ def rpm(src: Path, common: Path, work: Path, dist: Path, rpm_arch: str, ver: str
 
 
 def macos(src: Path, dist: Path, wheel: Path, ver: str) -> list[Path]:
-    """The macOS helper's build(), when its module is in the tree (imported by path: pkg/ is no package)."""
+    """The macOS kit, by pkg/macos_pkg.py's build() (imported by path: pkg/ is no package)."""
     path = src / "pkg" / "macos_pkg.py"
-    if not path.exists():
-        return []
     spec = importlib.util.spec_from_file_location("macos_pkg", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -178,13 +178,13 @@ def pppc_profile(identifier: str | None = None, grant_identifier: str = PYTHON_B
     return plistlib.dumps(profile, fmt=plistlib.FMT_XML, sort_keys=True)
 
 
-def stage(kit: Path, wheel: Path, version: str, pip: list[str] | None = None,
+def stage(kit: Path, wheel: Path, version: str,
           grant: tuple[str, str] = (PYTHON_BUNDLE, PYTHON_REQUIREMENT)) -> Path:
     """Write the kit, unpacked, into ``kit`` (a new folder); returns it.
 
     ``payload/`` is what lands in HOME, nothing above it: no system folder is in the package.
     """
-    pip = pip or [sys.executable, "-m", "pip"]
+    pip = [sys.executable, "-m", "pip"]
     home = kit / "payload"
     for command in COMMANDS:
         write(home / "bin" / command, substitute((TEMPLATES / "launcher.sh").read_text(), version, NAME=command),
@@ -203,7 +203,7 @@ def stage(kit: Path, wheel: Path, version: str, pip: list[str] | None = None,
         write(kit / "scripts" / script, substitute((TEMPLATES / "scripts" / script).read_text(), version), EXECUTABLE)
     write(kit / "distribution.xml", substitute((TEMPLATES / "distribution.xml").read_text(), version))
     write(kit / "build-pkg.sh", substitute((TEMPLATES / "build-pkg.sh").read_text(), version), EXECUTABLE)
-    (kit / profile_name(grant[0])).write_bytes(pppc_profile(grant_identifier=grant[0], requirement=grant[1]))
+    write_profile(kit, grant)
     return kit
 
 

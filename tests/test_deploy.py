@@ -132,6 +132,7 @@ def test_the_socket_unit_and_its_drop_in() -> None:
     assert "\nExecStart=\nExecStart=" in text  # cleared first, or systemd refuses a second ExecStart
 
 
+@pytest.mark.system  # Debian's systemd-analyze or node_exporter
 def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     """systemd-analyze verify reads the units as systemd would, drop-in included (with the installed path
     pointed at this checkout's command, which it checks is executable)."""
@@ -176,6 +177,7 @@ def test_launchd_plist() -> None:
     assert plist["HardResourceLimits"]["NumberOfFiles"] >= plist["SoftResourceLimits"]["NumberOfFiles"]
 
 
+@pytest.mark.system  # Debian's systemd-analyze or node_exporter
 def test_textfile_through_a_real_node_exporter(healthy: LinuxTree, tmp_path: Path) -> None:
     binary = shutil.which("prometheus-node-exporter")
     if binary is None:
@@ -219,6 +221,7 @@ def scrape(port: int, process: subprocess.Popen[bytes]) -> str:
     raise AssertionError("node_exporter did not answer within 15 s")
 
 
+@pytest.mark.system  # Debian's systemd-analyze or node_exporter
 def test_node_exporter_follows_the_packaged_symlink(healthy: LinuxTree, tmp_path: Path) -> None:
     """The packages' design: the timer writes into a folder of its own and node_exporter's textfile directory
     holds a symlink to the file. node_exporter serves the target's metrics and reports the target's mtime."""

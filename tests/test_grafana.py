@@ -16,17 +16,14 @@ import yaml
 from checks import catalog
 from exporter.generate import common
 from tests import grafana_rules, grafana_schema
+from tests.test_mixin import ALL_IDS, DASHBOARDS, REPO, load_rules
 
 # Drives Debian's programs: runs on the system python3 only, not in the matrix of noxfile.py.
 pytestmark = pytest.mark.system
 
-REPO = Path(__file__).resolve().parents[1]
-DASHBOARDS = {uid: REPO / "grafana" / "dashboards" / f"{uid}.json" for uid in (common.FLEET_UID, common.HOST_UID)}
 ALERTING = REPO / "grafana" / "provisioning" / "alerting" / "secure-endpoint.yml"
 PROVIDER = REPO / "grafana" / "provisioning" / "dashboards" / "secure-endpoint.yml"
 DATASOURCE = REPO / "grafana" / "provisioning" / "datasources" / "secure-endpoint-prometheus.example.yml"
-RULES = REPO / "rules" / "secure_endpoint.rules.yml"
-ALL_IDS = sorted({f.id for f in catalog.FAULTS}, key=int)
 # Panels whose value is a number a reader compares, so a unit must say what it counts.
 NUMERIC = {"stat", "timeseries", "bargauge"}
 
@@ -41,10 +38,6 @@ def panels(uid: str) -> list[dict[str, Any]]:
 
 def alerting() -> dict[str, Any]:
     return dict(yaml.safe_load(ALERTING.read_text()))
-
-
-def prometheus_rules() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
 
 
 # -- Grafana's schema ---------------------------------------------------------------------------------
@@ -133,7 +126,7 @@ def test_fault_state_panels_map_every_state() -> None:
 
 
 def test_the_fleet_reads_the_recording_rules() -> None:
-    recorded = {r["record"] for r in prometheus_rules() if "record" in r}
+    recorded = {r["record"] for r in load_rules() if "record" in r}
     exprs = " ".join(t["expr"] for p in panels(common.FLEET_UID) for t in p["targets"])
     used = set(re.findall(r"[a-z_]+:[a-z_]+:[a-z_]+", exprs))
     assert used == recorded, (used, recorded)
@@ -141,7 +134,7 @@ def test_the_fleet_reads_the_recording_rules() -> None:
 
 
 def test_recording_rules_keep_the_label_the_dashboards_filter_on() -> None:
-    for rule in prometheus_rules():
+    for rule in load_rules():
         if "record" in rule:
             by = re.search(r"^\w+ by \(([^)]*)\)", rule["expr"])
             assert by and "job" in [label.strip() for label in by.group(1).split(",")], rule["record"]
@@ -186,7 +179,7 @@ def test_the_start_up_checks_catch_repeated_uids_and_titles() -> None:
 
 def test_every_alert_is_in_grafana_linked_to_its_panel() -> None:
     rules = alerting()["groups"][0]["rules"]
-    prometheus_alerts = {r["alert"]: r for r in prometheus_rules() if "alert" in r}
+    prometheus_alerts = {r["alert"]: r for r in load_rules() if "alert" in r}
     assert {r["title"] for r in rules} == set(prometheus_alerts)
     fault_panels = {p["title"].split(":", 1)[0]: p["id"] for p in panels(common.HOST_UID) if p["type"] == "stat"}
     for rule in rules:

@@ -25,9 +25,11 @@ from typing import Any
 
 import pytest
 
+from tests.commands import unavailable
 from tests.mactree import MacTree
 
-# Builds the packages with Debian's dpkg and rpm: runs on the system python3 only, not in the matrix of noxfile.py.
+# Builds the macOS kit from PyPI's wheels and runs it on Python 3.9: on the system python3 only, not in the
+# matrix of noxfile.py.
 pytestmark = pytest.mark.system
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,16 +55,15 @@ def load() -> ModuleType:
 macos_pkg = load()
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"the macOS kit could not be built under CI: {reason}")
-    pytest.skip(f"the macOS kit could not be built (network or pip): {reason}")
 
 
 def python39() -> str:
     """A Python 3.9 when this host has one (the Mac's version), else the one running the tests."""
     pyenv = sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9"))  # not pyenv's shim, which needs $PATH
-    return str(pyenv[0]) if pyenv else shutil.which("python3.9") or sys.executable
+    found = str(pyenv[0]) if pyenv else shutil.which("python3.9")
+    if found is None:
+        unavailable("no Python 3.9 (the Mac's version) on this host")
+    return str(found)
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +78,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp / "wheels"),
                            str(source)], capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        unavailable(done.stderr.strip()[-2000:])
+        unavailable(f"the macOS kit could not be built (network or pip): {done.stderr.strip()[-2000:]}")
     wheel = next((tmp / "wheels").glob("*.whl"))
     try:
         outputs = macos_pkg.build(tmp / "dist", wheel, VERSION)
     except RuntimeError as error:
-        unavailable(str(error)[-2000:])
+        unavailable(f"the macOS kit could not be built (network or pip): {str(error)[-2000:]}")
     tarball, profile = outputs
     with tarfile.open(tarball) as tar:
         tar.extractall(tmp / "x", filter="data")
@@ -333,7 +334,7 @@ def test_older_python_is_named(installed: Path) -> None:
     old = next((str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.[78].*/bin/python3.[78]"))), None)
     old = old or shutil.which("python3.8") or shutil.which("python3.7")
     if old is None:
-        pytest.skip("no Python 3.7 or 3.8 on this host")
+        unavailable("no Python 3.7 or 3.8 on this host")
     (installed / HOME / "etc" / "python").write_text(old + "\n")
     done = run(installed / HOME / "bin" / "check_secure_endpoint")
     assert done.returncode == 3

@@ -56,8 +56,11 @@ def wait_until_hung(tree: LinuxTree, seconds: str, process: subprocess.Popen[str
 
 
 def start(name: str, tree: LinuxTree, *args: str) -> subprocess.Popen[str]:
+    """The command with an ampcli timeout far beyond the bounds below (the callers raise -t and the scrape
+    timeout alike): a stop that waited for ampcli, or for a timeout, shows."""
     # start_new_session: a Ctrl-C the test sends reaches this command only, as a terminal's would its job.
-    return subprocess.Popen([script(name), "--path.rootfs", str(tree.root), *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([script(name), "--path.rootfs", str(tree.root), "--ampcli-timeout", "60", *args],
+                            stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
@@ -73,7 +76,7 @@ def stopped(process: subprocess.Popen[str], *signals: signal.Signals) -> tuple[i
 
 def gone(tree: LinuxTree, seconds: str) -> None:
     """Nothing of the hung ampcli is left (its sleep included)."""
-    deadline = time.monotonic() + 2  # SIGKILLed programs are reaped by init a moment later
+    deadline = time.monotonic() + 10  # SIGKILLed programs are reaped by init a moment later
     while hung_programs(tree, seconds) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert not hung_programs(tree, seconds), hung_programs(tree, seconds)
@@ -85,17 +88,17 @@ def gone(tree: LinuxTree, seconds: str) -> None:
 ])
 def test_plugin_stopped_by_sigterm_is_unknown(tmp_path: Path, lang: str, line: str) -> None:
     tree, seconds = hung_host(tmp_path)
-    process = start("check_secure_endpoint", tree, "--state-file", "", "--lang", lang)
+    process = start("check_secure_endpoint", tree, "-t", "60", "--state-file", "", "--lang", lang)
     wait_until_hung(tree, seconds, process)
     code, out, err, took = stopped(process, signal.SIGTERM)
     assert (code, out.splitlines()[0], err) == (3, line, "")
-    assert took < 3, took  # the hung ampcli (5 s timeout) did not hold it
+    assert took < 15, took  # the hung ampcli (60 s timeout) did not hold it
     gone(tree, seconds)
 
 
 def test_plugin_double_ctrl_c_has_no_traceback(tmp_path: Path) -> None:
     tree, seconds = hung_host(tmp_path)
-    process = start("check_secure_endpoint", tree, "--state-file", "")
+    process = start("check_secure_endpoint", tree, "-t", "60", "--state-file", "")
     wait_until_hung(tree, seconds, process)
     code, out, err, _took = stopped(process, signal.SIGINT, signal.SIGINT)
     assert (code, out, err) == (3, "SECURE ENDPOINT UNKNOWN - stopped by SIGINT before the checks finished\n", "")
@@ -112,7 +115,7 @@ def test_once_stopped_by_sigterm_writes_nothing_and_exits_0(tmp_path: Path) -> N
     code, out, err, took = stopped(process, signal.SIGTERM)
     assert (code, out) == (0, "")
     assert 'msg="received SIGTERM before the evaluation finished, stopping" signal=SIGTERM' in err, err
-    assert "Traceback" not in err and took < 3
+    assert "Traceback" not in err and took < 15
     assert output.read_text() == "# the previous run's file\n"
     assert sorted(path.name for path in output.parent.iterdir()) == ["secure_endpoint.prom"]  # no temporary
     gone(tree, seconds)
@@ -122,7 +125,8 @@ def test_once_stopped_by_sigterm_writes_nothing_and_exits_0(tmp_path: Path) -> N
                          ids=["sigterm", "double-ctrl-c"])
 def test_server_shuts_down_during_a_scrape(tmp_path: Path, signals: tuple[signal.Signals, ...]) -> None:
     tree, seconds = hung_host(tmp_path)
-    process = start("secure-endpoint-exporter", tree, "--web.listen-address", "127.0.0.1:0")
+    process = start("secure-endpoint-exporter", tree, "--web.listen-address", "127.0.0.1:0",
+                    "--web.scrape-timeout", "60")
     assert process.stderr is not None
     address = ""
     while not address:  # the exporter logs where it listens before it serves
@@ -144,7 +148,7 @@ def test_server_shuts_down_during_a_scrape(tmp_path: Path, signals: tuple[signal
     # Never a 200 whose ampcli "failed" because the stop killed it: 503, or the connection closed.
     assert answer in ("503", "000"), answer
     assert f'msg="received {name}, shutting down" signal={name}' in err, err
-    assert "Traceback" not in err and took < 5, (took, err)
+    assert "Traceback" not in err and took < 15, (took, err)
     gone(tree, seconds)
 
 

@@ -242,14 +242,15 @@ def _strptime_time(value: str) -> float | None:
 
 # ISO 8601 with a fraction and a zone, read alike on every Python: datetime.fromisoformat takes far
 # more shapes from 3.11 on (any fraction length, a comma, "Z") than on 3.9 and 3.10.
-_ISO = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
-                  r" ?(?:(Z)|([+-])(\d\d):?(\d\d))?", re.ASCII)
+# Kept as text and compiled on first use (re caches it), like the patterns above: a plugin run rarely needs it.
+_ISO = (r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
+        r" ?(?:(Z)|([+-])(\d\d):?(\d\d))?")
 
 
 def _iso_time(value: str) -> float | None:
     from datetime import datetime, timedelta, timezone
 
-    found = _ISO.fullmatch(value)
+    found = re.fullmatch(_ISO, value, re.ASCII)
     if found is None:
         return None
     year, month, day, hour, minute, second = (int(part) for part in found.group(1, 2, 3, 4, 5, 6))

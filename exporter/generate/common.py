@@ -17,7 +17,6 @@ FOR_OVERRIDES = {"6": "15m", "18": "15m", "13": "30m", "10": "30m"}
 FLEET_UID = "secure-endpoint-fleet"
 HOST_UID = "secure-endpoint-host"
 PREFIX = "SecureEndpoint"
-STATES = ("active", "clear", "unknown", "not_applicable")  # secure_endpoint_fault_state's state label
 # Data older than this is stale: the textfile timer runs every minute, a scrape every 15-60 s.
 STALE_AFTER_SECONDS = 15 * 60
 

@@ -50,10 +50,10 @@ def build(options: Options) -> Board:
                          "Endpoint cloud; empty when the connector is not installed or ampcli does not answer.",
                          f"max(secure_endpoint_connector_connected{{{SEL}}})", mappings=YES_NO, steps=OK_STEPS,
                          no_value="not reported"), 4, 4, "connected")
-    for process, key in (("ampdaemon", "ampdaemon"), ("ampscansvc", "ampscansvc")):
+    for process in ("ampdaemon", "ampscansvc"):
         board.add(stat_panel(process, f"Whether the connector's {process} process runs.",
                              f'max(secure_endpoint_process_running{{{SEL}, process="{process}"}})', mappings=YES_NO,
-                             steps=OK_STEPS, no_value="not reported"), 4, 4, key)
+                             steps=OK_STEPS, no_value="not reported"), 4, 4, process)
     board.add(stat_panel("Definitions age", "Time since the connector last updated its definitions (ampcli "
                          "policy), or else since the newest virus definition file was built. Alerts after 7 days.",
                          f"time() - max(secure_endpoint_definitions_updated_timestamp_seconds{{{SEL}}}"

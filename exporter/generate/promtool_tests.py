@@ -51,7 +51,7 @@ def _selector_labels(options: Options) -> Labels:
     found = {}
     for part in options.selector.split(","):
         name, sep, value = part.partition("=")
-        if sep and not name.endswith(("!", "=~")) and not value.startswith("~"):
+        if sep and not name.endswith("!") and not value.startswith("~"):
             found[name.strip()] = json.loads(value.strip())
     return found
 
