@@ -29,6 +29,7 @@ pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[1]
 ICINGA_COMMAND = REPO / "contrib" / "icinga2" / "command.conf"
+DOC = REPO / "docs" / "nagios-icinga.md"
 NAGIOS_COMMANDS = REPO / "contrib" / "nagios" / "commands.cfg"
 
 
@@ -112,13 +113,24 @@ def _openssl(*args: str) -> None:
     subprocess.run([need("openssl", "openssl"), *args], check=True, capture_output=True)
 
 
+def _icinga_runtime(d: Path) -> list[str]:
+    """The -D options that put every file icinga2 writes under ``d`` (made here) and run it as root."""
+    for sub in ("lib", "log", "cache", "spool", "run"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    return [f"-D{name}={value}" for name, value in {
+        "DataDir": d / "lib", "LogDir": d / "log", "CacheDir": d / "cache", "SpoolDir": d / "spool",
+        "InitRunDir": d / "run", "PidPath": d / "run/icinga2.pid", "StatePath": d / "lib/icinga2.state",
+        "ObjectsPath": d / "cache/icinga2.debug", "VarsPath": d / "cache/icinga2.vars",
+        "ModAttrPath": d / "lib/modified-attributes.conf", "RunAsUser": "root", "RunAsGroup": "root"}.items()]
+
+
 @pytest.fixture(scope="module")
 def icinga(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Iterator[tuple[int, Path]]:
     binary = need("icinga2", "icinga2")
     d = tmp_path_factory.mktemp("icinga")
-    for sub in ("lib/certs", "log", "cache", "spool", "run"):
-        (d / sub).mkdir(parents=True)
+    runtime = _icinga_runtime(d)
     certs = d / "lib/certs"
+    certs.mkdir()
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(certs / "ca.key"), "-out",
              str(certs / "ca.crt"), "-subj", "/CN=TestCA", "-days", "2")
     _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(certs / "test-node.key"), "-out",
@@ -146,12 +158,8 @@ object ApiUser "root" {{ password = "test"; permissions = [ "*" ] }}
 object Host "h1" {{ check_command = "dummy"; check_interval = 1s }}
 {services}
 """)
-    defines = [f"-D{name}={value}" for name, value in {
-        "DataDir": d / "lib", "LogDir": d / "log", "CacheDir": d / "cache", "SpoolDir": d / "spool",
-        "InitRunDir": d / "run", "PidPath": d / "run/icinga2.pid", "StatePath": d / "lib/icinga2.state",
-        "ObjectsPath": d / "cache/icinga2.debug", "VarsPath": d / "cache/icinga2.vars",
-        "ModAttrPath": d / "lib/modified-attributes.conf", "NodeName": "test-node", "ZonesDir": d / "zones.d",
-        "ConfigDir": d, "RunAsUser": "root", "RunAsGroup": "root", "PluginContribDir": BIN}.items()]
+    defines = [*runtime, *(f"-D{name}={value}" for name, value in {
+        "NodeName": "test-node", "ZonesDir": d / "zones.d", "ConfigDir": d, "PluginContribDir": BIN}.items())]
     config = ["-c", str(d / "icinga2.conf"), "-c", str(ICINGA_COMMAND)]
     checked = subprocess.run([binary, "daemon", "-C", *config, *defines], capture_output=True, text=True,
                              check=False)
@@ -216,6 +224,114 @@ def test_shipped_command_validates(icinga: tuple[int, Path]) -> None:
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Instantiated 2 Services." in done.stdout  # the agent rule for a, the local rule for b, none for c
+
+
+# The Icinga 2 section of the doc, laid out in a copy of Debian's configuration as it says (issue 21).
+DEBIAN_ICINGA = Path("/etc/icinga2")
+NODE = "icinga.example.org"  # the Icinga node's NodeName, and so its ZoneName (Debian's constants.conf)
+
+
+def _doc_blocks(section: str) -> list[tuple[str, str]]:
+    """The fenced code blocks of one ``## `` section of the doc, as (language, text)."""
+    text = DOC.read_text()
+    start = text.index(f"\n## {section}\n")
+    end = text.find("\n## ", start + 1)
+    return re.findall(r"^```(\w*)\n(.*?)^```$", text[start:end if end >= 0 else None], re.M | re.S)
+
+
+def _lay_out_doc(etc: Path, new_files_in: str | None = None) -> None:
+    """Debian's /etc/icinga2 copied to ``etc``, changed as the doc's blocks say (the first line names the file).
+
+    ``new_files_in`` puts the files the doc creates into that folder of ``etc`` instead.
+    """
+    if not (DEBIAN_ICINGA / "icinga2.conf").exists():
+        raise AssertionError("/etc/icinga2 is missing: install Debian's icinga2 (.ci/run does)")
+    shutil.copytree(DEBIAN_ICINGA, etc, symlinks=True)
+
+    def into(path: str) -> Path:
+        assert path.startswith(f"{DEBIAN_ICINGA}/"), path
+        return etc / path[len(f"{DEBIAN_ICINGA}/"):].replace("<ZoneName>", NODE)
+
+    blocks = _doc_blocks("Icinga 2")
+    assert blocks, "no code blocks in the Icinga 2 section of the doc"
+    for language, text in blocks:
+        if language == "sh":
+            for line in text.splitlines():
+                words = line.split()
+                if words[:3] == ["sudo", "mkdir", "-p"]:
+                    into(words[3]).mkdir(parents=True)
+                elif words[:2] == ["sudo", "cp"]:
+                    *sources, target = words[2:]
+                    for source in sources:
+                        shutil.copy(REPO / source, into(target))
+                else:
+                    raise AssertionError(f"the doc's command is not understood here: {line}")
+            continue
+        first, _, body = text.partition("\n")
+        how = re.fullmatch(r"// (/etc/icinga2/\S+): (a new file|add at the end|add inside (.+))", first)
+        assert how, f"a block of the doc does not start by naming its file: {first}"
+        path = into(how[1])
+        if how[2] == "a new file":
+            assert not path.exists(), path
+            if new_files_in is not None:
+                path = etc / new_files_in / path.name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(body)
+        elif how[2] == "add at the end":
+            path.write_text(f"{path.read_text()}\n{body}")
+        else:
+            before, anchor = path.read_text(), f"\n{how[3]} {{\n"
+            assert anchor in before, (path, anchor)
+            path.write_text(before.replace(anchor, anchor + body, 1))
+
+
+def _check_config(etc: Path, d: Path) -> subprocess.CompletedProcess[str]:
+    """`icinga2 daemon -C` on the configuration in ``etc``, writing only under ``d``."""
+    return subprocess.run([need("icinga2", "icinga2"), "daemon", "-C", "-c", str(etc / "icinga2.conf"),
+                           f"-DConfigDir={etc}", f"-DZonesDir={etc / 'zones.d'}", f"-DNodeName={NODE}",
+                           *_icinga_runtime(d)], capture_output=True, text=True, check=False)
+
+
+def _icinga_objects(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    """The objects file of `daemon -C`, netstrings of JSON, as (type, full name): attributes."""
+    data, at = path.read_bytes(), 0
+    objects = {}
+    while at < len(data):
+        colon = data.index(b":", at)
+        end = colon + 1 + int(data[at:colon])
+        item = json.loads(data[colon + 1:end])
+        objects[item["type"], item["properties"]["__name"]] = item["properties"]
+        at = end + 1  # the comma that closes a netstring
+    return objects
+
+
+def test_documented_icinga_layout_validates(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    _lay_out_doc(etc)
+    done = _check_config(etc, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    objects = _icinga_objects(tmp_path / "cache/icinga2.debug")
+    declared = re.findall(r'^object (\w+) "([^"]+)"', "".join(text for _, text in _doc_blocks("Icinga 2")), re.M)
+    assert {kind for kind, _name in declared} == {"Endpoint", "Zone", "Host"}, declared
+    for kind, name in declared:
+        assert (kind, name) in objects, (kind, name)
+        if kind == "Zone":
+            assert objects[kind, name]["parent"] == NODE
+        if kind == "Host":
+            assert objects[kind, name]["zone"] == NODE
+            agent = objects["Service", f"{name}!secure-endpoint"]
+            assert agent["zone"] == NODE and ("Endpoint", agent["command_endpoint"]) in objects, agent
+    assert ("Service", f"{NODE}!secure-endpoint-local") in objects  # conf.d's Host NodeName, checked locally
+    assert objects["CheckCommand", "secure_endpoint"]["zone"] == "global-templates"
+
+
+def test_documented_icinga_host_outside_zones_d_fails(tmp_path: Path) -> None:
+    # The layout of issue 21: the host file in conf.d, so its agent's check has no zone.
+    etc = tmp_path / "etc"
+    _lay_out_doc(etc, new_files_in="conf.d")
+    done = _check_config(etc, tmp_path)
+    assert done.returncode != 0, done.stdout
+    assert "Checkable with command endpoint requires a zone" in done.stdout, done.stdout + done.stderr
 
 
 def test_icinga_states_match_the_plugin(icinga: tuple[int, Path], hosts: list[Host]) -> None:
