@@ -469,6 +469,13 @@ _FOREIGN: tuple[tuple[str, str], ...] = (
     (r"(?P<type>[A-Z]\w*(?:Error|Exception))(?:: .*)?", "{type}"),
     # checks/state.py: why a state file is not used
     (r"no home folder to keep it in", "er is geen thuismap om het in te bewaren"),
+    (r"home folder (?P<path>.+) does not exist", "thuismap {path} bestaat niet"),
+    (r"home folder (?P<path>.+) cannot be reached \((?P<reason>.+)\)", "thuismap {path} is onbereikbaar ({reason})"),
+    (r"home folder (?P<path>.+) is not a folder", "thuismap {path} is geen map"),
+    (r"home folder (?P<path>.+) is on a read-only file system", "thuismap {path} staat op een alleen-lezen "
+     "bestandssysteem"),
+    (r"home folder (?P<path>.+) is not writable by this user", "deze gebruiker mag niet in thuismap {path} "
+     "schrijven"),
     (r"its folder (?P<path>.+) is owned by uid (?P<owner>\d+), neither root nor this user \(uid (?P<uid>\d+)\)",
      "de map {path} is van uid {owner}, niet van root en niet van deze gebruiker (uid {uid})"),
     (r"its folder (?P<path>.+) is writable by others and not sticky \(mode (?P<mode>\d+)\)",
@@ -562,6 +569,8 @@ LOG_NL: dict[str, str] = {
     "state file %s was damaged and has been reset": "statusbestand %s was beschadigd en is opnieuw begonnen",
     "state file %s cannot be used (%s); state is kept for this run only":
         "statusbestand %s is niet te gebruiken (%s); de status geldt alleen voor deze controle",
+    "state file %s cannot be made (%s); state is kept for this run only":
+        "statusbestand %s kan niet worden gemaakt (%s); de status geldt alleen voor deze controle",
     "state file %s cannot be saved (%s); this run's state is lost":
         "statusbestand %s kan niet worden opgeslagen (%s); de status van deze controle gaat verloren",
 }

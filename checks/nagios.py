@@ -315,7 +315,9 @@ def build_parser() -> ArgumentParser:
                        help="where scan service starts and definition checks are remembered between runs "
                        "(default: %(default)s; root uses /var/lib/secure-endpoint-monitoring/, other users "
                        "$XDG_STATE_HOME or ~/.local/state, then secure-endpoint-monitoring/); a file another "
-                       "user owns or may write is not used; '' keeps nothing")
+                       "user owns or may write is not used; '' keeps nothing; a user without a home folder it "
+                       "can write keeps nothing between runs (-v says so): set XDG_STATE_HOME or --state-file to "
+                       "a folder that user owns")
     group.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}",
                        help="print the version and exit (with 3, UNKNOWN, as --help does)")
     return parser
@@ -398,9 +400,17 @@ def run(args: argparse.Namespace, policy: SeverityPolicy) -> None:
 
 def _check(runtime: nagiosplugin.Runtime, args: argparse.Namespace, policy: SeverityPolicy) -> None:
     runtime.output = PluginOutput(runtime.logchan)
-    # Our own warnings (a damaged state file, ...) go into the plugin output, not stderr.
-    logging.getLogger("checks").addHandler(runtime.logchan)
     runtime.logchan.setFormatter(LogLines(args.lang))
+    # Our own lines go into the plugin output, not stderr: warnings (a damaged state file, ...) always,
+    # info lines (no home for the default state file) from -v on. nagiosplugin's logchan would hold
+    # those back until -vv, so they get a handler of their own on its stream.
+    ours = logging.StreamHandler(runtime.logchan.stream)
+    ours.setFormatter(LogLines(args.lang))
+    ours.setLevel(logging.INFO if args.verbose >= 1 else logging.WARNING)
+    logger = logging.getLogger("checks")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(ours)
     check = EndpointCheck(
         SecureEndpoint(args, policy),
         FaultContext(policy),
@@ -408,7 +418,11 @@ def _check(runtime: nagiosplugin.Runtime, args: argparse.Namespace, policy: Seve
         AgeContext(args.definitions_max_age, "definitions_stale" in policy.ignore),
         EndpointSummary(args.lang, args.verbose),
     )
-    check.main(verbose=args.verbose, timeout=args.timeout)
+    try:
+        check.main(verbose=args.verbose, timeout=args.timeout)
+    finally:  # main() ends in SystemExit; a later run in this process starts clean
+        logger.removeHandler(ours)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":

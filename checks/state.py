@@ -19,7 +19,9 @@ another user cannot swap it in; new files are 0600 whatever the umask; a
 save goes to a fresh 0600 file in the same folder that is renamed over the
 old one; the lock wait is bounded; and the content must fit a schema. A file
 that fails any of this is left alone: the run says why in one warning line and
-keeps its state in memory, and the checks still give their verdict.
+keeps its state in memory, and the checks still give their verdict. A user with no
+home folder it can write (``nobody``) has no default folder either: that is said as
+an info line (the plugin's -v), not a warning in every run.
 """
 
 from __future__ import annotations
@@ -280,6 +282,33 @@ def _make_private_dir(folder: str) -> None:
             os.close(fd)
 
 
+def no_usable_home(path: str) -> str | None:
+    """Why ``path``, the default under this user's home, has no folder to be made in; None when the home is not
+    the reason: root's default, a folder under ``$XDG_STATE_HOME``, another path, or a home this user can write.
+
+    Asked only once the default folder could not be made. What fails below a usable home (a ``~/.local`` of
+    another user) is still a warning, so is everything the checks of ``StateFile.open`` refuse.
+    """
+    if os.geteuid() == 0 or os.path.isabs(os.environ.get("XDG_STATE_HOME", "")) or path != default_path():
+        return None
+    home = os.path.expanduser("~")
+    if not os.path.isabs(home):
+        return "no home folder to keep it in"
+    try:
+        st = os.stat(home)
+    except FileNotFoundError:
+        return f"home folder {home} does not exist"
+    except OSError as error:
+        return f"home folder {home} cannot be reached ({error.strerror or error})"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"home folder {home} is not a folder"
+    if os.statvfs(home).f_flag & os.ST_RDONLY:
+        return f"home folder {home} is on a read-only file system"
+    if not os.access(home, os.W_OK | os.X_OK):
+        return f"home folder {home} is not writable by this user"
+    return None
+
+
 def _kind(mode: int) -> str:
     kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
              (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
@@ -489,28 +518,38 @@ def _read_bounded(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@contextlib.contextmanager
-def open_state(path: str | None, rootfs: str, lock_wait: float = LOCK_WAIT) -> Iterator[StateStore]:
-    """A store backed by the state file at ``path``; in memory when ``path`` is empty or the file unusable.
-
-    An unusable file costs one warning line (logger ``checks.state``), never the verdicts.
-    The default location's folder is created (0700) when missing.
-    """
-    if not path:
-        yield StateStore(rootfs=rootfs)
-        return
+def _open_file(path: str, lock_wait: float) -> StateFile | None:
+    """The state file at ``path``, or None when it cannot be used, after the one line that says why."""
     shown = path
-    state_file: StateFile | None = None
     try:
         if path == default_path():
-            _make_private_dir(os.path.dirname(path))
+            try:
+                _make_private_dir(os.path.dirname(path))
+            except (Refused, OSError):
+                homeless = no_usable_home(path)
+                if homeless is None:
+                    raise
+                log.info("state file %s cannot be made (%s); state is kept for this run only", path, homeless)
+                return None
         shown = os.path.abspath(path)
-        state_file = StateFile.open(shown, lock_wait)
+        return StateFile.open(shown, lock_wait)
     except Refused as why:
         log.warning("state file %s cannot be used (%s); state is kept for this run only", shown, why)
     except OSError as error:
         log.warning("state file %s cannot be used (%s); state is kept for this run only", shown,
                     error.strerror or error)
+    return None
+
+
+@contextlib.contextmanager
+def open_state(path: str | None, rootfs: str, lock_wait: float = LOCK_WAIT) -> Iterator[StateStore]:
+    """A store backed by the state file at ``path``; in memory when ``path`` is empty or the file unusable.
+
+    An unusable file costs one warning line (logger ``checks.state``), never the verdicts.
+    The default location's folder is created (0700) when missing; when that fails for want of a
+    home folder this user can write, the line is an info line instead (``no_usable_home``).
+    """
+    state_file = _open_file(path, lock_wait) if path else None
     if state_file is None:
         yield StateStore(rootfs=rootfs)
         return
@@ -520,7 +559,7 @@ def open_state(path: str | None, rootfs: str, lock_wait: float = LOCK_WAIT) -> I
         try:
             state_file.save(store.data)
         except OSError as error:
-            log.warning("state file %s cannot be saved (%s); this run's state is lost", shown,
+            log.warning("state file %s cannot be saved (%s); this run's state is lost", state_file.path,
                         error.strerror or error)
     finally:
         state_file.close()

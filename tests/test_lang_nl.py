@@ -662,6 +662,11 @@ FOREIGN_EXAMPLES = {
     "object 1 (string) runs past the objects, to byte 99":
         "object 1 (tekenreeks) loopt voorbij de objecten, tot byte 99",
     "no home folder to keep it in": "er is geen thuismap om het in te bewaren",
+    "home folder /nonexistent does not exist": "thuismap /nonexistent bestaat niet",
+    "home folder /root cannot be reached (Permission denied)": "thuismap /root is onbereikbaar (toegang geweigerd)",
+    "home folder /etc/passwd is not a folder": "thuismap /etc/passwd is geen map",
+    "home folder /home/u is on a read-only file system": "thuismap /home/u staat op een alleen-lezen bestandssysteem",
+    "home folder / is not writable by this user": "deze gebruiker mag niet in thuismap / schrijven",
     "its folder /var/tmp/x is owned by uid 1001, neither root nor this user (uid 0)":
         "de map /var/tmp/x is van uid 1001, niet van root en niet van deze gebruiker (uid 0)",
     "its folder /srv is writable by others and not sticky (mode 0777)":
@@ -718,6 +723,10 @@ def test_os_errors_are_said_in_dutch_by_errno() -> None:
     ("state file %s cannot be used (%s); state is kept for this run only", ("/s", "it has 2 hard links"),
      "statusbestand /s is niet te gebruiken (het heeft 2 harde koppelingen); de status geldt alleen voor deze "
      "controle"),
+    ("state file %s cannot be made (%s); state is kept for this run only", ("/s", "home folder / is not writable "
+                                                                               "by this user"),
+     "statusbestand /s kan niet worden gemaakt (deze gebruiker mag niet in thuismap / schrijven); de status geldt "
+     "alleen voor deze controle"),
     ("state file %s cannot be saved (%s); this run's state is lost", ("/s", os.strerror(errno.ENOSPC)),
      "statusbestand /s kan niet worden opgeslagen (geen ruimte meer op het apparaat); de status van deze controle "
      "gaat verloren"),

@@ -21,6 +21,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NamedTuple
 
 import pytest
@@ -399,13 +400,49 @@ def test_nobody_refuses_a_file_of_root(shared: Path) -> None:
     assert path.read_bytes() == planted
 
 
+def made_not(home: str, reason: str) -> str:
+    """The info line of a run whose default state file has no home folder to be made in."""
+    path = os.path.join(home, ".local/state/secure-endpoint-monitoring/check_secure_endpoint.state")
+    return f"state file {path} cannot be made ({reason}); {KEPT}"
+
+
 @pytest.mark.system
-def test_nobody_without_a_home_keeps_state_in_memory(shared: Path) -> None:
+@pytest.mark.parametrize(("home", "reason"), [
+    ("/nonexistent", "home folder /nonexistent does not exist"),  # nobody's home in /etc/passwd
+    ("/", "home folder / is not writable by this user"),  # what a systemd DynamicUser= service gets
+    ("/etc/passwd", "home folder /etc/passwd is not a folder"),
+], ids=["missing", "not writable", "a file"])
+def test_nobody_without_a_home_keeps_state_in_memory_and_says_so_at_v(shared: Path, home: str, reason: str) -> None:
+    """Issue 21: no line about the state file in every run, only one in -v."""
     tree = LinuxTree(shared / "host").healthy()
-    ran = plugin_as_nobody(tree)
+    env = {"HOME": home}
+    ran = plugin_as_nobody(tree, env=env)
+    assert (ran.code, ran.lines) == (0, [HEALTHY])
+    verbose = plugin_as_nobody(tree, "-v", env=env)
+    assert (verbose.code, verbose.lines[0]) == (0, HEALTHY)
+    assert [line for line in verbose.lines if "state" in line] == [made_not(home, reason)]
+    assert verbose.lines[-1] == made_not(home, reason)
+
+
+@pytest.mark.system
+def test_nobody_without_a_home_says_so_once_at_vv_and_in_dutch(shared: Path) -> None:
+    tree = LinuxTree(shared / "host").healthy()
+    ran = plugin_as_nobody(tree, "-vv", "--lang", "nl")
+    assert ran.code == 0 and ran.lines[0].startswith("SECURE ENDPOINT OK - geen actieve fouten")
+    path = "/nonexistent/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state"
+    assert [line for line in ran.lines if "statusbestand" in line] == [
+        f"statusbestand {path} kan niet worden gemaakt (thuismap /nonexistent bestaat niet); de status geldt "
+        "alleen voor deze controle"]
+
+
+@pytest.mark.system
+def test_nobody_without_a_home_still_warns_about_a_state_file_it_was_given(shared: Path) -> None:
+    tree = LinuxTree(shared / "host").healthy()
+    path = shared / "check.state"  # root's folder: nobody cannot make the file there
+    ran = plugin_as_nobody(tree, "--state-file", str(path))
     assert (ran.code, ran.lines[0]) == (0, HEALTHY)
-    refusal(ran.lines, "/nonexistent/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state",
-            "Permission denied")
+    refusal(ran.lines, path, "Permission denied")
+    assert not path.exists()
 
 
 @pytest.mark.system
@@ -760,6 +797,76 @@ def test_default_location_for_other_users(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("XDG_STATE_HOME", "relative/ignored")  # the spec wants an absolute path
     monkeypatch.setenv("HOME", "/home/u")
     assert state.default_path() == "/home/u/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state"
+
+
+def test_no_usable_home_is_said_only_for_the_default_under_a_home(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+
+    def reason(home: str | Path) -> str | None:
+        monkeypatch.setenv("HOME", str(home))
+        return state.no_usable_home(state.default_path())
+
+    assert reason(tmp_path / "missing") == f"home folder {tmp_path}/missing does not exist"
+    (tmp_path / "file").write_text("")
+    assert reason(tmp_path / "file") == f"home folder {tmp_path}/file is not a folder"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert reason(tmp_path / "loop") == f"home folder {tmp_path}/loop cannot be reached (Too many levels of " \
+                                        "symbolic links)"
+    assert reason("relative") == "no home folder to keep it in"
+    assert reason(tmp_path) is None  # a home this user can write: what fails below it is a warning
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "statvfs", lambda path: SimpleNamespace(f_flag=os.ST_RDONLY))
+        assert reason(tmp_path) == f"home folder {tmp_path} is on a read-only file system"
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "access", lambda path, mode: False)
+        assert reason(tmp_path) == f"home folder {tmp_path} is not writable by this user"
+    monkeypatch.setenv("HOME", str(tmp_path / "missing"))
+    assert state.no_usable_home(str(tmp_path / "missing/given.state")) is None  # not the default: given
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "missing"))
+    assert state.no_usable_home(state.default_path()) is None  # chosen with $XDG_STATE_HOME
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert state.no_usable_home(state.default_path()) is None  # root's /var/lib default
+
+
+def _said(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(record.levelname, record.getMessage()) for record in caplog.records]
+
+
+def test_a_default_without_a_home_is_an_info_line_and_every_other_failure_a_warning(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="checks")
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)  # root may write anywhere: homes that fail even for root
+    monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+
+    def said(home: Path, path: str | None = None) -> list[tuple[str, str]]:
+        caplog.clear()
+        monkeypatch.setenv("HOME", str(home))
+        with open_state(path or state.default_path(), "/host") as store:
+            assert store.scan_starts([(9, time.time())], time.time(), 600)  # the run goes on in memory
+        return _said(caplog)
+
+    default = f"{tmp_path}/file/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state"
+    assert said(tmp_path / "file") == [
+        ("INFO", f"state file {default} cannot be made (home folder {tmp_path}/file is not a folder); {KEPT}")]
+    given = f"{tmp_path}/file/given.state"
+    assert said(tmp_path / "file", given) == [("WARNING", f"state file {given} cannot be used (Not a directory); "
+                                                          f"{KEPT}")]
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home/.local").write_text("")  # below a usable home: something is wrong there
+    below = f"{tmp_path}/home/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state"
+    assert said(tmp_path / "home") == [("WARNING", f"state file {below} cannot be used (Not a directory); {KEPT}")]
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "file"))
+    chosen = f"{tmp_path}/file/secure-endpoint-monitoring/check_secure_endpoint.state"
+    assert said(tmp_path / "file") == [("WARNING", f"state file {chosen} cannot be used (Not a directory); {KEPT}")]
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(state, "SYSTEM_STATE_DIR", str(tmp_path / "file/secure-endpoint-monitoring"))
+    system = f"{tmp_path}/file/secure-endpoint-monitoring/check_secure_endpoint.state"
+    assert said(tmp_path / "file") == [("WARNING", f"state file {system} cannot be used (Not a directory); {KEPT}")]
 
 
 def test_exporter_once_uses_the_same_checks(host: LinuxTree, tmp_path: Path, folder: Path) -> None:
