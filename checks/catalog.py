@@ -41,8 +41,10 @@ FAULT_18_URL = (
 RESTART_LINUX = "systemctl restart cisco-amp"
 RESTART_MACOS = "sudo launchctl kickstart -k system/com.cisco.amp.daemon"
 RESTART_BOTH = f"Linux: {RESTART_LINUX}; macOS: {RESTART_MACOS}"
-# Where the checks beyond Cisco's tables are explained (docs/runbook.md in this repository).
-PROJECT_RUNBOOK_URL = "https://github.com/secure-endpoint-monitoring/secure-endpoint-monitoring/blob/main/docs/runbook.md"
+# Where the checks beyond Cisco's tables are explained: docs/runbook.md, at the path where the .deb and
+# the .rpm install it (pkg/build.py). The report's doc_url and the default --runbook-url of
+# ``python -m exporter.generate`` both use it; the anchors are the check names.
+PROJECT_RUNBOOK_URL = "file:///usr/share/doc/secure-endpoint-monitoring/runbook.md"
 
 
 class Text(Record):

@@ -198,6 +198,8 @@ def stage_common(src: Path, tree: Path, wheel: Path, rpm_arch: str, env: dict[st
     doc = tree / "usr/share/doc" / NAME
     doc.mkdir(parents=True)
     shutil.copy(src / "pkg" / "linux" / "copyright", doc / "copyright")
+    # The alert rules' default runbook_url (checks/catalog.py PROJECT_RUNBOOK_URL) points at this copy.
+    shutil.copy(src / "docs" / "runbook.md", doc / "runbook.md")
     (tree / "etc/secure-endpoint-monitoring").mkdir(parents=True)
     for path in [tree, *tree.rglob("*")]:
         if path.is_dir():

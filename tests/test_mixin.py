@@ -164,13 +164,44 @@ def test_pending_alerts_for_the_faulty_hosts_only(fleet: Fleet) -> None:
     prometheus.wait_for('severity:secure_endpoint_fault_active:sum{severity="warning"} == 1', 1)
 
 
+def runbook_anchors() -> set[str]:
+    """The anchors GitHub gives the ``## `` headings of docs/runbook.md: lower case, punctuation other than
+    '-' and '_' dropped, spaces made '-'."""
+    return {re.sub(r"[^\w\- ]", "", line[3:].strip().lower()).replace(" ", "-")
+            for line in (REPO / "docs" / "runbook.md").read_text().splitlines() if line.startswith("## ")}
+
+
+def linked_anchors(texts: list[str], base: str) -> list[str]:
+    """What follows '#' in every link to base in the texts."""
+    return [anchor for text in texts for anchor in re.findall(re.escape(base) + r"#([^\s\"'<>&]*)", text)]
+
+
 def test_every_runbook_link_has_its_section() -> None:
-    sections = {line[3:].strip() for line in (REPO / "docs" / "runbook.md").read_text().splitlines()
-                if line.startswith("## ")}
-    for alert in (r for r in load_rules() if "alert" in r):
-        url = alert["annotations"]["runbook_url"]
-        if url.startswith(catalog.PROJECT_RUNBOOK_URL):
-            assert url.split("#", 1)[1] in sections, alert["alert"]
+    """Every anchor of a link to the project's runbook, in the generated rules, rule tests, dashboards and
+    Grafana alerting and in the report's doc_url, is a section of docs/runbook.md."""
+    texts = list(files(common.Options()).values())
+    texts += [fault.doc_url(platform) for fault in catalog.FAULTS + catalog.HEALTH_CHECKS
+              for platform in fault.platforms]
+    anchors = linked_anchors(texts, catalog.PROJECT_RUNBOOK_URL)
+    health = {url.split("#", 1)[1] for url in (r["annotations"]["runbook_url"] for r in load_rules() if "alert" in r)
+              if url.startswith(f"{catalog.PROJECT_RUNBOOK_URL}#")}
+    assert len(health) >= 10 and health <= set(anchors)  # the health alerts' links are among those found
+    missing = sorted(set(anchors) - runbook_anchors())
+    assert missing == [], f"no '## ' heading in docs/runbook.md for: {missing}"
+
+
+def test_runbook_url_sets_the_base_of_every_runbook_link(tmp_path: Path) -> None:
+    """--runbook-url replaces the default base everywhere, with the same sections after '#'."""
+    base = "https://wiki.example/runbook"
+    main(["--out", str(tmp_path), "--runbook-url", base])
+    written = {rel: (tmp_path / rel).read_text() for rel in files(common.Options())}
+    assert not [rel for rel, text in written.items() if catalog.PROJECT_RUNBOOK_URL in text]
+    default = linked_anchors(list(files(common.Options()).values()), catalog.PROJECT_RUNBOOK_URL)
+    assert sorted(linked_anchors(list(written.values()), base)) == sorted(default) and default
+    for group in yaml.safe_load(written["rules/secure_endpoint.rules.yml"])["groups"]:
+        for rule in (r for r in group["rules"] if "alert" in r):
+            url = rule["annotations"]["runbook_url"]
+            assert url.startswith(f"{base}#") or "https://www.cisco.com/" in url, (rule["alert"], url)
 
 
 def test_the_rules_alone_need_no_grafana_sdk(tmp_path: Path) -> None:

@@ -15,10 +15,13 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlsplit
 
 import pytest
 
 import checks
+from checks import catalog
+from exporter.generate import common
 from tests.commands import unavailable
 from tests.hosttree import LinuxTree
 
@@ -192,6 +195,19 @@ def test_rpm_requires_and_scripts(built: Built) -> None:
                        "secure-endpoint-exporter-textfile.timer"], restart
     changelog = rpm_query(built.rpm, "--changelog")
     assert f"- {VERSION}-1" in changelog.splitlines()[0], changelog
+
+
+def test_packages_install_the_runbook_the_rules_link_to(built: Built, deb_root: Path, rpm_root: Path) -> None:
+    """The default runbook base of the alert rules and of the report's doc_url is a file both packages install:
+    docs/runbook.md, unchanged (the .rpm marks it %doc)."""
+    url = urlsplit(catalog.PROJECT_RUNBOOK_URL)
+    assert common.DEFAULT_RUNBOOK == catalog.PROJECT_RUNBOOK_URL
+    assert (url.scheme, url.netloc, url.path) == ("file", "", f"/usr/share/doc/{NAME}/runbook.md")
+    for root in (deb_root, rpm_root):
+        assert (root / url.path.lstrip("/")).read_bytes() == (ROOT / "docs" / "runbook.md").read_bytes(), root
+    query = "[%{FILENAMES}|%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags}\n]"
+    modes = dict(line.split("|", 1) for line in rpm_query(built.rpm, "--qf", query).splitlines())
+    assert modes[url.path] == "-rw-r--r-- root:root d"
 
 
 def test_wheel_and_sdist(built: Built) -> None:

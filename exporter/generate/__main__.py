@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--selector", default=DEFAULT_SELECTOR,
                         help='label matchers for the exporter\'s series (default: %(default)s; textfile mode: '
                         'job="node")')
-    parser.add_argument("--runbook-url", default=DEFAULT_RUNBOOK, help="base URL of docs/runbook.md")
+    parser.add_argument("--runbook-url", default=DEFAULT_RUNBOOK,
+                        help="a copy of docs/runbook.md, the base of the health alerts' runbook_url; each alert "
+                        "adds #<section> (default: %(default)s, the copy the .deb and .rpm install)")
     parser.add_argument("--for-default", default=DEFAULT_FOR, help="'for' of fault alerts without their own")
     parser.add_argument("--grafana-datasource-uid", default="prometheus",
                         help="uid of the Prometheus data source the Grafana alert rules query")
