@@ -79,7 +79,7 @@ class Prometheus:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("prometheus")
         if binary is None:
-            raise AssertionError("prometheus is missing: install Debian's prometheus package (.ci/run does)")
+            raise AssertionError("prometheus is missing: install Debian's prometheus package (.ci/test does)")
         self.binary = binary
         self.workdir = workdir
         self.port = free_port()

@@ -4,7 +4,7 @@
 each panel becomes a typed constant, its options another (checked against the panel type's own
 definitions, which the dashboard type leaves open), and the dashboard one more. tsc rejects unknown
 properties and wrong types in object literals, which is what Grafana's schema would reject.
-tests/grafana-schema/package.json pins both packages; ``npm ci --prefix tests/grafana-schema`` (in .ci/run)
+tests/grafana-schema/package.json pins both packages; ``npm ci --prefix tests/grafana-schema`` (in .ci/test)
 installs them.
 """
 
@@ -72,7 +72,7 @@ def typescript(boards: dict[str, dict[str, Any]]) -> str:
 def check(boards: dict[str, dict[str, Any]], workdir: Path) -> subprocess.CompletedProcess[str]:
     """Run tsc over the boards; returncode 0 when Grafana's types accept them, tsc's messages otherwise."""
     if not TSC.is_file():
-        raise AssertionError(f"{TSC} is missing: run npm ci --prefix {PROJECT} (.ci/run does)")
+        raise AssertionError(f"{TSC} is missing: run npm ci --prefix {PROJECT} (.ci/test does)")
     (workdir / "check.ts").write_text(typescript(boards))
     (workdir / "tsconfig.json").write_text(json.dumps(TSCONFIG))
     link = workdir / "node_modules"

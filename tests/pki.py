@@ -20,7 +20,7 @@ LEAVES = {
 
 def openssl(*args: str) -> None:
     program = shutil.which("openssl")
-    assert program is not None, "openssl is missing: .ci/run installs it"
+    assert program is not None, "openssl is missing: .ci/test installs it"
     subprocess.run([program, *args], check=True, capture_output=True)
 
 

@@ -181,7 +181,7 @@ def test_launchd_plist() -> None:
 def test_textfile_through_a_real_node_exporter(healthy: LinuxTree, tmp_path: Path) -> None:
     binary = shutil.which("prometheus-node-exporter")
     if binary is None:
-        raise AssertionError("prometheus-node-exporter is missing: .ci/run installs Debian's package")
+        raise AssertionError("prometheus-node-exporter is missing: .ci/test installs Debian's package")
     textfiles = tmp_path / "textfile"
     textfiles.mkdir()
     done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
@@ -226,7 +226,7 @@ def test_node_exporter_follows_the_packaged_symlink(healthy: LinuxTree, tmp_path
     """The packages' design: the timer writes into a folder of its own and node_exporter's textfile directory
     holds a symlink to the file. node_exporter serves the target's metrics and reports the target's mtime."""
     binary = shutil.which("prometheus-node-exporter")
-    assert binary is not None, "prometheus-node-exporter is missing: .ci/run installs Debian's package"
+    assert binary is not None, "prometheus-node-exporter is missing: .ci/test installs Debian's package"
     own = tmp_path / "var/lib/secure-endpoint-exporter/textfile"
     own.mkdir(parents=True)
     target = own / "secure_endpoint.prom"

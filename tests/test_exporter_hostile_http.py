@@ -124,7 +124,7 @@ def _read_response(sock: socket.socket) -> bytes:
 
 def _ec_cert(folder: Path) -> None:
     openssl = shutil.which("openssl")
-    assert openssl is not None, "openssl is missing: .ci/run installs it"
+    assert openssl is not None, "openssl is missing: .ci/test installs it"
     subprocess.run([openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                     "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"), "-subj", "/CN=127.0.0.1",
                     "-days", "2", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)

@@ -165,7 +165,7 @@ def test_disabled_collector(healthy: LinuxTree, tmp_path: Path) -> None:
 def certs(tmp_path: Path) -> Path:
     openssl = shutil.which("openssl")
     if openssl is None:
-        raise AssertionError("openssl is missing: .ci/run installs it")
+        raise AssertionError("openssl is missing: .ci/test installs it")
     folder = tmp_path / "certs"
     folder.mkdir()
     subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(folder / "key.pem"),

@@ -39,7 +39,7 @@ def exporter(tree: LinuxTree, *args: str) -> subprocess.CompletedProcess[str]:
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        raise AssertionError("promtool is missing: install Debian's prometheus package (.ci/run does)")
+        raise AssertionError("promtool is missing: install Debian's prometheus package (.ci/test does)")
     return path
 
 

@@ -36,7 +36,7 @@ NAGIOS_COMMANDS = REPO / "contrib" / "nagios" / "commands.cfg"
 def need(binary: str, package: str) -> str:
     path = shutil.which(binary)
     if path is None:
-        raise AssertionError(f"{binary} is missing: install Debian's {package} (.ci/run does)")
+        raise AssertionError(f"{binary} is missing: install Debian's {package} (.ci/test does)")
     return path
 
 
@@ -245,7 +245,7 @@ def _lay_out_doc(etc: Path, new_files_in: str | None = None) -> None:
     ``new_files_in`` puts the files the doc creates into that folder of ``etc`` instead.
     """
     if not (DEBIAN_ICINGA / "icinga2.conf").exists():
-        raise AssertionError("/etc/icinga2 is missing: install Debian's icinga2 (.ci/run does)")
+        raise AssertionError("/etc/icinga2 is missing: install Debian's icinga2 (.ci/test does)")
     shutil.copytree(DEBIAN_ICINGA, etc, symlinks=True)
 
     def into(path: str) -> Path:
@@ -370,7 +370,7 @@ def nagios(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Itera
     binary = need("nagios4", "nagios4-core")
     dummy = "/usr/lib/nagios/plugins/check_dummy"
     if not os.path.exists(dummy):
-        raise AssertionError("check_dummy is missing: install Debian's monitoring-plugins-basic (.ci/run does)")
+        raise AssertionError("check_dummy is missing: install Debian's monitoring-plugins-basic (.ci/test does)")
     d = tmp_path_factory.mktemp("nagios")
     (d / "checkresults").mkdir()
     (d / "resource.cfg").write_text(f"$USER1$={BIN}\n")

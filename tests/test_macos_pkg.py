@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.commands import unavailable
+from tests.commands import other_python, unavailable
 from tests.mactree import MacTree
 
 # Builds the macOS kit from PyPI's wheels and runs it on Python 3.9: on the system python3 only, not in the
@@ -57,15 +57,6 @@ macos_pkg = load()
 
 
 
-def python39() -> str:
-    """A Python 3.9 when this host has one (the Mac's version), else the one running the tests."""
-    pyenv = sorted(Path.home().glob(".pyenv/versions/3.9*/bin/python3.9"))  # not pyenv's shim, which needs $PATH
-    found = str(pyenv[0]) if pyenv else shutil.which("python3.9")
-    if found is None:
-        unavailable("no Python 3.9 (the Mac's version) on this host")
-    return str(found)
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Our wheel from a copy of the sources (the shared tree gets no build/), then the kit, unpacked."""
@@ -86,7 +77,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         unavailable(f"the macOS kit could not be built (network or pip): {str(error)[-2000:]}")
     tarball, profile = outputs
     with tarfile.open(tarball) as tar:
-        tar.extractall(tmp / "x", filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.9.17, 3.10.12, 3.11.4 and later (Debian 12's 3.11.2 lacks it)
+            tar.extractall(tmp / "x", filter="data")
+        else:
+            tar.extractall(tmp / "x")  # our own kit, just built
     return {"tarball": tarball, "profile": profile, "kit": tmp / "x" / KIT, "tmp": tmp}
 
 
@@ -301,7 +295,7 @@ def test_scripts_parse_and_are_filled_in(built: dict[str, Path]) -> None:
     (True, re.escape("SECURE ENDPOINT CRITICAL - Full Disk Access not granted (fault 3) | ") + PERFDATA.format(a=1)),
 ])
 def test_installed_plugin_on_a_mac_tree(installed: Path, tmp_path: Path, fault: bool, first: str) -> None:
-    (installed / HOME / "etc" / "python").write_text(python39() + "\n")
+    (installed / HOME / "etc" / "python").write_text(other_python("3.9") + "\n")
     link = installed / "usr" / "local" / "bin" / "check_secure_endpoint"
     assert link.is_symlink() and not os.readlink(link).startswith("/")  # relative: right on any volume
     done = run(link, "--path.rootfs", str(mac(tmp_path, fault)), "--state-file", "", *IGNORE)
@@ -310,7 +304,7 @@ def test_installed_plugin_on_a_mac_tree(installed: Path, tmp_path: Path, fault: 
 
 
 def test_daemon_takes_the_flags_file(installed: Path, tmp_path: Path) -> None:
-    (installed / HOME / "etc" / "python").write_text(python39() + "\n")
+    (installed / HOME / "etc" / "python").write_text(other_python("3.9") + "\n")
     flags = tmp_path / "exporter.args"
     flags.write_text(f"# local settings\n\n--once\n--path.rootfs={mac(tmp_path, True)}\n")
     done = run(installed / HOME / "bin" / "secure-endpoint-exporter",
@@ -331,10 +325,7 @@ def test_without_python_one_unknown_line(installed: Path) -> None:
 
 
 def test_older_python_is_named(installed: Path) -> None:
-    old = next((str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.[78].*/bin/python3.[78]"))), None)
-    old = old or shutil.which("python3.8") or shutil.which("python3.7")
-    if old is None:
-        unavailable("no Python 3.7 or 3.8 on this host")
+    old = other_python("3.8")
     (installed / HOME / "etc" / "python").write_text(old + "\n")
     done = run(installed / HOME / "bin" / "check_secure_endpoint")
     assert done.returncode == 3

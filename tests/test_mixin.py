@@ -34,7 +34,7 @@ ALL_IDS = sorted({f.id for f in catalog.FAULTS}, key=int)
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        raise AssertionError("promtool is missing: install Debian's prometheus package (.ci/run does)")
+        raise AssertionError("promtool is missing: install Debian's prometheus package (.ci/test does)")
     return path
 
 

@@ -22,7 +22,7 @@ import pytest
 import checks
 from checks import catalog
 from exporter.generate import common
-from tests.commands import unavailable
+from tests.commands import other_python, unavailable
 from tests.hosttree import LinuxTree
 
 # Builds the packages with Debian's dpkg and rpm: runs on the system python3 only, not in the matrix of noxfile.py.
@@ -36,7 +36,6 @@ LIB = "usr/lib/secure-endpoint-monitoring/lib"
 NOT_INSTALLED = ("SECURE ENDPOINT CRITICAL - Connector not installed | "
                  "active=0;;;0;9 critical=1;;;0;14 unknown=0;;;0;14 warning=0;;;0;14")
 HEALTHY = "SECURE ENDPOINT OK - no active faults (9 checked), connector connected | "
-PYENV = Path("/root/.pyenv/versions")
 # What a host's PATH holds: no pyenv shims, so python3 is the distribution's.
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 UNITS = ["secure-endpoint-exporter.service", "secure-endpoint-exporter.socket",
@@ -482,16 +481,9 @@ def pythons(tmp_path: Path, **links: str) -> str:
     return str(folder)
 
 
-def pyenv(version: str) -> str:
-    found = sorted(PYENV.glob(f"{version}.*/bin/python{version}"))
-    if not found:
-        unavailable(f"no CPython {version} under {PYENV} (pyenv)")
-    return str(found[-1])
-
-
 def test_rpm_payload_on_python_3_9(rpm_root: Path, hosts: dict[str, Path], tmp_path: Path) -> None:
     """RHEL 9's python3 is 3.9; the rpm payload's launchers run the plugin and --once on it."""
-    path = pythons(tmp_path, python3=pyenv("3.9"))
+    path = pythons(tmp_path, python3=other_python("3.9"))
     done = command(rpm_root / "usr/lib64/nagios/plugins/check_secure_endpoint", "--path.rootfs",
                    str(hosts["not-installed"]), "--state-file", "", path_env=path)
     assert done.stdout.splitlines()[:1] == [NOT_INSTALLED] and done.returncode == 2, done.stdout + done.stderr
@@ -502,7 +494,7 @@ def test_rpm_payload_on_python_3_9(rpm_root: Path, hosts: dict[str, Path], tmp_p
 
 def test_old_python3_hands_over_to_python3_9(rpm_root: Path, hosts: dict[str, Path], tmp_path: Path) -> None:
     """RHEL 8: python3 is 3.6 and the python39 package adds python3.9, which the launcher then uses."""
-    path = pythons(tmp_path, python3=pyenv("3.6"), **{"python3.9": pyenv("3.9")})
+    path = pythons(tmp_path, python3=other_python("3.6"), **{"python3.9": other_python("3.9")})
     done = command(rpm_root / "usr/bin/check_secure_endpoint", "--path.rootfs", str(hosts["not-installed"]),
                    "--state-file", "", path_env=path)
     assert done.stdout.splitlines()[:1] == [NOT_INSTALLED] and done.returncode == 2, done.stdout + done.stderr
@@ -511,7 +503,7 @@ def test_old_python3_hands_over_to_python3_9(rpm_root: Path, hosts: dict[str, Pa
 
 
 def test_no_suitable_python_is_unknown(rpm_root: Path, tmp_path: Path) -> None:
-    only_old = pythons(tmp_path, python3=pyenv("3.6"))
+    only_old = pythons(tmp_path, python3=other_python("3.6"))
     done = command(rpm_root / "usr/bin/check_secure_endpoint", path_env=only_old)
     assert done.returncode == 3
     assert re.fullmatch(r"SECURE ENDPOINT UNKNOWN - check_secure_endpoint needs Python 3\.9 or later, found "
@@ -536,7 +528,7 @@ def test_no_python_from_the_current_directory(rpm_root: Path, tmp_path: Path) ->
             fake = folder / name
             fake.write_text(f"#!/bin/sh\necho {folder.name}/{name} >> {marker}\n")
             fake.chmod(0o755)
-    old = pythons(tmp_path, python3=pyenv("3.6"))
+    old = pythons(tmp_path, python3=other_python("3.6"))
     for path in (f":rel:{SYSTEM_PATH}", f"{old}::rel:.", f"{old}:", ""):
         done = subprocess.run([str(rpm_root / "usr/bin/check_secure_endpoint"), "--version"], capture_output=True,
                               text=True, timeout=60, cwd=cwd, check=False, env={"PATH": path})
@@ -569,7 +561,7 @@ def test_private_libraries_load_on_every_python(rpm_root: Path, version: str) ->
             "nagiosplugin; assert not yaml.__with_libyaml__; assert yaml.safe_load('a: [1, 2]') == {'a': [1, 2]}; "
             "assert bcrypt.checkpw(b'x', bcrypt.hashpw(b'x', bcrypt.gensalt(4))); assert psutil.Process().pid; "
             "print(psutil.__file__)")
-    done = subprocess.run([pyenv(version), "-I", "-S", "-c", code, str(rpm_root / LIB)], capture_output=True,
+    done = subprocess.run([other_python(version), "-I", "-S", "-c", code, str(rpm_root / LIB)], capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(rpm_root / LIB))

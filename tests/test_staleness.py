@@ -29,7 +29,7 @@ AGE = 20 * 60  # seconds: past the 15 minutes the alerts allow
 def node_exporter(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     binary = shutil.which("prometheus-node-exporter")
     if binary is None:
-        raise AssertionError("prometheus-node-exporter is missing: .ci/run installs Debian's package")
+        raise AssertionError("prometheus-node-exporter is missing: .ci/test installs Debian's package")
     textfiles = tmp_path / "textfile"
     textfiles.mkdir()
     port = free_port()

@@ -5,13 +5,15 @@ Also the exporter's one-shot flags, refused without --once instead of being drop
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import os
 import signal
 import subprocess
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -55,13 +57,30 @@ def wait_until_hung(tree: LinuxTree, seconds: str, process: subprocess.Popen[str
     raise AssertionError("ampcli was never started")
 
 
-def start(name: str, tree: LinuxTree, *args: str) -> subprocess.Popen[str]:
-    """The command with an ampcli timeout far beyond the bounds below (the callers raise -t and the scrape
-    timeout alike): a stop that waited for ampcli, or for a timeout, shows."""
-    # start_new_session: a Ctrl-C the test sends reaches this command only, as a terminal's would its job.
-    return subprocess.Popen([script(name), "--path.rootfs", str(tree.root), "--ampcli-timeout", "60", *args],
-                            stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+Start = Callable[..., "subprocess.Popen[str]"]
+
+
+@pytest.fixture
+def start() -> Iterator[Start]:
+    """Starts a command with an ampcli timeout far beyond the bounds below (the callers raise -t and the
+    scrape timeout alike): a stop that waited for ampcli, or for a timeout, shows. Whatever the test
+    leaves running (it failed before its stop) is killed by its process group afterwards."""
+    started: list[subprocess.Popen[str]] = []
+
+    def starting(name: str, tree: LinuxTree, *args: str) -> subprocess.Popen[str]:
+        # start_new_session: a Ctrl-C the test sends reaches this command only, as a terminal's would its job.
+        process = subprocess.Popen([script(name), "--path.rootfs", str(tree.root), "--ampcli-timeout", "60", *args],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                   start_new_session=True)
+        started.append(process)
+        return process
+
+    yield starting
+    for process in started:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
 
 
 def stopped(process: subprocess.Popen[str], *signals: signal.Signals) -> tuple[int, str, str, float]:
@@ -82,11 +101,24 @@ def gone(tree: LinuxTree, seconds: str) -> None:
     assert not hung_programs(tree, seconds), hung_programs(tree, seconds)
 
 
+def status_of(address: str) -> str:
+    """The HTTP status of one scrape of /metrics, or "000" when the connection ends without an answer."""
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=20)
+    try:
+        connection.request("GET", "/metrics")
+        return str(connection.getresponse().status)
+    except (OSError, http.client.HTTPException):
+        return "000"
+    finally:
+        connection.close()
+
+
 @pytest.mark.parametrize(("lang", "line"), [
     ("en", "SECURE ENDPOINT UNKNOWN - stopped by SIGTERM before the checks finished"),
     ("nl", "SECURE ENDPOINT UNKNOWN - gestopt door SIGTERM voordat de controles klaar waren"),
 ])
-def test_plugin_stopped_by_sigterm_is_unknown(tmp_path: Path, lang: str, line: str) -> None:
+def test_plugin_stopped_by_sigterm_is_unknown(tmp_path: Path, start: Start, lang: str, line: str) -> None:
     tree, seconds = hung_host(tmp_path)
     process = start("check_secure_endpoint", tree, "-t", "60", "--state-file", "", "--lang", lang)
     wait_until_hung(tree, seconds, process)
@@ -96,7 +128,7 @@ def test_plugin_stopped_by_sigterm_is_unknown(tmp_path: Path, lang: str, line: s
     gone(tree, seconds)
 
 
-def test_plugin_double_ctrl_c_has_no_traceback(tmp_path: Path) -> None:
+def test_plugin_double_ctrl_c_has_no_traceback(tmp_path: Path, start: Start) -> None:
     tree, seconds = hung_host(tmp_path)
     process = start("check_secure_endpoint", tree, "-t", "60", "--state-file", "")
     wait_until_hung(tree, seconds, process)
@@ -105,7 +137,7 @@ def test_plugin_double_ctrl_c_has_no_traceback(tmp_path: Path) -> None:
     gone(tree, seconds)
 
 
-def test_once_stopped_by_sigterm_writes_nothing_and_exits_0(tmp_path: Path) -> None:
+def test_once_stopped_by_sigterm_writes_nothing_and_exits_0(tmp_path: Path, start: Start) -> None:
     tree, seconds = hung_host(tmp_path)
     output = tmp_path / "out" / "secure_endpoint.prom"
     output.parent.mkdir()
@@ -123,7 +155,7 @@ def test_once_stopped_by_sigterm_writes_nothing_and_exits_0(tmp_path: Path) -> N
 
 @pytest.mark.parametrize("signals", [(signal.SIGTERM,), (signal.SIGINT, signal.SIGINT)],
                          ids=["sigterm", "double-ctrl-c"])
-def test_server_shuts_down_during_a_scrape(tmp_path: Path, signals: tuple[signal.Signals, ...]) -> None:
+def test_server_shuts_down_during_a_scrape(tmp_path: Path, start: Start, signals: tuple[signal.Signals, ...]) -> None:
     tree, seconds = hung_host(tmp_path)
     process = start("secure-endpoint-exporter", tree, "--web.listen-address", "127.0.0.1:0",
                     "--web.scrape-timeout", "60")
@@ -134,15 +166,14 @@ def test_server_shuts_down_during_a_scrape(tmp_path: Path, signals: tuple[signal
         assert line, process.communicate()
         if "listening on" in line:
             address = line.split('address=')[1].split()[0]
-    scrape = subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "20",
-                               f"http://{address}/metrics"], stdout=subprocess.PIPE, text=True)
-    try:
-        wait_until_hung(tree, seconds, process)
-        code, out, err, took = stopped(process, *signals)
-        answer, _ = scrape.communicate(timeout=20)
-    finally:
-        scrape.kill()
-        scrape.wait()
+    answers: list[str] = []
+    scrape = threading.Thread(target=lambda: answers.append(status_of(address)), daemon=True)
+    scrape.start()
+    wait_until_hung(tree, seconds, process)
+    code, out, err, took = stopped(process, *signals)
+    scrape.join(timeout=25)
+    assert answers, "the scrape never ended"
+    answer = answers[0]
     name = signals[0].name
     assert (code, out) == (0, "")
     # Never a 200 whose ampcli "failed" because the stop killed it: 503, or the connection closed.
