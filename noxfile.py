@@ -1,8 +1,8 @@
 """The Python matrix: the unit and subprocess tests on every CPython the fleets run.
 
 RHEL 9 and macOS ship 3.9, Ubuntu 22.04 3.10, Debian 12 3.11, Ubuntu 24.04 3.12. Tests marked
-``system`` (Debian's daemons and packaging tools, another user) run once, on the Python of ``.ci/run``'s own
-environment: they test those programs, not the Python. ``.ci/run`` calls this with the versions it
+``system`` (Debian's daemons and packaging tools, another user) run once, on the Python of ``.ci/test``'s own
+environment: they test those programs, not the Python. ``.ci/test`` calls this with the versions it
 found; under ``CI=true`` a version without an interpreter fails the run instead of being skipped.
 """
 
