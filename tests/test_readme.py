@@ -132,7 +132,7 @@ def test_two_set_up_commands() -> None:
     assert len(commands) == 2
     assert "\n" not in commands[0].strip()
     assert commands[1].strip() == "bash .ci/test"
-    assert "## Quick start (Debian 12)" in (ROOT / ".ci/run").read_text()
+    assert r"/^## Quick start \(Debian 12\)$/" in (ROOT / ".ci/run").read_text()
     pytest_line = next(line.strip() for line in (ROOT / ".ci/test").read_text().splitlines()
                        if "-m pytest" in line)
     assert f"sudo {pytest_line}" in section("Quick start (Debian 12)").replace("\n", " ")
