@@ -50,6 +50,9 @@ LINUX_ONLY = frozenset({"kernel", "selinux"})
 MACOS_ONLY = frozenset({"connector_app", "system_extensions", "tcc", "network_extensions", "kernel_extensions"})
 
 LINUX_INSTALL_MARKERS = ("opt/cisco/amp/bin/ampdaemon",)
+# What only the running Mac can tell (its process table, its loaded kexts): a copied Mac tree has no such
+# thing, so the checks that need it are not judged there instead of being unknown.
+MACOS_LIVE_ONLY = frozenset({"processes", "kernel_extensions"})
 
 
 def install_markers(platform: Platform) -> tuple[str, ...]:
@@ -75,7 +78,7 @@ class Settings(Record):
     definitions_dirs: tuple[str, ...] = ()  # () = the platform's default folders
     bpf_processes: tuple[str, ...] = (processes.DAEMON,)
     selinux_module: str = selinux.MODULE
-    orbital_clients: tuple[str, ...] = ("com.cisco.orbital", "/opt/cisco/orbital/")
+    orbital_clients: tuple[str, ...] = ("com.cisco.orbital", "com.cisco.endpoint.orbital", "/opt/cisco/orbital/")
 
 
 class EvidenceCache:
@@ -94,7 +97,8 @@ class EvidenceCache:
 
 
 class Unavailable(Exception):
-    """Evidence a verdict needs could not be read (or its collector is switched off)."""
+    """Evidence a verdict needs could not be read; ``disabled``: it is not there to be read by design (the
+    collector is switched off, or a copied Mac tree has no processes), so the verdict is not_applicable."""
 
     def __init__(self, reason: Msg, disabled: bool = False) -> None:
         super().__init__(str(reason))
@@ -143,15 +147,20 @@ class Evidence:
             name for name in COLLECTORS
             if name not in self.settings.disabled_collectors
             and name not in (MACOS_ONLY if self.platform is Platform.LINUX else LINUX_ONLY)
+            and not self._copied_mac(name)
             and not (name == "kernel_extensions" and not self._needs_kexts())
         )
+
+    def _copied_mac(self, name: str) -> bool:
+        """Whether ``name`` is a collector of what only a running Mac can tell, and this is a copied Mac tree."""
+        return self.platform is Platform.MACOS and not self.host.live and name in MACOS_LIVE_ONLY
 
     def _needs_kexts(self) -> bool:
         """Only macOS 10.15 and older, or connectors before 1.14, use the kext; only a live Mac can say
         what is loaded."""
         if not self.host.live:
             return False
-        from checks.evidence.macapp import version_tuple
+        from checks.evidence import version_tuple
 
         try:
             return version_tuple(self.system().os_version) < (11,) or self.legacy_mac_connector()
@@ -221,7 +230,8 @@ class Evidence:
         with contextlib.suppress(Unavailable):
             if self.system_extensions().cisco():
                 return False
-        from checks.evidence.macapp import FIRST_SYSEXT_VERSION, version_tuple
+        from checks.evidence import version_tuple
+        from checks.evidence.macapp import FIRST_SYSEXT_VERSION
 
         known = version_tuple(self.connector_version())
         if len(known) >= 2:
@@ -292,7 +302,7 @@ class Evidence:
             "processes": lambda: processes.probe(host, platform, settings.bpf_processes, self.store.process_table()),
             "scan_user": lambda: scan_user.probe(host, platform, cache.permissions),
             "policy": lambda: policy.probe(host, platform),
-            "kernel": lambda: kernel.probe(host, self.system().kernel_release),
+            "kernel": lambda: kernel.probe(host),
             "selinux": lambda: selinux.probe(host, settings.selinux_module),
             "definitions": lambda: definitions.probe(host, platform, settings.definitions_dirs, cache.definitions),
         }
@@ -331,6 +341,8 @@ class Evidence:
             return found
         if name in self.settings.disabled_collectors:
             raise Unavailable(msg("collector_disabled", collector=name), disabled=True)
+        if self._copied_mac(name):
+            raise Unavailable(msg("copied_mac_tree", collector=name), disabled=True)
         start = time.perf_counter()
         if name == "connector_status" and self._status is not None:
             start = self._status[0]  # its time runs from when ampcli was started

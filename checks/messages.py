@@ -61,6 +61,9 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "kernel_release": ("running kernel {release}", "draaiende kernel {release}"),
     "headers_missing": ("{path} does not lead to a directory", "{path} leidt niet naar een map"),
     "headers_present": ("kernel headers found at {path}", "kernelheaders gevonden in {path}"),
+    "core_ebpf": ("connector {version} loads prebuilt (CO-RE) eBPF programs on this kernel with BTF: no headers "
+                  "needed", "connector {version} laadt vooraf gebouwde (CO-RE) eBPF-programma's op deze kernel met "
+                  "BTF: geen headers nodig"),
     "install_package": ("install the package {package} and restart the connector (systemctl restart cisco-amp)",
                         "installeer het pakket {package} en herstart de connector (systemctl restart cisco-amp)"),
     "selinux_permissive": ("SELinux is not enforcing", "SELinux dwingt niet af"),
@@ -93,6 +96,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                                  "de actieve extensies passen bij de Service-app ({version})"),
     "fda_granted": ("Full Disk Access granted to {client}", "volledige schijftoegang gegeven aan {client}"),
     "fda_missing": ("{client} has no Full Disk Access", "{client} heeft geen volledige schijftoegang"),
+    "macos_kext_connector": ("on macOS {version} the connector uses kernel extensions, not system extensions",
+                             "op macOS {version} gebruikt de connector kernelextensies, geen systeemextensies"),
     "macos_older_only": ("applies only to macOS {version} and older", "geldt alleen voor macOS {version} en ouder"),
     "macos_newer_only": ("applies only to macOS {version} and later", "geldt alleen voor macOS {version} en nieuwer"),
     "kext_loaded": ("kernel extension com.cisco.amp.fileop is loaded",
@@ -177,6 +182,9 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "cvd_numbers": ("header version, signature count or level is not a number",
                     "versie, aantal signaturen of niveau in de kop is geen getal"),
     "cvd_unreadable": ("cannot be read ({reason})", "onleesbaar ({reason})"),
+    "copied_mac_tree": ("not judged from a copied tree: only the running Mac can tell ({collector})",
+                        "niet beoordeeld vanuit een gekopieerde boom: alleen de draaiende Mac kan dit zien "
+                        "({collector})"),
     "kext_live_only": ("loaded kernel extensions can only be read on the live Mac",
                        "geladen kernelextensies zijn alleen op de draaiende Mac zelf te lezen"),
     "kextstat_exit": ("kextstat exited with code {code}", "kextstat stopte met afsluitcode {code}"),

@@ -18,7 +18,7 @@ from checks.report import FaultResult, Report
 from checks.state import StateStore
 from tests.daemons import Prometheus, exporter
 from tests.hosttree import LinuxTree, faults_status
-from tests.mactree import SECURITY, MacTree
+from tests.mactree import NETWORK, SECURITY, MacTree, extension
 
 RULES = Path(__file__).resolve().parents[1] / "rules" / "secure_endpoint.rules.yml"
 
@@ -88,6 +88,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     bare = LinuxTree(base / "not-installed", distro="debian")
     mac = MacTree(base / "mac").healthy()
     mac.tcc({SECURITY: True})  # fault 3: the Service lacks Full Disk Access
+    # Fault 2 unknown: an extension without a version gives nothing to compare (the panels of unknown
+    # checks need one somewhere in the fleet).
+    mac.extensions(extension(SECURITY, version=""), extension(NETWORK))
     trees = {"healthy": healthy.root, "faulty": faulty.root, "not-installed": bare.root, "mac": mac.root}
     with contextlib.ExitStack() as stack:
         hosts = {name: stack.enter_context(exporter(root, log=base / f"{name}.log")).address

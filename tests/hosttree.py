@@ -41,7 +41,12 @@ OS_RELEASES = {
     "ol": 'NAME="Oracle Linux Server"\nID="ol"\nID_LIKE="fedora"\nVERSION_ID="8.9"\n',
     "debian": 'NAME="Debian GNU/Linux"\nID=debian\nVERSION_ID="12"\n',
     "ubuntu": 'NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\nVERSION_ID="22.04"\n',
+    "rocky": 'NAME="Rocky Linux"\nID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.3"\n',
+    "amzn2023": 'NAME="Amazon Linux"\nID="amzn"\nID_LIKE="fedora"\nVERSION_ID="2023"\n',
+    "centos7": 'NAME="CentOS Linux"\nID="centos"\nID_LIKE="rhel fedora"\nVERSION_ID="7"\n',
 }
+# EL6 has no os-release: only these one-line release files (as CentOS 6 writes them).
+EL6_RELEASE = "CentOS release 6.10 (Final)\n"
 
 
 def faults_status(*faults: tuple[int, str, str], mode: str = "Degraded", status: str = "Connected") -> str:
@@ -262,6 +267,19 @@ class LinuxTree(Tree):
         self.symlink(f"lib/modules/{self.release}/build", target)
         if present:
             (self.root / target.lstrip("/")).mkdir(parents=True, exist_ok=True)
+
+    def btf(self, where: str = "sys") -> None:
+        """A kernel with BTF: ``sys/kernel/btf/vmlinux`` (the live kernel's), or only its boot config's line."""
+        if where == "sys":
+            self.write("sys/kernel/btf/vmlinux", b"\x9f\xeb\x01\x00")  # BTF's magic, then nothing more
+        else:
+            self.write(f"boot/config-{self.release}", "CONFIG_BPF=y\nCONFIG_DEBUG_INFO_BTF=y\n")
+
+    def el6(self) -> None:
+        """CentOS 6: no os-release, the release in ``/etc/redhat-release`` and ``/etc/system-release``."""
+        self.remove("etc/os-release")
+        self.write("etc/redhat-release", EL6_RELEASE)
+        self.write("etc/system-release", EL6_RELEASE)
 
     def secure_boot(self, on: bool) -> None:
         self.write("sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c",

@@ -340,6 +340,7 @@ def test_an_unreadable_selinux_disabled_folder_is_unknown_not_clear(linux: Linux
 
 
 def test_unreadable_kernel_modules_folder_is_unknown_not_fault_11(linux: LinuxTree) -> None:
+    linux.modules()  # eBPF before 1.25: the headers decide
     _lock(linux.root / f"lib/modules/{linux.release}")
     outcome = once(linux.root, no_dac=True)
     assert outcome.state("11") == "unknown"
@@ -389,6 +390,7 @@ def test_os_release_symlinks_resolve_inside_the_root(linux: LinuxTree, target: s
     """The real shape: etc/os-release links to usr/lib/os-release. This Debian machine's own must not leak in."""
     linux.write("usr/lib/os-release", (linux.root / "etc/os-release").read_text())
     linux.symlink("etc/os-release", target)
+    linux.modules()  # eBPF before 1.25, so headers are needed
     linux.remove(f"usr/src/kernels/{linux.release}")  # fault 11 names the distribution's package
     outcome = once(linux.root)
     assert outcome.report["os"]["name"] == "Red Hat Enterprise Linux"

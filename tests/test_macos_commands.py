@@ -62,9 +62,9 @@ def test_each_fault_alone(tmp_path: Path, fault_id: str) -> None:
 
 def test_several_at_once_and_the_healthy_mac(tmp_path: Path) -> None:
     tree = MacTree(tmp_path / "mac").healthy()
-    healthy = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--state-file", "", "--ignore", "6,7")
-    assert healthy.returncode == 3, healthy.stdout  # processes of a Mac tree are unknown under a root
-    assert healthy.stdout.startswith("SECURE ENDPOINT UNKNOWN - Connector daemon not running: state unknown")
+    healthy = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--state-file", "")
+    assert healthy.returncode == 0, healthy.stdout  # what only the live Mac can tell is not judged, not unknown
+    assert healthy.stdout.startswith("SECURE ENDPOINT OK - no active faults (10 checked), connector connected")
     for fault_id in ("1", "3", "5", "17"):
         SETUPS[fault_id](tree)
     assert active_faults(tree.root) == {"1", "3", "5", "17"}

@@ -31,14 +31,15 @@ def test_healthy_mac(mac: MacTree, run: Evaluate) -> None:
     assert report.platform == "macos" and report.os_version == "14.4"
     assert [r.fault.id for r in report.faults] == MAC_IDS
     states = {r.fault.id: r.state for r in report.faults}
-    # Processes of a Mac tree can only be read on the live Mac; fault 4 is for macOS 10.15 and older only;
-    # Orbital is not installed.
-    assert states == {**dict.fromkeys(MAC_IDS, State.CLEAR), "4": State.NOT_APPLICABLE, "6": State.UNKNOWN,
-                      "7": State.UNKNOWN, "17": State.NOT_APPLICABLE}
+    # Processes of a Mac tree can only be read on the live Mac: not judged from a copy (issue 22), neither
+    # unknown nor clear; fault 4 is for macOS 10.15 and older only; Orbital is not installed.
+    assert states == {**dict.fromkeys(MAC_IDS, State.CLEAR), "4": State.NOT_APPLICABLE,
+                      "6": State.NOT_APPLICABLE, "7": State.NOT_APPLICABLE, "17": State.NOT_APPLICABLE}
     assert report.connector_version == "1.24.1.1234"  # from global.xml
     assert report.endpoint_security_extensions == 1
-    assert result(report, "daemon_not_running").state is State.UNKNOWN
-    assert "only be read on the live root" in texts(result(report, "7"))
+    assert result(report, "daemon_not_running").state is State.NOT_APPLICABLE
+    assert "not judged from a copied tree: only the running Mac can tell (processes)" in texts(result(report, "7"))
+    assert "processes" not in [c.name for c in report.collectors]  # not run, so not failed
 
 
 def test_mac_without_connector(tmp_path: Path, run: Evaluate) -> None:
@@ -152,11 +153,11 @@ def test_tcc_db_is_never_written(mac: MacTree, run: Evaluate) -> None:
 
 
 # -- fault 4 ---------------------------------------------------------------------------
-def test_4_unknown_for_catalina_under_a_root(tmp_path: Path, run: Evaluate) -> None:
+def test_4_not_judged_for_catalina_under_a_root(tmp_path: Path, run: Evaluate) -> None:
     tree = MacTree(tmp_path / "mac", version="10.15.7").healthy()
     item = result(run(tree), "4")
-    assert item.state is State.UNKNOWN
-    assert "only be read on the live Mac" in texts(item)
+    assert item.state is State.NOT_APPLICABLE
+    assert "not judged from a copied tree: only the running Mac can tell (kernel_extensions)" in texts(item)
 
 
 def test_4_not_applicable_from_big_sur(mac: MacTree, run: Evaluate) -> None:
@@ -282,7 +283,8 @@ def test_17_orbital_without_access(mac: MacTree, run: Evaluate) -> None:
     assert "Cisco Orbital" in texts(item)
 
 
-@pytest.mark.parametrize("client", ["com.cisco.orbital", "/opt/cisco/orbital/bin/orbital"])
+@pytest.mark.parametrize("client", ["com.cisco.orbital", "com.cisco.endpoint.orbital",
+                                    "/opt/cisco/orbital/bin/orbital"])
 def test_17_orbital_with_access(mac: MacTree, run: Evaluate, client: str) -> None:
     mac.orbital()
     mac.tcc({SERVICE: True, SECURITY: True, client: True})
@@ -347,6 +349,6 @@ def test_keyed_archive_round_trip() -> None:
 @pytest.mark.parametrize(("text", "parts"), [("1.14.2", (1, 14, 2)), ("1.²", (1,)), ("١.14", ()),
                                               ("1." + "9" * 5000, (1,)), ("", ())])
 def test_version_tuple_reads_ascii_numbers_only(text: str, parts: tuple[int, ...]) -> None:
-    from checks.evidence.macapp import version_tuple
+    from checks.evidence import version_tuple
 
     assert version_tuple(text) == parts

@@ -57,7 +57,7 @@ LINUX_SETUPS: dict[str, Callable[[LinuxTree], None]] = {
     "7": lambda t: t.stop("ampscansvc"),
     "8": lambda t: (t.modules("ampnetworkflow"), t.stop("ampdaemon"), t.process("ampdaemon")),
     "9": lambda t: (t.modules("ampfsm"), t.stop("ampdaemon"), t.process("ampdaemon")),
-    "11": lambda t: (t.root / "usr/src/kernels" / t.release).rmdir(),
+    "11": lambda t: (t.modules(), (t.root / "usr/src/kernels" / t.release).rmdir()),  # eBPF before 1.25
     "16": _reported(16, "Critical"),
     "18": lambda t: t.ampcli(faults_status((18, "Major", OVERLOADED))),
     "19": lambda t: t.selinux(enforcing=True, module="disabled"),
@@ -203,12 +203,21 @@ def test_healthy_real_mac_judges_every_fault(tmp_path: Path, run: Evaluate) -> N
     mac = MacTree(tmp_path / "mac").healthy()
     report = run(mac)
     states = {r.fault.id: r.state for r in report.faults}
-    # Under a root, processes (6, 7) and loaded kexts are unknown; 4 is for older macOS, 17 needs Orbital.
-    assert {i for i, s in states.items() if s is State.UNKNOWN} == {"6", "7"}
+    # Under a root, processes (6, 7) are not judged (not unknown); 4 is for older macOS, 17 needs Orbital.
+    assert {i for i, s in states.items() if s is State.UNKNOWN} == set()
+    assert states["6"] is State.NOT_APPLICABLE and states["7"] is State.NOT_APPLICABLE
     assert states["12"] is State.CLEAR and states["13"] is State.CLEAR and states["18"] is State.CLEAR
     found = once(mac.root)
     assert info_labels(found)["version"] == "1.24.1.1234"
     assert info_labels(found)["policy"] == "Protect Policy for Mac (#7)"
+    for fault_id, fault in (("6", "scan_service_restarting_frequently"), ("7", "scan_service_not_started")):
+        assert value(found, "secure_endpoint_fault_state", fault_id=fault_id, fault=fault, platform="macos",
+                     state="not_applicable") == 1
+    # Not judged is no failure of the processes collector: it is not run at all.
+    assert not any(name == "secure_endpoint_scrape_collector_success" and dict(labels)["collector"] == "processes"
+                   for name, labels in found)
+    code, lines = plugin(mac.root)
+    assert code == 0 and lines[0].startswith("SECURE ENDPOINT OK - no active faults"), lines
 
 
 def test_mac_reporting_18(tmp_path: Path) -> None:
@@ -237,7 +246,7 @@ def test_mac_before_1_14(legacy: MacTree, run: Evaluate) -> None:
     assert states["15"] is State.NOT_APPLICABLE  # macOS 10.15
     item = result(report, "3")
     assert item.state is State.CLEAR and "Full Disk Access granted to /opt/cisco/amp/ampdaemon" in texts(item)
-    assert states["4"] is State.UNKNOWN  # the kext: only the live Mac can say
+    assert states["4"] is State.NOT_APPLICABLE  # the kext: only the live Mac can say, so not judged here
     assert states["5"] is State.CLEAR and states["18"] is State.CLEAR
     legacy.tcc({"com.cisco.endpoint.svc": True})
     item = result(run(legacy), "3")
@@ -254,7 +263,8 @@ def test_mac_before_1_14_through_the_plugin(legacy: MacTree) -> None:
 def test_mac_before_1_14_on_big_sur_still_uses_the_kext(tmp_path: Path, run: Evaluate) -> None:
     mac = MacTree(tmp_path / "mac", version="11.7").healthy_legacy()
     report = run(mac)
-    assert result(report, "4").state is State.UNKNOWN  # applies: judged only on the live Mac
+    item = result(report, "4")  # applies, but only the live Mac can judge it
+    assert item.state is State.NOT_APPLICABLE and "not judged from a copied tree" in texts(item)
     assert result(report, "15").state is State.NOT_APPLICABLE
 
 

@@ -1,6 +1,8 @@
-"""Kernel monitoring evidence: loaded modules, Secure Boot and the kernel's build headers."""
+"""Kernel monitoring evidence: the running release, loaded modules, Secure Boot, the build headers and BTF."""
 
 from __future__ import annotations
+
+import contextlib
 
 from checks.host import Host
 from checks.messages import os_reason, said
@@ -11,17 +13,25 @@ from checks.records import Record
 FILE_MODULES = ("ampfsm", "redirfs", "avflt", "ampavflt")
 DEFAULT_NETWORK_MODULES = ("ampnetworkflow",)
 SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+# Kernels that carry BTF type information (which CO-RE eBPF programs need instead of headers) show it here.
+BTF_VMLINUX = "sys/kernel/btf/vmlinux"
+BTF_CONFIG = "CONFIG_DEBUG_INFO_BTF=y"
 
 
 class KernelFacts(Record):
+    release: str | None  # the running kernel's, from proc (None: not readable)
     modules: frozenset[str]
     secure_boot: bool | None  # None: not an EFI system or not readable
     headers_path: str | None  # as shown on the host; None without a kernel release
     headers_present: bool | None  # None: not known (see headers_error)
     headers_error: str = ""
+    btf: bool | None = None  # the kernel carries BTF; None: neither sys nor the boot config tells
 
 
-def probe(host: Host, release: str | None) -> KernelFacts:
+def probe(host: Host) -> KernelFacts:
+    """Read on its own (the release too): a kernel verdict never waits on the system collector."""
+    found = host.read_optional("proc/sys/kernel/osrelease")
+    release = found.strip() if found else None
     text = host.read_text("proc/modules", limit=4 << 20)
     modules = frozenset(line.split()[0] for line in text.splitlines() if line.strip())
     headers_path = headers_present = None
@@ -35,7 +45,24 @@ def probe(host: Host, release: str | None) -> KernelFacts:
             error = said("permission_denied", path=headers_path)  # a 0700 lib/modules/<release> is not "missing"
         except OSError as problem:
             error = said("path_error", path=headers_path, reason=os_reason(problem))
-    return KernelFacts(modules, _secure_boot(host), headers_path, headers_present, error)
+    return KernelFacts(release, modules, _secure_boot(host), headers_path, headers_present, error,
+                       _btf(host, release))
+
+
+def _btf(host: Host, release: str | None) -> bool | None:
+    """``sys/kernel/btf/vmlinux`` (the live kernel's), else ``CONFIG_DEBUG_INFO_BTF`` in its boot config."""
+    with contextlib.suppress(OSError):  # unreadable sys: the boot config may still tell
+        if host.exists(BTF_VMLINUX):
+            return True
+    if not release or "/" in release:
+        return None
+    try:
+        config = host.read_optional(f"boot/config-{release}")
+    except OSError:
+        return None
+    if config is None:
+        return None
+    return any(line.strip() == BTF_CONFIG for line in config.splitlines())
 
 
 def _secure_boot(host: Host) -> bool | None:

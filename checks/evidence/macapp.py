@@ -6,7 +6,6 @@ that a Connector app sat beside a kernel extension and no Service app existed.
 
 from __future__ import annotations
 
-from checks.evidence import ascii_number
 from checks.host import Host
 from checks.messages import os_reason, said
 from checks.records import Record
@@ -64,13 +63,3 @@ def load_plist(data: bytes, where: str) -> dict[str, object]:
     from checks import plist  # Linux hosts never need it (nor plistlib): kept off the plugin's start-up
 
     return plist.load_dict(data, where)
-
-
-def version_tuple(text: str) -> tuple[int, ...]:
-    """'1.14.1.123' -> (1, 14, 1, 123); stops at the first part that is not a number."""
-    parts: list[int] = []
-    for part in text.strip().split("."):
-        if not ascii_number(part, 9):
-            break
-        parts.append(int(part))
-    return tuple(parts)

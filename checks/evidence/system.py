@@ -17,6 +17,11 @@ RHEL_FAMILY = {"rhel", "centos", "fedora", "rocky", "almalinux", "ol", "oracle",
 DEBIAN_FAMILY = {"debian", "ubuntu", "linuxmint", "raspbian", "pop", "elementary", "kali"}
 SUSE_FAMILY = {"sles", "suse", "opensuse", "opensuse-leap", "opensuse-tumbleweed"}
 OS_RELEASE_FILES = ("etc/os-release", "usr/lib/os-release")  # the order os-release(5) gives
+# EL6 and older have no os-release, only these one-line files ("CentOS release 6.10 (Final)").
+RELEASE_FILES = ("etc/redhat-release", "etc/system-release")
+RELEASE_NAMES = (("red hat enterprise linux", "rhel"), ("centos", "centos"), ("oracle linux", "ol"),
+                 ("scientific linux", "scientific"), ("amazon linux", "amzn"), ("cloudlinux", "cloudlinux"),
+                 ("fedora", "fedora"))
 NORMALISED_IDS = {"ol": "oracle", "opensuse-leap": "opensuse"}  # as the distro package names them
 
 
@@ -70,7 +75,8 @@ def _linux(host: Host) -> SystemFacts:
 
 
 def os_release(host: Host) -> dict[str, str]:
-    """The first os-release file's fields, read through the rooted host.
+    """The first os-release file's fields, read through the rooted host; on EL6 and older, which have
+    none, the same fields from ``/etc/redhat-release`` or ``/etc/system-release``.
 
     The ``distro`` package is not used: it opens the file itself, following a
     symlink out of the root to the machine running the check.
@@ -79,6 +85,10 @@ def os_release(host: Host) -> dict[str, str]:
         text = host.read_optional(rel)
         if text is not None:
             return parse_os_release(text)
+    for rel in RELEASE_FILES:
+        text = host.read_optional(rel)
+        if text is not None and text.strip():
+            return parse_release_line(text)
     raise HostError(said("no_os_release", first=host.display(OS_RELEASE_FILES[0]),
                          second=host.display(OS_RELEASE_FILES[1])))
 
@@ -94,6 +104,16 @@ def parse_os_release(text: str) -> dict[str, str]:
             words = shlex.split(value, comments=False, posix=True)
             fields[key] = words[0] if len(words) == 1 else " ".join(words)
     return fields
+
+
+def parse_release_line(text: str) -> dict[str, str]:
+    """'CentOS release 6.10 (Final)' as os-release fields: ID, NAME, VERSION_ID, and ID_LIKE of the family
+    that writes such a file (Red Hat's)."""
+    name, _, rest = text.strip().splitlines()[0].partition(" release ")
+    words = rest.split()
+    lowered = name.lower()
+    os_id = next((known for prefix, known in RELEASE_NAMES if lowered.startswith(prefix)), "linux")
+    return {"ID": os_id, "NAME": name.strip()[:64], "VERSION_ID": words[0] if words else "", "ID_LIKE": "rhel"}
 
 
 def _is_key(key: str) -> bool:

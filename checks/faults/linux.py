@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from checks.collect import Evidence, Unavailable
+from checks.evidence import version_tuple
 from checks.evidence.processes import DAEMON
 from checks.evidence.system import headers_package
 from checks.faults import DEVICE_FLOW, FILE_MONITORING, Verdict, active, clear, not_applicable, policy_option
 from checks.messages import Msg, msg
+
+CORE_EBPF_FROM = (1, 25)  # the first Linux connector that loads CO-RE eBPF programs (Cisco's article 215549)
 
 
 def _monitor(ev: Evidence, option: str, modules: tuple[str, ...]) -> Verdict:
@@ -32,10 +37,15 @@ def _load_causes(ev: Evidence) -> list[Msg]:
     causes = []
     if facts.secure_boot:
         causes.append(msg("secure_boot"))
-    release = ev.system().kernel_release
-    if facts.headers_present is False and release:
-        causes.append(msg("headers_missing_cause", release=release))
+    if facts.headers_present is False and facts.release and not _core_ebpf(ev):
+        causes.append(msg("headers_missing_cause", release=facts.release))
     return causes
+
+
+def _core_ebpf(ev: Evidence) -> bool:
+    """Connector 1.25 and later load eBPF programs built once (CO-RE) on a kernel with BTF: no headers needed
+    (Cisco's article 215549). An unknown version or BTF is not taken for CO-RE."""
+    return ev.kernel().btf is True and version_tuple(ev.connector_version())[:2] >= CORE_EBPF_FROM
 
 
 def file_monitor_not_started(ev: Evidence) -> Verdict:
@@ -49,7 +59,13 @@ def network_monitor_not_started(ev: Evidence) -> Verdict:
 
 
 def kernel_headers_missing(ev: Evidence) -> Verdict:
-    """Fault 11: an option that needs eBPF is on and ``lib/modules/<release>/build`` is not a directory."""
+    """Fault 11: an option that needs kernel monitoring is on, and the connector would have to build its eBPF
+    programs for a kernel whose headers (``lib/modules/<release>/build``) are missing.
+
+    No headers are needed while the connector's kernel modules are loaded (EL6/EL7 and other older
+    kernels), or for CO-RE eBPF (``_core_ebpf``). eBPF programs that are loaded do not clear it: an older
+    connector built them once and cannot build them again, at its next start, without the headers.
+    """
     wanted: list[bool] = []
     unknown: Unavailable | None = None
     for option in (FILE_MONITORING, DEVICE_FLOW):
@@ -61,27 +77,34 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
         if unknown is not None:
             raise unknown
         return not_applicable(msg("options_off"))
-    sysfacts = ev.system()
-    release = sysfacts.kernel_release
     facts = ev.kernel()
-    if release is None or facts.headers_path is None:
+    if facts.release is None or facts.headers_path is None:
         raise Unavailable(msg("collector_failed", collector="kernel", error="no kernel release in /proc"))
-    if facts.headers_present is None:
-        raise Unavailable(msg("collector_failed", collector="kernel", error=facts.headers_error))
     if facts.headers_present:
         return clear(msg("headers_present", path=facts.headers_path))
-    package = headers_package(sysfacts.family, release)
+    loaded = sorted(facts.modules & {*ev.settings.file_modules, *ev.settings.network_modules})
+    if loaded:
+        return clear(msg("modules_loaded", names=loaded))
+    if _core_ebpf(ev):
+        return clear(msg("core_ebpf", version=ev.connector_version()))
+    if facts.headers_present is None:
+        raise Unavailable(msg("collector_failed", collector="kernel", error=facts.headers_error))
+    family = ""
+    with contextlib.suppress(Unavailable):
+        family = ev.system().family
     return active(
-        msg("kernel_release", release=release),
+        msg("kernel_release", release=facts.release),
         msg("headers_missing", path=facts.headers_path),
-        remedy=msg("install_package", package=package),
+        remedy=msg("install_package", package=headers_package(family, facts.release)),
     )
 
 
 def kernel_incompatible(ev: Evidence) -> Verdict:
     """Fault 16: only the connector knows its supported kernels; the host names the running one."""
     ev.status()
-    release = ev.system().kernel_release
+    release = None
+    with contextlib.suppress(Unavailable):  # the running kernel is context here, not evidence
+        release = ev.kernel().release
     return clear(msg("kernel_release", release=release)) if release else clear()
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from checks.collect import Evidence, Unavailable
-from checks.evidence import sysext
-from checks.evidence.macapp import SERVICE_BUNDLE_ID, version_tuple
+from checks.evidence import sysext, version_tuple
+from checks.evidence.macapp import SERVICE_BUNDLE_ID
 from checks.evidence.netext import FIREWALL_GRADE
 from checks.evidence.sysext import DB
 from checks.faults import DEVICE_FLOW, Verdict, active, clear, not_applicable, policy_option
@@ -12,6 +12,7 @@ from checks.messages import Msg, msg
 
 LEGACY_DAEMON = "/opt/cisco/amp/ampdaemon"  # the Full Disk Access client before connector 1.14
 MAX_FILTERS_PER_GRADE = 4
+FIRST_SYSEXT_MACOS = (11,)  # the connector uses system extensions from macOS 11 (Big Sur) on
 
 
 def _macos_version(ev: Evidence) -> tuple[int, ...]:
@@ -26,9 +27,13 @@ def _cisco_extensions(ev: Evidence) -> list[sysext.Extension]:
 
 
 def _before_system_extensions(ev: Evidence) -> Verdict | None:
-    """Not applicable on connectors before 1.14, which have no system extensions (or content filter)."""
+    """Not applicable where the connector uses kernel extensions, not system extensions (nor a content
+    filter): connectors before 1.14 on any macOS, and every connector on macOS 10.15 and older (from 1.14.1
+    on it runs there with kernel extensions; Cisco's advisory 216089)."""
     if ev.legacy_mac_connector():
         return not_applicable(msg("legacy_connector", version=ev.connector_version() or "?"))
+    if _macos_version(ev) < FIRST_SYSEXT_MACOS:
+        return not_applicable(msg("macos_kext_connector", version=ev.system().os_version))
     return None
 
 
@@ -104,7 +109,7 @@ def full_disk_access_missing(ev: Evidence) -> Verdict:
 def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
     """Fault 4: the Cisco kext is not loaded, where the connector uses one: on macOS 10.15 and older,
     and with connectors before 1.14 on any macOS."""
-    if _macos_version(ev) >= (11,) and not ev.legacy_mac_connector():
+    if _macos_version(ev) >= FIRST_SYSEXT_MACOS and not ev.legacy_mac_connector():
         return not_applicable(msg("macos_older_only", version="10.15"))
     if ev.kernel_extensions().cisco_loaded:
         return clear(msg("kext_loaded"))
