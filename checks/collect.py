@@ -53,6 +53,7 @@ LINUX_INSTALL_MARKERS = ("opt/cisco/amp/bin/ampdaemon",)
 # What only the running Mac can tell (its process table, its loaded kexts): a copied Mac tree has no such
 # thing, so the checks that need it are not judged there instead of being unknown.
 MACOS_LIVE_ONLY = frozenset({"processes", "kernel_extensions"})
+FIRST_SYSEXT_MACOS = (11,)  # macOS from which every connector of 1.14 or later uses system extensions
 
 
 def install_markers(platform: Platform) -> tuple[str, ...]:
@@ -156,16 +157,27 @@ class Evidence:
         return self.platform is Platform.MACOS and not self.host.live and name in MACOS_LIVE_ONLY
 
     def _needs_kexts(self) -> bool:
-        """Only macOS 10.15 and older, or connectors before 1.14, use the kext; only a live Mac can say
+        """Only a connector that uses kexts (``mac_uses_kexts``) needs them read; only a live Mac can say
         what is loaded."""
         if not self.host.live:
             return False
-        from checks.evidence import version_tuple
 
         try:
-            return version_tuple(self.system().os_version) < (11,) or self.legacy_mac_connector()
+            return self.mac_uses_kexts()
         except Unavailable:
             return False
+
+    def mac_uses_kexts(self) -> bool:
+        """Whether the Mac connector uses kernel extensions rather than system extensions: before 1.14
+        always; 1.14.0 on macOS before 10.15.5; later ones on macOS 10.15 and older (Cisco's advisory 216089)."""
+        from checks.evidence import version_tuple
+
+        if self.legacy_mac_connector():
+            return True
+        macos = version_tuple(self.system().os_version)
+        if macos >= FIRST_SYSEXT_MACOS:
+            return False
+        return not (version_tuple(self.connector_version())[:3] == (1, 14, 0) and macos >= (10, 15, 5))
 
     def collect_all(self) -> None:
         """Run every enabled collector once, so each reports success or failure.

@@ -61,6 +61,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "kernel_release": ("running kernel {release}", "draaiende kernel {release}"),
     "headers_missing": ("{path} does not lead to a directory", "{path} leidt niet naar een map"),
     "headers_present": ("kernel headers found at {path}", "kernelheaders gevonden in {path}"),
+    "core_unknown": ("the kernel headers are missing, and whether connector {version} needs them cannot be told "
+                     "(CO-RE eBPF from 1.25 on a kernel with BTF; BTF: {btf})",
+                     "de kernelheaders ontbreken, en of connector {version} ze nodig heeft is niet te zeggen "
+                     "(CO-RE eBPF vanaf 1.25 op een kernel met BTF; BTF: {btf})"),
     "core_ebpf": ("connector {version} loads prebuilt (CO-RE) eBPF programs on this kernel with BTF: no headers "
                   "needed", "connector {version} laadt vooraf gebouwde (CO-RE) eBPF-programma's op deze kernel met "
                   "BTF: geen headers nodig"),
@@ -96,6 +100,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                                  "de actieve extensies passen bij de Service-app ({version})"),
     "fda_granted": ("Full Disk Access granted to {client}", "volledige schijftoegang gegeven aan {client}"),
     "fda_missing": ("{client} has no Full Disk Access", "{client} heeft geen volledige schijftoegang"),
+    "connector_uses_sysext": ("connector {version} uses system extensions on this macOS, not kernel extensions",
+                              "connector {version} gebruikt op deze macOS systeemextensies, geen kernelextensies"),
     "macos_kext_connector": ("on macOS {version} the connector uses kernel extensions, not system extensions",
                              "op macOS {version} gebruikt de connector kernelextensies, geen systeemextensies"),
     "macos_older_only": ("applies only to macOS {version} and older", "geldt alleen voor macOS {version} en ouder"),

@@ -269,11 +269,14 @@ class LinuxTree(Tree):
             (self.root / target.lstrip("/")).mkdir(parents=True, exist_ok=True)
 
     def btf(self, where: str = "sys") -> None:
-        """A kernel with BTF: ``sys/kernel/btf/vmlinux`` (the live kernel's), or only its boot config's line."""
+        """A kernel with BTF: ``sys/kernel/btf/vmlinux`` (the live kernel's), or only its boot config's line;
+        ``none``: a boot config that says the kernel has none."""
         if where == "sys":
             self.write("sys/kernel/btf/vmlinux", b"\x9f\xeb\x01\x00")  # BTF's magic, then nothing more
-        else:
+        elif where == "boot":
             self.write(f"boot/config-{self.release}", "CONFIG_BPF=y\nCONFIG_DEBUG_INFO_BTF=y\n")
+        else:
+            self.write(f"boot/config-{self.release}", "CONFIG_BPF=y\n# CONFIG_DEBUG_INFO_BTF is not set\n")
 
     def el6(self) -> None:
         """CentOS 6: no os-release, the release in ``/etc/redhat-release`` and ``/etc/system-release``."""

@@ -74,6 +74,16 @@ def test_5_deeper_than_three_levels_is_not_judged(healthy: LinuxTree, run: Evalu
     assert result(run(healthy), "5").state is State.CLEAR
 
 
+@pytest.mark.parametrize("rel", ["opt/cisco/secureclient/kdf", "opt/cisco/orbital", "opt/cisco/secureclient"])
+def test_5_other_cisco_products_beside_the_connector_are_not_judged(healthy: LinuxTree, run: Evaluate,
+                                                                     rel: str) -> None:
+    """Secure Client and Orbital keep folders of their own under /opt/cisco; the scan service never enters them."""
+    folder = healthy.root / rel
+    folder.mkdir(parents=True)
+    folder.chmod(0o700)
+    assert result(run(healthy), "5").state is State.CLEAR
+
+
 def test_5_unreadable_passwd_is_unknown(healthy: LinuxTree, run: Evaluate) -> None:
     healthy.remove("etc/passwd")
     item = result(run(healthy), "5")

@@ -12,7 +12,11 @@ from checks.walk import WalkCache, walk
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
 DSLOCAL = "var/db/dslocal/nodes/Default"
+# The scan service goes through /opt/cisco into the connector's folder: those are judged, down to
+# PERMISSION_DEPTH levels below /opt/cisco. Other Cisco products beside it (Secure Client, Orbital) keep
+# folders of their own there, which the scan service never needs.
 PERMISSION_ROOT = "opt/cisco"
+CONNECTOR_ROOT = "opt/cisco/amp"
 PERMISSION_DEPTH = 3
 
 
@@ -57,19 +61,21 @@ def _usergroups_enab(host: Host) -> bool | None:
 
 
 def _bad_directories(host: Host, cache: WalkCache | None) -> list[BadDirectory]:
-    """Directories at or below /opt/cisco (depth 3) that others cannot enter, or that others can write."""
+    """/opt/cisco, and the connector's folders below it (to depth 3), that others cannot enter or can write."""
     if not host.is_dir(PERMISSION_ROOT):
         return []
-    found = []
-    for folder in walk(host, PERMISSION_ROOT, PERMISSION_DEPTH, cache=cache):
-        found.append(_judge(host.display(folder.rel), folder.status.st_mode))
-        if folder.depth < PERMISSION_DEPTH:
-            # A link to a folder is judged by where it leads (inside the root), as the scan service sees it.
-            for name in folder.links:
-                with contextlib.suppress(FileNotFoundError):
-                    target = host.stat(f"{folder.rel}/{name}")
-                    if stat.S_ISDIR(target.st_mode):
-                        found.append(_judge(host.display(f"{folder.rel}/{name}"), target.st_mode))
+    found = [_judge(host.display(PERMISSION_ROOT), host.stat(PERMISSION_ROOT).st_mode)]
+    if host.is_dir(CONNECTOR_ROOT):
+        depth = PERMISSION_DEPTH - 1  # the connector's folder is one level below /opt/cisco
+        for folder in walk(host, CONNECTOR_ROOT, depth, cache=cache):
+            found.append(_judge(host.display(folder.rel), folder.status.st_mode))
+            if folder.depth < depth:
+                # A link to a folder is judged by where it leads (inside the root), as the scan service sees it.
+                for name in folder.links:
+                    with contextlib.suppress(FileNotFoundError):
+                        target = host.stat(f"{folder.rel}/{name}")
+                        if stat.S_ISDIR(target.st_mode):
+                            found.append(_judge(host.display(f"{folder.rel}/{name}"), target.st_mode))
     return [bad for bad in found if bad is not None]
 
 

@@ -19,8 +19,12 @@ class SelinuxFacts(Record):
 def probe(host: Host, module: str = MODULE) -> SelinuxFacts:
     """SELinux's mode and where ``module`` (Cisco's name for it is a setting) is installed or disabled."""
     enforce = host.read_optional("sys/fs/selinux/enforce")
-    enforcing = enforce is not None and enforce.strip() == "1"
-    policy_type = _policy_type(host)
+    if enforce is None and not host.exists("sys"):
+        # A tree copied without sys (a live host always has it): the mode it boots into, from its config.
+        enforcing = _config(host, "SELINUX") == "enforcing"
+    else:
+        enforcing = enforce is not None and enforce.strip() == "1"
+    policy_type = _config(host, "SELINUXTYPE") or "targeted"
     if not enforcing:
         return SelinuxFacts(False, policy_type, None, False)
     found: str | None = None
@@ -37,14 +41,14 @@ def probe(host: Host, module: str = MODULE) -> SelinuxFacts:
     return SelinuxFacts(True, policy_type, found, disabled)
 
 
-def _policy_type(host: Host) -> str:
-    """``SELINUXTYPE=<name>`` from the config (the first line that names one); ``targeted`` without it."""
+def _config(host: Host, name: str) -> str:
+    """``<name>=<value>`` from ``/etc/selinux/config`` (the first line that gives one); "" without it."""
     for line in (host.read_optional("etc/selinux/config") or "").splitlines():
         key, sep, value = line.partition("=")
-        if sep and key.strip() == "SELINUXTYPE":
+        if sep and key.strip() == name:
             value = value.lstrip()
             end = next((i for i, c in enumerate(value) if not (c.isascii() and (c.isalnum() or c in "_.-"))),
                        len(value))
             if end:
                 return value[:end]
-    return "targeted"
+    return ""

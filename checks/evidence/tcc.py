@@ -24,13 +24,23 @@ class TccError(ValueError):
 
 class TccFacts(Record):
     allowed: frozenset[str]  # clients (bundle ids or paths) with Full Disk Access, from TCC.db or MDM
+    database_error: str = ""  # why TCC.db could not be read: only the MDM grants are known then
 
     def has_access(self, client: str) -> bool:
         return client in self.allowed
 
 
 def probe(host: Host) -> TccFacts:
-    return TccFacts(frozenset(_database(host) | _mdm(host)))
+    """The grants of both sources. An MDM grant proves access on its own (a user cannot take it back), so an
+    unreadable TCC.db leaves the MDM grants known; an unreadable MDMOverrides.plist fails the collector."""
+    mdm = _mdm(host)
+    try:
+        database = _database(host)
+    except TccError as error:
+        if not mdm:
+            raise
+        return TccFacts(frozenset(mdm), error.args[0] if error.args else str(error))  # keeps its Dutch
+    return TccFacts(frozenset(database | mdm))
 
 
 def _database(host: Host) -> set[str]:

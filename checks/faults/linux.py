@@ -37,15 +37,22 @@ def _load_causes(ev: Evidence) -> list[Msg]:
     causes = []
     if facts.secure_boot:
         causes.append(msg("secure_boot"))
-    if facts.headers_present is False and facts.release and not _core_ebpf(ev):
+    if facts.headers_present is False and facts.release and _core_ebpf(ev) is False:
         causes.append(msg("headers_missing_cause", release=facts.release))
     return causes
 
 
-def _core_ebpf(ev: Evidence) -> bool:
-    """Connector 1.25 and later load eBPF programs built once (CO-RE) on a kernel with BTF: no headers needed
-    (Cisco's article 215549). An unknown version or BTF is not taken for CO-RE."""
-    return ev.kernel().btf is True and version_tuple(ev.connector_version())[:2] >= CORE_EBPF_FROM
+def _core_ebpf(ev: Evidence) -> bool | None:
+    """Whether the connector loads eBPF programs built once (CO-RE), which need no headers: connector 1.25 and
+    later on a kernel with BTF (Cisco's article 215549). None when that cannot be told: a version 1.25 or
+    later (or none known) and a kernel whose BTF is not known, or BTF and no known version."""
+    btf = ev.kernel().btf
+    version = version_tuple(ev.connector_version())[:2]
+    if btf is False or (version and version < CORE_EBPF_FROM):
+        return False
+    if btf is True and version:
+        return True
+    return None
 
 
 def file_monitor_not_started(ev: Evidence) -> Verdict:
@@ -85,10 +92,14 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
     loaded = sorted(facts.modules & {*ev.settings.file_modules, *ev.settings.network_modules})
     if loaded:
         return clear(msg("modules_loaded", names=loaded))
-    if _core_ebpf(ev):
+    core = _core_ebpf(ev)
+    if core:
         return clear(msg("core_ebpf", version=ev.connector_version()))
     if facts.headers_present is None:
         raise Unavailable(msg("collector_failed", collector="kernel", error=facts.headers_error))
+    if core is None:  # headers missing, and whether they are needed cannot be told: no false alarm
+        raise Unavailable(msg("core_unknown", version=ev.connector_version() or "?",
+                              btf="?" if facts.btf is None else ("yes" if facts.btf else "no")))
     family = ""
     with contextlib.suppress(Unavailable):
         family = ev.system().family

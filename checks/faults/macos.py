@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks.collect import Evidence, Unavailable
+from checks.collect import FIRST_SYSEXT_MACOS, Evidence, Unavailable
 from checks.evidence import sysext, version_tuple
 from checks.evidence.macapp import SERVICE_BUNDLE_ID
 from checks.evidence.netext import FIREWALL_GRADE
@@ -12,7 +12,6 @@ from checks.messages import Msg, msg
 
 LEGACY_DAEMON = "/opt/cisco/amp/ampdaemon"  # the Full Disk Access client before connector 1.14
 MAX_FILTERS_PER_GRADE = 4
-FIRST_SYSEXT_MACOS = (11,)  # the connector uses system extensions from macOS 11 (Big Sur) on
 
 
 def _macos_version(ev: Evidence) -> tuple[int, ...]:
@@ -28,11 +27,11 @@ def _cisco_extensions(ev: Evidence) -> list[sysext.Extension]:
 
 def _before_system_extensions(ev: Evidence) -> Verdict | None:
     """Not applicable where the connector uses kernel extensions, not system extensions (nor a content
-    filter): connectors before 1.14 on any macOS, and every connector on macOS 10.15 and older (from 1.14.1
-    on it runs there with kernel extensions; Cisco's advisory 216089)."""
+    filter): connectors before 1.14 on any macOS, 1.14.1 and later on macOS 10.15 and older, 1.14.0 before
+    macOS 10.15.5 (``Evidence.mac_uses_kexts``; Cisco's advisory 216089)."""
     if ev.legacy_mac_connector():
         return not_applicable(msg("legacy_connector", version=ev.connector_version() or "?"))
-    if _macos_version(ev) < FIRST_SYSEXT_MACOS:
+    if _macos_version(ev) and ev.mac_uses_kexts():
         return not_applicable(msg("macos_kext_connector", version=ev.system().os_version))
     return None
 
@@ -92,8 +91,11 @@ def system_extension_version_mismatch(ev: Evidence) -> Verdict:
 
 
 def _full_disk_access(ev: Evidence, client: str) -> Verdict:
-    if ev.tcc().has_access(client):
+    facts = ev.tcc()
+    if facts.has_access(client):
         return clear(msg("fda_granted", client=client))
+    if facts.database_error:  # only MDM's grants are known, and none is this client's
+        raise Unavailable(msg("collector_failed", collector="tcc", error=facts.database_error))
     return active(msg("fda_missing", client=client))
 
 
@@ -111,6 +113,8 @@ def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
     and with connectors before 1.14 on any macOS."""
     if _macos_version(ev) >= FIRST_SYSEXT_MACOS and not ev.legacy_mac_connector():
         return not_applicable(msg("macos_older_only", version="10.15"))
+    if not ev.mac_uses_kexts():
+        return not_applicable(msg("connector_uses_sysext", version=ev.connector_version()))
     if ev.kernel_extensions().cisco_loaded:
         return clear(msg("kext_loaded"))
     return active(msg("kext_missing"))
@@ -191,8 +195,11 @@ def orbital_full_disk_access_missing(ev: Evidence) -> Verdict:
     if not app.orbital_installed:
         return not_applicable(msg("orbital_absent"))
     prefixes = ev.settings.orbital_clients  # Orbital's client ids are not public: a setting
-    granted = sorted(c for c in ev.tcc().allowed if c.startswith(prefixes))
+    facts = ev.tcc()
+    granted = sorted(c for c in facts.allowed if c.startswith(prefixes))
     if granted:
         return clear(msg("fda_granted", client=granted))
+    if facts.database_error:
+        raise Unavailable(msg("collector_failed", collector="tcc", error=facts.database_error))
     return active(msg("fda_missing", client="Cisco Orbital (" + ", ".join(f"{p}*" for p in prefixes) + ")"))
 
