@@ -174,6 +174,10 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "no_kernel_release": ("no kernel release in /proc", "geen kernelrelease in /proc"),
     "headers_any_package": ("the kernel headers for {release}", "de kernelheaders voor {release}"),
     "ampcli_no_status": ("ampcli printed no 'Status:' line", "ampcli gaf geen regel 'Status:'"),
+    "ampcli_fault_not_understood": ("ampcli printed a fault in a shape it does not document ({text}): the status "
+                                    "is not understood",
+                                    "ampcli gaf een fout in een vorm die het niet documenteert ({text}): de status "
+                                    "is niet te begrijpen"),
     "ampcli_flood": ("ampcli listed more than {count} fault ids, which is not a status report",
                      "ampcli noemde meer dan {count} fout-id's; zo ziet geen statusrapport eruit"),
     "ampcli_exit": ("ampcli {command} exited with code {code}{detail}",

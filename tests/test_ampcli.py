@@ -78,10 +78,41 @@ def test_any_text_parses_or_raises_ampcli_error(text: str) -> None:
     assert all(key.isdigit() for key in status.faults)
 
 
-@given(st.lists(st.integers(min_value=0, max_value=10**6), max_size=8))
+@given(st.lists(st.integers(min_value=1, max_value=999), min_size=1, max_size=8))
 def test_fault_id_lists_round_trip(ids: list[int]) -> None:
     text = "Status: Connected\nFault IDs: " + ", ".join(map(str, ids)) + "\n"
     assert set(parse_status(text).faults) == {str(i) for i in ids}
+
+
+@given(st.lists(st.integers(min_value=1, max_value=999), max_size=4), st.integers(min_value=-10**6, max_value=10**6))
+def test_an_id_out_of_range_makes_the_list_not_understood(ids: list[int], wrong: int) -> None:
+    if 1 <= wrong <= 999:
+        wrong += 1000
+    text = "Status: Connected\nFault IDs: " + ", ".join(map(str, [*ids, wrong])) + "\n"
+    with pytest.raises(AmpcliError, match="not understood"):
+        parse_status(text)
+
+
+@pytest.mark.parametrize("line", [
+    "ID 0000000050 - Major: overloaded", "ID 05 - Major: x", "ID 5x - Major: x", "ID 5 - Major x",
+    "ID -7 - Major: x", "ID 1000 - Major: x", "ID ²: x", "ID ٣ - Minor: x",
+    "Fault IDs: -7, +8, 1e9", "Fault IDs: 05", "Fault IDs: 7;8", "Fault IDs: 7 8", "Fault IDs: 1000",
+    "Fault IDs: 7,", "Fault IDs: ٣, 18", "Fault IDs: 0",
+])
+def test_fault_shapes_that_are_not_documented_are_not_understood(line: str) -> None:
+    """Only ``Fault IDs: n, n`` and ``ID n - Severity: text`` (n from 1 to 999, plainly written) are faults;
+    anything else of that kind makes the status not understood, never a fault."""
+    with pytest.raises(AmpcliError, match="not understood"):
+        parse_status(f"Status: Connected\nFaults: 1 Major\n{line}\n")
+
+
+@pytest.mark.parametrize(("line", "ids"), [
+    ("Fault IDs: None", set()), ("Fault IDs: 7,8", {"7", "8"}), ("Fault IDs:  6 , 18 ", {"6", "18"}),
+    ("ID 18 - Critical: overloaded", {"18"}), ("ID 18: overloaded", {"18"}), ("ID  9 -  Minor:  x", {"9"}),
+    ("IDs seen: 4", set()),  # a key of its own, not a fault line
+])
+def test_the_documented_fault_shapes(line: str, ids: set[str]) -> None:
+    assert set(parse_status(f"Status: Connected\n{line}\n").faults) == ids
 
 
 # -- what real runs print ----------------------------------------------------------------------------
@@ -154,9 +185,9 @@ def test_digits_of_other_scripts_and_huge_numbers_are_not_times(text: str) -> No
     assert parse_time(text) is None
 
 
-def test_only_ascii_ids_of_sane_length() -> None:
-    status = parse_status("Status: Connected\nFault IDs: ٣, 18, " + "9" * 5000 + "\nID ²: x\n")
-    assert set(status.faults) == {"18"}
+def test_other_scripts_digits_and_huge_ids_are_not_understood() -> None:
+    with pytest.raises(AmpcliError, match="not understood"):
+        parse_status("Status: Connected\nFault IDs: 18, " + "9" * 5000 + "\n")
 
 
 

@@ -513,7 +513,7 @@ def test_ampclis_escaped_children_are_reaped(linux: LinuxTree, escape: str) -> N
 
 
 def test_a_flood_of_fault_ids_is_an_ampcli_failure(linux: LinuxTree) -> None:
-    lines = "".join(f"ID {n}\n" for n in range(45_000))  # 400 KB: under the 1 MiB output bound
+    lines = "".join(f"ID {n % 999 + 1} - Major: x\n" for n in range(45_000))  # 700 KB: under the 1 MiB bound
     linux.ampcli("Status: Connected\nFaults: 45000 Major\n" + lines)
     outcome = plugin(linux.root)
     assert outcome.code == 1
@@ -522,6 +522,19 @@ def test_a_flood_of_fault_ids_is_an_ampcli_failure(linux: LinuxTree) -> None:
     exported = once(linux.root)
     assert exported.state("ampcli_failed") == "active"
     assert len([f for f in exported.report["faults"] if f["reported"]]) == 0
+
+
+@pytest.mark.parametrize("line", ["ID 0000000050 - Major: overloaded", "Fault IDs: -7, +8, 1e9",
+                                  "Fault IDs: 7;18", "ID 5 Major overloaded"])
+def test_fault_ids_of_an_undocumented_shape_are_no_fault(linux: LinuxTree, line: str) -> None:
+    """Issue 23: loose parsing made faults of these. The status is not understood instead: ampcli_failed."""
+    linux.ampcli(f"Status: Connected\nMode: Normal\nFaults: 1 Major\n{line}\n")
+    outcome = plugin(linux.root)
+    assert outcome.code == 1 and "not understood" in outcome.stdout, outcome.stdout
+    exported = once(linux.root)
+    assert exported.state("ampcli_failed") == "active"
+    assert [f["fault"]["id"] for f in exported.report["faults"] if f["reported"]] == []
+    assert all(exported.state(fault_id) != "active" for fault_id in ("5", "7", "8", "9", "18"))
 
 
 # -- 11. names that are not UTF-8 ---------------------------------------------------------------------

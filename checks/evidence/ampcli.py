@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import CommandResult, Host, Running
-from checks.messages import said
+from checks.messages import printable, said
 from checks.records import Record
 
 if TYPE_CHECKING:  # datetime is imported where a time is parsed: most runs never need it
@@ -38,10 +38,12 @@ PROMPT = "ampcli>"
 # The patterns below are compiled at their first use (re keeps them), not at import: a healthy status
 # has no fault line, no fault ids and no counts, and a plugin run pays some 0.15 ms for each pattern.
 # ASCII digits only, and few of them: ``\d`` also matches other scripts' digits, and a huge number is no id.
-_FAULT_LINE = r"^ID\s+([0-9]{1,9})\s*(?:-\s*([A-Za-z]+))?\s*:?\s*(.*)$"
+# A fault id as the connector prints one: 1 to 999, no sign, no leading zero (Cisco's ids run 1 to 19).
+_ID = r"[1-9][0-9]{0,2}"
+_FAULT_LINE = r"^ID\s+(" + _ID + r")\s*(?:-\s*([A-Za-z]+))?\s*:\s*(.*)$"
+_FAULT_IDS = r"^" + _ID + r"(?:\s*,\s*" + _ID + r")*$"
 _KEY_LINE = r"^([A-Za-z][A-Za-z0-9 _/-]{0,40}?)\s*:\s*(.*)$"
 _COUNT = r"(?<![0-9])([0-9]{1,9})\s+([A-Za-z]+)"
-_FAULT_ID = r"(?<![0-9])[0-9]{1,9}(?![0-9])"
 # Compiled at first use (only ``about`` needs it, and it runs only when global.xml names no version).
 _VERSION = r"(?<![0-9.])([0-9]{1,6}\.[0-9]{1,6}\.[0-9]{1,6}(?:\.[0-9]{1,9})?)(?![0-9.])"
 # Formats seen or plausible for "Definitions Last Updated" (the real one is not public: see
@@ -126,21 +128,26 @@ def parse_status(text: str) -> ConnectorStatus:
     faults: dict[str, ReportedFault] = {}
     rest = []
     for line in _lines(text):
-        fault = re.match(_FAULT_LINE, line) if line.startswith("ID") else None
-        if fault:
-            key = str(int(fault.group(1)))
-            faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), fault.group(3).strip()[:MAX_TEXT])
-            _check_count(faults)
-        else:
+        if not (line.startswith("ID") and line[2:3].isspace()):
             rest.append(line)
+            continue
+        fault = re.match(_FAULT_LINE, line)
+        if fault is None:  # a fault line of another shape: no id taken from it, and no verdict either
+            raise AmpcliError(said("ampcli_fault_not_understood", text=printable(line[:80])))
+        key = fault.group(1)
+        faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), fault.group(3).strip()[:MAX_TEXT])
+        _check_count(faults)
     fields = _key_values(rest)
     if "status" not in fields:
         raise AmpcliError(said("ampcli_no_status"))
     severity = summary_severity(fields.get("faults", ""))
-    for fault_id in re.findall(_FAULT_ID, fields.get("fault ids", "")) if fields.get("fault ids") else ():
-        key = str(int(fault_id))
-        faults.setdefault(key, ReportedFault(key, severity, ""))
-        _check_count(faults)
+    listed = fields.get("fault ids", "").strip()
+    if listed and listed.lower() != "none":
+        if not re.match(_FAULT_IDS, listed):
+            raise AmpcliError(said("ampcli_fault_not_understood", text=printable("Fault IDs: " + listed[:80])))
+        for key in (part.strip() for part in listed.split(",")):
+            faults.setdefault(key, ReportedFault(key, severity, ""))
+            _check_count(faults)
     return ConnectorStatus(fields, faults)
 
 
