@@ -57,7 +57,7 @@ class WebConfig(Record):
 
 def load(path: str) -> WebConfig:
     try:
-        raw = yaml.safe_load(_read(path))
+        raw = _yaml(_read(path), path)
     except OSError as error:
         raise WebConfigError(f"cannot read {path}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
@@ -66,11 +66,14 @@ def load(path: str) -> WebConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise WebConfigError(f"{path} must hold a mapping")
-    _only(raw, TOP_KEYS, path)
-    base = os.path.dirname(os.path.abspath(path))
-    tls, client_auth = _tls(raw.get("tls_server_config"), base, path)
-    return WebConfig(tls, _users(raw.get("basic_auth_users"), path), _headers(raw.get("http_server_config"), path),
-                     client_auth)
+    try:
+        _only(raw, TOP_KEYS, path)
+        base = os.path.dirname(os.path.abspath(path))
+        tls, client_auth = _tls(raw.get("tls_server_config"), base, path)
+        return WebConfig(tls, _users(raw.get("basic_auth_users"), path),
+                         _headers(raw.get("http_server_config"), path), client_auth)
+    except (TypeError, AttributeError) as error:  # a value of a type no check above foresaw: refused all the same
+        raise WebConfigError(f"{path}: a setting has a value of the wrong type ({error})") from None
 
 
 def _read(path: str) -> bytes:
@@ -96,6 +99,16 @@ def _read(path: str) -> bytes:
         raise WebConfigError(f"{path} is larger than {MAX_FILE_SIZE // 1024} KiB")
     finally:
         os.close(fd)
+
+
+def _yaml(text: bytes, path: str) -> Any:
+    """The document, once its events show no anchor or alias: a "billion laughs" file of a few KB expands to
+    gigabytes when its aliases are built, and a web config has no use for them. The events cost no more
+    than the text (at most MAX_FILE_SIZE); nothing is expanded before the check."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise WebConfigError(f"{path}: YAML anchors and aliases (& and *) are not accepted")
+    return yaml.safe_load(text)
 
 
 def _regular(file: str, what: str, path: str) -> str:
@@ -150,7 +163,7 @@ def _tls(section: Any, base: str, path: str) -> tuple[ssl.SSLContext | None, str
     except (OSError, ssl.SSLError) as error:
         raise WebConfigError(f"{path}: cannot load cert_file/key_file: {error}") from None
     auth = section.get("client_auth_type", "NoClientCert")
-    if auth not in CLIENT_AUTH:
+    if not isinstance(auth, str) or auth not in CLIENT_AUTH:
         raise WebConfigError(f"{path}: client_auth_type {auth!r} is not one of {', '.join(CLIENT_AUTH)}")
     context.verify_mode = CLIENT_AUTH[auth]
     if section.get("client_ca_file"):
@@ -165,7 +178,7 @@ def _tls(section: Any, base: str, path: str) -> tuple[ssl.SSLContext | None, str
 
 
 def _version(name: Any, path: str) -> ssl.TLSVersion:
-    if name not in TLS_VERSIONS:
+    if not isinstance(name, str) or name not in TLS_VERSIONS:
         raise WebConfigError(f"{path}: TLS version {name!r} is not one of {', '.join(TLS_VERSIONS)}")
     return TLS_VERSIONS[name]
 

@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import os
 import re
+import resource
 import select
 import shutil
 import socket
@@ -565,6 +566,27 @@ def test_web_config_files_that_are_no_regular_files_are_refused(tmp_path: Path) 
             webconfig.load(str(tmp_path / name))
 
 
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [" + ", ".join([f"*{chr(97 + i)}"] * 10) + "]\n" for i in range(9))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (BILLION_LAUGHS, "anchors and aliases"),
+    ("basic_auth_users: &u {}\nhttp_server_config: *u\n", "anchors and aliases"),
+    ("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  min_version: [TLS12]\n", "TLS version"),
+    ("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  max_version: {a: b}\n", "TLS version"),
+])
+def test_web_configs_that_would_expand_or_mistype_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    """Issue 23: a billion-laughs document froze the server and took 890 MB; a list where a TLS version belongs
+    escaped as TypeError. Both are refused before anything expands, with the reason."""
+    config = tmp_path / "web.yml"
+    config.write_text(text)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(webconfig.WebConfigError, match=re.escape(message)):
+        webconfig.load(str(config))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: nothing expanded
+
+
 def test_broken_edits_keep_the_last_good_config(healthy: LinuxTree, tmp_path: Path) -> None:
     """A malformed hash, a FIFO (which must not hang the request) and an oversized file: each is logged
     once and the last good config stays."""
@@ -588,3 +610,8 @@ def test_broken_edits_keep_the_last_good_config(healthy: LinuxTree, tmp_path: Pa
         assert get(running.address, timeout=5)[0] == 401
         assert get(running.address, headers=_basic("alice", "one"), timeout=5)[0] == 200
         assert _errors(log, "is larger than") == 1
+        config.unlink()
+        _touch(config, good + BILLION_LAUGHS)  # on reload too: refused, logged, the last good config kept
+        assert get(running.address, timeout=5)[0] == 401
+        assert get(running.address, headers=_basic("alice", "one"), timeout=5)[0] == 200
+        assert _errors(log, "anchors and aliases") == 1

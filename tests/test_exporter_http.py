@@ -242,6 +242,9 @@ def test_client_certificates(healthy: LinuxTree, tmp_path: Path) -> None:
      "printable ASCII on one line"),
     ("http_server_config:\n  headers:\n    Content-Length: '5'\n", "cannot set 'Content-Length'"),
     ("http_server_config:\n  headers:\n    'Bad Name': x\n", "cannot set 'Bad Name'"),
+    ("a: &x [1, 2]\nb: *x\n", "anchors and aliases"),
+    ("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n  min_version: [TLS12]\n",
+     "TLS version ['TLS12'] is not one of"),
 ])
 def test_malformed_web_config_is_a_clear_error_at_start(healthy: LinuxTree, tmp_path: Path, text: str,
                                                         message: str) -> None:
