@@ -12,8 +12,11 @@ import argparse
 import logging
 import math
 import os
+import signal
 import sys
+import threading  # loaded by logging already
 from collections.abc import Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from checks import __version__
@@ -29,6 +32,8 @@ from exporter.logs import kv
 
 if TYPE_CHECKING:
     import socket  # an annotation only: --once need not load the socket module
+
+    from exporter import server
 
 log = logging.getLogger("secure_endpoint_exporter")
 PROG = "secure-endpoint-exporter"
@@ -214,6 +219,19 @@ def _shown(bound: tuple[Any, ...]) -> str:
     return f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
 
 
+def reload_on_sighup(web: server.WebConfigWatcher) -> None:
+    """SIGHUP reloads the web config (a signal ignored by whoever started us, nohup's, stays ignored). The
+    reload runs in a thread of its own: the handler may interrupt the main thread anywhere."""
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
+        return
+
+    def on_sighup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("received SIGHUP, reloading the web config", extra=kv(signal="SIGHUP"))
+        threading.Thread(target=web.refresh, kwargs={"force": True}, name="sighup-reload", daemon=True).start()
+
+    signal.signal(signal.SIGHUP, on_sighup)
+
+
 def run_server(args: argparse.Namespace, settings: Settings) -> int:
     from exporter import server, systemd, webconfig  # the one-shot mode needs none of them
 
@@ -239,6 +257,7 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
     except webconfig.WebConfigError as error:
         log.error("%s", error)
         return 1
+    reload_on_sighup(app.web)
     tls = "on" if app.web.config.tls else "off"
     for sock, name in sockets:
         shown = _shown(app.adopt(sock).server_address)

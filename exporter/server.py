@@ -174,14 +174,15 @@ class WebConfigWatcher:
         self.config = config
         self.auth = webconfig.Authenticator(config.users)
 
-    def refresh(self) -> None:
+    def refresh(self, force: bool = False) -> None:
+        """Reload when the file changed (``force``: in any case, as SIGHUP asks)."""
         if not self.path:
             return
         stamp = self._stat()
-        if stamp == self._stamp:
+        if stamp == self._stamp and not force:
             return
         with self._lock:
-            if stamp == self._stamp:
+            if stamp == self._stamp and not force:
                 return
             self._stamp = stamp
             try:

@@ -128,6 +128,67 @@ def test_plugin_stopped_by_sigterm_is_unknown(tmp_path: Path, start: Start, lang
     gone(tree, seconds)
 
 
+def test_plugin_stopped_by_sighup_is_unknown(tmp_path: Path, start: Start) -> None:
+    """A closed terminal or a kill -HUP: the default would kill the plugin and leave ampcli behind."""
+    tree, seconds = hung_host(tmp_path)
+    process = start("check_secure_endpoint", tree, "-t", "60", "--state-file", "")
+    wait_until_hung(tree, seconds, process)
+    code, out, err, took = stopped(process, signal.SIGHUP)
+    assert (code, out, err) == (3, "SECURE ENDPOINT UNKNOWN - stopped by SIGHUP before the checks finished\n", "")
+    assert took < 15, took
+    gone(tree, seconds)
+
+
+def test_once_stopped_by_sighup_exits_0_and_leaves_nothing(tmp_path: Path, start: Start) -> None:
+    tree, seconds = hung_host(tmp_path)
+    process = start("secure-endpoint-exporter", tree, "--once")
+    wait_until_hung(tree, seconds, process)
+    code, out, err, _took = stopped(process, signal.SIGHUP)
+    assert (code, out) == (0, "")
+    assert 'msg="received SIGHUP before the evaluation finished, stopping" signal=SIGHUP' in err, err
+    gone(tree, seconds)
+
+
+def test_server_reloads_its_web_config_on_sighup(tmp_path: Path, start: Start) -> None:
+    """exporter-toolkit's users send SIGHUP to reload: the server logs it and reloads at once, without a
+    request to notice the change, and keeps serving."""
+    tree = LinuxTree(tmp_path / "host").healthy()
+    config = tmp_path / "web.yml"
+    config.write_text("http_server_config:\n  headers:\n    X-Test: one\n")
+    process = start("secure-endpoint-exporter", tree, "--web.listen-address", "127.0.0.1:0",
+                    "--web.config.file", str(config))
+    assert process.stderr is not None
+    address = ""
+    while not address:
+        line = process.stderr.readline()
+        assert line, process.communicate()
+        if "listening on" in line:
+            address = line.split('address=')[1].split()[0]
+    config.write_text("http_server_config:\n  headers:\n    X-Test: two\n")
+    os.kill(process.pid, signal.SIGHUP)
+    seen: list[str] = []
+    reader = threading.Thread(target=lambda: seen.extend(iter(process.stderr.readline, "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 15
+    while not any("web config reloaded from" in line for line in seen):  # no request was made meanwhile
+        assert time.monotonic() < deadline, f"no reload logged within 15 s: {seen}"
+        time.sleep(0.02)
+    assert any('msg="received SIGHUP, reloading the web config"' in line for line in seen), seen
+    assert process.poll() is None
+    host, port = address.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=20)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        assert (response.status, response.getheader("X-Test")) == (200, "two")
+    finally:
+        connection.close()
+    os.kill(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    reader.join(timeout=20)
+    assert not any("Traceback" in line for line in seen), seen
+
+
 def test_plugin_double_ctrl_c_has_no_traceback(tmp_path: Path, start: Start) -> None:
     tree, seconds = hung_host(tmp_path)
     process = start("check_secure_endpoint", tree, "-t", "60", "--state-file", "")
