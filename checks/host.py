@@ -27,6 +27,7 @@ ACCOUNT_BLOCK = 1 << 20
 MAX_ACCOUNT_FILE = 1 << 30  # passwd and group are searched as a stream (see _names_an_account)
 MAX_SYMLINKS = 40
 MAX_LATE_READS = 64  # reads of output already waiting when a program's time is up (64 KiB each)
+EXIT_POLL = 0.05  # seconds between looks at a program's exit where no pidfd tells it
 
 
 class HostError(OSError):
@@ -653,33 +654,79 @@ def _wait_briefly(pid: int, limit: float = 1.0) -> None:
 
 
 def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytearray, bytearray]:
-    """Both pipes until they close and the program exits, keeping at most ``cap`` bytes of each."""
+    """Both pipes until the program exits or they close, keeping at most ``cap`` bytes of each.
+
+    The program's exit ends the wait: what it wrote by then is read, but a child it left running with
+    the pipes open (``nohup prog &``) is not waited for; ``Running.kill`` ends that child. The exit is
+    seen through a pidfd (Linux 5.3 and later); elsewhere the program is polled between reads.
+    """
     assert proc.stdout is not None and proc.stderr is not None
     buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
-    with selectors.DefaultSelector() as selector:
-        for fd in buffers:
-            selector.register(fd, selectors.EVENT_READ)
-        late_reads = 0
-        while selector.get_map():
-            # Past the deadline, output already written (or a pipe already closed) still counts:
-            # reads go on while something is ready at once, a bounded number of times, so a program
-            # that keeps writing cannot hold the caller.
-            remaining = deadline - time.monotonic()
-            ready = selector.select(max(remaining, 0))
-            if remaining <= 0:
-                if not ready or late_reads >= MAX_LATE_READS:
-                    raise subprocess.TimeoutExpired(proc.args, 0)
-                late_reads += 1
-            for key, _ in ready:
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    selector.unregister(key.fd)
-                    continue
-                buffer = buffers[key.fd]
-                if len(buffer) <= cap:
-                    buffer += chunk[: cap + 1 - len(buffer)]
+    exit_fd = _pidfd(proc.pid)
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in buffers:
+                selector.register(fd, selectors.EVENT_READ)
+            if exit_fd is not None:
+                selector.register(exit_fd, selectors.EVENT_READ)
+            late_reads = 0
+            exited = False
+            while any(fd in buffers for fd in selector.get_map()):  # a pipe is still open
+                # Past the deadline, output already written (or a pipe already closed) still counts:
+                # reads go on while something is ready at once, a bounded number of times, so a program
+                # that keeps writing cannot hold the caller.
+                remaining = deadline - time.monotonic()
+                wait = max(remaining, 0)
+                if exit_fd is None and not exited:
+                    wait = min(wait, EXIT_POLL)
+                ready = selector.select(wait)
+                if remaining <= 0:
+                    if not ready or late_reads >= MAX_LATE_READS:
+                        raise subprocess.TimeoutExpired(proc.args, 0)
+                    late_reads += 1
+                for key, _ in ready:
+                    if key.fd == exit_fd:
+                        exited = True
+                        selector.unregister(exit_fd)
+                    else:
+                        _read_into(selector, key.fd, buffers[key.fd], cap)
+                if not exited and exit_fd is None and proc.poll() is not None:
+                    exited = True
+                if exited:
+                    # What it wrote before it exited is waiting in the pipes; whoever still holds them is
+                    # not waited for.
+                    for _ in range(MAX_LATE_READS):
+                        ready = selector.select(0)
+                        if not ready:
+                            break
+                        for key, _ in ready:
+                            _read_into(selector, key.fd, buffers[key.fd], cap)
+                    break
+    finally:
+        if exit_fd is not None:
+            os.close(exit_fd)
     proc.wait(max(deadline - time.monotonic(), 0.001))
     return buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
+
+
+def _read_into(selector: selectors.BaseSelector, fd: int, buffer: bytearray, cap: int) -> None:
+    """One read of a ready pipe into ``buffer`` (at most ``cap`` + 1 bytes kept); at its end it is unregistered."""
+    chunk = os.read(fd, 65536)
+    if not chunk:
+        selector.unregister(fd)
+    elif len(buffer) <= cap:
+        buffer += chunk[: cap + 1 - len(buffer)]
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when the process exits (Linux 5.3+); None where there is none."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(pid))
+    except OSError:  # an older kernel, or a seccomp filter that refuses the call
+        return None
 
 
 def _open_regular(parent: int | None, name: str, shown: Callable[[], str]) -> int:

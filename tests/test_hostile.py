@@ -512,6 +512,21 @@ def test_ampclis_escaped_children_are_reaped(linux: LinuxTree, escape: str) -> N
     assert outcome.code in (0, 1), outcome.stdout  # _command asserts no lurker is left
 
 
+def test_an_ampcli_whose_child_keeps_its_output_open_is_read_when_it_exits(linux: LinuxTree) -> None:
+    """Issue 23: waiting for the pipe to close took the whole timeout and called ampcli hung. Its exit
+    ends the wait; what it wrote counts, and the child is killed."""
+    linux.write("opt/cisco/amp/bin/lurker", f"#!/bin/sh\nsleep {lurker_seconds(linux.root)}\n", mode=0o755)
+    script_text = (linux.root / linux.AMPCLI).read_text()
+    linux.write(linux.AMPCLI, script_text.replace("#!/bin/sh\n", "#!/bin/sh\n" + ESCAPES["nohup_keeping_the_pipe"]),
+                mode=0o755)
+    began = time.monotonic()
+    outcome = plugin(linux.root, "-t", "30", "--ampcli-timeout", "20")
+    assert outcome.code == 0 and "connector connected" in outcome.stdout, outcome.stdout
+    assert time.monotonic() - began < 10  # a hang guard: the 20 s timeout was not waited for
+    exported = once(linux.root, "--ampcli-timeout", "20")
+    assert exported.state("ampcli_failed") == "clear"
+
+
 def test_a_flood_of_fault_ids_is_an_ampcli_failure(linux: LinuxTree) -> None:
     lines = "".join(f"ID {n % 999 + 1} - Major: x\n" for n in range(45_000))  # 700 KB: under the 1 MiB bound
     linux.ampcli("Status: Connected\nFaults: 45000 Major\n" + lines)
