@@ -40,6 +40,7 @@ from typing import Any
 
 from checks.evidence import ascii_number
 from checks.evidence.processes import Known, ProcessTable
+from checks.safefile import Refused, kind, open_folder, replace
 
 log = logging.getLogger(__name__)
 
@@ -238,10 +239,6 @@ def encode(data: MutableMapping[str, Any]) -> bytes:
 # -- the file -------------------------------------------------------------------------------
 
 
-class Refused(Exception):
-    """The state file (or its folder) is not one this run may trust; the text says why."""
-
-
 def default_path() -> str:
     """Where the plugin keeps its state when not told: a folder no other local user can create.
 
@@ -309,30 +306,10 @@ def no_usable_home(path: str) -> str | None:
     return None
 
 
-def _kind(mode: int) -> str:
-    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return next((text for test, text in kinds if test(mode)), "not a regular file")
-
-
-def _check_folder(st: os.stat_result, shown: str) -> None:
-    """A folder another user could swap the file in (or plant it in first) is refused.
-
-    Root's and this user's folders are fine; a sticky world-writable one (/tmp) too, since
-    there nobody may rename or remove another user's file.
-    """
-    uid = os.geteuid()
-    if st.st_uid not in (0, uid):
-        raise Refused(f"its folder {shown} is owned by uid {st.st_uid}, neither root nor this user (uid {uid})")
-    if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-        raise Refused(f"its folder {shown} is writable by others and not sticky "
-                      f"(mode {stat.S_IMODE(st.st_mode):04o})")
-
-
 def _check_file(st: os.stat_result) -> None:
     """Only a file this user wrote and nobody else can change is trusted."""
     if not stat.S_ISREG(st.st_mode):
-        raise Refused(f"it is {_kind(st.st_mode)}")
+        raise Refused(f"it is {kind(st.st_mode)}")
     uid = os.geteuid()
     if st.st_uid != uid:
         raise Refused(f"it is owned by uid {st.st_uid}, not by this user (uid {uid})")
@@ -360,13 +337,9 @@ class StateFile:
         folder, name = os.path.split(path)
         if not name:
             raise Refused("it names a folder, not a file")
-        real = os.path.realpath(folder)
-        for ancestor in _ancestors(real):
-            _check_folder(os.stat(ancestor), ancestor)
-        dir_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        dir_fd, _real = open_folder(folder)
         opened = cls(path, dir_fd, name)
         try:
-            _check_folder(os.fstat(dir_fd), real)
             opened._open_locked(time.monotonic() + lock_wait)
             opened.data = opened._load()
         except BaseException:
@@ -379,7 +352,7 @@ class StateFile:
         for _attempt in range(5):
             before = _lstat(self.name, self.dir_fd)
             if before is not None and not stat.S_ISREG(before.st_mode):
-                raise Refused(f"it is {_kind(before.st_mode)}")  # a link, FIFO or device is not even opened
+                raise Refused(f"it is {kind(before.st_mode)}")  # a link, FIFO or device is not even opened
             try:
                 if before is None:
                     fd = os.open(self.name, OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self.dir_fd)
@@ -457,25 +430,7 @@ class StateFile:
         payload = encode(data)
         if payload == self.raw:
             return  # nothing changed: no new file, no fsync
-        temporary = f".{self.name[:200]}.{os.urandom(6).hex()}.tmp"  # not secrets: it imports hashlib, hmac, random
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=self.dir_fd)
-        try:
-            try:
-                os.fchmod(fd, 0o600)
-                view = memoryview(payload)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary, dir_fd=self.dir_fd)
-            raise
-        with contextlib.suppress(OSError):  # the rename itself survives a crash (not every system can)
-            os.fsync(self.dir_fd)
+        replace(self.dir_fd, self.name, payload, 0o600)
 
     def close(self) -> None:
         """Closing the file's descriptor also releases its lock."""
@@ -493,16 +448,6 @@ def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
         return None
-
-
-def _ancestors(folder: str) -> list[str]:
-    """``folder`` and every folder above it, up to ``/``."""
-    found = [folder]
-    while True:
-        parent = os.path.dirname(found[-1])
-        if parent == found[-1]:
-            return found
-        found.append(parent)
 
 
 def _read_bounded(fd: int, limit: int) -> bytes:

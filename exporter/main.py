@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import os
 import signal
 import sys
 import threading  # loaded by logging already
@@ -175,24 +174,6 @@ def render(report: Report, fmt: str, lang: str) -> bytes:
     return textformat.render(metrics.families(report))
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Temporary file in the same folder, then rename: readers never see half a file."""
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def run_once(args: argparse.Namespace, settings: Settings) -> int:
     host = Host(args.rootfs)
     try:
@@ -203,8 +184,13 @@ def run_once(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     data = render(report, args.format, args.lang)
     if args.output:
-        try:
-            write_atomically(args.output, data)
+        from checks import safefile
+
+        try:  # a new file renamed over the old one: readers never see half a file (checks.safefile)
+            safefile.write(args.output, data, 0o644)
+        except safefile.Refused as why:
+            log.error("cannot write %s", args.output, extra=kv(file=args.output, err=str(why)))
+            return 1
         except OSError as error:
             log.error("cannot write %s", args.output, extra=kv(file=args.output, err=error.strerror or str(error)))
             return 1

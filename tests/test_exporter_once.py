@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.commands import run
+from tests.commands import run, unavailable
 from tests.hosttree import LinuxTree, faults_status
 
 LINUX_FAULTS = ["5", "6", "7", "8", "9", "11", "16", "18", "19"]
@@ -127,6 +127,77 @@ def test_output_to_a_missing_folder_fails_cleanly(healthy: LinuxTree, tmp_path: 
                str(tmp_path / "nope" / "x.prom"))
     assert done.returncode == 1
     assert "cannot write" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("mode", "owner", "message"), [
+    (0o777, 0, "is writable by others and not sticky (mode 0777)"),
+    (0o757, 0, "is writable by others and not sticky (mode 0757)"),
+    (0o755, 65534, "is owned by uid 65534, neither root nor this user"),
+])
+def test_output_into_a_folder_others_can_write_is_refused(healthy: LinuxTree, tmp_path: Path, mode: int,
+                                                          owner: int, message: str) -> None:
+    """Issue 23: in such a folder another user can swap what the exporter writes. Refused, nothing written."""
+    if os.geteuid() != 0:
+        unavailable("giving a folder to another user needs root")
+    folder = tmp_path / "textfile"
+    folder.mkdir()
+    os.chown(folder, owner, -1)
+    folder.chmod(mode)
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+               str(folder / "secure_endpoint.prom"))
+    assert done.returncode == 1, done.stderr
+    assert "cannot write" in done.stderr and message in done.stderr, done.stderr
+    assert os.listdir(folder) == []
+
+
+def test_output_into_a_sticky_shared_folder_is_fine(healthy: LinuxTree, tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o1777)  # as /tmp: nobody may rename or remove another user's file there
+    target = folder / "secure_endpoint.prom"
+    exporter(healthy, "--output", str(target))
+    assert target.is_file() and not target.is_symlink() and oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_output_replaces_a_symlink_and_never_writes_through_it(healthy: LinuxTree, tmp_path: Path) -> None:
+    """A link planted at the output's name is replaced; the root-only file it points at keeps its mode and text."""
+    victim = tmp_path / "secret"
+    victim.write_text("root only\n")
+    victim.chmod(0o600)
+    folder = tmp_path / "textfile"
+    folder.mkdir()
+    target = folder / "secure_endpoint.prom"
+    target.symlink_to(victim)
+    exporter(healthy, "--output", str(target))
+    assert not target.is_symlink() and "secure_endpoint_fault_active" in target.read_text()
+    assert victim.read_text() == "root only\n" and oct(victim.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_link_swapped_over_the_new_file_cannot_change_another_files_mode(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack of issue 23: after the new file is made, its name is swapped for a link to a root-only file.
+    Its mode is set on the open descriptor, so the linked file keeps 0600."""
+    from checks import safefile
+
+    victim = tmp_path / "secret"
+    victim.write_text("root only\n")
+    victim.chmod(0o600)
+    real_fsync = os.fsync
+    swapped: list[str] = []
+
+    def swap_then_sync(fd: int) -> None:
+        for name in os.listdir(tmp_path / "out"):
+            if name.endswith(".tmp") and not swapped:
+                os.unlink(tmp_path / "out" / name)
+                os.symlink(victim, tmp_path / "out" / name)
+                swapped.append(name)
+        real_fsync(fd)
+
+    (tmp_path / "out").mkdir()
+    monkeypatch.setattr(safefile.os, "fsync", swap_then_sync)
+    safefile.write(str(tmp_path / "out" / "secure_endpoint.prom"), b"metrics\n", 0o644)
+    assert swapped  # the swap happened, between the create and the rename
+    assert oct(victim.stat().st_mode & 0o777) == "0o600" and victim.read_text() == "root only\n"
 
 
 def test_json_report(healthy: LinuxTree) -> None:
