@@ -523,6 +523,11 @@ LANDING = """<!DOCTYPE html>
 """
 
 
+def _is_token(name: str) -> bool:
+    """An HTTP field name: one or more token characters (RFC 9110 section 5.1), so no white space."""
+    return bool(name) and all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name)
+
+
 class Handler(BaseHTTPRequestHandler):
     server: ExporterServer
     protocol_version = "HTTP/1.1"
@@ -549,27 +554,38 @@ class Handler(BaseHTTPRequestHandler):
 
     def _drop_body(self) -> bool:
         """A GET needs no body; one that comes anyway is read (it must not pass for the next request)
-        within the connection's read deadline, or refused when it is large or has no length."""
+        within the connection's read deadline, or refused when it is large or has no length.
+
+        Framing that two parsers could read two ways (RFC 9112 section 6) is refused and the
+        connection closed, so no body can pass for a second request: a field name with white space
+        before its colon, Content-Length values that differ or are not plain digits, and any
+        Transfer-Encoding (a GET's body needs none).
+        """
+        # A line that is no "name: value" (white space before the colon) ends the parsed fields: the lines
+        # from there on sit in the message's payload, and its defects say so.
+        if self.headers.defects or self.headers.get_payload() or not all(_is_token(name) for name in self.headers):
+            return self._refuse(400, "Bad header field")
         if "Transfer-Encoding" in self.headers:
-            self.send_error(411, "A request body needs a Content-Length")
-            return False
-        text = self.headers.get("Content-Length")
-        if text is None:
+            return self._refuse(411, "A request body needs a Content-Length")
+        values = {part.strip() for text in self.headers.get_all("Content-Length") or () for part in text.split(",")}
+        if not values:
             return True
-        try:
-            length = int(text)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.send_error(400, "Bad Content-Length")
-            return False
+        if len(values) > 1 or not all(value.isascii() and value.isdigit() and len(value) <= 18 for value in values):
+            return self._refuse(400, "Bad Content-Length")
+        length = int(values.pop())
         if length > MAX_BODY:
-            self.send_error(413, "Request body too large")
-            return False
+            return self._refuse(413, "Request body too large")
         if length and len(self.rfile.read(length)) < length:
             self.close_connection = True
             return False
         return True
+
+    def _refuse(self, code: int, message: str) -> bool:
+        """An error answer, after which the connection is closed: what follows on it cannot be trusted."""
+        self.close_connection = True
+        self.send_error(code, message)
+        self.close_connection = True  # send_error keeps the connection open for some codes
+        return False
 
     def do_HEAD(self) -> None:
         """The same status and headers as GET (the scrape runs, so Content-Length is the real one), no body."""

@@ -273,6 +273,62 @@ def _serving(produce: Callable[[float], Report], limits: Limits | None = None) -
         thread.join(5)
 
 
+SMUGGLED = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def _answers(address: str, request: bytes) -> tuple[list[bytes], bool]:
+    """The status lines the exporter sends for ``request`` (and whatever follows it), and whether it then
+    closed the connection."""
+    sock = _connect(address, request)
+    received = b""
+    closed = False
+    deadline = time.monotonic() + 10
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([sock], [], [], 0.5)
+            if not ready:
+                if received:
+                    break  # answered, and quiet since: kept open
+                continue
+            chunk = sock.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            received += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        closed = True
+    finally:
+        sock.close()
+    return re.findall(rb"^HTTP/1\.[01] \d{3}", received, re.M), closed
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    (b"Content-Length: 5\r\nContent-Length: 39\r\n", b"400"),
+    (b"Content-Length: 5, 39\r\n", b"400"),
+    (b"Content-Length: +39\r\n", b"400"),
+    (b"Content-Length: 3_9\r\n", b"400"),
+    (b"Content-Length: 0x27\r\n", b"400"),
+    (b"Transfer-Encoding : chunked\r\n", b"400"),
+    (b"Transfer-Encoding: chunked\r\n", b"411"),
+    (b"Content-Length : 39\r\n", b"400"),
+])
+def test_ambiguous_framing_is_refused_and_closed(report: Report, headers: bytes, status: bytes) -> None:
+    """Issue 23: such a request's body was served as a smuggled second request. One error answer, then the
+    connection is closed: the body after it is never read as a request."""
+    with _serving(lambda deadline: report) as address:
+        statuses, closed = _answers(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n" + SMUGGLED)
+    assert statuses == [b"HTTP/1.1 " + status] and closed, (statuses, closed)
+
+
+@pytest.mark.parametrize("headers", [b"", b"Content-Length: 0\r\n", b"Content-Length: 2\r\nContent-Length: 2\r\n"])
+def test_plain_framing_keeps_the_connection(report: Report, headers: bytes) -> None:
+    body = b"ab" if b"2" in headers else b""
+    with _serving(lambda deadline: report) as address:
+        statuses, closed = _answers(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n" + body
+                                    + SMUGGLED)
+    assert statuses == [b"HTTP/1.1 200", b"HTTP/1.1 200"] and not closed, (statuses, closed)
+
+
 @pytest.mark.parametrize(("header", "budget"), [
     (None, 9.5), ("4", 3.5), ("4.25", 3.75), ("30", 9.5), ("0.4", 0.2), ("", 9.5), ("abc", 9.5), ("nan", 9.5),
     ("inf", 9.5), ("-1", 9.5), ("0", 9.5),
