@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # the module is imported only when the metrics are on
 
 log = logging.getLogger("secure_endpoint_exporter")
 GRACE = 0.2  # seconds past a scrape's deadline before it is answered 503
+MIN_SCRAPE_BUDGET = 1.0  # seconds: the least time a scrape may ask for (X-Prometheus-Scrape-Timeout-Seconds)
 FD_RESERVE = 32  # descriptors kept for the evaluation and the listeners when the open-file limit is low
 MAX_BODY = 64 * 1024  # a GET body larger than this is refused, not read
 
@@ -61,6 +62,7 @@ class EvaluationUnavailable(Exception):
 class _Flight:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
+        self.allowed = deadline - time.monotonic()  # the time it was given: what a joining scrape compares
         self.done = threading.Event()
         self.result: Report | None = None
         self.error: Exception | None = None
@@ -70,13 +72,17 @@ class _Flight:
 class SharedEvaluation:
     """One evaluation in flight at a time, run in a worker thread; scrapes that arrive meanwhile share it.
 
-    A scrape waits for the evaluation until its own deadline (plus ``grace``) and then gets an
-    answer, never a hang. An evaluation still running past the deadline it was given is
+    A scrape joins the evaluation in flight only when that one was given at least the time the scrape
+    may take: an evaluation started for a client that asked for less (a tiny
+    X-Prometheus-Scrape-Timeout-Seconds) is cut short for that client alone, and a scrape that may take
+    more starts one of its own, which later scrapes then join. A scrape waits for the evaluation until
+    its own deadline (plus ``grace``) and then gets an answer, never a hang. An evaluation still
+    running past the deadline it was given is
     *abandoned*: it keeps its worker thread (a thread cannot be killed), and the next scrape starts
     a fresh one. At most ``max_stuck`` abandoned evaluations may run at once; beyond that, scrapes
     fail at once instead of piling up threads and ampcli processes. When a stuck evaluation
     returns at last, its result is dropped and its place is free again, so scraping recovers by
-    itself. Workers: at most ``max_stuck + 1``.
+    itself. Workers: at most ``max_stuck + 2`` (a shorter evaluation may still run beside the current one).
     """
 
     def __init__(self, produce: Callable[[float], Report], max_stuck: int = 2, grace: float = GRACE) -> None:
@@ -94,6 +100,10 @@ class SharedEvaluation:
             flight = self._flight
             if flight is not None and time.monotonic() > flight.deadline + self._grace:
                 self._abandon(flight)
+                flight = None
+            if flight is not None and flight.allowed + self._grace < budget:
+                # Given less time than this scrape may take (beyond the moments between two scrapes'
+                # clocks): not joined, it goes on for its own client.
                 flight = None
             if flight is None:
                 if self.stuck >= self._max_stuck:
@@ -439,15 +449,20 @@ class Exporter:
         """Seconds a scrape may take: the lower of Prometheus's X-Prometheus-Scrape-Timeout-Seconds (when
         it is a positive number) and --web.scrape-timeout, less --web.timeout-offset so that the answer
         still reaches Prometheus in time (blackbox_exporter does the same). When the offset would eat
-        the whole timeout, half the timeout is used instead."""
-        timeout = self.limits.scrape_timeout
+        the whole timeout, half the timeout is used instead. A client may not ask for less than
+        MIN_SCRAPE_BUDGET (or what the configured timeout gives, when that is less): an evaluation cut
+        to nothing would judge nothing."""
+        own = self._budget(self.limits.scrape_timeout)
         if header:
             try:
                 asked = float(header)
             except ValueError:
                 asked = 0.0
             if math.isfinite(asked) and asked > 0:
-                timeout = min(timeout, asked)
+                return max(self._budget(min(self.limits.scrape_timeout, asked)), min(MIN_SCRAPE_BUDGET, own))
+        return own
+
+    def _budget(self, timeout: float) -> float:
         offset = self.limits.timeout_offset
         return timeout - offset if timeout > offset else timeout / 2
 

@@ -330,7 +330,8 @@ def test_plain_framing_keeps_the_connection(report: Report, headers: bytes) -> N
 
 
 @pytest.mark.parametrize(("header", "budget"), [
-    (None, 9.5), ("4", 3.5), ("4.25", 3.75), ("30", 9.5), ("0.4", 0.2), ("", 9.5), ("abc", 9.5), ("nan", 9.5),
+    (None, 9.5), ("4", 3.5), ("4.25", 3.75), ("30", 9.5), ("0.4", 1.0), ("1.2", 1.0), ("", 9.5), ("abc", 9.5),
+    ("nan", 9.5),
     ("inf", 9.5), ("-1", 9.5), ("0", 9.5),
 ])
 def test_scrape_budget(header: str | None, budget: float) -> None:
@@ -419,6 +420,33 @@ def _wait_for_threads(count: int) -> None:
     while threading.active_count() > count:
         assert time.monotonic() < deadline, f"{threading.active_count()} threads, expected at most {count}"
         time.sleep(0.01)
+
+
+def test_a_client_asking_for_little_time_cannot_cut_the_others_short(healthy: LinuxTree, report: Report) -> None:
+    """Issue 23: a scrape with a tiny X-Prometheus-Scrape-Timeout-Seconds started the shared evaluation, the
+    normal scrapes joined it and got what a cut-short evaluation could judge (fault 7 missed). Only a scrape
+    that may wait as long as the evaluation was given joins it; the tiny one is its own client's problem."""
+    healthy.stop("ampscansvc")  # fault 7: found only by an evaluation given its time
+    faulty = evaluate(Host(str(healthy.root)))
+    allowed: list[float] = []
+
+    def produce(deadline: float) -> Report:
+        allowed.append(deadline - time.monotonic())
+        time.sleep(0.4)
+        return faulty if allowed[-1] >= 2 else report  # too little time: fault 7 not judged
+
+    active = 'secure_endpoint_fault_active{fault="scan_service_not_started",fault_id="7",platform="linux"} 1'
+    with _serving(produce) as address, concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        tiny = pool.submit(get, address, headers={"X-Prometheus-Scrape-Timeout-Seconds": "0.01"})
+        deadline = time.monotonic() + 5
+        while not allowed and time.monotonic() < deadline:
+            time.sleep(0.005)  # the tiny scrape's evaluation is running
+        normal = list(pool.map(lambda _: get(address), range(6)))
+        assert tiny.result()[0] == 200
+    assert [status for status, _, _ in normal] == [200] * 6
+    assert all(active in body.decode() for _, _, body in normal)
+    assert min(allowed) >= 0.9  # the floor: no evaluation is cut below a second
+    assert len(allowed) == 2  # the normal scrapes shared one evaluation of their own
 
 
 def test_scrapes_during_an_evaluation_share_it(report: Report) -> None:
