@@ -15,7 +15,6 @@ import signal
 import sys
 import threading  # loaded by logging already
 from collections.abc import Sequence
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from checks import __version__
@@ -206,16 +205,25 @@ def _shown(bound: tuple[Any, ...]) -> str:
 
 
 def reload_on_sighup(web: server.WebConfigWatcher) -> None:
-    """SIGHUP reloads the web config (a signal ignored by whoever started us, nohup's, stays ignored). The
-    reload runs in a thread of its own: the handler may interrupt the main thread anywhere."""
+    """SIGHUP reloads the web config (a signal ignored by whoever started us, nohup's, stays ignored).
+
+    The handler only wakes one reload thread: it may interrupt the main thread anywhere, even inside a
+    log write (logging from it would re-enter the stream), and signals that come faster than reloads
+    run are coalesced instead of each starting a thread.
+    """
     if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
         return
+    wanted = threading.Event()
 
-    def on_sighup(_signum: int, _frame: FrameType | None) -> None:
-        log.info("received SIGHUP, reloading the web config", extra=kv(signal="SIGHUP"))
-        threading.Thread(target=web.refresh, kwargs={"force": True}, name="sighup-reload", daemon=True).start()
+    def reloading() -> None:
+        while True:
+            wanted.wait()
+            wanted.clear()
+            log.info("received SIGHUP, reloading the web config", extra=kv(signal="SIGHUP"))
+            web.refresh(force=True)
 
-    signal.signal(signal.SIGHUP, on_sighup)
+    threading.Thread(target=reloading, name="sighup-reload", daemon=True).start()
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: wanted.set())
 
 
 def run_server(args: argparse.Namespace, settings: Settings) -> int:
