@@ -50,7 +50,6 @@ if TYPE_CHECKING:  # the module is imported only when the metrics are on
 
 log = logging.getLogger("secure_endpoint_exporter")
 GRACE = 0.2  # seconds past a scrape's deadline before it is answered 503
-MIN_SCRAPE_BUDGET = 1.0  # seconds: the least time a scrape may ask for (X-Prometheus-Scrape-Timeout-Seconds)
 FD_RESERVE = 32  # descriptors kept for the evaluation and the listeners when the open-file limit is low
 MAX_BODY = 64 * 1024  # a GET body larger than this is refused, not read
 
@@ -62,7 +61,7 @@ class EvaluationUnavailable(Exception):
 class _Flight:
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.allowed = deadline - time.monotonic()  # the time it was given: what a joining scrape compares
+        self.allowed = deadline - time.monotonic()  # the time it was given, which a joining scrape compares
         self.done = threading.Event()
         self.result: Report | None = None
         self.error: Exception | None = None
@@ -72,17 +71,17 @@ class _Flight:
 class SharedEvaluation:
     """One evaluation in flight at a time, run in a worker thread; scrapes that arrive meanwhile share it.
 
-    A scrape joins the evaluation in flight only when that one was given at least the time the scrape
-    may take: an evaluation started for a client that asked for less (a tiny
-    X-Prometheus-Scrape-Timeout-Seconds) is cut short for that client alone, and a scrape that may take
-    more starts one of its own, which later scrapes then join. A scrape waits for the evaluation until
-    its own deadline (plus ``grace``) and then gets an answer, never a hang. An evaluation still
-    running past the deadline it was given is
+    A scrape joins the evaluation in flight when that one was given at least the time the scrape may
+    take. One started for a client that asked for less (a tiny X-Prometheus-Scrape-Timeout-Seconds) is
+    cut short for that client alone: a scrape that may take more starts one with the server's full
+    time (``--web.scrape-timeout``), which every later scrape can join, so at most two run at once
+    whatever timeouts clients send. A scrape waits until its own deadline (plus ``grace``) and then
+    gets an answer, never a hang. An evaluation still running past the deadline it was given is
     *abandoned*: it keeps its worker thread (a thread cannot be killed), and the next scrape starts
     a fresh one. At most ``max_stuck`` abandoned evaluations may run at once; beyond that, scrapes
     fail at once instead of piling up threads and ampcli processes. When a stuck evaluation
     returns at last, its result is dropped and its place is free again, so scraping recovers by
-    itself. Workers: at most ``max_stuck + 2`` (a shorter evaluation may still run beside the current one).
+    itself. Workers: at most ``max_stuck + 2``.
     """
 
     def __init__(self, produce: Callable[[float], Report], max_stuck: int = 2, grace: float = GRACE) -> None:
@@ -93,24 +92,29 @@ class SharedEvaluation:
         self._flight: _Flight | None = None
         self.stuck = 0
 
-    def get(self, deadline: float) -> Report:
-        """The report of the evaluation in flight, or of a new one that must finish by ``deadline``."""
-        budget = deadline - time.monotonic()
+    def get(self, deadline: float, full: float | None = None) -> Report:
+        """The report of the evaluation in flight, or of a new one that must finish by ``deadline`` (this
+        scrape's). ``full`` is the deadline the server's own budget gives: when the evaluation in flight
+        was given less time than this scrape may take, a new one is started with it, which every later
+        scrape can join."""
+        now = time.monotonic()
+        budget = deadline - now
         with self._lock:
             flight = self._flight
-            if flight is not None and time.monotonic() > flight.deadline + self._grace:
+            if flight is not None and now > flight.deadline + self._grace:
                 self._abandon(flight)
                 flight = None
+            new_deadline = deadline
             if flight is not None and flight.allowed + self._grace < budget:
-                # Given less time than this scrape may take (beyond the moments between two scrapes'
-                # clocks): not joined, it goes on for its own client.
-                flight = None
+                # Cut shorter than this scrape may wait (a client asked for little time): it goes on for
+                # its own scrapes, and one of the server's full length replaces it for the others.
+                flight, new_deadline = None, max(deadline, full or deadline)
             if flight is None:
                 if self.stuck >= self._max_stuck:
                     raise EvaluationUnavailable(
                         f"{self.stuck} evaluations are stuck past their deadline; none is started until one of "
                         "them returns")
-                flight = _Flight(deadline)
+                flight = _Flight(new_deadline)
                 worker = threading.Thread(target=self._run, args=(flight,), name="evaluation", daemon=True)
                 try:
                     worker.start()
@@ -449,20 +453,15 @@ class Exporter:
         """Seconds a scrape may take: the lower of Prometheus's X-Prometheus-Scrape-Timeout-Seconds (when
         it is a positive number) and --web.scrape-timeout, less --web.timeout-offset so that the answer
         still reaches Prometheus in time (blackbox_exporter does the same). When the offset would eat
-        the whole timeout, half the timeout is used instead. A client may not ask for less than
-        MIN_SCRAPE_BUDGET (or what the configured timeout gives, when that is less): an evaluation cut
-        to nothing would judge nothing."""
-        own = self._budget(self.limits.scrape_timeout)
+        the whole timeout, half the timeout is used instead."""
+        timeout = self.limits.scrape_timeout
         if header:
             try:
                 asked = float(header)
             except ValueError:
                 asked = 0.0
             if math.isfinite(asked) and asked > 0:
-                return max(self._budget(min(self.limits.scrape_timeout, asked)), min(MIN_SCRAPE_BUDGET, own))
-        return own
-
-    def _budget(self, timeout: float) -> float:
+                timeout = min(timeout, asked)
         offset = self.limits.timeout_offset
         return timeout - offset if timeout > offset else timeout / 2
 
@@ -580,6 +579,10 @@ class Handler(BaseHTTPRequestHandler):
         # from there on sit in the message's payload, and its defects say so.
         if self.headers.defects or self.headers.get_payload() or not all(_is_token(name) for name in self.headers):
             return self._refuse(400, "Bad header field")
+        # A value folded over lines (obs-fold), or holding CR, LF or NUL, is read one way here and another
+        # by a proxy in front (RFC 9112 section 5.2): refused too.
+        if any(c in value for value in self.headers.values() for c in "\r\n\0"):
+            return self._refuse(400, "Bad header field value")
         if "Transfer-Encoding" in self.headers:
             return self._refuse(411, "A request body needs a Content-Length")
         values = {part.strip() for text in self.headers.get_all("Content-Length") or () for part in text.split(",")}
@@ -645,9 +648,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _metrics(self, app: Exporter) -> None:
         started = time.perf_counter()
+        now = time.monotonic()
         budget = app.scrape_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
         try:
-            report = app.evaluation.get(time.monotonic() + budget)
+            report = app.evaluation.get(now + budget, now + app.scrape_budget(None))
             if stopping():  # its ampcli was killed by the stop, not broken: no "unknown" for Prometheus
                 raise EvaluationUnavailable("the exporter is shutting down")
             body, content_type = app.exposition(report, self.headers.get("Accept", ""))
