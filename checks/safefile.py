@@ -1,11 +1,11 @@
 """Writing a file where another local user must not be able to redirect, replace or re-mode it.
 
 One mechanism for every file the product writes (the plugin's state, the exporter's ``--output``):
-the folder, and each folder above it, belongs to root or to this user and is not writable by others
-(unless sticky, as /tmp is); a new file is created beside the old one with ``O_EXCL | O_NOFOLLOW``,
-given its mode on the open descriptor (never through a name, which a symlink could redirect), written,
-synced and renamed over the old one within the folder opened once. A folder that fails is refused
-with the reason, before anything is written.
+the folder belongs to root or to this user and is not writable by others (unless sticky, as /tmp
+is), and it is reached without a link another user owns (``open_folder``); a new file is created
+beside the old one with ``O_EXCL | O_NOFOLLOW``, given its mode on the open descriptor (never through
+a name, which a symlink could redirect), written, synced and renamed over the old one within the
+folder opened once. A folder that fails is refused with the reason, before anything is written.
 """
 
 from __future__ import annotations
@@ -51,19 +51,56 @@ def ancestors(folder: str) -> list[str]:
         found.append(parent)
 
 
-def open_folder(folder: str) -> tuple[int, str]:
-    """The folder's descriptor and real path, once it and every folder above it pass ``check_folder``;
-    the descriptor is checked again, so a folder swapped after the checks is refused too."""
-    real = os.path.realpath(folder)
-    for ancestor in ancestors(real):
-        check_folder(os.stat(ancestor), ancestor)
-    dir_fd = os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+MAX_LINKS = 40  # symlinks followed on one path, as the kernel's own limit
+
+
+def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
+    """The folder's descriptor and the path it was reached by, once ``check_folder`` accepts it.
+
+    The path is walked from ``/`` one folder at a time, each opened with ``O_NOFOLLOW`` from the one
+    before, so nobody can swap a link in on the way; a symlink on it is followed only when root or this
+    user owns it (what ``fs.protected_symlinks`` does in sticky folders, everywhere). The folders on the
+    way may belong to anyone (Debian's ``/var/lib/prometheus`` is prometheus's): what is written goes
+    into the folder opened last, whatever happens to the names above it. ``strict`` (the state file)
+    also holds every folder on the way to ``check_folder``.
+    """
+    uid = os.geteuid()
+    parts = [part for part in os.path.abspath(folder).split("/") if part]
+    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    shown = "/"
+    links = 0
     try:
-        check_folder(os.fstat(dir_fd), real)
+        if strict:
+            check_folder(os.fstat(fd), shown)
+        while parts:
+            name = parts.pop(0)
+            if name in (".", ""):
+                continue
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAX_LINKS:
+                    raise Refused(f"{os.path.join(shown, name)} leads through more than {MAX_LINKS} links")
+                if st.st_uid not in (0, uid):
+                    raise Refused(f"{os.path.join(shown, name)} is a symbolic link owned by uid {st.st_uid}, "
+                                  f"neither root nor this user (uid {uid})")
+                target = os.readlink(name, dir_fd=fd)
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    shown = "/"
+                parts = [part for part in target.split("/") if part] + parts
+                continue
+            opened = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = opened
+            shown = os.path.normpath(os.path.join(shown, name))
+            if strict or not parts:
+                check_folder(os.fstat(fd), shown)
     except BaseException:
-        os.close(dir_fd)
+        os.close(fd)
         raise
-    return dir_fd, real
+    return fd, shown
 
 
 def replace(dir_fd: int, name: str, data: bytes, mode: int) -> None:
@@ -93,12 +130,23 @@ def replace(dir_fd: int, name: str, data: bytes, mode: int) -> None:
 
 
 def write(path: str, data: bytes, mode: int = 0o644) -> None:
-    """``replace`` at ``path``, in a folder ``open_folder`` accepts; raises ``Refused`` or ``OSError``."""
+    """``replace`` at ``path``, in a folder ``open_folder`` accepts; a device, FIFO or folder at ``path`` is
+    refused (a symlink there is replaced, never written through). Raises ``Refused`` or ``OSError``."""
     folder, name = os.path.split(os.path.abspath(path))
     if not name:
         raise Refused("it names a folder, not a file")
-    dir_fd, _real = open_folder(folder)
+    dir_fd, _shown = open_folder(folder)
     try:
+        found = _lstat(name, dir_fd)
+        if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
+            raise Refused(f"{os.path.join(_shown, name)} is {kind(found.st_mode)}, not a file to replace")
         replace(dir_fd, name, data, mode)
     finally:
         os.close(dir_fd)
+
+
+def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None

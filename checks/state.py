@@ -337,7 +337,7 @@ class StateFile:
         folder, name = os.path.split(path)
         if not name:
             raise Refused("it names a folder, not a file")
-        dir_fd, _real = open_folder(folder)
+        dir_fd, _shown = open_folder(folder, strict=True)
         opened = cls(path, dir_fd, name)
         try:
             opened._open_locked(time.monotonic() + lock_wait)

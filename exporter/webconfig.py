@@ -36,6 +36,7 @@ TOP_KEYS = {"tls_server_config", "http_server_config", "basic_auth_users"}
 # How strongly client certificates are checked: 2 required and verified, 1 verified when given, 0 not verified.
 CLIENT_VERIFICATION = {"VerifyClientCertIfGiven": 1, "RequireAndVerifyClientCert": 2}
 MAX_FILE_SIZE = 1 << 20
+MAX_DEPTH = 16  # levels of mappings and lists in the YAML: the web config needs three
 # The modular-crypt form of bcrypt: version, two-digit cost, then 22 characters of salt and 31 of hash.
 BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
 # Each step doubles the work; at 17 one check already takes several seconds (more than a scrape's time),
@@ -105,10 +106,20 @@ def _yaml(text: bytes, path: str) -> Any:
     """The document, once its events show no anchor or alias: a "billion laughs" file of a few KB expands to
     gigabytes when its aliases are built, and a web config has no use for them. The events cost no more
     than the text (at most MAX_FILE_SIZE); nothing is expanded before the check."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
-            raise WebConfigError(f"{path}: YAML anchors and aliases (& and *) are not accepted")
-    return yaml.safe_load(text)
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise WebConfigError(f"{path}: YAML anchors and aliases (& and *) are not accepted")
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:  # a web config is three levels deep; parsing deeper costs seconds
+                    raise WebConfigError(f"{path}: YAML nested more than {MAX_DEPTH} levels deep")
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise WebConfigError(f"{path}: YAML nested too deeply") from None
 
 
 def _regular(file: str, what: str, path: str) -> str:

@@ -110,6 +110,7 @@ def test_fault_shapes_that_are_not_documented_are_not_understood(line: str) -> N
     ("Fault IDs: None", set()), ("Fault IDs: 7,8", {"7", "8"}), ("Fault IDs:  6 , 18 ", {"6", "18"}),
     ("ID 18 - Critical: overloaded", {"18"}), ("ID 18: overloaded", {"18"}), ("ID  9 -  Minor:  x", {"9"}),
     ("IDs seen: 4", set()),  # a key of its own, not a fault line
+    ("ID Token: abc123", set()), ("Fault IDs: N/A", set()), ("Fault IDs: -", set()),
 ])
 def test_the_documented_fault_shapes(line: str, ids: set[str]) -> None:
     assert set(parse_status(f"Status: Connected\n{line}\n").faults) == ids

@@ -150,6 +150,52 @@ def test_output_into_a_folder_others_can_write_is_refused(healthy: LinuxTree, tm
     assert os.listdir(folder) == []
 
 
+def test_output_below_a_folder_of_another_user_is_fine(healthy: LinuxTree, tmp_path: Path) -> None:
+    """Debian's node_exporter layout: /var/lib/prometheus is prometheus's, node-exporter in it root's. What is
+    written goes into the folder opened last, so the owner of a folder above cannot redirect it."""
+    if os.geteuid() != 0:
+        unavailable("giving a folder to another user needs root")
+    above = tmp_path / "prometheus"
+    above.mkdir()
+    os.chown(above, 65534, 65534)
+    folder = above / "node-exporter"
+    folder.mkdir()
+    target = folder / "secure_endpoint.prom"
+    exporter(healthy, "--output", str(target))
+    assert target.is_file() and oct(target.stat().st_mode & 0o777) == "0o644"
+
+
+def test_output_through_a_link_another_user_planted_is_refused(healthy: LinuxTree, tmp_path: Path) -> None:
+    """A symlink another user made in a sticky folder, leading to a folder of root's: not followed."""
+    if os.geteuid() != 0:
+        unavailable("a link of another user needs root")
+    sticky = tmp_path / "shared"
+    sticky.mkdir()
+    sticky.chmod(0o1777)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (sticky / "metrics").symlink_to(victim)
+    os.chown(sticky / "metrics", 65534, 65534, follow_symlinks=False)
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+               str(sticky / "metrics" / "secure_endpoint.prom"))
+    assert done.returncode == 1 and "is a symbolic link owned by uid 65534" in done.stderr, done.stderr
+    assert os.listdir(victim) == []
+    own = tmp_path / "own-link"
+    own.symlink_to(victim)  # root's own link is followed
+    exporter(healthy, "--output", str(own / "secure_endpoint.prom"))
+    assert (victim / "secure_endpoint.prom").is_file()
+
+
+@pytest.mark.parametrize("what", ["fifo", "folder"])
+def test_output_onto_something_that_is_no_file_is_refused(healthy: LinuxTree, tmp_path: Path, what: str) -> None:
+    """--output /dev/full as root used to replace the device with a file; a FIFO or a folder is refused alike."""
+    target = tmp_path / "secure_endpoint.prom"
+    os.mkfifo(target) if what == "fifo" else target.mkdir()
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output", str(target))
+    assert done.returncode == 1 and "not a file to replace" in done.stderr, done.stderr
+    assert (target.is_fifo() if what == "fifo" else target.is_dir())
+
+
 def test_output_into_a_sticky_shared_folder_is_fine(healthy: LinuxTree, tmp_path: Path) -> None:
     folder = tmp_path / "shared"
     folder.mkdir()

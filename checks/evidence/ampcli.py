@@ -128,8 +128,9 @@ def parse_status(text: str) -> ConnectorStatus:
     faults: dict[str, ReportedFault] = {}
     rest = []
     for line in _lines(text):
-        if not (line.startswith("ID") and line[2:3].isspace()):
-            rest.append(line)
+        first = line[2:].lstrip()[:1]
+        if not (line.startswith("ID") and line[2:3].isspace()) or (first.isascii() and first.isalpha()):
+            rest.append(line)  # not a fault line ("ID Token: x" is a field of its own)
             continue
         fault = re.match(_FAULT_LINE, line)
         if fault is None:  # a fault line of another shape: no id taken from it, and no verdict either
@@ -142,7 +143,7 @@ def parse_status(text: str) -> ConnectorStatus:
         raise AmpcliError(said("ampcli_no_status"))
     severity = summary_severity(fields.get("faults", ""))
     listed = fields.get("fault ids", "").strip()
-    if listed and listed.lower() != "none":
+    if listed and listed.lower() not in ("none", "n/a", "-"):
         if not re.match(_FAULT_IDS, listed):
             raise AmpcliError(said("ampcli_fault_not_understood", text=printable("Fault IDs: " + listed[:80])))
         for key in (part.strip() for part in listed.split(",")):
