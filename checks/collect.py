@@ -157,11 +157,8 @@ class Evidence:
         return self.platform is Platform.MACOS and not self.host.live and name in MACOS_LIVE_ONLY
 
     def _needs_kexts(self) -> bool:
-        """Only a connector that uses kexts (``mac_uses_kexts``) needs them read; only a live Mac can say
-        what is loaded."""
-        if not self.host.live:
-            return False
-
+        """Only a connector that uses kexts (``mac_uses_kexts``) needs them read (a copied Mac tree has no
+        loaded kexts at all: ``_copied_mac``)."""
         try:
             return self.mac_uses_kexts()
         except Unavailable:
@@ -215,7 +212,13 @@ class Evidence:
         return cast(version.VersionFacts, self._run("connector_version"))
 
     def connector_version(self) -> str:
-        """The connector's version: global.xml first, then what ampcli says, then the macOS app; "" if none."""
+        """The connector's version: global.xml first, then what ampcli says, then the macOS app; "" if none
+        (worked out once an evaluation: several faults ask)."""
+        if "version_text" not in self._memo:  # not a collector's name: those share the memo
+            self._memo["version_text"] = self._connector_version()
+        return cast(str, self._memo["version_text"])
+
+    def _connector_version(self) -> str:
         sources: list[Callable[[], str]] = [
             lambda: self.version_file().version,
             lambda: self.status().version,

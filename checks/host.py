@@ -670,28 +670,26 @@ def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> t
             if exit_fd is not None:
                 selector.register(exit_fd, selectors.EVENT_READ)
             late_reads = 0
-            exited = False
             while any(fd in buffers for fd in selector.get_map()):  # a pipe is still open
                 # Past the deadline, output already written (or a pipe already closed) still counts:
                 # reads go on while something is ready at once, a bounded number of times, so a program
                 # that keeps writing cannot hold the caller.
                 remaining = deadline - time.monotonic()
                 wait = max(remaining, 0)
-                if exit_fd is None and not exited:
+                if exit_fd is None:
                     wait = min(wait, EXIT_POLL)
                 ready = selector.select(wait)
                 if remaining <= 0:
                     if not ready or late_reads >= MAX_LATE_READS:
                         raise subprocess.TimeoutExpired(proc.args, 0)
                     late_reads += 1
+                exited = exit_fd is None and proc.poll() is not None
                 for key, _ in ready:
                     if key.fd == exit_fd:
                         exited = True
                         selector.unregister(exit_fd)
                     else:
                         _read_into(selector, key.fd, buffers[key.fd], cap)
-                if not exited and exit_fd is None and proc.poll() is not None:
-                    exited = True
                 if exited:
                     # What it wrote before it exited is waiting in the pipes; whoever still holds them is
                     # not waited for.

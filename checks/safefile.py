@@ -14,6 +14,8 @@ import contextlib
 import os
 import stat
 
+from checks.host import MAX_SYMLINKS
+
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -41,19 +43,6 @@ def check_folder(st: os.stat_result, shown: str) -> None:
                       f"(mode {stat.S_IMODE(st.st_mode):04o})")
 
 
-def ancestors(folder: str) -> list[str]:
-    """``folder`` and every folder above it, up to ``/``."""
-    found = [folder]
-    while True:
-        parent = os.path.dirname(found[-1])
-        if parent == found[-1]:
-            return found
-        found.append(parent)
-
-
-MAX_LINKS = 40  # symlinks followed on one path, as the kernel's own limit
-
-
 def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
     """The folder's descriptor and the path it was reached by, once ``check_folder`` accepts it.
 
@@ -61,11 +50,13 @@ def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
     before, so nobody can swap a link in on the way; a symlink on it is followed only when root or this
     user owns it (what ``fs.protected_symlinks`` does in sticky folders, everywhere). The folders on the
     way may belong to anyone (Debian's ``/var/lib/prometheus`` is prometheus's): what is written goes
-    into the folder opened last, whatever happens to the names above it. ``strict`` (the state file)
-    also holds every folder on the way to ``check_folder``.
+    into the folder opened last, whatever happens to the names above it; only a link's own folder
+    must pass ``check_folder``, since a link in a folder another user may rename in could be swapped.
+    ``strict`` (the state file) also holds every folder on the way to ``check_folder``.
     """
     uid = os.geteuid()
-    parts = [part for part in os.path.abspath(folder).split("/") if part]
+    # Made absolute without normalising: ".." is taken where the kernel takes it, after a link.
+    parts = [part for part in os.path.join(os.getcwd(), folder).split("/") if part]
     fd = os.open("/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     shown = "/"
     links = 0
@@ -78,9 +69,12 @@ def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
                 continue
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISLNK(st.st_mode):
+                # Followed only from a folder nobody else may rename in: elsewhere the link could be swapped
+                # between this check and its reading.
+                check_folder(os.fstat(fd), shown)
                 links += 1
-                if links > MAX_LINKS:
-                    raise Refused(f"{os.path.join(shown, name)} leads through more than {MAX_LINKS} links")
+                if links > MAX_SYMLINKS:
+                    raise Refused(f"{os.path.join(shown, name)} leads through more than {MAX_SYMLINKS} links")
                 if st.st_uid not in (0, uid):
                     raise Refused(f"{os.path.join(shown, name)} is a symbolic link owned by uid {st.st_uid}, "
                                   f"neither root nor this user (uid {uid})")
@@ -132,12 +126,12 @@ def replace(dir_fd: int, name: str, data: bytes, mode: int) -> None:
 def write(path: str, data: bytes, mode: int = 0o644) -> None:
     """``replace`` at ``path``, in a folder ``open_folder`` accepts; a device, FIFO or folder at ``path`` is
     refused (a symlink there is replaced, never written through). Raises ``Refused`` or ``OSError``."""
-    folder, name = os.path.split(os.path.abspath(path))
-    if not name:
+    folder, name = os.path.split(path)
+    if not name or name in (".", ".."):
         raise Refused("it names a folder, not a file")
     dir_fd, _shown = open_folder(folder)
     try:
-        found = _lstat(name, dir_fd)
+        found = lstat(name, dir_fd)
         if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
             raise Refused(f"{os.path.join(_shown, name)} is {kind(found.st_mode)}, not a file to replace")
         replace(dir_fd, name, data, mode)
@@ -145,7 +139,8 @@ def write(path: str, data: bytes, mode: int = 0o644) -> None:
         os.close(dir_fd)
 
 
-def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
+def lstat(name: str, dir_fd: int) -> os.stat_result | None:
+    """What ``name`` is now, without following a symlink; None when it is missing."""
     try:
         return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:

@@ -40,7 +40,7 @@ from typing import Any
 
 from checks.evidence import ascii_number
 from checks.evidence.processes import Known, ProcessTable
-from checks.safefile import Refused, kind, open_folder, replace
+from checks.safefile import Refused, kind, lstat, open_folder, replace
 
 log = logging.getLogger(__name__)
 
@@ -350,7 +350,7 @@ class StateFile:
     def _open_regular(self) -> int:
         """The file opened read-only without following a symlink, or created 0600 when missing."""
         for _attempt in range(5):
-            before = _lstat(self.name, self.dir_fd)
+            before = lstat(self.name, self.dir_fd)
             if before is not None and not stat.S_ISREG(before.st_mode):
                 raise Refused(f"it is {kind(before.st_mode)}")  # a link, FIFO or device is not even opened
             try:
@@ -382,7 +382,7 @@ class StateFile:
             _check_file(os.fstat(fd))
             if not self._lock(deadline):
                 return
-            now = _lstat(self.name, self.dir_fd)
+            now = lstat(self.name, self.dir_fd)
             held = os.fstat(fd)
             if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
                 return
@@ -440,14 +440,6 @@ class StateFile:
                     os.close(fd)
         self.fd = self.dir_fd = -1
         self.locked = False
-
-
-def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
-    """What ``name`` is now, without following a symlink; None when it is missing."""
-    try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
 
 
 def _read_bounded(fd: int, limit: int) -> bytes:

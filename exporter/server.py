@@ -599,10 +599,9 @@ class Handler(BaseHTTPRequestHandler):
         return True
 
     def _refuse(self, code: int, message: str) -> bool:
-        """An error answer, after which the connection is closed: what follows on it cannot be trusted."""
-        self.close_connection = True
+        """An error answer, after which the connection is closed: what follows on it cannot be trusted.
+        (``send_error`` answers with ``Connection: close`` and sets ``close_connection``.)"""
         self.send_error(code, message)
-        self.close_connection = True  # send_error keeps the connection open for some codes
         return False
 
     def do_HEAD(self) -> None:

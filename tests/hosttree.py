@@ -275,6 +275,8 @@ class LinuxTree(Tree):
             self.write("sys/kernel/btf/vmlinux", b"\x9f\xeb\x01\x00")  # BTF's magic, then nothing more
         elif where == "boot":
             self.write(f"boot/config-{self.release}", "CONFIG_BPF=y\nCONFIG_DEBUG_INFO_BTF=y\n")
+        elif where != "none":
+            raise ValueError(f"btf: {where!r} is none of sys, boot, none")
         else:
             self.write(f"boot/config-{self.release}", "CONFIG_BPF=y\n# CONFIG_DEBUG_INFO_BTF is not set\n")
 

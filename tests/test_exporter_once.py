@@ -186,6 +186,32 @@ def test_output_through_a_link_another_user_planted_is_refused(healthy: LinuxTre
     assert (victim / "secure_endpoint.prom").is_file()
 
 
+def test_output_through_a_link_in_a_folder_another_user_may_rename_in_is_refused(
+        healthy: LinuxTree, tmp_path: Path) -> None:
+    """Even root's own link: in another user's folder it could be swapped between its check and its reading."""
+    if os.geteuid() != 0:
+        unavailable("giving a folder to another user needs root")
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    (theirs / "link").symlink_to(safe)
+    os.chown(theirs, 65534, 65534)
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+               str(theirs / "link" / "secure_endpoint.prom"))
+    assert done.returncode == 1 and "is owned by uid 65534" in done.stderr, done.stderr
+    assert os.listdir(safe) == []
+
+
+def test_dot_dot_after_a_link_is_where_the_kernel_takes_it(healthy: LinuxTree, tmp_path: Path) -> None:
+    deep = tmp_path / "deep" / "d"
+    deep.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(deep)
+    exporter(healthy, "--output", f"{tmp_path}/link/../secure_endpoint.prom")
+    assert (tmp_path / "deep" / "secure_endpoint.prom").is_file()
+    assert not (tmp_path / "secure_endpoint.prom").exists()
+
+
 @pytest.mark.parametrize("what", ["fifo", "folder"])
 def test_output_onto_something_that_is_no_file_is_refused(healthy: LinuxTree, tmp_path: Path, what: str) -> None:
     """--output /dev/full as root used to replace the device with a file; a FIFO or a folder is refused alike."""

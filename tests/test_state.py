@@ -204,7 +204,7 @@ def test_symlink_is_refused_and_its_target_left_alone(host: LinuxTree, tmp_path:
 
 def _lstat_says_regular(monkeypatch: pytest.MonkeyPatch, regular: Path) -> None:
     """The look before the open sees a plain file: what a swap right after that look would give."""
-    monkeypatch.setattr(state, "_lstat", lambda name, dir_fd: os.lstat(regular))
+    monkeypatch.setattr(state, "lstat", lambda name, dir_fd: os.lstat(regular))
 
 
 def test_a_symlink_swapped_in_after_the_look_is_still_refused(host: LinuxTree, tmp_path: Path, folder: Path,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import CommandResult, Host, Running
-from checks.messages import printable, said
+from checks.messages import said
 from checks.records import Record
 
 if TYPE_CHECKING:  # datetime is imported where a time is parsed: most runs never need it
@@ -134,7 +134,7 @@ def parse_status(text: str) -> ConnectorStatus:
             continue
         fault = re.match(_FAULT_LINE, line)
         if fault is None:  # a fault line of another shape: no id taken from it, and no verdict either
-            raise AmpcliError(said("ampcli_fault_not_understood", text=printable(line[:80])))
+            raise AmpcliError(said("ampcli_fault_not_understood", text=line[:80]))  # said() makes it printable
         key = fault.group(1)
         faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), fault.group(3).strip()[:MAX_TEXT])
         _check_count(faults)
@@ -145,7 +145,7 @@ def parse_status(text: str) -> ConnectorStatus:
     listed = fields.get("fault ids", "").strip()
     if listed and listed.lower() not in ("none", "n/a", "-"):
         if not re.match(_FAULT_IDS, listed):
-            raise AmpcliError(said("ampcli_fault_not_understood", text=printable("Fault IDs: " + listed[:80])))
+            raise AmpcliError(said("ampcli_fault_not_understood", text="Fault IDs: " + listed[:80]))
         for key in (part.strip() for part in listed.split(",")):
             faults.setdefault(key, ReportedFault(key, severity, ""))
             _check_count(faults)

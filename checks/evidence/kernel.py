@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from checks.evidence.system import kernel_release
 from checks.host import Host
 from checks.messages import os_reason, said
 from checks.records import Record
@@ -30,8 +31,7 @@ class KernelFacts(Record):
 
 def probe(host: Host) -> KernelFacts:
     """Read on its own (the release too): a kernel verdict never waits on the system collector."""
-    found = host.read_optional("proc/sys/kernel/osrelease")
-    release = found.strip() if found else None
+    release = kernel_release(host)
     text = host.read_text("proc/modules", limit=4 << 20)
     modules = frozenset(line.split()[0] for line in text.splitlines() if line.strip())
     headers_path = headers_present = None
@@ -45,8 +45,9 @@ def probe(host: Host) -> KernelFacts:
             error = said("permission_denied", path=headers_path)  # a 0700 lib/modules/<release> is not "missing"
         except OSError as problem:
             error = said("path_error", path=headers_path, reason=os_reason(problem))
+    # BTF matters only when the headers are not known to be there (fault 11): else the boot config is not read.
     return KernelFacts(release, modules, _secure_boot(host), headers_path, headers_present, error,
-                       _btf(host, release))
+                       None if headers_present else _btf(host, release))
 
 
 def _btf(host: Host, release: str | None) -> bool | None:

@@ -19,12 +19,13 @@ class SelinuxFacts(Record):
 def probe(host: Host, module: str = MODULE) -> SelinuxFacts:
     """SELinux's mode and where ``module`` (Cisco's name for it is a setting) is installed or disabled."""
     enforce = host.read_optional("sys/fs/selinux/enforce")
+    config = host.read_optional("etc/selinux/config") or ""
     if enforce is None and not host.exists("sys"):
         # A tree copied without sys (a live host always has it): the mode it boots into, from its config.
-        enforcing = _config(host, "SELINUX") == "enforcing"
+        enforcing = _setting(config, "SELINUX") == "enforcing"
     else:
         enforcing = enforce is not None and enforce.strip() == "1"
-    policy_type = _config(host, "SELINUXTYPE") or "targeted"
+    policy_type = _setting(config, "SELINUXTYPE") or "targeted"
     if not enforcing:
         return SelinuxFacts(False, policy_type, None, False)
     found: str | None = None
@@ -41,9 +42,9 @@ def probe(host: Host, module: str = MODULE) -> SelinuxFacts:
     return SelinuxFacts(True, policy_type, found, disabled)
 
 
-def _config(host: Host, name: str) -> str:
-    """``<name>=<value>`` from ``/etc/selinux/config`` (the first line that gives one); "" without it."""
-    for line in (host.read_optional("etc/selinux/config") or "").splitlines():
+def _setting(config: str, name: str) -> str:
+    """``<name>=<value>`` from the text of ``/etc/selinux/config`` (the first line that gives one); "" without."""
+    for line in config.splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() == name:
             value = value.lstrip()

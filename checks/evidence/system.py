@@ -67,11 +67,16 @@ def _linux(host: Host) -> SystemFacts:
         if os_id in members or raw_id in members or like & members:
             family = name
             break
-    release = host.read_optional("proc/sys/kernel/osrelease")
     return SystemFacts(
         Platform.LINUX, os_id, fields.get("NAME") or "Linux", fields.get("VERSION_ID", ""), family,
-        release.strip() if release else None, _mem_available(host),
+        kernel_release(host), _mem_available(host),
     )
+
+
+def kernel_release(host: Host) -> str | None:
+    """The running kernel's release, from ``proc`` (the kernel collector reads it too, on its own)."""
+    found = host.read_optional("proc/sys/kernel/osrelease")
+    return found.strip() if found else None
 
 
 def os_release(host: Host) -> dict[str, str]:

@@ -7,6 +7,7 @@ from checks.evidence import sysext, version_tuple
 from checks.evidence.macapp import SERVICE_BUNDLE_ID
 from checks.evidence.netext import FIREWALL_GRADE
 from checks.evidence.sysext import DB
+from checks.evidence.tcc import TccFacts
 from checks.faults import DEVICE_FLOW, Verdict, active, clear, not_applicable, policy_option
 from checks.messages import Msg, msg
 
@@ -31,7 +32,8 @@ def _before_system_extensions(ev: Evidence) -> Verdict | None:
     macOS 10.15.5 (``Evidence.mac_uses_kexts``; Cisco's advisory 216089)."""
     if ev.legacy_mac_connector():
         return not_applicable(msg("legacy_connector", version=ev.connector_version() or "?"))
-    if _macos_version(ev) and ev.mac_uses_kexts():
+    _macos_version(ev)  # no version: unknown, not a guess
+    if ev.mac_uses_kexts():
         return not_applicable(msg("macos_kext_connector", version=ev.system().os_version))
     return None
 
@@ -94,9 +96,14 @@ def _full_disk_access(ev: Evidence, client: str) -> Verdict:
     facts = ev.tcc()
     if facts.has_access(client):
         return clear(msg("fda_granted", client=client))
-    if facts.database_error:  # only MDM's grants are known, and none is this client's
-        raise Unavailable(msg("collector_failed", collector="tcc", error=facts.database_error))
+    _require_database(facts)
     return active(msg("fda_missing", client=client))
+
+
+def _require_database(facts: TccFacts) -> None:
+    """No grant was found: that proves a missing one only when TCC.db was read, not MDM's grants alone."""
+    if facts.database_error:
+        raise Unavailable(msg("collector_failed", collector="tcc", error=facts.database_error))
 
 
 def full_disk_access_missing(ev: Evidence) -> Verdict:
@@ -109,8 +116,8 @@ def full_disk_access_missing(ev: Evidence) -> Verdict:
 
 
 def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
-    """Fault 4: the Cisco kext is not loaded, where the connector uses one: on macOS 10.15 and older,
-    and with connectors before 1.14 on any macOS."""
+    """Fault 4: the Cisco kext is not loaded, where the connector uses one (``Evidence.mac_uses_kexts``:
+    before 1.14 on any macOS, later ones on macOS 10.15 and older but 1.14.0 from 10.15.5)."""
     if _macos_version(ev) >= FIRST_SYSEXT_MACOS and not ev.legacy_mac_connector():
         return not_applicable(msg("macos_older_only", version="10.15"))
     if not ev.mac_uses_kexts():
@@ -199,7 +206,6 @@ def orbital_full_disk_access_missing(ev: Evidence) -> Verdict:
     granted = sorted(c for c in facts.allowed if c.startswith(prefixes))
     if granted:
         return clear(msg("fda_granted", client=granted))
-    if facts.database_error:
-        raise Unavailable(msg("collector_failed", collector="tcc", error=facts.database_error))
+    _require_database(facts)
     return active(msg("fda_missing", client="Cisco Orbital (" + ", ".join(f"{p}*" for p in prefixes) + ")"))
 
