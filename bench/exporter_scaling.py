@@ -51,7 +51,8 @@ def big_cvd_host(root: Path) -> LinuxTree:
 
 def exporter(name: str, root: Path, old: str | None = None) -> Served:
     port = free_port()
-    args = ["--path.rootfs", str(root), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"]
+    args = ["--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+            "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"]
     if old:
         process = start_server([sys.executable, "-c", "from exporter.main import main; main()", *args],
                                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": old}, cwd=old)
@@ -73,7 +74,8 @@ def plugin_runs(root: Path, state: Path) -> tuple[float, float]:
     times = []
     for _ in range(2):
         start = time.perf_counter()
-        subprocess.run([str(BIN / "check_secure_endpoint"), "--path.rootfs", str(root), "--state-file", str(state)],
+        subprocess.run([str(BIN / "check_secure_endpoint"), "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+                        "--state-file", str(state)],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         times.append(time.perf_counter() - start)
     return times[0], times[1]

@@ -60,7 +60,8 @@ def serve(name: str, command: list[str], env: dict[str, str] | None = None, cwd:
 
 
 def exporter_command(root: Path) -> list[str]:
-    return ["--path.rootfs", str(root), "--web.listen-address", "127.0.0.1:PORT", "--log.level", "error"]
+    return ["--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+            "--web.listen-address", "127.0.0.1:PORT", "--log.level", "error"]
 
 
 def main() -> None:
@@ -79,7 +80,8 @@ def main() -> None:
         root = typical_host(Path(scratch) / "host", args.processes).root
         textfiles = Path(scratch) / "textfile"
         textfiles.mkdir()
-        subprocess.run([str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root), "--once", "--output",
+        subprocess.run([str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+                        "--once", "--output",
                         str(textfiles / "secure_endpoint.prom")], check=True)
         series = sum(1 for line in (textfiles / "secure_endpoint.prom").read_text().splitlines()
                      if line and not line.startswith("#"))

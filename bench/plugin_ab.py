@@ -34,7 +34,7 @@ def main() -> None:
         for number in range(300):
             tree.process(f"worker{number % 17}", started_ago=number * 7)
         args = [sys.executable, "-c", "from checks.nagios import main; main()", "--path.rootfs", str(tree.root),
-                "--state-file", ""]
+                "--ampcli.run-from-rootfs", "--state-file", ""]
         targets = {"old": ({"PYTHONPATH": options.old}, options.old), "new": ({}, str(HERE))}
         times: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(options.runs + 1):

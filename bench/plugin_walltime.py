@@ -45,10 +45,11 @@ def main() -> None:
         state = Path(scratch) / "state.json"  # as deployed: both keep their state between runs
         commands = {
             "check_secure_endpoint": [str(BIN / "check_secure_endpoint"), "--path.rootfs", str(root),
-                                      "--state-file", str(state)],
+                                      "--ampcli.run-from-rootfs", "--state-file", str(state)],
             "trivial nagiosplugin check": [sys.executable, str(Path(__file__).with_name("trivial_check.py"))],
             "secure-endpoint-exporter --once": [str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root),
-                                                "--once", "--output", str(Path(scratch) / "out.prom"),
+                                                "--ampcli.run-from-rootfs", "--once",
+                                                "--output", str(Path(scratch) / "out.prom"),
                                                 "--state-file", str(Path(scratch) / "once.json")],
         }
         walls: dict[str, list[float]] = {name: [] for name in commands}

@@ -70,7 +70,8 @@ def main() -> None:
             mounted = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                        'mount --bind /proc "$0" && exec "$@"', str(root / "proc")]
             exporter = start_server([*mounted, str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root),
-                                     "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"])
+                                     "--ampcli.run-from-rootfs", "--web.listen-address", f"127.0.0.1:{port}",
+                                     "--log.level", "error"])
             wait_ready(port)
             servers.append(Served("secure-endpoint-exporter", exporter, port))
             node_port = free_port()

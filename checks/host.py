@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
+from checks.messages import said
 from checks.records import Record
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
@@ -45,6 +46,10 @@ class CommandTimeout(HostError):
     pass
 
 
+class ProgramRefused(HostError):
+    """A program under a root other than / that the operator did not allow to run."""
+
+
 class DeadlineExceeded(HostError):
     """The evaluation's time (or this collector's share of it) ran out."""
 
@@ -68,14 +73,17 @@ class Host:
     Errors other than "no such file" are raised, never read as "absent".
     """
 
-    def __init__(self, rootfs: str = "/", deadline: float | None = None) -> None:
+    def __init__(self, rootfs: str = "/", deadline: float | None = None, run_programs: bool = False) -> None:
         self.rootfs = os.path.abspath(rootfs)
         self.live = self.rootfs == "/"
         self.deadline = deadline  # time.monotonic() past which every read raises DeadlineExceeded
+        # Whoever can write a tree other than / must not get to run code as this user (often root):
+        # its programs run only when the operator says so (--ampcli.run-from-rootfs).
+        self.may_run = self.live or run_programs
 
     def within(self, deadline: float | None) -> Host:
         """The same host, with reads bounded by ``deadline`` (a fresh view: hosts are shared by threads)."""
-        return Host(self.rootfs, deadline)
+        return Host(self.rootfs, deadline, self.may_run)
 
     def _tick(self) -> None:
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -320,6 +328,8 @@ class Host:
         children are all killed.
         """
         self._tick()
+        if not self.may_run:
+            raise ProgramRefused(said("program_refused", path=self.display(rel)))
         program = self.path(rel)
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:

@@ -29,6 +29,14 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                               "de host toont geen teken ervan, maar de eigen status van de connector is "
                               "niet beschikbaar: {error}"),
     "collector_disabled": ("the {collector} collector is disabled", "de collector {collector} staat uit"),
+    "ampcli_not_asked": ("not asked: {path} is not run under a root other than / without "
+                         "--ampcli.run-from-rootfs (or give --ampcli.status-file)",
+                         "niet gevraagd: {path} wordt onder een andere root dan / niet gestart zonder "
+                         "--ampcli.run-from-rootfs (of geef --ampcli.status-file)"),
+    "program_refused": ("{path} not run: programs under a root other than / run only with "
+                        "--ampcli.run-from-rootfs",
+                        "{path} niet gestart: programma's onder een andere root dan / draaien alleen met "
+                        "--ampcli.run-from-rootfs"),
     # evidence and causes
     "reported": ("the connector reports it ({text})", "de connector meldt het ({text})"),
     "user_missing": ("user {name} does not exist", "gebruiker {name} bestaat niet"),

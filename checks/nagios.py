@@ -93,7 +93,7 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         # ampcli must finish well inside the plugin's own timeout.
         ampcli_timeout = min(args.ampcli_timeout, max(args.timeout - 1.0, 0.5)) if args.timeout else None
         settings = settings_from(args, ampcli_timeout=ampcli_timeout)
-        host = Host(args.rootfs)
+        host = Host(args.rootfs, run_programs=args.ampcli_run_from_rootfs)
         # The evaluation ends itself a little before -t, so what could be judged is still shown;
         # -t itself (nagiosplugin's alarm) stays the hard bound.
         deadline = time.monotonic() + args.timeout - min(1.0, args.timeout * 0.2) if args.timeout else None

@@ -86,6 +86,12 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("host evidence")
     group.add_argument("--path.rootfs", dest="rootfs", default="/", metavar="DIR",
                        help="root of the host to check: / for this machine, or a copy of another host's files")
+    group.add_argument("--ampcli.run-from-rootfs", dest="ampcli_run_from_rootfs", action="store_true",
+                       help="run the ampcli found under a --path.rootfs other than / (it runs as this user: "
+                       "only for a tree nobody else can write); without it the connector's status is not asked")
+    group.add_argument("--ampcli.status-file", dest="ampcli_status_file", type=non_empty, metavar="FILE",
+                       help="read a saved 'ampcli status' output (as a support bundle holds it) instead of "
+                       "running ampcli")
     group.add_argument("--ampcli-timeout", type=positive_float, default=5.0, metavar="SECONDS",
                        help="how long 'ampcli status' may take (default: %(default)s)")
     group.add_argument("--definitions-max-age", type=positive_float, default=7.0, metavar="DAYS",
@@ -134,4 +140,5 @@ def settings_from(args: argparse.Namespace, disabled: frozenset[str] = frozenset
         bpf_processes=tuple(args.bpf_processes or DEFAULTS.bpf_processes),
         selinux_module=args.selinux_module,
         orbital_clients=tuple(args.orbital_clients or DEFAULTS.orbital_clients),
+        ampcli_status_file=os.path.abspath(args.ampcli_status_file) if args.ampcli_status_file else "",
     )

@@ -1,7 +1,7 @@
 """Writes example host trees that show the checks at work on a machine without the connector.
 
     .venv/bin/python examples/build_hosts.py demo-hosts
-    .venv/bin/check_secure_endpoint --path.rootfs demo-hosts/kernel-monitoring --state-file ''
+    .venv/bin/check_secure_endpoint --path.rootfs demo-hosts/kernel-monitoring --ampcli.run-from-rootfs --state-file ''
 
 Each tree is a small copy of a Linux host's files (os-release, proc, policy,
 definitions, an ampcli script) built by the same helper the tests use.

@@ -174,7 +174,7 @@ def render(report: Report, fmt: str, lang: str) -> bytes:
 
 
 def run_once(args: argparse.Namespace, settings: Settings) -> int:
-    host = Host(args.rootfs)
+    host = Host(args.rootfs, run_programs=args.ampcli_run_from_rootfs)
     try:
         with open_state(args.state_file, host.rootfs) as store:
             report = evaluate(host, settings, store)
@@ -239,7 +239,7 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
         except systemd.SocketActivationError as error:
             log.error("%s", error)
             return 1
-    host = Host(args.rootfs)
+    host = Host(args.rootfs, run_programs=args.ampcli_run_from_rootfs)
     store = StateStore(rootfs=host.rootfs)
     cache = EvidenceCache()  # what one scrape read and the next need not read again
     try:

@@ -52,7 +52,7 @@ def shared() -> Iterator[Path]:
 def run() -> Evaluate:
     def _run(tree: LinuxTree, store: StateStore | None = None, **settings: Any) -> Report:
         settings.setdefault("ampcli_timeout", 2.0)
-        return evaluate(Host(str(tree.root)), Settings(**settings), store)
+        return evaluate(Host(str(tree.root), run_programs=True), Settings(**settings), store)
     return _run
 
 

@@ -31,9 +31,11 @@ class Exporter:
 
 @contextlib.contextmanager
 def exporter(root: Path, *args: str, log: Path, listen: tuple[str, ...] = ("127.0.0.1:0",),
-             tls: bool = False) -> Iterator[Exporter]:
-    """The exporter serving ``root``; yields once it has said where it listens."""
+             tls: bool = False, run_from_rootfs: bool = True) -> Iterator[Exporter]:
+    """The exporter serving ``root`` (and running its ampcli, unless not ``run_from_rootfs``); yields once it
+    has said where it listens."""
     command = [script("secure-endpoint-exporter"), "--path.rootfs", str(root)]
+    command += ["--ampcli.run-from-rootfs"] if run_from_rootfs else []
     for address in listen:
         command += ["--web.listen-address", address]
     with open(log, "w") as sink:

@@ -21,7 +21,7 @@ LONG_AGO = time.time() - 3600
 
 
 def _probe(tree: LinuxTree, table: processes.ProcessTable) -> processes.ProcessFacts:
-    return processes.probe(Host(str(tree.root)), Platform.LINUX, table=table)
+    return processes.probe(Host(str(tree.root), run_programs=True), Platform.LINUX, table=table)
 
 
 def _rename_stat(tree: LinuxTree, pid: int, name: str) -> None:
@@ -165,7 +165,7 @@ def test_unchanged_folders_are_not_listed_again(healthy: LinuxTree, monkeypatch:
 
 def test_a_new_definition_file_is_found_in_a_cached_folder(healthy: LinuxTree) -> None:
     walks: dict[str, WalkCache] = {}
-    host = Host(str(healthy.root))
+    host = Host(str(healthy.root), run_programs=True)
     definitions.probe(host, Platform.LINUX, walks=walks)
     before = definitions.probe(host, Platform.LINUX, walks=walks)  # every listing confirmed now
     healthy.definitions("bytecode.cvd")
@@ -197,7 +197,7 @@ def test_a_change_that_leaves_the_times_as_they_were_is_seen(healthy: LinuxTree)
 
 def test_a_permission_change_is_seen_in_a_cached_walk(healthy: LinuxTree) -> None:
     cache = WalkCache()
-    host = Host(str(healthy.root))
+    host = Host(str(healthy.root), run_programs=True)
     assert scan_user.probe(host, Platform.LINUX, cache).bad_directories == ()
     healthy.chmod("opt/cisco/amp/var/clamav", 0o700)  # a folder's own mode: its fstat, never cached
     bad = scan_user.probe(host, Platform.LINUX, cache).bad_directories
@@ -206,14 +206,14 @@ def test_a_permission_change_is_seen_in_a_cached_walk(healthy: LinuxTree) -> Non
 
 def test_a_walk_cut_short_keeps_what_it_listed(healthy: LinuxTree) -> None:
     cache = WalkCache()
-    host = Host(str(healthy.root))
+    host = Host(str(healthy.root), run_programs=True)
     with pytest.raises(OSError, match="more than 5 entries under /opt/cisco/amp"):
         walk(host, "opt/cisco/amp", 6, cache=cache, limit=5)
     assert "opt/cisco/amp" in cache.listings
 
 
 def test_only_the_kernels_proc_is_taken_for_the_kernels(healthy: LinuxTree) -> None:
-    with Host(str(healthy.root)).folder("proc") as copied:
+    with Host(str(healthy.root), run_programs=True).folder("proc") as copied:
         assert not processes._kernels(copied)
     with Host("/").folder("proc") as live:
         assert processes._kernels(live)
@@ -226,7 +226,7 @@ def test_a_linked_folder_is_judged_by_where_it_leads(healthy: LinuxTree) -> None
     healthy.remove("opt/cisco/amp/var")
     healthy.symlink("opt/cisco/amp/var", "/data/amp-var")  # absolute: resolved inside the root
     for cache in (None, WalkCache()):
-        bad = scan_user.probe(Host(str(healthy.root)), Platform.LINUX, cache).bad_directories
+        bad = scan_user.probe(Host(str(healthy.root), run_programs=True), Platform.LINUX, cache).bad_directories
         assert [(b.path, b.writable) for b in bad] == [("/opt/cisco/amp/var", True)]
 
 
@@ -237,6 +237,6 @@ def test_linked_definition_files_are_read_and_linked_folders_are_not(healthy: Li
     (healthy.root / "srv/folder.cvd").mkdir()
     healthy.symlink("opt/cisco/amp/var/clamav/folder.cvd", "/srv/folder.cvd")
     healthy.symlink("opt/cisco/amp/var/clamav/dangling.cvd", "/nowhere.cvd")
-    facts = definitions.probe(Host(str(healthy.root)), Platform.LINUX, walks={})
+    facts = definitions.probe(Host(str(healthy.root), run_programs=True), Platform.LINUX, walks={})
     assert sorted(f.path.rpartition("/")[2] for f in facts.files) == ["daily.cvd", "extra.cvd", "main.cvd"]
     assert all(f.header is not None for f in facts.files)

@@ -53,7 +53,7 @@ def test_integrity_and_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     tree.definitions("main.cvd")
     tree.definitions("daily.cvd", corrupt=True)
     tree.definitions("bytecode.cld")
-    host = Host(str(tree.root))
+    host = Host(str(tree.root), run_programs=True)
     facts = definitions.probe(host, Platform.LINUX)
     by_name = {f.rel.rsplit("/", 1)[-1]: f for f in facts.files}
     cache: dict[str, str] = {}
@@ -86,7 +86,7 @@ def test_newest_build_time(tmp_path: Path) -> None:
     tree.definitions("main.cvd", build_time=1_600_000_000)
     tree.definitions("daily.cvd", build_time=1_700_000_000)
     tree.definitions("broken.cvd", data=b"not a cvd")
-    facts = definitions.probe(Host(str(tree.root)), Platform.LINUX)
+    facts = definitions.probe(Host(str(tree.root), run_programs=True), Platform.LINUX)
     assert facts.newest_build_time(1_700_000_000) == 1_700_000_000
 
 
@@ -100,7 +100,7 @@ def test_more_than_fifty_thousand_files_are_walked(tmp_path: Path) -> None:
         cache.mkdir()
         for number in range(1000):
             os.link(first, cache / str(number))  # hard links: the quickest way to make 51,000 entries
-    facts = definitions.probe(Host(str(tree.root)), Platform.LINUX)
+    facts = definitions.probe(Host(str(tree.root), run_programs=True), Platform.LINUX)
     assert [f.path for f in facts.files] == ["/opt/cisco/amp/var/clamav/main.cvd"]
 
 
@@ -111,4 +111,4 @@ def test_a_huge_tree_fails_the_collector_instead_of_stalling(tmp_path: Path, mon
         tree.write(f"opt/cisco/amp/var/cache/{number}", "")
     monkeypatch.setattr(definitions, "MAX_ENTRIES", 20)
     with pytest.raises(OSError, match="more than 20 entries under /opt/cisco/amp"):
-        definitions.probe(Host(str(tree.root)), Platform.LINUX)
+        definitions.probe(Host(str(tree.root), run_programs=True), Platform.LINUX)

@@ -184,7 +184,8 @@ def test_textfile_through_a_real_node_exporter(healthy: LinuxTree, tmp_path: Pat
         raise AssertionError("prometheus-node-exporter is missing: .ci/test installs Debian's package")
     textfiles = tmp_path / "textfile"
     textfiles.mkdir()
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output",
                str(textfiles / "secure_endpoint.prom"))
     assert done.returncode == 0, done.stderr
     port = free_port()
@@ -230,7 +231,8 @@ def test_node_exporter_follows_the_packaged_symlink(healthy: LinuxTree, tmp_path
     own = tmp_path / "var/lib/secure-endpoint-exporter/textfile"
     own.mkdir(parents=True)
     target = own / "secure_endpoint.prom"
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output", str(target))
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output", str(target))
     assert done.returncode == 0, done.stderr
     mtime = 1_700_000_000
     os.utime(target, (mtime, mtime))
@@ -263,7 +265,7 @@ def test_the_cron_line_as_documented(healthy: LinuxTree, tmp_path: Path) -> None
     bin_dir = str(Path(script("secure-endpoint-exporter")).parent)
     command = (command.replace("/opt/secure-endpoint-monitoring/bin", bin_dir)
                .replace("/var/lib/", f"{tmp_path}/var/lib/")
-               .replace("--once", f"--once --path.rootfs {healthy.root}"))
+               .replace("--once", f"--once --path.rootfs {healthy.root} --ampcli.run-from-rootfs"))
     (tmp_path / "var/lib/prometheus/node-exporter").mkdir(parents=True)  # node_exporter's package made it
     for _ in range(2):
         done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=60, check=False)

@@ -98,7 +98,7 @@ def test_disable_exporter_metrics(healthy: LinuxTree, tmp_path: Path) -> None:
 
 
 def test_once_never_writes_self_metrics(healthy: LinuxTree) -> None:
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once")
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs", "--once")
     assert done.returncode == 0, done.stderr
     assert "secure_endpoint_fault_active" in done.stdout
     assert not re.search(r"(?m)^(# (HELP|TYPE) )?(process|python)_", done.stdout)
@@ -237,7 +237,8 @@ def test_disable_defaults_with_one_collector_runs_only_that_one(healthy: LinuxTr
     assert found[("secure_endpoint_scrape_collector_success", (("collector", "policy"),))] == 1
     records = parse_log((tmp_path / "log").read_text())
     assert any(r["msg"] == "enabled collectors: policy" and r["collectors"] == "policy" for r in records)
-    once = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--collector.disable-defaults",
+    once = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--collector.disable-defaults",
                "--collector.kernel", "--collector.selinux", "--no-collector.kernel")
     assert once.returncode == 0, once.stderr
     assert re.findall(r'secure_endpoint_scrape_collector_success\{collector="(\w+)"\}', once.stdout) == ["selinux"]
@@ -291,7 +292,8 @@ def test_every_log_line_is_strict_logfmt(healthy: LinuxTree, tmp_path: Path) -> 
 def test_json_logs(healthy: LinuxTree, tmp_path: Path) -> None:
     log = tmp_path / "log"
     process = subprocess.Popen([script("secure-endpoint-exporter"), "--path.rootfs", str(healthy.root),
-                                "--web.listen-address", "127.0.0.1:0", "--log.format", "json"],
+                                "--ampcli.run-from-rootfs", "--web.listen-address", "127.0.0.1:0",
+                                "--log.format", "json"],
                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         address = _wait_for_record(log, process, json_format=True)["address"]
@@ -323,7 +325,8 @@ def _wait_for_record(log: Path, process: subprocess.Popen[bytes], json_format: b
 def test_once_logs_one_strict_line_per_event(healthy: LinuxTree, tmp_path: Path) -> None:
     link = tmp_path / "state.json"
     link.symlink_to(tmp_path / "elsewhere")
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--state-file", str(link),
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--state-file", str(link),
                "--output", str(tmp_path / "missing" / "x.prom"))
     assert done.returncode == 1
     records = parse_log(done.stderr)
@@ -331,7 +334,8 @@ def test_once_logs_one_strict_line_per_event(healthy: LinuxTree, tmp_path: Path)
     assert "symbolic link" in records[0]["msg"]
     assert records[1]["msg"] == f"cannot write {tmp_path / 'missing' / 'x.prom'}"
     assert records[1]["err"] == "No such file or directory"
-    as_json = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--log.format", "json",
+    as_json = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+                  "--once", "--log.format", "json",
                   "--output", str(tmp_path / "missing" / "x.prom"))
     [record] = parse_json_log(as_json.stderr)
     assert record["err"] == "No such file or directory" and as_json.returncode == 1
@@ -358,7 +362,7 @@ def report(healthy: LinuxTree) -> Report:
     from checks.evaluate import evaluate
     from checks.host import Host
 
-    return evaluate(Host(str(healthy.root)))
+    return evaluate(Host(str(healthy.root), run_programs=True))
 
 
 def test_bad_log_flags_are_usage_errors() -> None:
@@ -467,7 +471,7 @@ def _activated(sock: socket.socket | io.BufferedReader, root: Path, log: Path, *
     with log.open("w") as sink:
         process = subprocess.Popen(
             [sys.executable, "-c", AS_SYSTEMD, str(fd), count, pid, script("secure-endpoint-exporter"),
-             "--path.rootfs", str(root), "--web.systemd-socket", *args],
+             "--path.rootfs", str(root), "--ampcli.run-from-rootfs", "--web.systemd-socket", *args],
             pass_fds=(fd,), stdout=sink, stderr=subprocess.STDOUT)
     try:
         yield process
@@ -501,7 +505,8 @@ def test_socket_activation_by_systemd_socket_activate(healthy: LinuxTree, tmp_pa
     log = tmp_path / "log"
     with log.open("w") as sink:
         process = subprocess.Popen([activate, "--listen", f"127.0.0.1:{port}", script("secure-endpoint-exporter"),
-                                    "--path.rootfs", str(healthy.root), "--web.systemd-socket"],
+                                    "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+                                    "--web.systemd-socket"],
                                    stdout=sink, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15
@@ -519,7 +524,8 @@ def test_socket_activation_by_systemd_socket_activate(healthy: LinuxTree, tmp_pa
 
 def _refused(root: Path, env: dict[str, str], *args: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("LISTEN_")}
-    done = subprocess.run([script("secure-endpoint-exporter"), "--path.rootfs", str(root), "--web.systemd-socket",
+    done = subprocess.run([script("secure-endpoint-exporter"), "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+                           "--web.systemd-socket",
                            *args], env={**environ, **env}, capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
@@ -594,7 +600,8 @@ def test_socket_activation_for_another_process_is_refused(healthy: LinuxTree, tm
 
 
 def test_socket_activation_and_a_listen_address_are_not_both_taken(healthy: LinuxTree) -> None:
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--web.systemd-socket",
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--web.systemd-socket",
                "--web.listen-address", "127.0.0.1:0")
     assert done.returncode == 2 and "leave out --web.listen-address" in done.stderr
 

@@ -218,7 +218,7 @@ def test_tls_handshake_within_the_read_timeout(healthy: LinuxTree, tmp_path: Pat
 
 @contextlib.contextmanager
 def _exporter_with_prefix(prefix: list[str], root: Path, *args: str, log: Path) -> Iterator[str]:
-    command = [*prefix, script("secure-endpoint-exporter"), "--path.rootfs", str(root),
+    command = [*prefix, script("secure-endpoint-exporter"), "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
                "--web.listen-address", "127.0.0.1:0", *args]
     with open(log, "w") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
@@ -256,7 +256,7 @@ def test_scrape_under_a_64_file_limit(healthy: LinuxTree, tmp_path: Path) -> Non
 # -- scrape deadlines and stuck evaluations -------------------------------------------------
 @pytest.fixture
 def report(healthy: LinuxTree) -> Report:
-    return evaluate(Host(str(healthy.root)))
+    return evaluate(Host(str(healthy.root), run_programs=True))
 
 
 @contextlib.contextmanager
@@ -428,7 +428,7 @@ def test_a_client_asking_for_little_time_cannot_cut_the_others_short(healthy: Li
     deadline, and the normal scrapes that joined it got what a cut-short evaluation could judge (fault 7
     missed). They start one of the server's full time instead; the tiny one is its client's problem."""
     healthy.stop("ampscansvc")  # fault 7: found only by an evaluation given its time
-    faulty = evaluate(Host(str(healthy.root)))
+    faulty = evaluate(Host(str(healthy.root), run_programs=True))
     allowed: list[float] = []
 
     def produce(deadline: float) -> Report:
@@ -565,7 +565,8 @@ def test_every_bcrypt_version_prefix_and_cost_bound_loads(tmp_path: Path) -> Non
 def test_malformed_hash_at_start_exits_1(healthy: LinuxTree, tmp_path: Path, name: str) -> None:
     config = tmp_path / "web.yml"
     config.write_text(f"basic_auth_users:\n  alice: '{MALFORMED[name]}'\n")
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--web.config.file", str(config),
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--web.config.file", str(config),
                "--web.listen-address", "127.0.0.1:0", timeout=20)
     assert done.returncode == 1
     assert "'alice'" in done.stderr and "Traceback" not in done.stderr
@@ -649,7 +650,8 @@ def test_weakens_on_its_own(tmp_path: Path, text: str, message: str) -> None:
 def test_a_fifo_as_web_config_is_refused_at_start(healthy: LinuxTree, tmp_path: Path) -> None:
     config = tmp_path / "web.yml"
     os.mkfifo(config)
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--web.config.file", str(config),
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--web.config.file", str(config),
                "--web.listen-address", "127.0.0.1:0", timeout=15)
     assert done.returncode == 1
     assert "is not a regular file" in done.stderr and "Traceback" not in done.stderr

@@ -250,7 +250,8 @@ def test_malformed_web_config_is_a_clear_error_at_start(healthy: LinuxTree, tmp_
                                                         message: str) -> None:
     config = tmp_path / "web.yml"
     config.write_text(text)
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--web.config.file", str(config),
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--web.config.file", str(config),
                "--web.listen-address", "127.0.0.1:0", timeout=20)
     assert done.returncode == 1
     assert message in done.stderr
@@ -260,5 +261,6 @@ def test_malformed_web_config_is_a_clear_error_at_start(healthy: LinuxTree, tmp_
 @pytest.mark.parametrize(("address", "message"), [("localhost", "is not host:port"),
                                                   ("::1:9100", "put an IPv6 address in brackets")])
 def test_bad_listen_address(healthy: LinuxTree, address: str, message: str) -> None:
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--web.listen-address", address)
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--web.listen-address", address)
     assert done.returncode == 1 and message in done.stderr

@@ -31,7 +31,7 @@ def value(found: dict, name: str, **labels: str) -> float:
 
 
 def exporter(tree: LinuxTree, *args: str) -> subprocess.CompletedProcess[str]:
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(tree.root), "--once", *args)
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs", "--once", *args)
     assert done.returncode == 0, done.stderr
     return done
 
@@ -123,7 +123,8 @@ def test_output_file_is_written_atomically(healthy: LinuxTree, tmp_path: Path) -
 
 
 def test_output_to_a_missing_folder_fails_cleanly(healthy: LinuxTree, tmp_path: Path) -> None:
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output",
                str(tmp_path / "nope" / "x.prom"))
     assert done.returncode == 1
     assert "cannot write" in done.stderr and "Traceback" not in done.stderr
@@ -143,7 +144,8 @@ def test_output_into_a_folder_others_can_write_is_refused(healthy: LinuxTree, tm
     folder.mkdir()
     os.chown(folder, owner, -1)
     folder.chmod(mode)
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output",
                str(folder / "secure_endpoint.prom"))
     assert done.returncode == 1, done.stderr
     assert "cannot write" in done.stderr and message in done.stderr, done.stderr
@@ -176,7 +178,8 @@ def test_output_through_a_link_another_user_planted_is_refused(healthy: LinuxTre
     victim.mkdir()
     (sticky / "metrics").symlink_to(victim)
     os.chown(sticky / "metrics", 65534, 65534, follow_symlinks=False)
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output",
                str(sticky / "metrics" / "secure_endpoint.prom"))
     assert done.returncode == 1 and "is a symbolic link owned by uid 65534" in done.stderr, done.stderr
     assert os.listdir(victim) == []
@@ -197,7 +200,8 @@ def test_output_through_a_link_in_a_folder_another_user_may_rename_in_is_refused
     safe.mkdir()
     (theirs / "link").symlink_to(safe)
     os.chown(theirs, 65534, 65534)
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output",
                str(theirs / "link" / "secure_endpoint.prom"))
     assert done.returncode == 1 and "is owned by uid 65534" in done.stderr, done.stderr
     assert os.listdir(safe) == []
@@ -217,7 +221,8 @@ def test_output_onto_something_that_is_no_file_is_refused(healthy: LinuxTree, tm
     """--output /dev/full as root used to replace the device with a file; a FIFO or a folder is refused alike."""
     target = tmp_path / "secure_endpoint.prom"
     os.mkfifo(target) if what == "fifo" else target.mkdir()
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output", str(target))
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output", str(target))
     assert done.returncode == 1 and "not a file to replace" in done.stderr, done.stderr
     assert (target.is_fifo() if what == "fifo" else target.is_dir())
 

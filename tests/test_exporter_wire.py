@@ -24,7 +24,7 @@ from tests.test_exporter_hostile_http import _connect, _read_response, _serving
 
 @pytest.fixture
 def report(healthy: LinuxTree) -> Report:
-    return evaluate(Host(str(healthy.root)))
+    return evaluate(Host(str(healthy.root), run_programs=True))
 
 
 def test_an_answer_is_one_write_on_a_socket_without_nagle(report: Report, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,7 +99,7 @@ def _hosts(tmp_path: Path) -> dict[str, Path]:
 
 
 def test_the_one_shot_text_is_what_prometheus_client_writes(tmp_path: Path) -> None:
-    reports = [evaluate(Host(str(root))) for root in _hosts(tmp_path).values()] + [_odd_report()]
+    reports = [evaluate(Host(str(root), run_programs=True)) for root in _hosts(tmp_path).values()] + [_odd_report()]
     for report in reports:
         ours = textformat.render(metrics.families(report))
         assert ours == _client_text(report), ours.decode()

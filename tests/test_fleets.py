@@ -177,7 +177,7 @@ SHAPES: dict[str, tuple[Shape, set[str], set[str], int]] = {
 def test_fleet_shape_through_both_commands(tmp_path: Path, shape: str) -> None:
     build, faults, unknown_faults, code = SHAPES[shape]
     root = build(tmp_path / "host").root
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--once")
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--ampcli.run-from-rootfs", "--once")
     assert done.returncode == 0, done.stderr
     found = samples(done.stdout)
     active = {dict(labels)["fault_id"] for (name, labels), v in found.items()
@@ -189,7 +189,7 @@ def test_fleet_shape_through_both_commands(tmp_path: Path, shape: str) -> None:
     failed = sorted(dict(labels)["collector"] for (name, labels), v in found.items()
                     if name == "secure_endpoint_scrape_collector_success" and v == 0)
     assert failed == ([] if shape != "btf-connector-version-not-known-no-headers" else ["connector_status"])
-    plugin = run("check_secure_endpoint", "--path.rootfs", str(root), "--state-file", "")
+    plugin = run("check_secure_endpoint", "--path.rootfs", str(root), "--ampcli.run-from-rootfs", "--state-file", "")
     first = plugin.stdout.splitlines()[0]
     assert plugin.returncode == code, plugin.stdout
     if faults:
@@ -202,13 +202,15 @@ def test_fleet_shape_through_both_commands(tmp_path: Path, shape: str) -> None:
 
 def test_el6_is_read_from_its_release_file(tmp_path: Path) -> None:
     root = el6_kmod_without_headers(tmp_path / "host").root
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--once", "--format", "json")
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+               "--once", "--format", "json")
     assert done.returncode == 0, done.stderr
     assert '"name": "CentOS"' in done.stdout and '"version": "6.10"' in done.stdout, done.stdout[:2000]
 
 
 def test_a_copied_mac_says_what_it_did_not_judge(tmp_path: Path) -> None:
     root = mac("14.4")(tmp_path / "mac").root
-    done = run("check_secure_endpoint", "--path.rootfs", str(root), "--state-file", "", "-v")
+    done = run("check_secure_endpoint", "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+               "--state-file", "", "-v")
     assert done.returncode == 0, done.stdout
     assert "not judged from a copied tree: only the running Mac can tell (processes)" in done.stdout

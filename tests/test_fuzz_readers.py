@@ -114,7 +114,7 @@ def _make(path: Path, kind: str, data: bytes) -> None:
 def test_the_hosts_reads_return_or_raise_os_errors_only(tmp_path: Path, kind: str, data: bytes, n: int) -> None:
     root = tmp_path / f"r{n}-{time.monotonic_ns()}"
     _make(root / "etc/thing", kind, data)
-    host = Host(str(root))
+    host = Host(str(root), run_programs=True)
     started = time.monotonic()
     for read in (lambda: host.read_bytes("etc/thing", limit=1024), lambda: host.exists("etc/thing"),
                  lambda: host.is_dir("etc/thing"), lambda: host.listdir("etc/thing"),
@@ -143,7 +143,7 @@ def test_random_bytes_in_any_file_of_a_healthy_host(tmp_path: Path, rel: str, da
     """Any content in any one file: the evaluation answers, every state is a state, the JSON encodes."""
     tree = LinuxTree(tmp_path / f"h{n}-{time.monotonic_ns()}").healthy()
     tree.write(rel, data)
-    report = evaluate(Host(str(tree.root)), deadline=time.monotonic() + 5)
+    report = evaluate(Host(str(tree.root), run_programs=True), deadline=time.monotonic() + 5)
     assert report.platform is Platform.LINUX
     assert all(isinstance(r.state, State) for r in report.all_results())
     json.dumps(report.to_dict("nl"), ensure_ascii=False).encode("utf-8")

@@ -106,14 +106,15 @@ def _command(name: str, args: list[str], root: Path, nobody: bool = False, no_da
 
 def once(root: Path, *extra: str, **how: Any) -> Outcome:
     """The exporter's one-shot JSON: every fault's exact state and every collector's outcome."""
-    args = ["--once", "--format", "json", "--path.rootfs", str(root), *extra]
+    args = ["--once", "--format", "json", "--path.rootfs", str(root), "--ampcli.run-from-rootfs", *extra]
     outcome = _command("secure-endpoint-exporter", args, root, **how)
     assert outcome.code == 0, outcome.stderr
     return outcome
 
 
 def plugin(root: Path, *extra: str, **how: Any) -> Outcome:
-    return _command("check_secure_endpoint", ["--path.rootfs", str(root), "--state-file", "", *extra], root, **how)
+    return _command("check_secure_endpoint", ["--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+                                              "--state-file", "", *extra], root, **how)
 
 
 def _fifo(path: Path) -> None:

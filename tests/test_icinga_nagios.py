@@ -53,7 +53,8 @@ class Host:
         return code, first, perfdata
 
     def lines(self, *args: str) -> tuple[int, list[str]]:
-        done = run("check_secure_endpoint", "--path.rootfs", str(self.root), "--state-file", str(self.state_file),
+        done = run("check_secure_endpoint", "--path.rootfs", str(self.root), "--ampcli.run-from-rootfs",
+                   "--state-file", str(self.state_file),
                    *args)
         return done.returncode, done.stdout.splitlines()
 
@@ -142,10 +143,12 @@ def icinga(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Itera
     services = "\n".join(
         f'object Service "{h.name}" {{\n  host_name = "h1"\n  check_command = "secure_endpoint"\n'
         f'  vars.secure_endpoint_rootfs = "{h.root}"\n  vars.secure_endpoint_state_file = "{h.state_file}.icinga"\n'
+        "  vars.secure_endpoint_ampcli_run_from_rootfs = true\n"
         f"  check_interval = 2s\n  retry_interval = 2s\n  max_check_attempts = 1\n}}" for h in hosts)
     services += "\n" + "\n".join(
         f'object Service "{name}" {{\n  host_name = "h1"\n  check_command = "secure_endpoint"\n'
         f'  vars.secure_endpoint_rootfs = "{by_name[host].root}"\n  vars.secure_endpoint_state_file = ""\n'
+        "  vars.secure_endpoint_ampcli_run_from_rootfs = true\n"
         + "".join(f"  vars.{key} = {value}\n" for key, value in custom.items())
         + "  check_interval = 2s\n  retry_interval = 2s\n  max_check_attempts = 1\n}"
         for name, host, custom, _args in ICINGA_EXTRA)
@@ -375,8 +378,9 @@ def nagios(tmp_path_factory: pytest.TempPathFactory, hosts: list[Host]) -> Itera
     (d / "checkresults").mkdir()
     (d / "resource.cfg").write_text(f"$USER1$={BIN}\n")
     by_name = {h.name: h for h in hosts}
-    checks = [(h.name, f"--path.rootfs {h.root} --state-file {h.state_file}.nagios") for h in hosts]
-    checks += [(name, f"--path.rootfs {by_name[host].root} --state-file '' {' '.join(options)}")
+    allow = "--ampcli.run-from-rootfs"
+    checks = [(h.name, f"--path.rootfs {h.root} {allow} --state-file {h.state_file}.nagios") for h in hosts]
+    checks += [(name, f"--path.rootfs {by_name[host].root} {allow} --state-file '' {' '.join(options)}")
                for name, host, options in NAGIOS_EXTRA]
     services = "\n".join(f"""define service {{
     host_name               h1

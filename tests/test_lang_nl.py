@@ -566,7 +566,8 @@ def plugin_nl(root: Path, extra: list[str]) -> tuple[int, str]:
     args = [a for a in extra if a != "no-dac"]
     if "--state-file" not in args:
         args += ["--state-file", ""]
-    argv = [script("check_secure_endpoint"), "--path.rootfs", str(root), "--lang", "nl", "-vv", *args]
+    argv = [script("check_secure_endpoint"), "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+            "--lang", "nl", "-vv", *args]
     if "no-dac" in extra:
         argv = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps", "-all", "--", *argv]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
@@ -599,7 +600,8 @@ def test_dutch_output_holds_no_english(tmp_path: Path, name: str) -> None:
     (["-t", "x"], "SECURE ENDPOINT UNKNOWN - ongeldige argumenten: argument -t/--timeout: ongeldige int-waarde: 'x'"),
 ])
 def test_bad_arguments_in_dutch(healthy: LinuxTree, args: list[str], line: str) -> None:
-    done = run("check_secure_endpoint", "--lang", "nl", "--path.rootfs", str(healthy.root), "--state-file", "",
+    done = run("check_secure_endpoint", "--lang", "nl", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--state-file", "",
                *args)
     assert (done.returncode, done.stdout.splitlines()) == (3, [line])
 
@@ -762,7 +764,8 @@ def test_the_plugins_own_timeout_is_one_dutch_line(healthy: LinuxTree, capsys: p
         raise nagiosplugin.Timeout("1s")  # what nagiosplugin's alarm raises when -t runs out
 
     monkeypatch.setattr(nagios.SecureEndpoint, "probe", hangs)
-    args, policy = nagios.parse_args(["--path.rootfs", str(healthy.root), "--state-file", "", "--lang", "nl",
+    args, policy = nagios.parse_args(["--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+                                      "--state-file", "", "--lang", "nl",
                                       "-t", "1"])
     with pytest.raises(SystemExit) as ended:
         nagios.run(args, policy)

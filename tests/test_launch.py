@@ -37,10 +37,12 @@ def _buffered(name: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_everything_written_reaches_a_pipe(healthy: LinuxTree) -> None:
     """The run ends with os._exit: what is buffered must be flushed first, to the last byte."""
-    done = _buffered("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--format", "json")
+    done = _buffered("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+                     "--once", "--format", "json")
     assert done.returncode == 0
     assert len(done.stdout) > 10000 and json.loads(done.stdout)["connector"]["installed"] is True
-    plugin = _buffered("check_secure_endpoint", "--path.rootfs", str(healthy.root), "--state-file", "", "-vv")
+    plugin = _buffered("check_secure_endpoint", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+                       "--state-file", "", "-vv")
     assert plugin.returncode == 0 and len(plugin.stdout.splitlines()) > 10, plugin.stdout
     assert plugin.stdout.endswith("\n")
 
@@ -55,7 +57,8 @@ def test_output_that_cannot_be_written_is_not_an_ok_exit(healthy: LinuxTree) -> 
     """A full disk (here /dev/full) under cron or a pipe: exit 120 as the interpreter itself would, not 0."""
     env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
     with open("/dev/full", "w") as full:
-        done = subprocess.run([script("check_secure_endpoint"), "--path.rootfs", str(healthy.root), "--state-file",
+        done = subprocess.run([script("check_secure_endpoint"), "--path.rootfs", str(healthy.root),
+                               "--ampcli.run-from-rootfs", "--state-file",
                                ""], stdout=full, stderr=subprocess.PIPE, env=env, timeout=30, check=False)
     assert done.returncode == 120
 

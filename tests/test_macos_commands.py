@@ -43,7 +43,7 @@ CODES = {"1": 2, "2": 2, "3": 2, "4": 1, "5": 1, "6": 1, "7": 1, "10": 2, "12": 
 
 
 def active_faults(root: Path) -> set[str]:
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--once")
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--ampcli.run-from-rootfs", "--once")
     assert done.returncode == 0, done.stderr
     return {dict(labels)["fault_id"] for (name, labels), v in samples(done.stdout).items()
             if name == "secure_endpoint_fault_active" and v == 1}
@@ -54,7 +54,7 @@ def test_each_fault_alone(tmp_path: Path, fault_id: str) -> None:
     tree = MacTree(tmp_path / "mac", version="13.6").healthy()
     SETUPS[fault_id](tree)
     assert active_faults(tree.root) == {fault_id}
-    done = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--state-file", "")
+    done = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs", "--state-file", "")
     first = done.stdout.splitlines()[0]
     assert f"(fault {fault_id})" in first.split(" | ")[0], first
     assert done.returncode == CODES[fault_id]
@@ -62,13 +62,15 @@ def test_each_fault_alone(tmp_path: Path, fault_id: str) -> None:
 
 def test_several_at_once_and_the_healthy_mac(tmp_path: Path) -> None:
     tree = MacTree(tmp_path / "mac").healthy()
-    healthy = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--state-file", "")
+    healthy = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs",
+                  "--state-file", "")
     assert healthy.returncode == 0, healthy.stdout  # what only the live Mac can tell is not judged, not unknown
     assert healthy.stdout.startswith("SECURE ENDPOINT OK - no active faults (10 checked), connector connected")
     for fault_id in ("1", "3", "5", "17"):
         SETUPS[fault_id](tree)
     assert active_faults(tree.root) == {"1", "3", "5", "17"}
-    done = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--state-file", "", "--lang", "nl")
+    done = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs",
+               "--state-file", "", "--lang", "nl")
     assert done.returncode == 2
     assert done.stdout.startswith("SECURE ENDPOINT CRITICAL - Systeemextensie niet goedgekeurd (fout 1), "
                                   "Geen volledige schijftoegang (fout 3), ")

@@ -298,7 +298,8 @@ def test_installed_plugin_on_a_mac_tree(installed: Path, tmp_path: Path, fault: 
     (installed / HOME / "etc" / "python").write_text(other_python("3.9") + "\n")
     link = installed / "usr" / "local" / "bin" / "check_secure_endpoint"
     assert link.is_symlink() and not os.readlink(link).startswith("/")  # relative: right on any volume
-    done = run(link, "--path.rootfs", str(mac(tmp_path, fault)), "--state-file", "", *IGNORE)
+    done = run(link, "--path.rootfs", str(mac(tmp_path, fault)), "--ampcli.run-from-rootfs",
+               "--state-file", "", *IGNORE)
     assert done.returncode == (2 if fault else 0), done.stdout + done.stderr
     assert re.fullmatch(first, done.stdout.splitlines()[0]), done.stdout
 
@@ -306,7 +307,7 @@ def test_installed_plugin_on_a_mac_tree(installed: Path, tmp_path: Path, fault: 
 def test_daemon_takes_the_flags_file(installed: Path, tmp_path: Path) -> None:
     (installed / HOME / "etc" / "python").write_text(other_python("3.9") + "\n")
     flags = tmp_path / "exporter.args"
-    flags.write_text(f"# local settings\n\n--once\n--path.rootfs={mac(tmp_path, True)}\n")
+    flags.write_text(f"# local settings\n\n--once\n--path.rootfs={mac(tmp_path, True)}\n--ampcli.run-from-rootfs\n")
     done = run(installed / HOME / "bin" / "secure-endpoint-exporter",
                env={"SECURE_ENDPOINT_EXPORTER_ARGS_FILE": str(flags)})
     assert done.returncode == 0, done.stderr

@@ -16,7 +16,7 @@ STATES = {str(s) for s in State}
 
 
 def by_name(tree: LinuxTree) -> dict[str, Family]:
-    return {family.name: family for family in families(evaluate(Host(str(tree.root))))}
+    return {family.name: family for family in families(evaluate(Host(str(tree.root), run_programs=True)))}
 
 
 def current_states(found: dict[str, Family]) -> dict[str, str]:
@@ -47,7 +47,7 @@ def test_a_host_without_the_connector_is_not_applicable_not_clear(tmp_path: Path
 def test_the_state_set_follows_the_verdicts(tmp_path: Path) -> None:
     tree = LinuxTree(tmp_path / "faulty").healthy()
     tree.ampcli(faults_status((18, "Major", "overloaded")))
-    report = evaluate(Host(str(tree.root)))
+    report = evaluate(Host(str(tree.root), run_programs=True))
     found = {f.name: f for f in families(report)}
     states = current_states(found)
     assert states == {r.fault.id: str(r.state) for r in report.faults}

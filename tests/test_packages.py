@@ -457,16 +457,18 @@ def test_textfile_link_follows_a_changed_directory(deb_root: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("entry", ["usr/bin/check_secure_endpoint", "usr/lib/nagios/plugins/check_secure_endpoint"])
 def test_deb_plugin_runs(deb_root: Path, hosts: dict[str, Path], entry: str) -> None:
-    done = command(deb_root / entry, "--path.rootfs", str(hosts["not-installed"]), "--state-file", "")
+    done = command(deb_root / entry, "--path.rootfs", str(hosts["not-installed"]), "--ampcli.run-from-rootfs",
+                   "--state-file", "")
     assert done.stdout.splitlines()[0] == NOT_INSTALLED and done.returncode == 2, done.stdout + done.stderr
-    done = command(deb_root / entry, "--path.rootfs", str(hosts["healthy"]), "--state-file", "")
+    done = command(deb_root / entry, "--path.rootfs", str(hosts["healthy"]), "--ampcli.run-from-rootfs",
+                   "--state-file", "")
     assert done.stdout.startswith(HEALTHY) and done.returncode == 0, done.stdout + done.stderr
 
 
 def test_deb_exporter_once(deb_root: Path, hosts: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "secure_endpoint.prom"
     done = command(deb_root / "usr/bin/secure-endpoint-exporter", "--once", "--path.rootfs", str(hosts["healthy"]),
-                   "--output", str(out), "--state-file", str(tmp_path / "state.json"))
+                   "--ampcli.run-from-rootfs", "--output", str(out), "--state-file", str(tmp_path / "state.json"))
     assert done.returncode == 0 and done.stderr == "", done.stderr
     assert "secure_endpoint_connector_installed 1" in out.read_text()
 
@@ -485,10 +487,10 @@ def test_rpm_payload_on_python_3_9(rpm_root: Path, hosts: dict[str, Path], tmp_p
     """RHEL 9's python3 is 3.9; the rpm payload's launchers run the plugin and --once on it."""
     path = pythons(tmp_path, python3=other_python("3.9"))
     done = command(rpm_root / "usr/lib64/nagios/plugins/check_secure_endpoint", "--path.rootfs",
-                   str(hosts["not-installed"]), "--state-file", "", path_env=path)
+                   str(hosts["not-installed"]), "--ampcli.run-from-rootfs", "--state-file", "", path_env=path)
     assert done.stdout.splitlines()[:1] == [NOT_INSTALLED] and done.returncode == 2, done.stdout + done.stderr
     done = command(rpm_root / "usr/bin/secure-endpoint-exporter", "--once", "--path.rootfs", str(hosts["healthy"]),
-                   path_env=path)
+                   "--ampcli.run-from-rootfs", path_env=path)
     assert done.returncode == 0 and "secure_endpoint_connector_installed 1" in done.stdout, done.stderr
 
 
@@ -496,7 +498,7 @@ def test_old_python3_hands_over_to_python3_9(rpm_root: Path, hosts: dict[str, Pa
     """RHEL 8: python3 is 3.6 and the python39 package adds python3.9, which the launcher then uses."""
     path = pythons(tmp_path, python3=other_python("3.6"), **{"python3.9": other_python("3.9")})
     done = command(rpm_root / "usr/bin/check_secure_endpoint", "--path.rootfs", str(hosts["not-installed"]),
-                   "--state-file", "", path_env=path)
+                   "--ampcli.run-from-rootfs", "--state-file", "", path_env=path)
     assert done.stdout.splitlines()[:1] == [NOT_INSTALLED] and done.returncode == 2, done.stdout + done.stderr
     done = command(rpm_root / "usr/bin/secure-endpoint-exporter", "--version", path_env=path)
     assert "python version:   3.9." in done.stdout, done.stdout + done.stderr
@@ -621,7 +623,7 @@ def test_install_upgrade_and_purge(installable: Built, shared: Path, tmp_path: P
         assert os.readlink(link) == "/var/lib/secure-endpoint-exporter/textfile/secure_endpoint.prom"
         assert list(Path(f"/{LIB}/checks").glob("__pycache__/launch.cpython-*.pyc"))  # compiled by postinst
         for plugin in ("/usr/bin/check_secure_endpoint", "/usr/lib/nagios/plugins/check_secure_endpoint"):
-            done = command(Path(plugin), "--path.rootfs", str(host), "--state-file", "")
+            done = command(Path(plugin), "--path.rootfs", str(host), "--ampcli.run-from-rootfs", "--state-file", "")
             assert done.stdout.startswith(HEALTHY) and done.returncode == 0, done.stdout + done.stderr
         run_as_the_service_user(host, link)
         victim = attack_the_old_layout(account, tmp_path)
@@ -665,7 +667,7 @@ def run_as_the_service_user(host: Path, link: Path) -> None:
     """The timer's command, as its user: it may write its own folders, node_exporter's link finds the file,
     and nothing can be added to the state root."""
     done = subprocess.run(["runuser", "-u", USER, "--", "/usr/bin/secure-endpoint-exporter", "--once",
-                           "--path.rootfs", str(host), "--output", os.readlink(link),
+                           "--path.rootfs", str(host), "--ampcli.run-from-rootfs", "--output", os.readlink(link),
                            "--state-file", f"{STATE}/state/state.json"],
                           capture_output=True, text=True, timeout=60, check=False, env={"PATH": SYSTEM_PATH})
     assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -528,8 +528,8 @@ def test_plugin_answers_with_a_bomb_in_512_mib(mac: MacTree) -> None:
     mac.write(NETEXT, _shared_lists(40))
     start = time.perf_counter()
     done = subprocess.run(["prlimit", f"--as={MEMORY}", script("check_secure_endpoint"), "--path.rootfs",
-                           str(mac.root), "--state-file", "", "-v"], capture_output=True, text=True, timeout=60,
-                          check=False)
+                           str(mac.root), "--ampcli.run-from-rootfs", "--state-file", "", "-v"],
+                          capture_output=True, text=True, timeout=60, check=False)
     assert time.perf_counter() - start < 20
     lines = done.stdout.splitlines()
     assert done.returncode == 3 and lines[0].startswith("SECURE ENDPOINT UNKNOWN"), (done.returncode, lines)

@@ -34,7 +34,7 @@ def plugin(tree: LinuxTree | Path, *args: str, state: Path | None = None, raw: b
     """Exit code and lines; unless ``raw``, the definitions' age (it grows while a test runs) reads AGE."""
     root = tree.root if isinstance(tree, LinuxTree) else tree
     state_args = ["--state-file", str(state)] if state else ["--state-file", ""]
-    done = run("check_secure_endpoint", "--path.rootfs", str(root), *state_args, *args)
+    done = run("check_secure_endpoint", "--path.rootfs", str(root), "--ampcli.run-from-rootfs", *state_args, *args)
     assert done.stderr == ""  # everything goes into the plugin output Nagios reads
     lines = done.stdout.splitlines()
     if lines and not raw:
@@ -315,7 +315,7 @@ def test_without_the_privilege_to_read_the_policy(healthy: LinuxTree) -> None:
     policy.chmod(0o600)
     done = subprocess.run(
         [setpriv, "--bounding-set", "-dac_override,-dac_read_search", "--", script("check_secure_endpoint"),
-         "--path.rootfs", str(healthy.root), "--state-file", ""],
+         "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs", "--state-file", ""],
         capture_output=True, text=True, timeout=30, check=False)
     lines = done.stdout.splitlines()
     assert done.returncode == 3, done.stdout
@@ -336,7 +336,8 @@ def test_the_plugins_own_timeout_is_one_unknown_line(healthy: LinuxTree, capsys:
         raise nagiosplugin.Timeout("3s")
 
     monkeypatch.setattr(nagios.SecureEndpoint, "probe", hangs)
-    args, policy = nagios.parse_args(["--path.rootfs", str(healthy.root), "--state-file", "", "-t", "3", "-vv"])
+    args, policy = nagios.parse_args(["--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+                                      "--state-file", "", "-t", "3", "-vv"])
     with pytest.raises(SystemExit) as ended:
         nagios.run(args, policy)
     assert ended.value.code == 3

@@ -36,7 +36,7 @@ OVERLOADED = "Connector event monitoring is overloaded."
 
 
 def once(root: Path, *args: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--once", *args)
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(root), "--ampcli.run-from-rootfs", "--once", *args)
     assert done.returncode == 0, done.stderr
     return samples(done.stdout)
 
@@ -223,7 +223,7 @@ def test_healthy_real_mac_judges_every_fault(tmp_path: Path, run: Evaluate) -> N
 def test_mac_reporting_18(tmp_path: Path) -> None:
     mac = MacTree(tmp_path / "mac").healthy()
     mac.ampcli(faults_status((18, "Critical", OVERLOADED)))
-    done = run("check_secure_endpoint", "--path.rootfs", str(mac.root), "--state-file", "")
+    done = run("check_secure_endpoint", "--path.rootfs", str(mac.root), "--ampcli.run-from-rootfs", "--state-file", "")
     assert done.returncode == 2
     assert done.stdout.startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
     found = once(mac.root)
@@ -254,7 +254,8 @@ def test_mac_before_1_14(legacy: MacTree, run: Evaluate) -> None:
 
 
 def test_mac_before_1_14_through_the_plugin(legacy: MacTree) -> None:
-    done = run("check_secure_endpoint", "--path.rootfs", str(legacy.root), "--state-file", "",
+    done = run("check_secure_endpoint", "--path.rootfs", str(legacy.root), "--ampcli.run-from-rootfs",
+               "--state-file", "",
                "--ignore", "4,6,7,daemon_not_running")
     assert done.returncode == 0, done.stdout
     assert done.stdout.startswith("SECURE ENDPOINT OK - no active faults (")

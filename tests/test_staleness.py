@@ -44,7 +44,8 @@ def node_exporter(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def _write_old_textfile(tree: LinuxTree, path: Path) -> None:
     """What a timer that stopped 20 minutes ago leaves behind: its last file, written then."""
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(tree.root), "--once", "--output", str(path))
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs",
+               "--once", "--output", str(path))
     assert done.returncode == 0, done.stderr
     then = time.time() - AGE
     text, count = re.subn(r"^secure_endpoint_last_evaluation_timestamp_seconds .*$",
@@ -80,7 +81,8 @@ def test_a_stopped_timer_raises_the_staleness_alerts(healthy: LinuxTree, node_ex
 
 def test_a_fresh_textfile_raises_none(healthy: LinuxTree, node_exporter: tuple[str, Path], tmp_path: Path) -> None:
     address, textfiles = node_exporter
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--once", "--output",
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+               "--once", "--output",
                str(textfiles / "secure_endpoint.prom"))
     assert done.returncode == 0, done.stderr
     generate(["--out", str(tmp_path / "generated"), "--selector", 'job="node"'])

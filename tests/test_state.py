@@ -57,7 +57,8 @@ class Ran(NamedTuple):
 
 def plugin(tree: LinuxTree, state_file: str | Path, *args: str, umask: int | None = None) -> Ran:
     """The plugin as root, as Nagios runs it."""
-    command = [script("check_secure_endpoint"), "--path.rootfs", str(tree.root), "--state-file", str(state_file),
+    command = [script("check_secure_endpoint"), "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs",
+               "--state-file", str(state_file),
                *args]
     return _run(command, umask=umask)
 
@@ -83,7 +84,8 @@ def setpriv() -> str:
 
 def plugin_as_nobody(tree: LinuxTree, *args: str, env: dict[str, str] | None = None) -> Ran:
     environment = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", **(env or {})}
-    return _run([*unprivileged.command("check_secure_endpoint"), "--path.rootfs", str(tree.root), *args],
+    return _run([*unprivileged.command("check_secure_endpoint"), "--path.rootfs", str(tree.root),
+                 "--ampcli.run-from-rootfs", *args],
                 env=environment)
 
 
@@ -101,7 +103,7 @@ def planted_starts(root: Path, pids: tuple[int, ...] = (40001, 40002, 40003)) ->
 
 def evaluate_with(tree: LinuxTree, path: str | Path) -> Report:
     with open_state(str(path), str(tree.root)) as store:
-        return evaluate(Host(str(tree.root)), Settings(ampcli_timeout=2.0), store)
+        return evaluate(Host(str(tree.root), run_programs=True), Settings(ampcli_timeout=2.0), store)
 
 
 class Seen(NamedTuple):
@@ -667,7 +669,8 @@ def test_a_swapped_cvd_with_the_old_size_and_mtime_is_hashed_again(healthy: Linu
 
 def test_concurrent_plugin_runs(host: LinuxTree, folder: Path) -> None:
     path = folder / "check.state"
-    command = [script("check_secure_endpoint"), "--path.rootfs", str(host.root), "--state-file", str(path)]
+    command = [script("check_secure_endpoint"), "--path.rootfs", str(host.root), "--ampcli.run-from-rootfs",
+               "--state-file", str(path)]
     runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
     for process in runs:
         out, err = process.communicate(timeout=30)
@@ -874,7 +877,8 @@ def test_exporter_once_uses_the_same_checks(host: LinuxTree, tmp_path: Path, fol
     target.write_bytes(SECRET)
     link = folder / "state.json"
     link.symlink_to(target)
-    done = run("secure-endpoint-exporter", "--path.rootfs", str(host.root), "--once", "--state-file", str(link))
+    done = run("secure-endpoint-exporter", "--path.rootfs", str(host.root), "--ampcli.run-from-rootfs",
+               "--once", "--state-file", str(link))
     assert done.returncode == 0
     assert f"state file {link} cannot be used (it is a symbolic link); {KEPT}" in done.stderr
     assert "secure_endpoint_fault_active" in done.stdout

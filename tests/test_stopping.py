@@ -69,7 +69,8 @@ def start() -> Iterator[Start]:
 
     def starting(name: str, tree: LinuxTree, *args: str) -> subprocess.Popen[str]:
         # start_new_session: a Ctrl-C the test sends reaches this command only, as a terminal's would its job.
-        process = subprocess.Popen([script(name), "--path.rootfs", str(tree.root), "--ampcli-timeout", "60", *args],
+        process = subprocess.Popen([script(name), "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs",
+                                    "--ampcli-timeout", "60", *args],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                    start_new_session=True)
         started.append(process)
@@ -246,7 +247,8 @@ def test_server_shuts_down_during_a_scrape(tmp_path: Path, start: Start, signals
 
 @pytest.mark.parametrize("flags", [["--output", "x.prom"], ["--format", "json"], ["--state-file", ""]])
 def test_one_shot_flags_need_once(tmp_path: Path, flags: list[str]) -> None:
-    done = subprocess.run([script("secure-endpoint-exporter"), "--path.rootfs", str(tmp_path), *flags,
+    done = subprocess.run([script("secure-endpoint-exporter"), "--path.rootfs", str(tmp_path),
+                           "--ampcli.run-from-rootfs", *flags,
                            "--web.listen-address", "127.0.0.1:0"], capture_output=True, text=True, timeout=30,
                           check=False)
     assert done.returncode == 2
@@ -281,7 +283,7 @@ def test_a_signal_between_fork_and_registration_kills_the_new_program(
 
     monkeypatch.setattr(host.subprocess, "Popen", popen_then_signal)
     with pytest.raises(Stopped) as caught:
-        Host(str(tree.root)).start("opt/cisco/amp/bin/ampcli", ["status"])
+        Host(str(tree.root), run_programs=True).start("opt/cisco/amp/bin/ampcli", ["status"])
     assert caught.value.signal_name == "SIGTERM"
     assert started and started[0].poll() is not None  # killed and reaped, not left running
     assert started[0].pid not in host._children.started
@@ -293,12 +295,12 @@ def test_nothing_starts_once_stopping(tmp_path: Path, stop_state: None) -> None:
     tree, seconds = hung_host(tmp_path)
     host._children.stop_signal = signal.SIGTERM
     with pytest.raises(Stopped):
-        Host(str(tree.root)).start("opt/cisco/amp/bin/ampcli", ["status"])
+        Host(str(tree.root), run_programs=True).start("opt/cisco/amp/bin/ampcli", ["status"])
     errors: list[BaseException] = []
 
     def in_a_thread() -> None:
         try:
-            Host(str(tree.root)).start("opt/cisco/amp/bin/ampcli", ["status"])
+            Host(str(tree.root), run_programs=True).start("opt/cisco/amp/bin/ampcli", ["status"])
         except BaseException as error:  # noqa: BLE001 - the test looks at what it was
             errors.append(error)
 

@@ -33,6 +33,7 @@ SEVERITIES = ("Critical", "Major", "Minor")  # the connector's words; anything e
 MAX_FAULTS = 64
 MAX_TEXT = 300  # characters of a fault's text or a field's value kept
 MAX_FIELDS = 64  # distinct "Key: value" lines kept (the report shows them all)
+MAX_SAVED = 1 << 20  # a saved status is a few KiB; a larger file is no status report
 
 PROMPT = "ampcli>"
 # The patterns below are compiled at their first use (re keeps them), not at import: a healthy status
@@ -342,6 +343,17 @@ def start(host: Host, platform: Platform, about: bool = True) -> Pending | None:
         Pending(status, extra).kill()
         raise
     return Pending(status, extra)
+
+
+def read_saved(path: str, deadline: float | None = None) -> ConnectorStatus:
+    """A saved ``ampcli status`` output (``--ampcli.status-file``, as a support bundle holds one), read like
+    any file of a host: a regular file, bounded, not followed out of a FIFO or device."""
+    data = Host("/", deadline).read_bytes(path, MAX_SAVED)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise AmpcliError(said("ampcli_not_utf8", command="status", offset=error.start)) from None
+    return parse_status(text)
 
 
 def _optional(running: Running, command: str, timeout: float) -> str:

@@ -22,6 +22,8 @@ def ampcli_failed(ev: Evidence) -> Verdict:
     try:
         status = ev.status_or_none()
     except Unavailable as error:
+        if error.disabled:  # switched off, or not asked under another root: a choice, not a failure
+            raise
         return active(error.reason)
     if status is None:
         return active(msg("ampcli_missing", path=ev.host.display(AMPCLI_PATHS[ev.platform])))
