@@ -282,36 +282,51 @@ class Host:
     def user_exists(self, name: str) -> bool:
         """NSS on the live root (LDAP, sssd, ... included); the tree's own passwd under another root."""
         if not self.live:
-            return self._names_an_account("etc/passwd", name)
+            return self._account_line("etc/passwd", name) is not None
         import pwd
 
         return _found(pwd.getpwnam, name)
 
     def group_exists(self, name: str) -> bool:
         if not self.live:
-            return self._names_an_account("etc/group", name)
+            return self._account_line("etc/group", name) is not None
         import grp
 
         return _found(grp.getgrnam, name)
 
-    def _names_an_account(self, rel: str, name: str) -> bool:
-        """Whether a line of ``rel`` (passwd, group) starts with ``name:``.
+    def user_id(self, name: str) -> int | None:
+        """The user's uid (NSS on the live root, the tree's passwd otherwise); None when there is no such user."""
+        if self.live:
+            import pwd
+
+            try:
+                return pwd.getpwnam(name).pw_uid
+            except KeyError:
+                return None
+        line = self._account_line("etc/passwd", name)
+        fields = (line or b"").split(b":")
+        return int(fields[2]) if len(fields) > 2 and fields[2].isdigit() and len(fields[2]) <= 10 else None
+
+    def _account_line(self, rel: str, name: str) -> bytes | None:
+        """The first line of ``rel`` (passwd, group) that starts with ``name:``; None when none does.
 
         The file is searched a block at a time, not read whole: a directory-sized passwd of
         millions of lines costs time (bounded by the deadline), never memory, and is never too big.
         """
         needle = b"\n" + name.encode() + b":"
-        tail = b"\n"  # the file's start is a line's start
+        data = b"\n"  # the file's start is a line's start; what is kept is the tail or the line found
         read = 0
         with self.open_regular(rel) as handle:
             while True:
                 self._tick()
                 block = handle.read(ACCOUNT_BLOCK)
+                data += block
+                at = data.find(needle)
+                if at >= 0 and (b"\n" in data[at + 1:] or not block or len(data) - at > ACCOUNT_BLOCK):
+                    return data[at + 1:].split(b"\n", 1)[0]
                 if not block:
-                    return False
-                if needle in tail + block:
-                    return True
-                tail = (tail + block)[-len(needle):]
+                    return None
+                data = data[at:] if at >= 0 else data[-len(needle):]
                 read += len(block)
                 if read > MAX_ACCOUNT_FILE:
                     raise HostError(f"{self.display(rel)} is larger than {MAX_ACCOUNT_FILE >> 30} GiB")

@@ -50,6 +50,7 @@ MAX_ROOTS = 32
 MAX_KEY_CHARS = 8192  # a CVD cache key is a path (PATH_MAX 4096) and a few numbers
 MAX_VERDICT_CHARS = 256
 MAX_PID = 2**31 - 1
+MAX_BOOT_ID = 64  # the kernel's is a UUID (36 characters)
 MAX_PROCESSES = 65536  # entries of the process table; a host with more keeps none (reads every process each run)
 MAX_NAME_CHARS = 64  # a process name (the kernel keeps 15 characters)
 MAX_BYTES = 4 << 20  # larger than any state this module writes (the process table is ~45 bytes a process)
@@ -81,23 +82,25 @@ class StateStore:
             self.data[self.rootfs] = section
         return section
 
-    def scan_starts(self, seen: list[tuple[int, float]], now: float, window: float) -> list[tuple[int, float]]:
-        """Distinct scan service (pid, start time) pairs started within ``window`` seconds of ``now``.
+    def scan_starts(self, seen: list[tuple[int, int]], boot_id: str, now: int, window: int) -> list[tuple[int, int]]:
+        """Distinct scan service starts, (pid, start ticks after boot), of this boot within ``window`` ticks
+        before ``now`` (ticks since boot).
 
-        Adds the processes seen now to those remembered from earlier runs.
+        Adds the processes seen now to those remembered from earlier runs. Ticks since boot are what no
+        step of the wall clock moves, so one process is one start whatever the clock does.
         """
         section = self._section()
         remembered = section.get("scan_starts", [])
-        starts: set[tuple[int, float]] = set()
+        starts: set[tuple[int, int]] = set()
         if isinstance(remembered, list):
             for item in remembered:
-                with contextlib.suppress(TypeError, ValueError):
-                    pid, started = item
-                    starts.add((int(pid), round(float(started), 1)))
-        starts.update((pid, round(started, 1)) for pid, started in seen)
-        recent = sorted((s for s in starts if now - window <= s[1] <= now + 60), key=lambda s: (s[1], s[0]))
+                if isinstance(item, list) and len(item) == 3 and item[0] == boot_id:
+                    with contextlib.suppress(TypeError, ValueError):
+                        starts.add((int(item[1]), int(item[2])))
+        starts.update(seen)
+        recent = sorted((s for s in starts if now - window <= s[1] <= now), key=lambda s: (s[1], s[0]))
         recent = recent[-MAX_SCAN_STARTS:]
-        section["scan_starts"] = [list(s) for s in recent]
+        section["scan_starts"] = [[boot_id, pid, ticks] for pid, ticks in recent]
         return sorted(recent)
 
     def cvd_cache(self) -> MutableMapping[str, str]:
@@ -127,7 +130,7 @@ class StateStore:
 def sanitize(raw: object) -> dict[str, Any]:
     """What of ``raw`` fits the schema; the rest is dropped (debug log), never an exception.
 
-    ``{root: {"scan_starts": [[pid, time], ...], "cvd": {key: verdict},
+    ``{root: {"scan_starts": [[boot id, pid, start ticks], ...], "cvd": {key: verdict},
     "processes": {"boot": time, "known": {pid: [inode, name, read_at, stamp]}}}}``, every part bounded.
     """
     if not isinstance(raw, dict):
@@ -165,20 +168,21 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _clean_starts(value: object) -> list[list[int | float]]:
+def _clean_starts(value: object) -> list[list[str | int]]:
+    """``[boot id, pid, start ticks after boot]`` each (the older ``[pid, time]`` form is dropped)."""
     if not isinstance(value, list):
         log.debug("state: scan_starts is %s, not a list; dropped", type(value).__name__)
         return []
-    starts: list[list[int | float]] = []
+    starts: list[list[str | int]] = []
     for item in value:
-        if (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int) and not isinstance(item[0], bool)
-                and 0 < item[0] <= MAX_PID and _number(item[1]) and item[1] >= 0):
-            starts.append([item[0], float(item[1])])
+        if (isinstance(item, list) and len(item) == 3 and type(item[0]) is str and 0 < len(item[0]) <= MAX_BOOT_ID
+                and type(item[1]) is int and 0 < item[1] <= MAX_PID and type(item[2]) is int and 0 <= item[2] < 2**63):
+            starts.append(list(item))
         else:
             log.debug("state: scan start %.80r dropped", item)
     if len(starts) > MAX_SCAN_STARTS:
         log.debug("state: more than %d scan starts; the oldest dropped", MAX_SCAN_STARTS)
-        starts = sorted(starts, key=lambda s: s[1])[-MAX_SCAN_STARTS:]
+        starts = sorted(starts, key=lambda s: s[2])[-MAX_SCAN_STARTS:]
     return starts
 
 

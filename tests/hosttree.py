@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+BOOT_ID = "4f8d1b52-0c1e-4b7e-9a53-2d7c0e5b6a11"  # every LinuxTree's proc/sys/kernel/random/boot_id
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
 RELEASE = "5.14.0-362.8.1.el9_3.x86_64"
 
@@ -213,6 +214,9 @@ class LinuxTree(Tree):
         self.write("etc/os-release", OS_RELEASES[distro])
         self.write("proc/sys/kernel/osrelease", release + "\n")
         self.write("proc/stat", f"cpu  1 2 3 4\nbtime {int(self.boot)}\n")
+        # No proc/uptime: a tree's would stand still while the tests' processes start later; without it
+        # the time since boot is worked out from btime, as in a copied tree.
+        self.write("proc/sys/kernel/random/boot_id", BOOT_ID + "\n")
         self.write("proc/meminfo", "MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n")
         self.write("proc/modules", "xfs 2000000 2 - Live 0x0000000000000000\n")
         self.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
@@ -222,8 +226,9 @@ class LinuxTree(Tree):
 
     # -- parts -----------------------------------------------------------------
     def process(self, name: str, pid: int | None = None, started_ago: float = 3600.0, bpf_programs: int = 0,
-                argv: list[str] | None = None) -> int:
-        """A process in ``proc/<pid>``: stat, comm, cmdline and fd links."""
+                argv: list[str] | None = None, uid: int = 0, exe: str | None = None) -> int:
+        """A process in ``proc/<pid>``: stat, status (its uids), comm, cmdline, the exe link (by default the
+        connector's folder for its own names) and fd links; ``exe=""`` leaves the link out."""
         if pid is None:
             self._pid += 1
             pid = self._pid
@@ -232,6 +237,12 @@ class LinuxTree(Tree):
         fields += ["0"] * 12 + [str(ticks)] + ["0"] * 30
         self.write(f"proc/{pid}/stat", " ".join(fields) + "\n")
         self.write(f"proc/{pid}/comm", name[:15] + "\n")
+        self.write(f"proc/{pid}/status", f"Name:\t{name[:15]}\nState:\tS (sleeping)\nPid:\t{pid}\n"
+                   f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t{uid}\t{uid}\t{uid}\t{uid}\n")
+        if exe is None:
+            exe = f"/opt/cisco/amp/bin/{name}" if name.startswith("amp") else f"/usr/bin/{name}"
+        if exe:
+            self.symlink(f"proc/{pid}/exe", exe)
         self.write(f"proc/{pid}/cmdline", "\0".join(argv or [f"/opt/cisco/amp/bin/{name}"]) + "\0")
         fd_dir = self.root / f"proc/{pid}/fd"
         fd_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +251,10 @@ class LinuxTree(Tree):
         for number in range(bpf_programs):
             self.symlink(f"proc/{pid}/fd/{10 + number}", "anon_inode:bpf-prog")
         return pid
+
+    def start_entry(self, pid: int, started_ago: float) -> list[str | int]:
+        """A scan service start as the state file keeps it: [boot id, pid, start ticks after boot]."""
+        return [BOOT_ID, pid, int((time.time() - started_ago - self.boot) * CLK_TCK)]
 
     def kill(self, pid: int) -> None:
         shutil.rmtree(self.root / f"proc/{pid}")

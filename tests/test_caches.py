@@ -25,11 +25,12 @@ def _probe(tree: LinuxTree, table: processes.ProcessTable) -> processes.ProcessF
 
 
 def _rename_stat(tree: LinuxTree, pid: int, name: str) -> None:
-    """What an exec does: the same process (same proc folder) gets another name."""
+    """What an exec does: the same process (same proc folder) gets another name and executable."""
     path = tree.root / f"proc/{pid}/stat"
     fields = path.read_text().split(" ")
     fields[1] = f"({name})"
     path.write_text(" ".join(fields))
+    tree.symlink(f"proc/{pid}/exe", f"/opt/cisco/amp/bin/{name}")
 
 
 def _fifo_at_stat(tree: LinuxTree, pid: int) -> None:

@@ -10,7 +10,7 @@ import pytest
 from checks.report import State
 from checks.state import StateStore
 from tests.conftest import Evaluate, result, texts
-from tests.hosttree import LinuxTree, faults_status, policy_output
+from tests.hosttree import BOOT_ID, CLK_TCK, LinuxTree, faults_status, policy_output
 
 
 def states(report) -> dict[str, State]:
@@ -116,7 +116,8 @@ def test_6_three_scanners_started_within_ten_minutes_across_runs(healthy: LinuxT
 
 def test_6_old_starts_fall_out_of_the_window(healthy: LinuxTree, run: Evaluate) -> None:
     store = StateStore(rootfs=str(healthy.root))
-    store.scan_starts([(501, time.time() - 3600), (502, time.time() - 1800)], time.time(), 600)
+    now = int((time.time() - healthy.boot) * CLK_TCK)
+    store.scan_starts([(501, now - 3600 * CLK_TCK), (502, now - 1800 * CLK_TCK)], BOOT_ID, now, 600 * CLK_TCK)
     item = result(run(healthy, store=store), "6")
     assert item.state is State.CLEAR
     assert "0 scan service processes" in texts(item)  # the running scanner started 30 minutes ago

@@ -37,7 +37,7 @@ from checks.state import StateFile, open_state, sanitize
 from tests import unprivileged
 from tests.commands import run, script
 from tests.conftest import result, texts
-from tests.hosttree import LinuxTree, cvd_bytes
+from tests.hosttree import BOOT_ID, LinuxTree, cvd_bytes
 from tests.test_plugin import AGE
 
 # The definitions' age grows while a test runs: the lines are compared with it masked (test_plugin.AGE).
@@ -94,11 +94,10 @@ def refusal(lines: list[str], path: str | Path, reason: str) -> None:
     assert lines[1:] == [f"state file {path} cannot be used ({reason}); {KEPT}"], lines
 
 
-def planted_starts(root: Path, pids: tuple[int, ...] = (40001, 40002, 40003)) -> bytes:
+def planted_starts(tree: LinuxTree, pids: tuple[int, ...] = (40001, 40002, 40003)) -> bytes:
     """Three scan service starts in the last few minutes: enough for fault 6 if believed."""
-    now = time.time()
-    starts = [[pid, now - 60 * (n + 1)] for n, pid in enumerate(pids)]
-    return json.dumps({str(root): {"scan_starts": starts}}).encode()
+    starts = [tree.start_entry(pid, 60 * (n + 1)) for n, pid in enumerate(pids)]
+    return json.dumps({str(tree.root): {"scan_starts": starts}}).encode()
 
 
 def evaluate_with(tree: LinuxTree, path: str | Path) -> Report:
@@ -174,7 +173,7 @@ def test_symlink_is_refused_and_its_target_left_alone(host: LinuxTree, tmp_path:
     (tmp_path / "etc").mkdir()
     targets = {
         # Valid state that would raise fault 6 if the link were followed.
-        "planted state": (tmp_path / "elsewhere.json", planted_starts(host.root)),
+        "planted state": (tmp_path / "elsewhere.json", planted_starts(host)),
         "shadow-like": (tmp_path / "etc" / "shadow", SECRET),
         "dangling": (tmp_path / "etc" / "created-by-the-plugin", None),
         "directory": (tmp_path / "etc", None),
@@ -213,7 +212,7 @@ def test_a_symlink_swapped_in_after_the_look_is_still_refused(host: LinuxTree, t
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """O_NOFOLLOW, not the look before, is what refuses the link: root's own file behind it is not read."""
     target = tmp_path / "root-owned.json"
-    planted = planted_starts(host.root)
+    planted = planted_starts(host)
     target.write_bytes(planted)
     target.chmod(0o600)
     link = folder / "check.state"
@@ -320,14 +319,14 @@ def test_special_files_are_refused_quickly(host: LinuxTree, folder: Path, kind: 
 def test_planted_scan_starts_count_only_from_a_trusted_file(host: LinuxTree, folder: Path) -> None:
     """The control: root's own file with those starts does give fault 6, so the refusal below is real."""
     path = folder / "check.state"
-    path.write_bytes(planted_starts(host.root))
+    path.write_bytes(planted_starts(host))
     path.chmod(0o600)
     assert result(evaluate_with(host, path), "6").state is State.ACTIVE
 
 
 def test_file_of_another_user_is_refused_as_root(host: LinuxTree, folder: Path) -> None:
     path = folder / "check.state"
-    planted = planted_starts(host.root)
+    planted = planted_starts(host)
     path.write_bytes(planted)
     path.chmod(0o600)
     os.chown(path, NOBODY, NOBODY)
@@ -342,7 +341,7 @@ def test_file_of_another_user_is_refused_as_root(host: LinuxTree, folder: Path) 
 ])
 def test_file_writable_by_others_is_refused(host: LinuxTree, folder: Path, mode: int, end_to_end: bool) -> None:
     path = folder / "check.state"
-    planted = planted_starts(host.root)
+    planted = planted_starts(host)
     path.write_bytes(planted)
     path.chmod(mode)
     seen = attempt(host, path, end_to_end)
@@ -379,7 +378,7 @@ def test_folders_another_user_could_swap_the_file_in(host: LinuxTree, tmp_path: 
         assert seen.healthy and seen.state_lines == []
         assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.stat().st_uid == 0
         return
-    planted = planted_starts(host.root)
+    planted = planted_starts(host)
     path.write_bytes(planted)
     path.chmod(0o600)
     seen = attempt(host, path, end_to_end)
@@ -393,7 +392,7 @@ def test_folders_another_user_could_swap_the_file_in(host: LinuxTree, tmp_path: 
 def test_nobody_refuses_a_file_of_root(shared: Path) -> None:
     tree = LinuxTree(shared / "host").healthy()
     path = shared / "check.state"
-    planted = planted_starts(tree.root)
+    planted = planted_starts(tree)
     path.write_bytes(planted)
     path.chmod(0o644)
     ran = plugin_as_nobody(tree, "--state-file", str(path))
@@ -486,7 +485,7 @@ MALFORMED: list[tuple[str, bytes, bool]] = [
     ("not utf-8", b'{"\xff\xfe": 1}', True),
     ("nul bytes", b"\x00" * 64, True),
     ("nested too deep", b"[" * 100_000 + b"]" * 100_000, True),
-    ("truncated", b'{"/": {"scan_starts": [[1, 2.0]', True),
+    ("truncated", b'{"/": {"scan_starts": [["b", 1, 2]', True),
     ("a list at the top", b"[]", False),
     ("a list of pairs at the top", b'[["/", {}]]', False),
     ("a string at the top", b'"state"', False),
@@ -499,12 +498,14 @@ MALFORMED: list[tuple[str, bytes, bool]] = [
     ("scan_starts a mapping", b'{"{root}": {"scan_starts": {"1": 2}}}', False),
     ("scan_starts a string", b'{"{root}": {"scan_starts": "1,2"}}', False),
     ("scan_starts items of every wrong shape",
-     b'{"{root}": {"scan_starts": [[1], [1, 2, 3], ["1", 2.0], [true, 2.0], [1, "2"], [1, null], '
-     b'[-5, 2.0], [0, 2.0], [99999999999, 2.0], [1.5, 2.0], [1, -3.0], [1, 1e400], {"pid": 1}, 7]}}', False),
+     b'{"{root}": {"scan_starts": [[1], [1, 2], ["b", 1], ["b", "1", 2], [true, 1, 2], ["b", 1, "2"], '
+     b'["b", 1, null], ["b", -5, 2], ["b", 0, 2], ["b", 99999999999, 2], ["b", 1.5, 2], ["b", 1, -3], '
+     b'["b", 1, 2.0], ["b", 1, 1e400], ["", 1, 2], [null, 1, 2], ["' + b"x" * 65 + b'", 1, 2], '
+     b'["b", true, 2], {"pid": 1}, 7]}}', False),
     ("cvd a list", b'{"{root}": {"cvd": [["a", ""]]}}', False),
     ("cvd values of wrong types", b'{"{root}": {"cvd": {"a": 1, "b": null, "c": [""], "d": {}}}}', False),
     ("unknown keys", b'{"{root}": {"other": 1, "scan_starts": [], "cvd": {}}, "x": 1}', False),
-    ("NaN and Infinity", b'{"{root}": {"scan_starts": [[1, NaN], [2, Infinity]]}}', False),
+    ("NaN and Infinity", b'{"{root}": {"scan_starts": [["b", 1, NaN], ["b", 2, Infinity]]}}', False),
     ("processes a list", b'{"{root}": {"processes": [[1, 2, "x", 3.0]]}}', False),
     ("processes rows of every wrong shape",
      b'{"{root}": {"processes": {"boot": 5.0, "known": {"1": [1, "x"], "x": [1, "x", 1.0], "2": ["1", "x", 1.0], '
@@ -535,8 +536,8 @@ def test_malformed_content_never_crashes(host: LinuxTree, folder: Path, content:
 
 
 def test_good_entries_survive_beside_bad_ones(host: LinuxTree, folder: Path) -> None:
-    now = time.time()
-    raw = {str(host.root): {"scan_starts": [[41, now - 100], "junk", [42, now - 50], [43, "x"], [44, now - 10]],
+    raw = {str(host.root): {"scan_starts": [host.start_entry(41, 100), "junk", host.start_entry(42, 50),
+                                            [BOOT_ID, 43, "x"], host.start_entry(44, 10)],
                                "cvd": {"k|1|2|3|4": "", "bad": 5}}}
     path = folder / "check.state"
     path.write_text(json.dumps(raw))
@@ -544,7 +545,7 @@ def test_good_entries_survive_beside_bad_ones(host: LinuxTree, folder: Path) -> 
     report = evaluate_with(host, path)
     assert result(report, "6").state is State.ACTIVE  # 41, 42 and 44 were kept: three starts
     saved = json.loads(path.read_text())[str(host.root)]
-    assert sorted(pid for pid, _ in saved["scan_starts"]) == [41, 42, 44]
+    assert sorted(pid for _, pid, _ in saved["scan_starts"]) == [41, 42, 44]
     assert saved["cvd"] == {"k|1|2|3|4": ""}
 
 
@@ -559,9 +560,8 @@ def test_oversized_file_is_reset(host: LinuxTree, folder: Path) -> None:
 
 
 def test_counts_are_bounded(host: LinuxTree, folder: Path) -> None:
-    now = time.time()
-    raw: dict[str, Any] = {f"/host{n}": {"scan_starts": [[n + 1, now]]} for n in range(100)}
-    raw[str(host.root)] = {"scan_starts": [[pid, now - 1] for pid in range(1, 20_000)],
+    raw: dict[str, Any] = {f"/host{n}": {"scan_starts": [[BOOT_ID, n + 1, 5]]} for n in range(100)}
+    raw[str(host.root)] = {"scan_starts": [host.start_entry(pid, 1) for pid in range(1, 20_000)],
                               "cvd": {f"k{n}": "" for n in range(257)}}
     path = folder / "check.state"
     path.write_text(json.dumps(raw))
@@ -589,8 +589,8 @@ def test_sanitize_takes_anything(raw: object) -> None:
     assert sanitize(clean) == clean  # what passes once passes again: a saved file is always accepted
     for root, section in clean.items():
         assert isinstance(root, str) and root and set(section) <= {"scan_starts", "cvd"}
-        for pid, started in section.get("scan_starts", []):
-            assert type(pid) is int and pid > 0 and type(started) is float
+        for boot, pid, started in section.get("scan_starts", []):
+            assert type(boot) is str and type(pid) is int and pid > 0 and type(started) is int
         assert all(type(k) is str and type(v) is str for k, v in section.get("cvd", {}).items())
     assert len(state.encode(clean)) <= state.MAX_BYTES
 
@@ -686,7 +686,7 @@ def _add_start(path: str, pid: int) -> None:
     # A wait long enough for any load (four test workers beside CI): this test is about lost updates;
     # giving up after LOCK_WAIT, which loses one by design, is tested below.
     with open_state(path, "/host", lock_wait=60) as store:
-        store.scan_starts([(pid, time.time())], time.time(), 600)
+        store.scan_starts([(pid, 100)], BOOT_ID, 200, 600)
         time.sleep(0.01)  # long enough for the others to queue on the lock
 
 
@@ -700,12 +700,12 @@ def test_no_update_is_lost_between_concurrent_runs(folder: Path) -> None:
         worker.join(timeout=30)
         assert worker.exitcode == 0
     saved = json.loads(Path(path).read_text())
-    assert sorted(pid for pid, _ in saved["/host"]["scan_starts"]) == list(range(100, 110))
+    assert sorted(pid for _, pid, _ in saved["/host"]["scan_starts"]) == list(range(100, 110))
 
 
 def test_a_lock_held_too_long_leaves_the_file_alone(host: LinuxTree, folder: Path) -> None:
     path = folder / "check.state"
-    planted = planted_starts(host.root, (40001, 40002))
+    planted = planted_starts(host, (40001, 40002))
     path.write_bytes(planted)
     path.chmod(0o600)
     with open(path, "rb") as holder:
@@ -720,18 +720,18 @@ def test_a_lock_held_too_long_leaves_the_file_alone(host: LinuxTree, folder: Pat
 
 def test_a_locked_file_is_still_read(folder: Path) -> None:
     path = folder / "check.state"
-    path.write_text('{"/host": {"scan_starts": [[7, 1.0]]}}')
+    path.write_text('{"/host": {"scan_starts": [["b", 7, 1]]}}')
     path.chmod(0o600)
     with open(path, "rb") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX)
         opened = StateFile.open(str(path), lock_wait=0.05)
     try:
         assert not opened.locked
-        assert opened.data == {"/host": {"scan_starts": [[7, 1.0]]}}
+        assert opened.data == {"/host": {"scan_starts": [["b", 7, 1]]}}
         opened.save({"/host": {}})  # not ours to write
     finally:
         opened.close()
-    assert path.read_text() == '{"/host": {"scan_starts": [[7, 1.0]]}}'
+    assert path.read_text() == '{"/host": {"scan_starts": [["b", 7, 1]]}}'
 
 
 # -- creation -------------------------------------------------------------------------------------
@@ -770,11 +770,11 @@ def test_a_new_file_is_0600_even_when_the_run_fails_before_saving(folder: Path, 
 
 def test_an_old_0644_file_is_kept_and_saved_as_0600(host: LinuxTree, folder: Path) -> None:
     path = folder / "check.state"
-    path.write_text(json.dumps({"/other": {"scan_starts": [[5, 1.0]]}}))
+    path.write_text(json.dumps({"/other": {"scan_starts": [["b", 5, 1]]}}))
     path.chmod(0o644)
     evaluate_with(host, path)
     saved = json.loads(path.read_text())
-    assert saved["/other"] == {"scan_starts": [[5, 1.0]]} and str(host.root) in saved
+    assert saved["/other"] == {"scan_starts": [["b", 5, 1]]} and str(host.root) in saved
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -785,7 +785,7 @@ def test_default_location_for_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     old = os.umask(0)
     try:
         with open_state(state.default_path(), "/host") as store:
-            store.scan_starts([(9, time.time())], time.time(), 600)
+            store.scan_starts([(9, 100)], BOOT_ID, 200, 600)
     finally:
         os.umask(old)
     folder = tmp_path / "lib" / "secure-endpoint-monitoring"
@@ -849,7 +849,7 @@ def test_a_default_without_a_home_is_an_info_line_and_every_other_failure_a_warn
         caplog.clear()
         monkeypatch.setenv("HOME", str(home))
         with open_state(path or state.default_path(), "/host") as store:
-            assert store.scan_starts([(9, time.time())], time.time(), 600)  # the run goes on in memory
+            assert store.scan_starts([(9, 100)], BOOT_ID, 200, 600)  # the run goes on in memory
         return _said(caplog)
 
     default = f"{tmp_path}/file/.local/state/secure-endpoint-monitoring/check_secure_endpoint.state"
@@ -910,6 +910,7 @@ def test_the_plugin_does_not_read_a_known_process_again(tmp_path: Path, folder: 
     assert _known(tree, path)[str(worker)] == known[str(worker)]  # not read again: the same time of reading
     path_of_stat = tree.root / f"proc/{worker}/stat"
     path_of_stat.write_text(path_of_stat.read_text().replace("(worker)", "(ampscansvc)"))
+    tree.symlink(f"proc/{worker}/exe", "/opt/cisco/amp/bin/ampscansvc")  # what an exec of it would show
     tree.stop("ampscansvc")
     assert plugin(tree, path).code == 0  # a copied tree's file rewritten in place is read again
 

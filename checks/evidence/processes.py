@@ -12,20 +12,32 @@ system may give a folder made again the inode of the one removed, and its
 files can be rewritten in place, so there the ``stat`` file's own inode, size
 and times must be unchanged too (one ``stat`` call instead of a read).
 Process 1 is always read: it tells whether ``proc`` is readable at all.
+
+A process counts as the connector's only when root runs it (real and effective uid in
+``proc/<pid>/status``; the scan service may also run as its own account, ``cisco-amp-scan-svc``,
+as it is meant to) and, where its ``exe`` link can be read, that executable lies in the
+connector's install folder: any user can name a process ``ampdaemon``, only root can make a
+process of root or of another account. A start is known by its pid and its start time in clock
+ticks since boot, which no step of the wall clock moves (``btime`` does), for one boot
+(``proc/sys/kernel/random/boot_id``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
 import time
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number
+from checks.evidence.scan_user import SCAN_ACCOUNT
 from checks.host import Folder, Host, HostError
 from checks.messages import said
 from checks.records import Record
+
+log = logging.getLogger(__name__)
 
 DAEMON = "ampdaemon"
 SCANNER = "ampscansvc"
@@ -34,6 +46,13 @@ BPF_LINK = "anon_inode:bpf-prog"
 MAX_FDS = 65536
 MAX_PROCESSES = 4_194_304  # the kernel's own ceiling (pid_max)
 DEAD_STATES = ("Z", "X", "x")  # zombie, dead
+# Where the connector's programs are (ampdaemon: docs/connector-facts.md; ampscansvc beside it, assumed).
+INSTALL_DIRS = {
+    Platform.LINUX: ("/opt/cisco/amp/",),
+    Platform.MACOS: ("/opt/cisco/amp/", "/Library/Application Support/Cisco/",
+                     "/Applications/Cisco Secure Endpoint.app/"),
+}
+MAX_STATUS = 1 << 16  # proc/<pid>/status is some 1.5 KiB
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # A process may still exec another program just after it starts (fork, then exec): one younger than
 # this when it was read is read again on the next scrape.
@@ -49,7 +68,7 @@ REVERIFY_PER_PROBE = 128
 class ProcessInfo(Record):
     pid: int
     name: str
-    started: float  # seconds since the epoch
+    start_ticks: int  # clock ticks (CLOCK_TICKS a second) after boot
 
 
 class ProcessFacts(Record):
@@ -57,6 +76,8 @@ class ProcessFacts(Record):
     # eBPF programs held open by the configured holder processes (Linux); None when their fds cannot be read
     bpf_programs: int | None = 0
     bpf_error: str = ""
+    boot_id: str = ""  # this boot of the host: process starts of another boot are not this one's
+    uptime_ticks: int = 0  # clock ticks since boot, now
 
     def running(self, name: str) -> bool:
         return bool(self.by_name.get(name))
@@ -100,6 +121,16 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
         return _linux(proc, bpf_holders, table or ProcessTable())
 
 
+def _since_boot(host: Host, boot: float) -> tuple[str, int]:
+    """The boot id and the clock ticks since boot: the kernel's (``boot_id``, ``uptime``) where the tree
+    has them, else worked out from ``btime`` (a copied tree without them: no clock steps there)."""
+    boot_id = host.read_optional("proc/sys/kernel/random/boot_id")
+    uptime = (host.read_optional("proc/uptime") or "").split()
+    seconds = float(uptime[0]) if uptime and ascii_number(uptime[0].replace(".", "", 1), 16) else time.time() - boot
+    known = boot_id.strip() if boot_id and len(boot_id.strip()) <= 64 and boot_id.strip().isprintable() else ""
+    return known or f"btime {boot:.0f}", int(seconds * CLOCK_TICKS)
+
+
 def _kernels(proc: Folder) -> bool:
     """Whether ``proc`` is the kernel's: the live root's, or a procfs mounted in the tree (its root has
     inode 1, and its files, process 1's stat included, have size 0)."""
@@ -127,6 +158,7 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
     wanted = frozenset((*WATCHED, *bpf_holders))
     found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
     boot = _boot_time(proc.host)
+    owners = _Owners(proc.host)
     known = table.known if table.boot == boot else {}  # after a reboot pids and inodes start over
     kernel = _kernels(proc)
     fresh: dict[str, Known] = {}
@@ -148,30 +180,73 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
         elif not (pid.isascii() and pid.isdigit()) or entry.is_symlink():
             continue  # not a process; a real proc/<pid> is a folder, a link may lead anywhere
         stamp = () if kernel else _stamp(proc, pid)  # before the read: a change after it is seen next time
-        init_read = _read(proc, entry, boot, now, found, fresh, stamp) or init_read
+        init_read = _read(proc, entry, boot, now, found, fresh, stamp, owners) or init_read
     if not init_read:
         # hidepid=1/2 hides other users' processes: absent would be a wrong verdict.
         raise HostError(said("proc_hidepid", path=proc.display()))
     table.boot, table.known = boot, fresh
+    boot_id, uptime_ticks = _since_boot(proc.host, boot)  # after the listing: no process seen is younger
     for processes in found.values():
         processes.sort()
     bpf, error = _bpf_programs(proc, [p.pid for name in set(bpf_holders) for p in found[name]])
-    return ProcessFacts(found, bpf, error)
+    return ProcessFacts(found, bpf, error, boot_id, uptime_ticks)
 
 
 def _read(proc: Folder, entry: os.DirEntry[str], boot: float, now: float, found: dict[str, list[ProcessInfo]],
-          fresh: dict[str, Known], stamp: tuple[int, ...]) -> bool:
+          fresh: dict[str, Known], stamp: tuple[int, ...], owners: _Owners) -> bool:
     """Read one process: a watched one goes to ``found``, another old enough to ``fresh``; whether it is 1."""
     line = _read_stat(proc, entry.name)
     if line is None:
         return False  # gone meanwhile
     started = boot + line.start_ticks / CLOCK_TICKS
     if line.name in found:
-        if line.state not in DEAD_STATES:  # a zombie is not running
-            found[line.name].append(ProcessInfo(int(entry.name), line.name, started))
+        if line.state not in DEAD_STATES and _connectors(proc, entry.name, line.name, owners):  # zombie: not running
+            found[line.name].append(ProcessInfo(int(entry.name), line.name, line.start_ticks))
     elif now - started >= SETTLED_AFTER and entry.name != "1":  # 1 is read on every probe anyway
         fresh[entry.name] = Known(entry.inode(), line.name, now, stamp)
     return entry.name == "1"
+
+
+class _Owners:
+    """Who may run the connector's processes: root; the scan service also as its own account (looked up
+    once, when a process first needs it: most hosts run it as root or the account, rarely both)."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self._looked_up = False
+        self._scan_uid: int | None = None
+
+    def allowed(self, name: str, uid: int) -> bool:
+        if uid == 0:
+            return True
+        if name != SCANNER:
+            return False
+        if not self._looked_up:
+            self._scan_uid, self._looked_up = self.host.user_id(SCAN_ACCOUNT), True
+        return uid == self._scan_uid
+
+
+def _connectors(proc: Folder, pid: str, name: str, owners: _Owners) -> bool:
+    """Whether the process is the connector's: run by an allowed account (real and effective uid), and its
+    executable in the install folder where ``exe`` can be read (another user's is not, without root: then
+    the account alone counts, as only root can start a process of another account). A process that ended
+    meanwhile is not."""
+    try:
+        status = proc.read(pid, "status", limit=MAX_STATUS).decode("utf-8", "replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    uids = next((line.split()[1:3] for line in status.splitlines() if line.startswith("Uid:")), [])
+    if not (len(uids) == 2 and all(ascii_number(uid, 10) and owners.allowed(name, int(uid)) for uid in uids)):
+        log.debug("%s: named %s, run by uid %s; not counted", proc.display(pid), name, uids)
+        return False
+    try:
+        exe = proc.readlink(pid, "exe")
+    except (PermissionError, FileNotFoundError, ProcessLookupError):
+        return True
+    if exe.startswith(INSTALL_DIRS[Platform.LINUX]):
+        return True
+    log.debug("%s: runs %r, outside the connector's install folder; not counted", proc.display(pid), exe)
+    return False
 
 
 class _Stat(Record):
@@ -213,11 +288,20 @@ def _live_macos() -> ProcessFacts:
     import psutil
 
     found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
-    for proc in psutil.process_iter(["name", "create_time", "status"]):
-        name = proc.info.get("name") or ""
-        if name in found and proc.info.get("status") != psutil.STATUS_ZOMBIE:
-            found[name].append(ProcessInfo(proc.pid, name, float(proc.info.get("create_time") or 0.0)))
-    return ProcessFacts(found)
+    owners = _Owners(Host("/"))
+    for proc in psutil.process_iter(["name", "create_time", "status", "uids", "exe"]):
+        info = proc.info
+        name = info.get("name") or ""
+        if name not in found or info.get("status") == psutil.STATUS_ZOMBIE:
+            continue
+        uids, exe = info.get("uids"), info.get("exe")  # None where not readable (exe of root's, as a user)
+        if uids is None or not all(owners.allowed(name, uid) for uid in (uids.real, uids.effective)):
+            continue
+        if exe and not exe.startswith(INSTALL_DIRS[Platform.MACOS]):
+            continue
+        # create_time is fixed when the process starts: a later clock step does not move it
+        found[name].append(ProcessInfo(proc.pid, name, int(float(info.get("create_time") or 0.0) * CLOCK_TICKS)))
+    return ProcessFacts(found, boot_id=f"boot {psutil.boot_time():.0f}", uptime_ticks=int(time.time() * CLOCK_TICKS))
 
 
 def _bpf_programs(proc: Folder, pids: list[int]) -> tuple[int | None, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from checks.collect import Evidence, Unavailable
 from checks.evidence import definitions
-from checks.evidence.processes import DAEMON, SCANNER
+from checks.evidence.processes import CLOCK_TICKS, DAEMON, SCANNER
 from checks.evidence.scan_user import SCAN_ACCOUNT
 from checks.faults import Verdict, active, clear, not_applicable
 from checks.messages import Msg, msg
@@ -36,8 +36,10 @@ def scan_user_unavailable(ev: Evidence) -> Verdict:
 def scan_service_restarting(ev: Evidence) -> Verdict:
     """Fault 6: several scan service processes started within a short window."""
     settings = ev.settings
-    seen = [(p.pid, p.started) for p in ev.processes().by_name.get(SCANNER, [])]
-    starts = ev.store.scan_starts(seen, ev.now, settings.scan_restart_window)
+    facts = ev.processes()
+    seen = [(p.pid, p.start_ticks) for p in facts.by_name.get(SCANNER, [])]
+    starts = ev.store.scan_starts(seen, facts.boot_id, facts.uptime_ticks,
+                                  int(settings.scan_restart_window * CLOCK_TICKS))
     minutes = round(settings.scan_restart_window / 60)
     evidence = msg("scan_restarts", count=len(starts), minutes=minutes)
     if len(starts) >= settings.scan_restart_count:

@@ -1,0 +1,184 @@
+"""Only the connector's own processes count, and a start is counted once whatever the wall clock does.
+
+A process named like the connector is its own only when root runs it (the scan service also as its
+account) and, where its executable can be seen, that lies in the install folder. Starts are keyed on
+pid and start ticks since boot, per boot id: stepping the clock moves ``btime``, never those.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checks.catalog import Platform
+from checks.evaluate import State
+from checks.evidence import processes
+from checks.host import Host
+from checks.state import StateStore
+from tests.commands import run
+from tests.conftest import Evaluate, result
+from tests.hosttree import LinuxTree, pid_of
+
+NOBODY = 65534
+
+
+def _plugin(tree: LinuxTree, *args: str) -> tuple[int, str]:
+    done = run("check_secure_endpoint", "--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs", *args)
+    return done.returncode, done.stdout
+
+
+def _check(report: object, slug: str) -> State:
+    return next(c.state for c in report.checks if c.fault.slug == slug)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("uid", "exe"), [
+    (1000, "/opt/cisco/amp/bin/ampdaemon"),  # a user running the real program: not the connector's
+    (1000, "/home/mallory/ampdaemon"),
+    (0, "/tmp/ampdaemon"),  # root's, but not the connector's program
+    (0, "/opt/cisco/amp-evil/ampdaemon"),  # a folder whose name only starts like the install folder's
+    (990, "/opt/cisco/amp/bin/ampdaemon"),  # the scan account may run the scan service, not the daemon
+])
+def test_an_impostor_daemon_does_not_hide_a_stopped_one(healthy: LinuxTree, run: Evaluate, uid: int,
+                                                        exe: str) -> None:
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon", uid=uid, exe=exe)
+    assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
+    code, out = _plugin(healthy, "--state-file", "")
+    assert code == 2 and "Connector daemon not running" in out.splitlines()[0], out
+
+
+@pytest.mark.parametrize(("uid", "exe"), [
+    (0, "/opt/cisco/amp/bin/ampdaemon"),
+    (0, "/opt/cisco/amp/bin/ampdaemon (deleted)"),  # replaced by an update while it runs: still the connector
+    (0, ""),  # no exe to read (unreadable as a user, or a copied tree without the link): root alone counts
+])
+def test_the_connector_s_own_daemon_counts(healthy: LinuxTree, run: Evaluate, uid: int, exe: str) -> None:
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon", uid=uid, exe=exe, bpf_programs=4)
+    assert _check(run(healthy), "daemon_not_running") is State.CLEAR
+
+
+def test_the_scan_service_may_run_as_its_account(healthy: LinuxTree, run: Evaluate) -> None:
+    healthy.stop("ampscansvc")
+    healthy.process("ampscansvc", uid=990, started_ago=1800)
+    assert result(run(healthy), "7").state is State.CLEAR
+
+
+def test_the_scan_service_as_another_user_is_not_the_connector_s(healthy: LinuxTree, run: Evaluate) -> None:
+    healthy.stop("ampscansvc")
+    healthy.process("ampscansvc", uid=1000, started_ago=1800)
+    assert result(run(healthy), "7").state is State.ACTIVE
+
+
+def test_the_scan_account_is_looked_up_in_the_tree(healthy: LinuxTree, run: Evaluate) -> None:
+    healthy.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\ncisco-amp-scan-svc:x:4242:4242::/:/bin/false\n")
+    healthy.stop("ampscansvc")
+    healthy.process("ampscansvc", uid=990, started_ago=1800)
+    assert result(run(healthy), "7").state is State.ACTIVE  # 990 is not the account here
+    healthy.stop("ampscansvc")
+    healthy.process("ampscansvc", uid=4242, started_ago=1800)
+    assert result(run(healthy), "7").state is State.CLEAR
+
+
+def test_short_lived_impostors_raise_no_fault_6(healthy: LinuxTree, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    for _ in range(3):
+        pid = healthy.process("ampscansvc", uid=1000, exe="/home/mallory/ampscansvc", started_ago=5)
+        code, out = _plugin(healthy, "--state-file", str(state))
+        assert code == 0, out
+        healthy.kill(pid)
+    # The control: the same with the connector's own program does raise it.
+    for _ in range(3):
+        pid = healthy.process("ampscansvc", started_ago=5)
+        code, out = _plugin(healthy, "--state-file", str(state))
+        healthy.kill(pid)
+    assert code == 1 and "Scan service restarting frequently (fault 6)" in out.splitlines()[0], out
+
+
+@pytest.mark.parametrize("status", ["", "Name:\tampdaemon\n", "Uid:\t0\n", "Uid:\tx\tx\tx\tx\n",
+                                    "Uid:\t0\t1000\t0\t0\n", "Uid:\t1000\t0\t0\t0\n", "\0" * 5000])
+def test_a_status_without_root_s_uids_is_not_the_connector_s(healthy: LinuxTree, run: Evaluate,
+                                                             status: str) -> None:
+    pid = pid_of(healthy, "ampdaemon")
+    healthy.write(f"proc/{pid}/status", status)
+    assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
+
+
+def test_an_unreadable_status_is_unknown_not_absent(healthy: LinuxTree, run: Evaluate) -> None:
+    pid = pid_of(healthy, "ampdaemon")
+    (healthy.root / f"proc/{pid}/status").unlink()
+    os.mkfifo(healthy.root / f"proc/{pid}/status")
+    assert _check(run(healthy), "daemon_not_running") is State.UNKNOWN
+
+
+@pytest.mark.parametrize("uptime", [True, False])
+def test_a_clock_step_does_not_make_one_process_several_starts(healthy: LinuxTree, tmp_path: Path,
+                                                               uptime: bool) -> None:
+    """The kernel's btime is the wall clock minus the uptime: stepping the clock back moves it."""
+    state = tmp_path / "state"
+    healthy.stop("ampscansvc")
+    healthy.process("ampscansvc", started_ago=60)
+    for step in range(4):
+        healthy.write("proc/stat", f"cpu  1 2 3 4\nbtime {int(healthy.boot) - step}\n")
+        if uptime:
+            healthy.write("proc/uptime", f"{86400 + step:.2f} 100.00\n")
+        code, out = _plugin(healthy, "--state-file", str(state), "-vv")
+        assert code == 0, out
+        assert "1 scan service processes started within 10 minutes" in out
+
+
+def test_starts_of_another_boot_do_not_count(healthy: LinuxTree) -> None:
+    store = StateStore(rootfs=str(healthy.root))
+    assert store.scan_starts([(10, 100), (11, 200)], "boot-a", 300, 600) == [(10, 100), (11, 200)]
+    assert store.scan_starts([(12, 50)], "boot-b", 300, 600) == [(12, 50)]  # a reboot: pids and ticks anew
+    assert store.scan_starts([], "boot-b", 1000, 600) == []  # out of the window
+
+
+def test_user_id_reads_long_and_odd_passwd_files(tmp_path: Path) -> None:
+    host = Host(str(tmp_path))
+    (tmp_path / "etc").mkdir()
+    filler = "".join(f"user{n}:x:{n}:{n}::/home/user{n}:/bin/sh\n" for n in range(60_000))  # > 1 MiB: blocks
+    (tmp_path / "etc/passwd").write_text(filler + "cisco-amp-scan-svc:x:990:990::/:/sbin/nologin\n")
+    assert host.user_id("cisco-amp-scan-svc") == 990
+    assert host.user_exists("user59999") and not host.user_exists("user60000")
+    (tmp_path / "etc/passwd").write_text(filler + "cisco-amp-scan-svc:x:990")  # no newline at the end
+    assert host.user_id("cisco-amp-scan-svc") == 990
+    (tmp_path / "etc/passwd").write_text("xcisco-amp-scan-svc:x:1:1::/:/bin/sh\ncisco-amp-scan-svc:x:-5:1\n")
+    assert host.user_id("cisco-amp-scan-svc") is None  # a negative uid is no uid
+    (tmp_path / "etc/passwd").write_text("cisco-amp-scan-svc:x:" + "9" * 30 + ":1\n")
+    assert host.user_id("cisco-amp-scan-svc") is None
+    assert host.user_id("nobody-here") is None
+
+
+# -- the kernel's own /proc ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def sleepers(shared: Path) -> Path:
+    """A copy of sleep named ampdaemon in a folder nobody may enter (the kernel names the process after it)."""
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        raise AssertionError("these tests run as root on Linux (.ci/test does)")
+    program = shared / "ampdaemon"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    return program
+
+
+def _live_daemons() -> list[int]:
+    return [p.pid for p in processes.probe(Host("/"), Platform.LINUX).by_name["ampdaemon"]]
+
+
+def test_live_proc_counts_no_process_outside_the_install_folder(sleepers: Path) -> None:
+    as_root = subprocess.Popen([str(sleepers), "60"])
+    as_nobody = subprocess.Popen([str(sleepers), "60"], user=NOBODY, group=NOBODY)
+    try:
+        found = _live_daemons()
+        assert as_root.pid not in found and as_nobody.pid not in found
+    finally:
+        for process in (as_root, as_nobody):
+            process.kill()
+            process.wait()
