@@ -136,7 +136,7 @@ class Evidence:
                 if self.host.exists(rel):
                     return self.host.display(rel), None
             except OSError as problem:
-                error = error or msg("collector_failed", collector="installation", error=_describe(problem))
+                error = error or msg("collector_failed", collector="installation", error=describe(problem))
         return None, error
 
     @property
@@ -383,12 +383,14 @@ class Evidence:
                 raise  # the plugin's -t: the whole run ends, nothing may swallow it
             raise self._failed(name, start, error) from None
         self._memo[name] = value
-        self.runs.append(CollectorRun(name, True, time.perf_counter() - start))
+        unread = getattr(value, "unread", ())  # partial facts: they serve, and the collector says what it missed
+        self.runs.append(CollectorRun(name, not unread, time.perf_counter() - start,
+                                      describe(unread[0]) if unread else None))
         return value
 
     def _failed(self, name: str, start: float, error: Exception) -> Unavailable:
         log.debug("collector %s failed", name, exc_info=True)
-        text = _describe(error)
+        text = describe(error)
         unavailable = Unavailable(msg("collector_failed", collector=name, error=text))
         self._record(name, start, unavailable, text)
         return unavailable
@@ -431,7 +433,7 @@ def _is_plugin_timeout(error: BaseException) -> bool:
     return module is not None and isinstance(error, module.Timeout)
 
 
-def _describe(error: Exception) -> str:
+def describe(error: Exception) -> str:
     """One printable line (it may name a path that is not UTF-8 or holds a newline), English, knowing its Dutch."""
     known = reason_of(error)
     if known is not None:

@@ -76,18 +76,28 @@ class _Walk:
         self.fresh: dict[str, Listing] = {}
         self.found: list[Found] = []
         self.seen = 0
+        self.denied: list[OSError] = []  # folders below the top that could not be listed, in walk order
 
     def visit(self, below: tuple[str, ...], rel: str, status: os.stat_result) -> None:
         depth = len(below)
         # The deepest folders are listed only for the files they may hold.
         listing = None
-        if depth < self.max_depth or self.keep:
-            listing, status = self.listing(below, rel, status)
-        elif below:
-            # Judged without a listing: its status must come from the folder itself, opened without
-            # following a symlink, not from the path stat a swapped-in link could lead out of the root.
-            with self.top.child(*below) as folder:
-                status = folder.status()
+        try:
+            if depth < self.max_depth or self.keep:
+                listing, status = self.listing(below, rel, status)
+            elif below:
+                # Judged without a listing: its status must come from the folder itself, opened without
+                # following a symlink, not from the path stat a swapped-in link could lead out of the root.
+                with self.top.child(*below) as folder:
+                    status = folder.status()
+        except PermissionError as error:
+            if not below:
+                raise
+            # Its mode is known from the folder above (what fault 5 judges), its content is not:
+            # the walk goes on with the folders beside it, and says what it could not list.
+            self.denied.append(PermissionError(error.errno, error.strerror, self.top.display(*below)))
+            self.found.append(Found(rel, status, depth, (), ()))
+            return
         self.found.append(Found(rel, status, depth, listing.files if listing else (), listing.links if listing else ()))
         if listing is None or depth >= self.max_depth:
             return
@@ -139,11 +149,23 @@ def _stamp(status: os.stat_result) -> tuple[int, int, int, int]:
 def walk(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool] | None = None,
          cache: WalkCache | None = None, limit: int = MAX_ENTRIES) -> list[Found]:
     """Every folder from ``rel`` down to ``max_depth`` levels below it, top first, with the files ``keep``
-    wants. Symlinked folders are not entered: a walk stays in the tree.
+    wants. Symlinked folders are not entered: a walk stays in the tree. A folder that cannot be listed
+    raises (permission denied is not "empty").
 
     With a ``cache``, unchanged folders are not listed again. A walk cut short (the deadline, an
     unreadable folder) still leaves what it listed, so the next one goes on from there.
     """
+    found, denied = walk_partly(host, rel, max_depth, keep, cache, limit)
+    if denied:
+        raise denied[0]
+    return found
+
+
+def walk_partly(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool] | None = None,
+                cache: WalkCache | None = None, limit: int = MAX_ENTRIES) -> tuple[list[Found], list[OSError]]:
+    """As ``walk``, but a folder below ``rel`` that cannot be listed (permission denied) is reported with
+    its status (known from the folder above) and no content, and the walk goes on beside it: partial
+    evidence of bad modes still proves them. The errors come second."""
     old = cache.listings if cache is not None else {}
     state: _Walk | None = None
     complete = False
@@ -151,9 +173,9 @@ def walk(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool] | Non
         with host.folder(rel) as top:
             state = _Walk(top, host.display(rel), max_depth, keep, old, limit)
             state.visit((), rel.strip("/"), top.status())
-        complete = True
+        complete = not state.denied
     finally:
         if cache is not None and state is not None:
             kept = state.fresh if complete else {**old, **state.fresh}
             cache.listings = kept if len(kept) <= MAX_LISTINGS else state.fresh
-    return state.found
+    return state.found, state.denied

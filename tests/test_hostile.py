@@ -355,6 +355,31 @@ def test_unreadable_bin_folder_is_unknown_not_uninstalled(linux: LinuxTree) -> N
     assert "permission denied" in outcome.result("not_installed")["reason"]
 
 
+def test_an_unlistable_connector_folder_proves_fault_5(linux: LinuxTree) -> None:
+    """Its own mode (known from the folder above) is the fault: what could not be listed does not hide it."""
+    _lock(linux.root / "opt/cisco/amp/var")
+    (linux.root / "opt/cisco/amp/etc").chmod(0o777)  # beside it: the walk goes on past the locked one
+    outcome = once(linux.root, no_dac=True)
+    assert outcome.state("5") == "active"
+    evidence = " ".join(outcome.result("5")["evidence"])
+    assert "/opt/cisco/amp/var has mode 0700" in evidence and "/opt/cisco/amp/etc has mode 0777" in evidence
+    collector = outcome.collector("scan_user")  # it still says what it could not read
+    assert not collector["success"] and "/opt/cisco/amp/var" in collector["error"], collector
+    first = plugin(linux.root, no_dac=True).stdout.splitlines()[0]
+    assert "Scan service user unavailable (fault 5)" in first and "state unknown" not in first, first
+
+
+def test_an_unreadable_passwd_beside_a_bad_mode_is_still_fault_5(linux: LinuxTree) -> None:
+    _lock(linux.root / "etc/passwd")
+    outcome = once(linux.root, no_dac=True)
+    assert outcome.state("5") == "unknown"  # the control: nothing read proves it, so it is not clear either
+    assert "permission denied" in outcome.result("5")["reason"].lower()
+    (linux.root / "opt/cisco/amp/bin").chmod(0o775)
+    outcome = once(linux.root, no_dac=True)
+    assert outcome.state("5") == "active"
+    assert "/opt/cisco/amp/bin has mode 0775" in " ".join(outcome.result("5")["evidence"])
+
+
 def test_unreadable_dslocal_is_unknown_not_fault_5(mac: MacTree) -> None:
     _lock(mac.root / "var/db/dslocal/nodes/Default")
     outcome = once(mac.root, no_dac=True)

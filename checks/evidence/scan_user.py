@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import stat
+from collections.abc import Callable
 
 from checks.catalog import Platform
-from checks.host import Host
+from checks.host import DeadlineExceeded, Host
 from checks.records import Record
-from checks.walk import WalkCache, walk
+from checks.walk import WalkCache, walk_partly
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
 DSLOCAL = "var/db/dslocal/nodes/Default"
@@ -28,24 +29,40 @@ class BadDirectory(Record):
 
 
 class ScanUserFacts(Record):
-    user_exists: bool
-    group_exists: bool
+    user_exists: bool | None  # None: could not be looked up (see unread)
+    group_exists: bool | None
     usergroups_enab: bool | None  # Linux login.defs; None when not set or not Linux
     bad_directories: tuple[BadDirectory, ...]
+    # What could not be read: what was read still proves a fault; only a clear needs it all.
+    unread: tuple[OSError, ...] = ()
 
 
 def probe(host: Host, platform: Platform, folders: WalkCache | None = None) -> ScanUserFacts:
     """The scan account, and on Linux the folders it cannot enter; ``folders`` keeps their listings for the
     next probe (a long-running exporter)."""
+    unread: list[OSError] = []
+
+    def looked_up(lookup: Callable[[], bool]) -> bool | None:
+        try:
+            return lookup()
+        except DeadlineExceeded:
+            raise  # the evaluation's time: nothing more is read
+        except OSError as error:
+            unread.append(error)
+            return None
+
     if platform is Platform.MACOS and not host.live:
-        user = host.exists(f"{DSLOCAL}/users/{SCAN_ACCOUNT}.plist")
-        group = host.exists(f"{DSLOCAL}/groups/{SCAN_ACCOUNT}.plist")
+        user = looked_up(lambda: host.exists(f"{DSLOCAL}/users/{SCAN_ACCOUNT}.plist"))
+        group = looked_up(lambda: host.exists(f"{DSLOCAL}/groups/{SCAN_ACCOUNT}.plist"))
     else:
-        user = host.user_exists(SCAN_ACCOUNT)
-        group = host.group_exists(SCAN_ACCOUNT)
+        user = looked_up(lambda: host.user_exists(SCAN_ACCOUNT))
+        group = looked_up(lambda: host.group_exists(SCAN_ACCOUNT))
     enab = _usergroups_enab(host) if platform is Platform.LINUX else None
-    bad = tuple(_bad_directories(host, folders)) if platform is Platform.LINUX else ()
-    return ScanUserFacts(user, group, enab, bad)
+    bad: list[BadDirectory] = []
+    if platform is Platform.LINUX:
+        bad, denied = _bad_directories(host, folders)
+        unread += denied
+    return ScanUserFacts(user, group, enab, tuple(bad), tuple(unread))
 
 
 def _usergroups_enab(host: Host) -> bool | None:
@@ -60,14 +77,17 @@ def _usergroups_enab(host: Host) -> bool | None:
     return value
 
 
-def _bad_directories(host: Host, cache: WalkCache | None) -> list[BadDirectory]:
-    """/opt/cisco, and the connector's folders below it (to depth 3), that others cannot enter or can write."""
+def _bad_directories(host: Host, cache: WalkCache | None) -> tuple[list[BadDirectory], list[OSError]]:
+    """/opt/cisco, and the connector's folders below it (to depth 3), that others cannot enter or can write;
+    and the folders that could not be listed (their own mode is judged all the same)."""
     if not host.is_dir(PERMISSION_ROOT):
-        return []
+        return [], []
     found = [_judge(host.display(PERMISSION_ROOT), host.stat(PERMISSION_ROOT).st_mode)]
+    denied: list[OSError] = []
     if host.is_dir(CONNECTOR_ROOT):
         depth = PERMISSION_DEPTH - 1  # the connector's folder is one level below /opt/cisco
-        for folder in walk(host, CONNECTOR_ROOT, depth, cache=cache):
+        folders, denied = walk_partly(host, CONNECTOR_ROOT, depth, cache=cache)
+        for folder in folders:
             found.append(_judge(host.display(folder.rel), folder.status.st_mode))
             if folder.depth < depth:
                 # A link to a folder is judged by where it leads (inside the root), as the scan service sees it.
@@ -76,7 +96,7 @@ def _bad_directories(host: Host, cache: WalkCache | None) -> list[BadDirectory]:
                         target = host.stat(f"{folder.rel}/{name}")
                         if stat.S_ISDIR(target.st_mode):
                             found.append(_judge(host.display(f"{folder.rel}/{name}"), target.st_mode))
-    return [bad for bad in found if bad is not None]
+    return [bad for bad in found if bad is not None], denied
 
 
 def _judge(shown: str, st_mode: int) -> BadDirectory | None:

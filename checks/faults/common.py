@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from checks.collect import Evidence, Unavailable
+from checks.collect import Evidence, Unavailable, describe
 from checks.evidence import definitions
 from checks.evidence.processes import CLOCK_TICKS, DAEMON, SCANNER
 from checks.evidence.scan_user import SCAN_ACCOUNT
@@ -14,9 +14,9 @@ def scan_user_unavailable(ev: Evidence) -> Verdict:
     """Fault 5: the scan account is missing, or a connector directory has the wrong mode."""
     facts = ev.scan_user()
     found: list[Msg] = []
-    if not facts.user_exists:
+    if facts.user_exists is False:
         found.append(msg("user_missing", name=SCAN_ACCOUNT))
-    if not facts.group_exists:
+    if facts.group_exists is False:
         found.append(msg("group_missing", name=SCAN_ACCOUNT))
     causes: tuple[Msg, ...] = ()
     if found and facts.usergroups_enab is False:
@@ -28,8 +28,10 @@ def scan_user_unavailable(ev: Evidence) -> Verdict:
         if bad.writable:
             problems.append(msg("mode_writable"))
         found.append(msg("dir_mode", path=bad.path, mode=f"{bad.mode:04o}", problem=problems))
-    if found:
+    if found:  # what was read proves it, whatever could not be read
         return active(*found, causes=causes)
+    if facts.unread:
+        raise Unavailable(msg("collector_failed", collector="scan_user", error=describe(facts.unread[0])))
     return clear()
 
 
