@@ -610,20 +610,24 @@ def log_line_nl(template: str, args: tuple[Any, ...]) -> str | None:
     return dutch % tuple(_dutch(str(a)) if isinstance(a, (str, BaseException)) else a for a in args)
 
 
-# Control characters (a newline would forge an output line), "|" (Nagios's perfdata separator) and
-# lone surrogates (a file name byte that is not UTF-8: it cannot be written as UTF-8 at all).
-_UNPRINTABLE = "[\x00-\x1f\x7f-\x9f|\ud800-\udfff]"
-
-
 def printable(text: str) -> str:
-    """Text that came from the host, safe in a plugin line, a label or JSON: odd characters as escapes."""
+    """Text that came from the host, safe in a plugin line, a label or JSON: the one sanitiser, applied where
+    a host's string enters (evidence) and again wherever one is shown (it leaves its own output alone).
+
+    Every character ``str.isprintable`` rejects becomes an escape: controls (a newline or CR would forge an
+    output line, ESC a terminal sequence), format characters (bidi overrides such as U+202E, zero-width
+    ones), line and paragraph separators (U+2028/9, a line end to JavaScript), other spaces than " ",
+    lone surrogates (a file name byte that is not UTF-8) and unassigned code points; and "|", Nagios's
+    perfdata separator.
+    """
     if text.isprintable() and "|" not in text:
-        return text  # nearly always: the pattern is compiled only for a text that needs it
-    return re.sub(_UNPRINTABLE, _escape, text)
+        return text  # nearly always
+    return "".join(ch if ch.isprintable() and ch != "|" else _escape(ord(ch)) for ch in text)
 
 
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
+def _escape(code: int) -> str:
     if 0xDC80 <= code <= 0xDCFF:
         return f"\\x{code - 0xDC00:02x}"  # the byte os.fsdecode turned into a surrogate
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"

@@ -162,14 +162,30 @@ def _count(text: str) -> int:
     return value
 
 
+def _json_escaped(text: str) -> str:
+    """JSON text with every character ``str.isprintable`` rejects as a ``\\u`` escape (they only occur inside
+    strings: the structure is spaces and newlines)."""
+    if text.replace("\n", " ").isprintable():
+        return text
+
+    def escape(ch: str) -> str:
+        code = ord(ch)
+        if code < 0x10000:
+            return f"\\u{code:04x}"
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+    return "".join(ch if ch.isprintable() or ch == "\n" else escape(ch) for ch in text)
+
+
 def render(report: Report, fmt: str, lang: str) -> bytes:
     if fmt == "json":
         import json
 
-        # Texts are made printable where they are built; backslashreplace is the last guard, so a
-        # stray surrogate becomes a JSON escape instead of a traceback.
-        text = json.dumps(report.to_dict(lang), indent=2, ensure_ascii=False) + "\n"
-        return text.encode("utf-8", "backslashreplace")
+        # Host texts are sanitised where they enter; the JSON escapes the same characters again
+        # (U+2028, bidi controls, a lone surrogate), so no reader of it meets one raw whatever slipped by.
+        text = json.dumps(report.to_dict(lang), indent=2, ensure_ascii=False)
+        return (_json_escaped(text) + "\n").encode("utf-8")
     return textformat.render(metrics.families(report))
 
 

@@ -9,6 +9,16 @@ def ascii_number(text: str, digits: int) -> bool:
     return 0 < len(text) <= digits and text.isascii() and text.isdigit()
 
 
+def lines(text: str) -> list[str]:
+    """The lines of a host's file or a program's output: split at "\\n" only (a "\\r" before it dropped).
+
+    ``str.splitlines`` also splits at U+2028, U+0085, form feeds and more, so a value holding one
+    (a policy name, an os-release NAME) would become a line of its own and could pose as a field or a
+    fault line; the files and programs read here end their lines with "\\n".
+    """
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def version_tuple(text: str) -> tuple[int, ...]:
     """'1.14.1.123' -> (1, 14, 1, 123); stops at the first part that is not a number."""
     parts: list[int] = []

@@ -13,9 +13,9 @@ import re
 from typing import TYPE_CHECKING
 
 from checks.catalog import Platform
-from checks.evidence import ascii_number
+from checks.evidence import ascii_number, lines
 from checks.host import CommandResult, Host, Running
-from checks.messages import said
+from checks.messages import printable, said
 from checks.records import Record
 
 if TYPE_CHECKING:  # datetime is imported where a time is parsed: most runs never need it
@@ -99,7 +99,7 @@ class ConnectorStatus(Record):
 def _lines(text: str) -> list[str]:
     """Non-empty lines without an interactive ``ampcli>`` prompt in front."""
     found = []
-    for raw in text.splitlines():
+    for raw in lines(text):
         line = raw.strip()
         while line.startswith(PROMPT):
             line = line[len(PROMPT):].lstrip()
@@ -114,8 +114,8 @@ def _key_values(lines: list[str]) -> dict[str, str]:
     fields: dict[str, str] = {}
     for line in lines:
         pair = re.match(_KEY_LINE, line)
-        if pair and len(fields) < MAX_FIELDS:
-            fields.setdefault(pair.group(1).strip().lower(), pair.group(2).strip()[:MAX_TEXT])
+        if pair and len(fields) < MAX_FIELDS:  # the value is the host's: sanitised where it enters
+            fields.setdefault(pair.group(1).strip().lower(), printable(pair.group(2).strip()[:MAX_TEXT]))
     return fields
 
 
@@ -137,7 +137,7 @@ def parse_status(text: str) -> ConnectorStatus:
         if fault is None:  # a fault line of another shape: no id taken from it, and no verdict either
             raise AmpcliError(said("ampcli_fault_not_understood", text=line[:80]))  # said() makes it printable
         key = fault.group(1)
-        faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), fault.group(3).strip()[:MAX_TEXT])
+        faults[key] = ReportedFault(key, _severity(fault.group(2) or ""), printable(fault.group(3).strip()[:MAX_TEXT]))
         _check_count(faults)
     fields = _key_values(rest)
     if "status" not in fields:

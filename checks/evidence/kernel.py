@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+from checks.evidence import lines
 from checks.evidence.system import kernel_release
 from checks.host import Host
 from checks.messages import os_reason, said
@@ -33,7 +34,7 @@ def probe(host: Host) -> KernelFacts:
     """Read on its own (the release too): a kernel verdict never waits on the system collector."""
     release = kernel_release(host)
     text = host.read_text("proc/modules", limit=4 << 20)
-    modules = frozenset(line.split()[0] for line in text.splitlines() if line.strip())
+    modules = frozenset(line.split()[0] for line in lines(text) if line.strip())
     headers_path = headers_present = None
     error = said("no_kernel_release")
     if release and "/" not in release:
@@ -63,7 +64,7 @@ def _btf(host: Host, release: str | None) -> bool | None:
         return None
     if config is None:
         return None
-    return any(line.strip() == BTF_CONFIG for line in config.splitlines())
+    return any(line.strip() == BTF_CONFIG for line in lines(config))
 
 
 def _secure_boot(host: Host) -> bool | None:

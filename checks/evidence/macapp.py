@@ -7,7 +7,7 @@ that a Connector app sat beside a kernel extension and no Service app existed.
 from __future__ import annotations
 
 from checks.host import Host
-from checks.messages import os_reason, said
+from checks.messages import os_reason, printable, said
 from checks.records import Record
 
 SERVICE_APPS = (
@@ -52,8 +52,8 @@ def probe(host: Host) -> AppFacts:
         except FileNotFoundError:
             continue
         info = load_plist(data, host.display(rel))
-        return AppFacts(host.display(app), str(info.get("CFBundleShortVersionString", "")),
-                        str(info.get("CFBundleVersion", "")), orbital, app in LEGACY_APPS, orbital_error)
+        return AppFacts(host.display(app), printable(str(info.get("CFBundleShortVersionString", ""))),
+                        printable(str(info.get("CFBundleVersion", ""))), orbital, app in LEGACY_APPS, orbital_error)
     return AppFacts(None, "", "", orbital, orbital_error=orbital_error)
 
 

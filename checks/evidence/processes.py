@@ -31,7 +31,7 @@ import stat
 import time
 
 from checks.catalog import Platform
-from checks.evidence import ascii_number
+from checks.evidence import ascii_number, lines
 from checks.evidence.scan_user import SCAN_ACCOUNT
 from checks.host import Folder, Host, HostError
 from checks.messages import said
@@ -235,7 +235,7 @@ def _connectors(proc: Folder, pid: str, name: str, owners: _Owners) -> bool:
         status = proc.read(pid, "status", limit=MAX_STATUS).decode("utf-8", "replace")
     except (FileNotFoundError, ProcessLookupError):
         return False
-    uids = next((line.split()[1:3] for line in status.splitlines() if line.startswith("Uid:")), [])
+    uids = next((line.split()[1:3] for line in lines(status) if line.startswith("Uid:")), [])
     if not (len(uids) == 2 and all(ascii_number(uid, 10) and owners.allowed(name, int(uid)) for uid in uids)):
         log.debug("%s: named %s, run by uid %s; not counted", proc.display(pid), name, uids)
         return False
@@ -277,7 +277,7 @@ def parse_stat(text: str, where: str) -> _Stat:
 
 
 def _boot_time(host: Host) -> float:
-    for line in host.read_text("proc/stat", limit=1 << 20).splitlines():
+    for line in lines(host.read_text("proc/stat", limit=1 << 20)):
         if line.startswith("btime ") and ascii_number(line[6:], 12):
             return float(line[6:])
     raise HostError(said("proc_no_btime", path=host.display("proc/stat")))

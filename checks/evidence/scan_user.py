@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable
 
 from checks.catalog import Platform
+from checks.evidence import lines
 from checks.host import DeadlineExceeded, Host
 from checks.records import Record
 from checks.walk import WalkCache, walk_partly
@@ -70,7 +71,7 @@ def _usergroups_enab(host: Host) -> bool | None:
     if text is None:
         return None
     value = None
-    for line in text.splitlines():
+    for line in lines(text):
         words = line.split()
         if len(words) >= 2 and words[0] == "USERGROUPS_ENAB":
             value = words[1].lower() == "yes"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from checks.evidence import lines
 from checks.host import Host
 from checks.records import Record
 
@@ -44,7 +45,7 @@ def probe(host: Host, module: str = MODULE) -> SelinuxFacts:
 
 def _setting(config: str, name: str) -> str:
     """``<name>=<value>`` from the text of ``/etc/selinux/config`` (the first line that gives one); "" without."""
-    for line in config.splitlines():
+    for line in lines(config):
         key, sep, value = line.partition("=")
         if sep and key.strip() == name:
             value = value.lstrip()

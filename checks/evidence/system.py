@@ -7,9 +7,9 @@ import shlex
 import sys
 
 from checks.catalog import Platform
-from checks.evidence import ascii_number
+from checks.evidence import ascii_number, lines
 from checks.host import Host, HostError
-from checks.messages import said
+from checks.messages import printable, said
 from checks.records import Record
 
 MAC_VERSION_PLIST = "System/Library/CoreServices/SystemVersion.plist"
@@ -53,7 +53,7 @@ def _macos(host: Host) -> SystemFacts:
     from checks.evidence.macapp import load_plist  # only macOS roots need it
 
     info = load_plist(host.read_bytes(MAC_VERSION_PLIST), host.display(MAC_VERSION_PLIST))
-    version = str(info.get("ProductVersion", ""))
+    version = printable(str(info.get("ProductVersion", "")))
     return SystemFacts(Platform.MACOS, "macos", "macOS", version, "macos", None, None)
 
 
@@ -67,9 +67,11 @@ def _linux(host: Host) -> SystemFacts:
         if os_id in members or raw_id in members or like & members:
             family = name
             break
-    return SystemFacts(
-        Platform.LINUX, os_id, fields.get("NAME") or "Linux", fields.get("VERSION_ID", ""), family,
-        kernel_release(host), _mem_available(host),
+    release = kernel_release(host)
+    return SystemFacts(  # the host's strings, sanitised where they enter
+        Platform.LINUX, printable(os_id), printable(fields.get("NAME") or "Linux"),
+        printable(fields.get("VERSION_ID", "")), family, printable(release) if release is not None else None,
+        _mem_available(host),
     )
 
 
@@ -101,7 +103,7 @@ def os_release(host: Host) -> dict[str, str]:
 def parse_os_release(text: str) -> dict[str, str]:
     """``KEY=value`` lines, values quoted as in a shell; lines that do not parse are skipped."""
     fields = {}
-    for line in text.splitlines():
+    for line in lines(text):
         key, sep, value = line.strip().partition("=")
         if not sep or not _is_key(key):
             continue
@@ -114,7 +116,7 @@ def parse_os_release(text: str) -> dict[str, str]:
 def parse_release_line(text: str) -> dict[str, str]:
     """'CentOS release 6.10 (Final)' as os-release fields: ID, NAME, VERSION_ID, and ID_LIKE of the family
     that writes such a file (Red Hat's)."""
-    name, _, rest = text.strip().splitlines()[0].partition(" release ")
+    name, _, rest = lines(text.strip())[0].partition(" release ")
     words = rest.split()
     lowered = name.lower()
     os_id = next((known for prefix, known in RELEASE_NAMES if lowered.startswith(prefix)), "linux")
@@ -132,7 +134,7 @@ def _mem_available(host: Host) -> int | None:
     text = host.read_optional("proc/meminfo")
     if text is None:
         return None
-    for line in text.splitlines():
+    for line in lines(text):
         if line.startswith("MemAvailable:"):
             number, _, unit = line[len("MemAvailable:"):].strip().partition(" ")
             if unit.strip() == "kB" and ascii_number(number, 15):
