@@ -44,6 +44,7 @@ from checks.report import Report
 from exporter import webconfig
 from exporter.collector import ReportCollector
 from exporter.logs import kv
+from exporter.requestreader import RequestReader
 
 if TYPE_CHECKING:  # the module is imported only when the metrics are on
     from exporter.selfmetrics import ExporterMetrics
@@ -537,6 +538,16 @@ LANDING = """<!DOCTYPE html>
 """
 
 
+TEXT = "text/plain; charset=utf-8"
+
+
+class Answer(Record):
+    code: int
+    body: bytes
+    content_type: str
+    extra: dict[str, str] | None = None
+
+
 def _is_token(name: str) -> bool:
     """An HTTP field name: one or more token characters (RFC 9110 section 5.1), so no white space."""
     return bool(name) and all(c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~") for c in name)
@@ -547,11 +558,18 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = f"secure-endpoint-exporter/{__version__}"
 
+    rfile: RequestReader  # type: ignore[assignment]
+
     def __init__(self, request: Any, client_address: Any, server: ExporterServer, slot: _Connection) -> None:
         self.slot = slot  # the socket timeout (--web.read-timeout) is set in _serve_connection
         super().__init__(request, client_address, server)
 
+    def setup(self) -> None:
+        super().setup()
+        self.rfile = RequestReader(self.rfile)  # type: ignore[arg-type]
+
     def handle_one_request(self) -> None:
+        self.rfile.start()
         try:
             super().handle_one_request()
         finally:
@@ -561,6 +579,9 @@ class Handler(BaseHTTPRequestHandler):
         """Headers, then any body (read and dropped), all while the connection counts as waiting."""
         if not super().parse_request():
             return False
+        if self.rfile.malformed:
+            return self._refuse(400, "Bad request line or header field")
+        self.rfile.body()
         if self.command in ("GET", "HEAD") and not self._drop_body():
             return False
         self.server.app.connections.busy(self.slot)
@@ -609,27 +630,30 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        app = self.server.app
+        self._send(*self._answer(self.server.app))
+
+    def _answer(self, app: Exporter) -> Answer:
+        """The answer, made before anything is written: the request's slot is free again by then, so a
+        client that does not read what it asked for holds no slot (only its connection, see ``_send``)."""
         app.web.refresh()
         if not self._authorized(app):
-            self._send(401, b"Unauthorized\n", "text/plain; charset=utf-8",
-                       {"WWW-Authenticate": 'Basic realm="secure-endpoint-exporter"'})
-            return
+            # Closed after the answer: a client without credentials cannot keep a place with requests
+            # it pipelines and never reads, while the scraper with credentials waits for one.
+            self.close_connection = True
+            return Answer(401, b"Unauthorized\n", TEXT, {"WWW-Authenticate": 'Basic realm="secure-endpoint-exporter"'})
         path = self.path.split("?", 1)[0]
         if path == app.telemetry_path:
             if app.slots is not None and not app.slots.acquire(blocking=False):
-                self._send(503, b"Too many concurrent requests\n", "text/plain; charset=utf-8")
-                return
+                return Answer(503, b"Too many concurrent requests\n", TEXT)
             try:
-                self._metrics(app)
+                return self._metrics(app)
             finally:
                 if app.slots is not None:
                     app.slots.release()
-        elif path == "/":
+        if path == "/":
             page = LANDING.format(version=html.escape(__version__), path=html.escape(app.telemetry_path, True))
-            self._send(200, page.encode(), "text/html; charset=utf-8")
-        else:
-            self._send(404, b"Not Found\n", "text/plain; charset=utf-8")
+            return Answer(200, page.encode(), "text/html; charset=utf-8")
+        return Answer(404, b"Not Found\n", TEXT)
 
     def _authorized(self, app: Exporter) -> bool:
         auth = app.web.auth
@@ -645,7 +669,7 @@ class Handler(BaseHTTPRequestHandler):
             return False
         return auth.check(user, password)
 
-    def _metrics(self, app: Exporter) -> None:
+    def _metrics(self, app: Exporter) -> Answer:
         started = time.perf_counter()
         now = time.monotonic()
         budget = app.scrape_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
@@ -657,24 +681,27 @@ class Handler(BaseHTTPRequestHandler):
         except EvaluationUnavailable as error:
             log.warning("scrape from %s answered 503", self.client_address[0],
                         extra=kv(client=self.client_address[0], err=str(error)))
-            self._send(503, f"{error}\n".encode(), "text/plain; charset=utf-8")
-            return
+            return Answer(503, f"{error}\n".encode(), TEXT)
         except Exception as error:  # the evaluation itself broke: say so, keep serving
             log.error("scrape failed", exc_info=error, extra=kv(client=self.client_address[0]))
-            self._send(500, f"scrape failed: {error}\n".encode(), "text/plain; charset=utf-8")
-            return
+            return Answer(500, f"scrape failed: {error}\n".encode(), TEXT)
         extra = {}
         if "gzip" in self.headers.get("Accept-Encoding", ""):
             body = gzip.compress(body, compresslevel=5)
             extra["Content-Encoding"] = "gzip"
-        self._send(200, body, content_type, extra)
         took = time.perf_counter() - started
         log.debug("scrape from %s took %.3f s", self.client_address[0], took,
                   extra=kv(client=self.client_address[0], seconds=round(took, 6)))
+        return Answer(200, body, content_type, extra)
 
     def _send(self, code: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         """The whole answer in one write: headers and body in two would let Nagle's algorithm hold the
-        body back until the client's delayed ACK (some 40 ms) on a kept-alive connection."""
+        body back until the client's delayed ACK (some 40 ms) on a kept-alive connection.
+
+        While it is written the connection counts as waiting again: a client that does not read its
+        answer is closed when it has not taken it within --web.read-timeout (the reaper), or sooner
+        when a new connection needs its place; a scraper takes its answer within a millisecond."""
+        self.server.app.connections.waiting(self.slot)
         self.log_request(code)
         head = [f"{self.protocol_version} {code} {self.responses[code][0]}", f"Server: {self.version_string()}",
                 f"Date: {self.date_time_string()}", f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]

@@ -440,15 +440,20 @@ def test_head_needs_the_same_credentials(healthy: LinuxTree, tmp_path: Path) -> 
     hashed = bcrypt.hashpw(b"pw", bcrypt.gensalt(rounds=4)).decode()
     config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n")
     with exporter(healthy.root, "--web.config.file", str(config), log=tmp_path / "log") as running:
-        sock = _raw(running.address, b"HEAD /metrics HTTP/1.1\r\nHost: a\r\n\r\nHEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
-        stream = sock.makefile("rb")
-        try:
-            assert _head(stream)[0] == 401
-            status, headers = _head(stream)
-        finally:
-            stream.close()
-            sock.close()
-    assert status == 401 and headers["www-authenticate"].startswith("Basic")
+        answers = []
+        for path in (b"/metrics", b"/"):
+            # Pipelined: the second request is never answered, the 401 closes the connection.
+            second = b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"
+            sock = _raw(running.address, b"HEAD " + path + b" HTTP/1.1\r\nHost: a\r\n\r\n" + second)
+            stream = sock.makefile("rb")
+            try:
+                answers.append(_head(stream))
+                assert stream.read() == b""
+            finally:
+                stream.close()
+                sock.close()
+    for status, headers in answers:
+        assert status == 401 and headers["www-authenticate"].startswith("Basic") and headers["connection"] == "close"
 
 
 # -- systemd socket activation ---------------------------------------------------------------------

@@ -197,6 +197,156 @@ def test_request_bodies(healthy: LinuxTree, tmp_path: Path) -> None:
                 sock.close()
 
 
+# -- clients that never read, and heads too large ---------------------------------------------
+def _rss_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")))
+
+
+def _flood(address: str, request: bytes, count: int) -> socket.socket:
+    """A connection that sends ``count`` pipelined copies of ``request`` (as many as the socket takes
+    without blocking for long) and never reads an answer; its small receive buffer makes the exporter's
+    writes block after an answer or two."""
+    host, _, port = address.rpartition(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect((host, int(port)))
+    sock.settimeout(0.2)
+    with contextlib.suppress(OSError):
+        for _ in range(count):
+            sock.sendall(request)
+    return sock
+
+
+def test_heads_are_bounded_in_bytes_per_request_and_in_all(healthy: LinuxTree, tmp_path: Path) -> None:
+    """Issue 23: 99 header lines of 64 KB on each of 64 connections made the exporter hold 420 MB."""
+    with exporter(healthy.root, log=tmp_path / "log") as running:
+        status, _, _ = get(running.address)  # the heap of a running exporter, before
+        before = _rss_kib(running.process.pid)
+        line = b"X-Big: " + b"a" * 65000 + b"\r\n"
+        socks = [_connect(running.address, b"GET /metrics HTTP/1.1\r\nHost: a\r\n") for _ in range(64)]
+        try:
+            for sock in socks:
+                sock.settimeout(0.5)
+                with contextlib.suppress(OSError):
+                    for _ in range(99):
+                        sock.sendall(line)
+            peak = _rss_kib(running.process.pid)
+            answers = []
+            for sock in socks:
+                with contextlib.suppress(OSError):
+                    answers.append(sock.recv(200).split(b"\r\n")[0])
+        finally:
+            for sock in socks:
+                sock.close()
+        assert status == 200
+        assert peak - before < 40 * 1024, f"{(peak - before) / 1024:.0f} MiB more for 64 connections' heads"
+        assert answers and all(a in (b"HTTP/1.1 431 Line too long", b"") for a in answers), answers[:3]
+        assert b"HTTP/1.1 431 Line too long" in answers
+        assert get(running.address)[0] == 200
+
+
+def test_a_head_just_under_the_bound_is_served(report: Report) -> None:
+    from exporter.requestreader import MAX_HEAD
+
+    filler = b"X-Fill: " + b"a" * (MAX_HEAD - 200) + b"\r\n"
+    with _serving(lambda deadline: report) as address:
+        statuses, _ = _answers(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + filler + b"\r\n")
+        assert statuses == [b"HTTP/1.1 200"]
+        statuses, closed = _answers(address, b"GET /metrics HTTP/1.1\r\nHost: x\r\n" + filler + filler + b"\r\n")
+        assert statuses == [b"HTTP/1.1 431"] and closed
+
+
+def _auth_config(tmp_path: Path) -> Path:
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{_hash('pw')}'\n")
+    return config
+
+
+def test_clients_without_credentials_that_never_read_cannot_starve_a_scrape(healthy: LinuxTree,
+                                                                            tmp_path: Path) -> None:
+    request = b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n"
+    with exporter(healthy.root, "--web.config.file", str(_auth_config(tmp_path)), "--web.max-connections", "8",
+                  "--web.read-timeout", "30", log=tmp_path / "log") as running:
+        floods = [_flood(running.address, request, 2000) for _ in range(16)]  # twice the cap
+        try:
+            for _ in range(5):
+                started = time.monotonic()
+                status, _, body = get(running.address, headers=_basic("prometheus", "pw"), timeout=5)
+                assert status == 200 and b"secure_endpoint_fault_active" in body
+                assert time.monotonic() - started < 3
+                floods.append(_flood(running.address, request, 2000))
+        finally:
+            for sock in floods:
+                sock.close()
+
+
+AUTHORIZED = (b"GET /metrics HTTP/1.1\r\nHost: a\r\n"
+              + "".join(f"{k}: {v}\r\n" for k, v in _basic("prometheus", "pw").items()).encode() + b"\r\n")
+
+
+def _stuck_writing(log: Path) -> None:
+    """Until no more pipelined scrapes are answered (the debug log's count of them has stood still for
+    half a second): the floods' buffers are full, and each connection's thread is blocked writing."""
+    deadline = time.monotonic() + 15
+    count, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now_count = log.read_text().count("took ")
+        if now_count != count:
+            count, since = now_count, time.monotonic()
+        elif time.monotonic() - since > 0.5 and count > 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the floods were still being answered after 15 s ({count} answers)")
+
+
+def test_a_scrape_that_is_never_read_does_not_keep_the_request_slot(healthy: LinuxTree, tmp_path: Path) -> None:
+    """One request slot, and a client with credentials whose write blocks (it pipelines scrapes and
+    never reads): the slot is free before the answer is written, so the next scrape is served."""
+    log = tmp_path / "log"
+    with exporter(healthy.root, "--web.config.file", str(_auth_config(tmp_path)), "--web.max-requests", "1",
+                  "--web.read-timeout", "30", "--log.level", "debug", log=log) as running:
+        flood = _flood(running.address, AUTHORIZED, 2000)
+        try:
+            _stuck_writing(log)
+            for _ in range(3):
+                status, _, body = get(running.address, headers=_basic("prometheus", "pw"), timeout=5)
+                assert status == 200, body
+        finally:
+            flood.close()
+
+
+def test_writers_that_do_not_drain_lose_their_place(healthy: LinuxTree, tmp_path: Path) -> None:
+    """Four places, all held by clients whose answers are not read: a new scrape takes the place of the
+    oldest, and each is closed once it has not taken its answer within the read timeout."""
+    log = tmp_path / "log"
+    with exporter(healthy.root, "--web.config.file", str(_auth_config(tmp_path)), "--web.max-connections", "4",
+                  "--web.read-timeout", "2", "--log.level", "debug", log=log) as running:
+        floods = [_flood(running.address, AUTHORIZED, 2000) for _ in range(4)]
+        try:
+            _stuck_writing(log)
+            status, _, body = get(running.address, headers=_basic("prometheus", "pw"), timeout=5)
+            assert status == 200, body
+            # Looked at from the exporter's side: reading the floods' sockets here would drain them.
+            deadline = time.monotonic() + 6
+            while _open_connections(running.process.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert _open_connections(running.process.pid) == 0
+        finally:
+            for sock in floods:
+                sock.close()
+
+
+def _open_connections(pid: int) -> int:
+    """The exporter's established TCP connections (every one is a client's: it listens and connects nowhere)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    listing = getattr(process, "net_connections", process.connections)  # psutil before 6: connections
+    return sum(1 for c in listing(kind="tcp") if c.status == psutil.CONN_ESTABLISHED)
+
+
 def test_tls_handshake_within_the_read_timeout(healthy: LinuxTree, tmp_path: Path) -> None:
     _ec_cert(tmp_path)
     config = tmp_path / "web.yml"
@@ -313,6 +463,9 @@ def _answers(address: str, request: bytes) -> tuple[list[bytes], bool]:
     (b"Content-Length : 39\r\n", b"400"),
     (b"X-A: a\r\n Content-Length: 39\r\n", b"400"),  # obs-fold
     (b"X-A: a\x00b\r\nContent-Length: 39\r\n", b"400"),
+    (b"X-A: a\rContent-Length: 39\r\n", b"400"),  # a bare CR, where the e-mail parser would end the line
+    (b"X-A: a\rb\r\n", b"400"),
+    (b"X-A: a\r\r\n", b"400"),
 ])
 def test_ambiguous_framing_is_refused_and_closed(report: Report, headers: bytes, status: bytes) -> None:
     """Issue 23: such a request's body was served as a smuggled second request. One error answer, then the
