@@ -41,6 +41,8 @@ def _check(report: object, slug: str) -> State:
     (1000, "/home/mallory/ampdaemon"),
     (0, "/tmp/ampdaemon"),  # root's, but not the connector's program
     (0, "/opt/cisco/amp-evil/ampdaemon"),  # a folder whose name only starts like the install folder's
+    (0, "/opt/cisco/amp/../../../tmp/ampdaemon"),  # climbs out (the kernel never shows such a path)
+    (0, "/opt/cisco/amp/bin/../../../../tmp/ampdaemon (deleted)"),
     (990, "/opt/cisco/amp/bin/ampdaemon"),  # the scan account may run the scan service, not the daemon
 ])
 def test_an_impostor_daemon_does_not_hide_a_stopped_one(healthy: LinuxTree, run: Evaluate, uid: int,

@@ -108,11 +108,11 @@ def _lines(text: str) -> list[str]:
     return found
 
 
-def _key_values(lines: list[str]) -> dict[str, str]:
+def _key_values(found: list[str]) -> dict[str, str]:
     """``Key: value`` lines by lower-case key, the first one winning; log noise such as
     ``[logger] ...`` does not start with a letter and is skipped."""
     fields: dict[str, str] = {}
-    for line in lines:
+    for line in found:
         pair = re.match(_KEY_LINE, line)
         if pair and len(fields) < MAX_FIELDS:  # the value is the host's: sanitised where it enters
             fields.setdefault(pair.group(1).strip().lower(), printable(pair.group(2).strip()[:MAX_TEXT]))

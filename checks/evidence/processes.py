@@ -207,6 +207,13 @@ def _read(proc: Folder, entry: os.DirEntry[str], boot: float, now: float, found:
     return entry.name == "1"
 
 
+def installed(exe: str, platform: Platform) -> bool:
+    """Whether an executable's path (as the kernel shows it: `` (deleted)`` after it while an update
+    replaces the file) lies in the connector's install folder, written plainly (no ``..`` to climb out)."""
+    path = exe[:-len(" (deleted)")] if exe.endswith(" (deleted)") else exe
+    return path.startswith(INSTALL_DIRS[platform]) and os.path.normpath(path) == path
+
+
 class _Owners:
     """Who may run the connector's processes: root; the scan service also as its own account (looked up
     once, when a process first needs it: most hosts run it as root or the account, rarely both)."""
@@ -243,7 +250,7 @@ def _connectors(proc: Folder, pid: str, name: str, owners: _Owners) -> bool:
         exe = proc.readlink(pid, "exe")
     except (PermissionError, FileNotFoundError, ProcessLookupError):
         return True
-    if exe.startswith(INSTALL_DIRS[Platform.LINUX]):
+    if installed(exe, Platform.LINUX):
         return True
     log.debug("%s: runs %r, outside the connector's install folder; not counted", proc.display(pid), exe)
     return False
@@ -297,7 +304,7 @@ def _live_macos() -> ProcessFacts:
         uids, exe = info.get("uids"), info.get("exe")  # None where not readable (exe of root's, as a user)
         if uids is None or not all(owners.allowed(name, uid) for uid in (uids.real, uids.effective)):
             continue
-        if exe and not exe.startswith(INSTALL_DIRS[Platform.MACOS]):
+        if exe and not installed(exe, Platform.MACOS):
             continue
         # create_time is fixed when the process starts: a later clock step does not move it
         found[name].append(ProcessInfo(proc.pid, name, int(float(info.get("create_time") or 0.0) * CLOCK_TICKS)))
