@@ -46,11 +46,12 @@ BPF_LINK = "anon_inode:bpf-prog"
 MAX_FDS = 65536
 MAX_PROCESSES = 4_194_304  # the kernel's own ceiling (pid_max)
 DEAD_STATES = ("Z", "X", "x")  # zombie, dead
-# Where the connector's programs are (ampdaemon: docs/connector-facts.md; ampscansvc beside it, assumed).
+# Where the connector's programs are (ampdaemon: docs/connector-facts.md; ampscansvc beside it, assumed;
+# on a Mac also its support folder and its apps' folders).
 INSTALL_DIRS = {
     Platform.LINUX: ("/opt/cisco/amp/",),
-    Platform.MACOS: ("/opt/cisco/amp/", "/Library/Application Support/Cisco/",
-                     "/Applications/Cisco Secure Endpoint.app/"),
+    Platform.MACOS: ("/opt/cisco/amp/", "/Library/Application Support/Cisco/", "/Applications/Cisco Secure Endpoint/",
+                     "/Applications/Cisco AMP for Endpoints/", "/Applications/Cisco AMP/"),
 }
 MAX_STATUS = 1 << 16  # proc/<pid>/status is some 1.5 KiB
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
