@@ -96,7 +96,7 @@ def evaluate(host: Host, settings: Settings | None = None, store: StateStore | N
         report.faults = [_result(f, reason) for f in catalog.faults_for(ev.platform)]
     report.collectors = list(ev.runs)
     report.duration = time.perf_counter() - start
-    report.evaluated_at = ev.now + report.duration
+    report.evaluated_at = time.time()  # the wall clock when it ended: ev.now plus a monotonic span can pass it
     return report
 
 
