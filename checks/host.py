@@ -127,6 +127,14 @@ class Host:
             todo = _parts(target) + todo
         return os.path.join(self.rootfs, *parts)
 
+    def resolved(self, rel: str) -> str:
+        """``rel`` with its symlinks resolved as the host itself resolves them, as shown on the host: what
+        its kernel shows for a file reached through a link (``/opt`` -> ``/var/opt``)."""
+        if self.live:
+            return os.path.realpath("/" + rel.lstrip("/"))
+        inner = os.path.relpath(self._resolve(rel), self.rootfs)
+        return "/" if inner == "." else "/" + inner
+
     def display(self, rel: str) -> str:
         """How a path is shown to the operator: as it is on the host."""
         return "/" + rel.lstrip("/")

@@ -194,6 +194,8 @@ TEMPLATES: dict[str, tuple[str, str]] = {
                         "ampcli {command} gaf meer dan 1 MiB uitvoer, wat geen echt {command}-rapport doet"),
     "ampcli_not_utf8": ("ampcli {command} printed bytes that are not UTF-8 (at offset {offset})",
                         "ampcli {command} gaf bytes die geen UTF-8 zijn (vanaf positie {offset})"),
+    "saved_status_not_utf8": ("the saved status {path} holds bytes that are not UTF-8 (at offset {offset})",
+                              "de bewaarde status {path} bevat bytes die geen UTF-8 zijn (vanaf positie {offset})"),
     "cvd_no_header": ("no ClamAV-VDB header", "geen kop ClamAV-VDB"),
     "cvd_not_ascii": ("header is not ASCII", "de kop is geen ASCII"),
     "cvd_fields": ("header has {count} fields, expected 9", "de kop heeft {count} velden in plaats van 9"),

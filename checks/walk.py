@@ -174,6 +174,11 @@ def walk_partly(host: Host, rel: str, max_depth: int, keep: Callable[[str], bool
             state = _Walk(top, host.display(rel), max_depth, keep, old, limit)
             state.visit((), rel.strip("/"), top.status())
         complete = not state.denied
+    except PermissionError as error:
+        if state is not None:
+            raise
+        # The top itself cannot be entered: its own status may still be known from the folder above.
+        return [Found(rel.strip("/"), host.stat(rel), 0, (), ())], [error]
     finally:
         if cache is not None and state is not None:
             kept = state.fresh if complete else {**old, **state.fresh}

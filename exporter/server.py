@@ -576,16 +576,14 @@ class Handler(BaseHTTPRequestHandler):
             self.server.app.connections.waiting(self.slot)  # the keep-alive wait for the next request starts
 
     def parse_request(self) -> bool:
-        """Headers, then any body (read and dropped), all while the connection counts as waiting."""
+        """Headers, then any body (read and dropped), all while the connection counts as waiting (it is
+        busy only once its credentials are checked: see ``_answer``)."""
         if not super().parse_request():
             return False
         if self.rfile.malformed:
             return self._refuse(400, "Bad request line or header field")
         self.rfile.body()
-        if self.command in ("GET", "HEAD") and not self._drop_body():
-            return False
-        self.server.app.connections.busy(self.slot)
-        return True
+        return not (self.command in ("GET", "HEAD") and not self._drop_body())
 
     def _drop_body(self) -> bool:
         """A GET needs no body; one that comes anyway is read (it must not pass for the next request)
@@ -638,9 +636,11 @@ class Handler(BaseHTTPRequestHandler):
         app.web.refresh()
         if not self._authorized(app):
             # Closed after the answer: a client without credentials cannot keep a place with requests
-            # it pipelines and never reads, while the scraper with credentials waits for one.
+            # it pipelines and never reads, while the scraper with credentials waits for one. Until its
+            # credentials passed the connection counts as waiting, so it may lose its place to a new one.
             self.close_connection = True
             return Answer(401, b"Unauthorized\n", TEXT, {"WWW-Authenticate": 'Basic realm="secure-endpoint-exporter"'})
+        app.connections.busy(self.slot)
         path = self.path.split("?", 1)[0]
         if path == app.telemetry_path:
             if app.slots is not None and not app.slots.acquire(blocking=False):
@@ -665,7 +665,7 @@ class Handler(BaseHTTPRequestHandler):
             return False
         try:
             user, _, password = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, ValueError):  # not base64, not ASCII, or not UTF-8 (UnicodeDecodeError)
             return False
         return auth.check(user, password)
 

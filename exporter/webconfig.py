@@ -42,6 +42,8 @@ BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}
 # Each step doubles the work; at 17 one check already takes several seconds (more than a scrape's time),
 # and at 31 about a day, during which the request holds its thread.
 MAX_COST = 16
+BCRYPT_WAIT = 2.0  # seconds a basic-auth check may wait for bcrypt (one check at a time) before it fails
+MAX_VERIFIED = 64  # user and password pairs remembered as verified
 BCRYPT_MAX_PASSWORD = 72  # bcrypt reads no further; recent versions raise ValueError, older ones cut silently
 
 
@@ -270,6 +272,11 @@ class Authenticator:
     names exist (when all hashes have one cost, as they usually do). Passwords bcrypt cannot take
     whole (over 72 bytes, or with a NUL byte, where some versions stop reading) are refused outright,
     the same on every bcrypt version.
+
+    bcrypt runs one check at a time (as exporter-toolkit does): clients guessing passwords on many
+    connections would otherwise take every CPU, while the scraper, whose pair is remembered, needs
+    none. A check that waits longer than ``BCRYPT_WAIT`` for its turn fails (401), so such clients
+    never pile up threads behind it.
     """
 
     def __init__(self, users: dict[str, bytes]) -> None:
@@ -277,6 +284,7 @@ class Authenticator:
         self._decoy = max(users.values(), key=_cost) if users else None
         self._verified: set[bytes] = set()
         self._lock = threading.Lock()
+        self._bcrypt = threading.Lock()
 
     def check(self, user: str, password: str) -> bool:
         secret = password.encode()
@@ -284,14 +292,24 @@ class Authenticator:
         hashed = self.users.get(user)
         if hashed is None or not usable:
             if self._decoy is not None:
-                _checkpw(secret if usable else b"x", self._decoy)  # the same work as for a real user
+                self._bcrypt_check(secret if usable else b"x", self._decoy)  # the same work as for a real user
             return False
         token = hashlib.sha256(user.encode() + b"\0" + secret + b"\0" + hashed).digest()
         with self._lock:
             if any(hmac.compare_digest(token, seen) for seen in self._verified):
                 return True
-        if not _checkpw(secret, hashed):
+        if not self._bcrypt_check(secret, hashed):
             return False
         with self._lock:
+            if len(self._verified) >= MAX_VERIFIED:
+                self._verified.clear()  # bounded: a pair dropped is only checked again
             self._verified.add(token)
         return True
+
+    def _bcrypt_check(self, password: bytes, hashed: bytes) -> bool:
+        if not self._bcrypt.acquire(timeout=BCRYPT_WAIT):
+            return False
+        try:
+            return _checkpw(password, hashed)
+        finally:
+            self._bcrypt.release()

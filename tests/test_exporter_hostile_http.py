@@ -347,6 +347,56 @@ def _open_connections(pid: int) -> int:
     return sum(1 for c in listing(kind="tcp") if c.status == psutil.CONN_ESTABLISHED)
 
 
+def test_password_guessing_on_many_connections_does_not_starve_the_scraper(healthy: LinuxTree,
+                                                                           tmp_path: Path) -> None:
+    """bcrypt runs one check at a time and a connection counts as busy only once its credentials passed:
+    64 clients guessing passwords (cost 10, ~70 ms a check) neither take the CPU nor every place."""
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{_hash('pw', cost=10)}'\n")
+    stop_guessing = threading.Event()
+
+    def guess(number: int) -> None:
+        wrong = _basic("prometheus", f"wrong{number}")
+        while not stop_guessing.is_set():
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                get(address, headers=wrong, timeout=10)
+
+    with exporter(healthy.root, "--web.config.file", str(config), "--web.max-connections", "32",
+                  log=tmp_path / "log") as running:
+        address = running.address
+        assert get(address, headers=_basic("prometheus", "pw"))[0] == 200  # verified once, then remembered
+        guessers = [threading.Thread(target=guess, args=(n,), daemon=True) for n in range(64)]
+        for thread in guessers:
+            thread.start()
+        try:
+            time.sleep(1)
+            for _ in range(5):
+                started = time.monotonic()
+                status, _, _ = get(address, headers=_basic("prometheus", "pw"), timeout=10)
+                assert status == 200 and time.monotonic() - started < 2, time.monotonic() - started
+        finally:
+            stop_guessing.set()
+            for thread in guessers:
+                thread.join(15)
+
+
+@pytest.mark.parametrize("value", [b"Basic \xe9", b"Basic \xff\xfe", "Basic é".encode(), b"Basic =", b"Basic"])
+def test_odd_authorization_values_get_401(report: Report, tmp_path: Path, value: bytes) -> None:
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{_hash('pw')}'\n")
+    app = Exporter(lambda deadline: report, "/metrics", str(config), 0)
+    server = app.listen("127.0.0.1:0")
+    thread = threading.Thread(target=app.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        statuses, closed = _answers(f"127.0.0.1:{server.server_address[1]}",
+                                    b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: " + value + b"\r\n\r\n")
+    finally:
+        app.shutdown()
+        thread.join(5)
+    assert statuses == [b"HTTP/1.1 401"] and closed
+
+
 def test_tls_handshake_within_the_read_timeout(healthy: LinuxTree, tmp_path: Path) -> None:
     _ec_cert(tmp_path)
     config = tmp_path / "web.yml"

@@ -369,6 +369,34 @@ def test_an_unlistable_connector_folder_proves_fault_5(linux: LinuxTree) -> None
     assert "Scan service user unavailable (fault 5)" in first and "state unknown" not in first, first
 
 
+@pytest.mark.parametrize(("locked", "mode"), [("opt/cisco/amp", 0o700), ("opt/cisco/amp", 0o711),
+                                            ("opt/cisco", 0o700)])
+def test_an_unenterable_top_folder_proves_fault_5(linux: LinuxTree, locked: str, mode: int) -> None:
+    """The walk's own top (or the folder above it) cannot be entered: its mode is still known and judged."""
+    _lock(linux.root / locked)
+    (linux.root / locked).chmod(mode)
+    outcome = once(linux.root, no_dac=True)
+    assert outcome.state("5") == "active", outcome.result("5")
+    assert f"/{locked} has mode {mode:04o}" in " ".join(outcome.result("5")["evidence"])
+
+
+@pytest.mark.parametrize("link", ["loop", "locked"])
+def test_a_link_that_cannot_be_followed_does_not_hide_fault_5(linux: LinuxTree, link: str) -> None:
+    if link == "loop":
+        os.symlink("loop", linux.root / "opt/cisco/amp/loop")
+    else:
+        (linux.root / "srv/secret/x").mkdir(parents=True)
+        _lock(linux.root / "srv/secret")
+        os.symlink("/srv/secret/x", linux.root / "opt/cisco/amp/locked")
+    (linux.root / "opt/cisco/amp/var").chmod(0o700)
+    outcome = once(linux.root, no_dac=True)
+    assert outcome.state("5") == "active", outcome.result("5")
+    assert "/opt/cisco/amp/var has mode 0700" in " ".join(outcome.result("5")["evidence"])
+    (linux.root / "opt/cisco/amp/var").chmod(0o755)
+    outcome = once(linux.root, no_dac=True)
+    assert outcome.state("5") == "unknown"  # nothing proven, and one link not followed: not clear
+
+
 def test_an_unreadable_passwd_beside_a_bad_mode_is_still_fault_5(linux: LinuxTree) -> None:
     _lock(linux.root / "etc/passwd")
     outcome = once(linux.root, no_dac=True)

@@ -65,6 +65,39 @@ def test_the_connector_s_own_daemon_counts(healthy: LinuxTree, run: Evaluate, ui
     assert _check(run(healthy), "daemon_not_running") is State.CLEAR
 
 
+@pytest.mark.parametrize(("link", "target", "exe"), [
+    ("opt/cisco", "/srv/x", "/srv/x/amp/bin/ampdaemon"),  # the connector moved to another disk
+    ("opt", "var/opt", "/var/opt/cisco/amp/bin/ampdaemon"),  # rpm-ostree: /opt is a link to var/opt
+])
+def test_an_install_folder_reached_through_a_link_counts(healthy: LinuxTree, run: Evaluate, link: str,
+                                                         target: str, exe: str) -> None:
+    """The kernel shows exe resolved: the install folder counts as the host resolves it too."""
+    moved = healthy.root / (target.lstrip("/") if target.startswith("/") else str(Path(link).parent / target))
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    (healthy.root / link).rename(moved)
+    healthy.symlink(link, target)
+    for name in ("ampdaemon", "ampscansvc"):
+        healthy.stop(name)
+        healthy.process(name, exe=exe.replace("ampdaemon", name), started_ago=1800)
+    report = run(healthy)
+    assert _check(report, "daemon_not_running") is State.CLEAR
+    assert result(report, "7").state is State.CLEAR
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon", exe=exe.replace("/amp/bin/", "/elsewhere/"))
+    assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
+
+
+def test_a_stale_uptime_in_a_tree_does_not_hide_restarts(healthy: LinuxTree, tmp_path: Path) -> None:
+    """A tree whose proc/uptime was written before its processes: now is no earlier than the newest start."""
+    healthy.stop("ampscansvc")
+    for ago in (60, 120, 180):
+        healthy.process("ampscansvc", started_ago=ago)
+    for uptime in ("0 0\n", "0.00 0\n", "5.00 1.00\n"):
+        healthy.write("proc/uptime", uptime)
+        code, out = _plugin(healthy, "--state-file", "")
+        assert code == 1 and "Scan service restarting frequently (fault 6)" in out.splitlines()[0], (uptime, out)
+
+
 def test_the_scan_service_may_run_as_its_account(healthy: LinuxTree, run: Evaluate) -> None:
     healthy.stop("ampscansvc")
     healthy.process("ampscansvc", uid=990, started_ago=1800)

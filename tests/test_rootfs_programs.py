@@ -140,8 +140,10 @@ def test_a_bad_status_file_is_a_failed_collector(healthy: LinuxTree, tmp_path: P
     collector = _collector(report, "connector_status")
     assert collector["success"] is False and collector["error"], collector
     checks = {check["slug"]: check["state"] for check in report["checks"]}
-    assert checks["ampcli_failed"] == "active"
+    assert checks["ampcli_failed"] == "unknown"  # the operator's file, not the connector, could not be used
     assert _states(report)["18"] == "unknown"
+    if kind == "not utf-8":
+        assert collector["error"].endswith(f"the saved status {saved} holds bytes that are not UTF-8 (at offset 18)")
 
 
 def test_status_file_is_relative_to_where_the_command_runs(healthy: LinuxTree, tmp_path: Path) -> None:

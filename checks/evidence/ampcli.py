@@ -352,7 +352,7 @@ def read_saved(path: str, deadline: float | None = None) -> ConnectorStatus:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise AmpcliError(said("ampcli_not_utf8", command="status", offset=error.start)) from None
+        raise AmpcliError(said("saved_status_not_utf8", path=path, offset=error.start)) from None
     return parse_status(text)
 
 

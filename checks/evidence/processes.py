@@ -159,7 +159,7 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
     wanted = frozenset((*WATCHED, *bpf_holders))
     found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
     boot = _boot_time(proc.host)
-    owners = _Owners(proc.host)
+    owners = _Owners(proc.host, Platform.LINUX)
     known = table.known if table.boot == boot else {}  # after a reboot pids and inodes start over
     kernel = _kernels(proc)
     fresh: dict[str, Known] = {}
@@ -187,6 +187,8 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> P
         raise HostError(said("proc_hidepid", path=proc.display()))
     table.boot, table.known = boot, fresh
     boot_id, uptime_ticks = _since_boot(proc.host, boot)  # after the listing: no process seen is younger
+    # ... except in a tree whose proc/uptime is older than its processes: now is no earlier than they
+    uptime_ticks = max([uptime_ticks, *(p.start_ticks for group in found.values() for p in group)])
     for processes in found.values():
         processes.sort()
     bpf, error = _bpf_programs(proc, [p.pid for name in set(bpf_holders) for p in found[name]])
@@ -208,21 +210,35 @@ def _read(proc: Folder, entry: os.DirEntry[str], boot: float, now: float, found:
     return entry.name == "1"
 
 
-def installed(exe: str, platform: Platform) -> bool:
-    """Whether an executable's path (as the kernel shows it: `` (deleted)`` after it while an update
-    replaces the file) lies in the connector's install folder, written plainly (no ``..`` to climb out)."""
-    path = exe[:-len(" (deleted)")] if exe.endswith(" (deleted)") else exe
-    return path.startswith(INSTALL_DIRS[platform]) and os.path.normpath(path) == path
-
-
 class _Owners:
-    """Who may run the connector's processes: root; the scan service also as its own account (looked up
-    once, when a process first needs it: most hosts run it as root or the account, rarely both)."""
+    """Who may run the connector's processes and from where: root, the scan service also as its own
+    account; from the install folders, also as the host resolves them (``/opt`` may be a link, as on
+    rpm-ostree, and the kernel shows ``exe`` resolved). Each looked up once, when a process needs it."""
 
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, platform: Platform) -> None:
         self.host = host
+        self.platform = platform
         self._looked_up = False
         self._scan_uid: int | None = None
+        self._folders: tuple[str, ...] = ()
+
+    def installed(self, exe: str) -> bool:
+        """Whether an executable's path (as the kernel shows it: `` (deleted)`` after it while an update
+        replaces the file) lies in an install folder, written plainly (no ``..`` to climb out)."""
+        path = exe[:-len(" (deleted)")] if exe.endswith(" (deleted)") else exe
+        if os.path.normpath(path) != path:
+            return False
+        if path.startswith(INSTALL_DIRS[self.platform]):
+            return True
+        if not self._folders:
+            self._folders = tuple(self._resolved(folder) for folder in INSTALL_DIRS[self.platform])
+        return path.startswith(self._folders)
+
+    def _resolved(self, folder: str) -> str:
+        try:
+            return self.host.resolved(folder).rstrip("/") + "/"
+        except OSError:  # a link loop: only the folder as written counts
+            return folder
 
     def allowed(self, name: str, uid: int) -> bool:
         if uid == 0:
@@ -251,7 +267,7 @@ def _connectors(proc: Folder, pid: str, name: str, owners: _Owners) -> bool:
         exe = proc.readlink(pid, "exe")
     except (PermissionError, FileNotFoundError, ProcessLookupError):
         return True
-    if installed(exe, Platform.LINUX):
+    if owners.installed(exe):
         return True
     log.debug("%s: runs %r, outside the connector's install folder; not counted", proc.display(pid), exe)
     return False
@@ -296,7 +312,7 @@ def _live_macos() -> ProcessFacts:
     import psutil
 
     found: dict[str, list[ProcessInfo]] = {name: [] for name in WATCHED}
-    owners = _Owners(Host("/"))
+    owners = _Owners(Host("/"), Platform.MACOS)
     for proc in psutil.process_iter(["name", "create_time", "status", "uids", "exe"]):
         info = proc.info
         name = info.get("name") or ""
@@ -305,7 +321,7 @@ def _live_macos() -> ProcessFacts:
         uids, exe = info.get("uids"), info.get("exe")  # None where not readable (exe of root's, as a user)
         if uids is None or not all(owners.allowed(name, uid) for uid in (uids.real, uids.effective)):
             continue
-        if exe and not installed(exe, Platform.MACOS):
+        if exe and not owners.installed(exe):
             continue
         # create_time is fixed when the process starts: a later clock step does not move it
         found[name].append(ProcessInfo(proc.pid, name, int(float(info.get("create_time") or 0.0) * CLOCK_TICKS)))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import stat
 from collections.abc import Callable
 
@@ -85,7 +84,11 @@ def _bad_directories(host: Host, cache: WalkCache | None) -> tuple[list[BadDirec
         return [], []
     found = [_judge(host.display(PERMISSION_ROOT), host.stat(PERMISSION_ROOT).st_mode)]
     denied: list[OSError] = []
-    if host.is_dir(CONNECTOR_ROOT):
+    try:
+        connector = host.is_dir(CONNECTOR_ROOT)
+    except PermissionError as error:  # /opt/cisco cannot be searched: its own mode is judged above
+        return [bad for bad in found if bad is not None], [error]
+    if connector:
         depth = PERMISSION_DEPTH - 1  # the connector's folder is one level below /opt/cisco
         folders, denied = walk_partly(host, CONNECTOR_ROOT, depth, cache=cache)
         for folder in folders:
@@ -93,10 +96,17 @@ def _bad_directories(host: Host, cache: WalkCache | None) -> tuple[list[BadDirec
             if folder.depth < depth:
                 # A link to a folder is judged by where it leads (inside the root), as the scan service sees it.
                 for name in folder.links:
-                    with contextlib.suppress(FileNotFoundError):
+                    try:
                         target = host.stat(f"{folder.rel}/{name}")
-                        if stat.S_ISDIR(target.st_mode):
-                            found.append(_judge(host.display(f"{folder.rel}/{name}"), target.st_mode))
+                    except FileNotFoundError:
+                        continue  # a dangling link: no folder to judge
+                    except DeadlineExceeded:
+                        raise
+                    except OSError as error:  # a loop, or a link into a folder this user cannot enter
+                        denied.append(error)
+                        continue
+                    if stat.S_ISDIR(target.st_mode):
+                        found.append(_judge(host.display(f"{folder.rel}/{name}"), target.st_mode))
     return [bad for bad in found if bad is not None], denied
 
 

@@ -22,7 +22,9 @@ def ampcli_failed(ev: Evidence) -> Verdict:
     try:
         status = ev.status_or_none()
     except Unavailable as error:
-        if error.disabled:  # switched off, or not asked under another root: a choice, not a failure
+        # Switched off, or not asked under another root: a choice, not a failure; a saved status the
+        # operator gave that cannot be used says nothing about ampcli either.
+        if error.disabled or ev.settings.ampcli_status_file:
             raise
         return active(error.reason)
     if status is None:
