@@ -87,6 +87,15 @@ def test_an_install_folder_reached_through_a_link_counts(healthy: LinuxTree, run
     assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
 
 
+def test_an_install_folder_linked_to_the_root_trusts_nothing_more(healthy: LinuxTree, run: Evaluate) -> None:
+    (healthy.root / "opt/cisco/amp").rename(healthy.root / "amp-moved")
+    healthy.symlink("opt/cisco/amp", "/")  # the folder resolves to the root itself
+    shutil.copytree(healthy.root / "amp-moved/bin", healthy.root / "bin", dirs_exist_ok=True)  # still installed
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon", exe="/tmp/ampdaemon")
+    assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
+
+
 def test_a_stale_uptime_in_a_tree_does_not_hide_restarts(healthy: LinuxTree, tmp_path: Path) -> None:
     """A tree whose proc/uptime was written before its processes: now is no earlier than the newest start."""
     healthy.stop("ampscansvc")

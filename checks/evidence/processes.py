@@ -236,9 +236,10 @@ class _Owners:
 
     def _resolved(self, folder: str) -> str:
         try:
-            return self.host.resolved(folder).rstrip("/") + "/"
+            resolved = self.host.resolved(folder).rstrip("/") + "/"
         except OSError:  # a link loop: only the folder as written counts
             return folder
+        return folder if resolved == "/" else resolved  # a link to / would make every program the connector's
 
     def allowed(self, name: str, uid: int) -> bool:
         if uid == 0:
