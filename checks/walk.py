@@ -108,7 +108,10 @@ class _Walk:
                 found = os.stat("/".join(inner), dir_fd=self.top.fd, follow_symlinks=False)
             except (FileNotFoundError, NotADirectoryError):
                 continue  # removed since the listing
-            except OSError as error:  # permission denied is not "no folder": the walk fails, naming it
+            except PermissionError as error:  # listed but not searchable: what is inside stays unread
+                self.denied.append(PermissionError(error.errno, error.strerror, self.top.display(*inner)))
+                continue
+            except OSError as error:  # anything else is not "no folder" either: the walk fails, naming it
                 raise OSError(error.errno, error.strerror, self.top.display(*inner)) from None
             if stat.S_ISDIR(found.st_mode):  # else replaced by something that is not a folder
                 self.visit(inner, f"{rel}/{name}", found)

@@ -187,7 +187,7 @@ class WebConfigWatcher:
 
     def _apply(self, config: webconfig.WebConfig) -> None:
         self.config = config
-        self.auth = webconfig.Authenticator(config.users)
+        self.auth = webconfig.Authenticator(config.users, self.auth)  # verified pairs of unchanged users stay
 
     def refresh(self, force: bool = False) -> None:
         """Reload when the file changed (``force``: in any case, as SIGHUP asks)."""

@@ -44,6 +44,7 @@ BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}
 MAX_COST = 16
 BCRYPT_WAIT = 2.0  # seconds a basic-auth check may wait for bcrypt (one check at a time) before it fails
 MAX_VERIFIED = 64  # user and password pairs remembered as verified
+MAX_WAITING = 8  # basic-auth checks that may wait for bcrypt at once; more fail at once (401)
 BCRYPT_MAX_PASSWORD = 72  # bcrypt reads no further; recent versions raise ValueError, older ones cut silently
 
 
@@ -275,16 +276,20 @@ class Authenticator:
 
     bcrypt runs one check at a time (as exporter-toolkit does): clients guessing passwords on many
     connections would otherwise take every CPU, while the scraper, whose pair is remembered, needs
-    none. A check that waits longer than ``BCRYPT_WAIT`` for its turn fails (401), so such clients
-    never pile up threads behind it.
+    none. A check that waits longer than ``BCRYPT_WAIT`` for its turn, or finds ``MAX_WAITING`` waiting
+    already, fails (401), so such clients never pile up threads behind it. A reload keeps the verified
+    pairs of users whose hash did not change.
     """
 
-    def __init__(self, users: dict[str, bytes]) -> None:
+    def __init__(self, users: dict[str, bytes], verified: Authenticator | None = None) -> None:
+        """``verified``: the authenticator this one replaces (a reload), whose verified pairs still hold
+        where the user's hash is unchanged (a pair's token includes the hash)."""
         self.users = users
         self._decoy = max(users.values(), key=_cost) if users else None
-        self._verified: set[bytes] = set()
+        self._verified: set[bytes] = set(verified._verified) if verified is not None else set()
         self._lock = threading.Lock()
         self._bcrypt = threading.Lock()
+        self._waiting = threading.BoundedSemaphore(MAX_WAITING)
 
     def check(self, user: str, password: str) -> bool:
         secret = password.encode()
@@ -307,9 +312,16 @@ class Authenticator:
         return True
 
     def _bcrypt_check(self, password: bytes, hashed: bytes) -> bool:
-        if not self._bcrypt.acquire(timeout=BCRYPT_WAIT):
+        """False at once when ``MAX_WAITING`` checks wait already, so threads cannot pile up behind bcrypt
+        (a connection waiting here may lose its place, its thread does not end before its turn)."""
+        if not self._waiting.acquire(blocking=False):
             return False
         try:
-            return _checkpw(password, hashed)
+            if not self._bcrypt.acquire(timeout=BCRYPT_WAIT):
+                return False
+            try:
+                return _checkpw(password, hashed)
+            finally:
+                self._bcrypt.release()
         finally:
-            self._bcrypt.release()
+            self._waiting.release()

@@ -380,6 +380,61 @@ def test_password_guessing_on_many_connections_does_not_starve_the_scraper(healt
                 thread.join(15)
 
 
+def _threads(pid: int) -> int:
+    return int(next(line.split()[1] for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("Threads:")))
+
+
+def test_guesses_that_hang_up_at_once_do_not_pile_up_threads(healthy: LinuxTree, tmp_path: Path) -> None:
+    """Each guess is sent and its connection closed at once: evicted or not, a thread waiting for bcrypt
+    is one of at most eight (more fail at once), so the threads stay near the connection cap."""
+    config = tmp_path / "web.yml"
+    config.write_text(f"basic_auth_users:\n  prometheus: '{_hash('pw', cost=10)}'\n")
+    wrong = ("GET /metrics HTTP/1.1\r\nHost: a\r\nAuthorization: "
+             + _basic("prometheus", "wrong")["Authorization"] + "\r\n\r\n").encode()
+    stop_guessing = threading.Event()
+
+    def guess() -> None:
+        while not stop_guessing.is_set():
+            with contextlib.suppress(OSError):
+                _connect(address, wrong).close()
+
+    with exporter(healthy.root, "--web.config.file", str(config), "--web.max-connections", "16",
+                  log=tmp_path / "log") as running:
+        address = running.address
+        guessers = [threading.Thread(target=guess, daemon=True) for _ in range(16)]
+        for thread in guessers:
+            thread.start()
+        most = 0
+        try:
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                most = max(most, _threads(running.process.pid))
+                time.sleep(0.02)
+        finally:
+            stop_guessing.set()
+            for thread in guessers:
+                thread.join(15)
+    assert most <= 16 + 8 + 8, f"{most} threads for a cap of 16 connections"
+
+
+def test_a_reload_keeps_the_pairs_already_verified(tmp_path: Path) -> None:
+    from exporter.server import WebConfigWatcher
+
+    config = tmp_path / "web.yml"
+    hashed = _hash("pw")
+    config.write_text(f"basic_auth_users:\n  prometheus: '{hashed}'\n  other: '{hashed}'\n")
+    watcher = WebConfigWatcher(str(config))
+    assert watcher.auth.check("prometheus", "pw") and watcher.auth.check("other", "pw")
+    _touch(config, f"basic_auth_users:\n  prometheus: '{hashed}'\n  other: '{_hash('new')}'\n")
+    watcher.refresh()
+    fresh = watcher.auth
+    with fresh._bcrypt:  # bcrypt is busy: only a remembered pair can pass now
+        assert fresh.check("prometheus", "pw")  # its hash is unchanged: remembered across the reload
+        assert not fresh.check("other", "pw")  # its hash changed: checked anew (and here it must wait)
+    assert fresh.check("other", "new") and not fresh.check("other", "pw")
+
+
 @pytest.mark.parametrize("value", [b"Basic \xe9", b"Basic \xff\xfe", "Basic é".encode(), b"Basic =", b"Basic"])
 def test_odd_authorization_values_get_401(report: Report, tmp_path: Path, value: bytes) -> None:
     config = tmp_path / "web.yml"

@@ -397,6 +397,49 @@ def test_a_link_that_cannot_be_followed_does_not_hide_fault_5(linux: LinuxTree, 
     assert outcome.state("5") == "unknown"  # nothing proven, and one link not followed: not clear
 
 
+@pytest.mark.parametrize("layout", ["var linked out, clamav 0700", "amp linked under a 0700 folder",
+                                    "var linked under a 0700 folder"])
+def test_where_a_link_leads_is_judged_like_the_connector_s_own_folders(linux: LinuxTree, layout: str) -> None:
+    """The scan service goes through the link: the folders below where it leads, and those above, count."""
+    root = linux.root
+    if layout == "var linked out, clamav 0700":
+        (root / "opt/cisco/amp/var").rename(root / "srv_ampvar")
+        linux.symlink("opt/cisco/amp/var", "/srv_ampvar")
+        (root / "srv_ampvar/clamav").chmod(0o700)
+        shown = "/opt/cisco/amp/var/clamav has mode 0700"
+    else:
+        (root / "srv/x").mkdir(parents=True)
+        moved = "amp" if layout.startswith("amp") else "var"
+        source = root / ("opt/cisco/amp" if moved == "amp" else "opt/cisco/amp/var")
+        source.rename(root / "srv/x" / moved)
+        linux.symlink(str(source.relative_to(root)), f"/srv/x/{moved}")
+        (root / "srv/x").chmod(0o700)
+        shown = "/srv/x has mode 0700"
+    outcome = once(linux.root)
+    assert outcome.state("5") == "active", outcome.result("5")
+    assert shown in " ".join(outcome.result("5")["evidence"])
+
+
+@pytest.mark.parametrize("case", ["amp 0744", "a link loop for amp", "no account and /opt 0700"])
+def test_what_cannot_be_read_never_loses_what_was_proven(linux: LinuxTree, case: str) -> None:
+    if case == "amp 0744":  # listable but not searchable by others
+        _lock(linux.root / "opt/cisco/amp")
+        (linux.root / "opt/cisco/amp").chmod(0o744)
+        shown = "/opt/cisco/amp has mode 0744"
+    elif case == "a link loop for amp":
+        (linux.root / "opt/cisco/amp").rename(linux.root / "amp-gone")
+        linux.symlink("opt/cisco/amp", "amp")
+        (linux.root / "opt/cisco").chmod(0o777)
+        shown = "/opt/cisco has mode 0777"
+    else:
+        linux.write("etc/passwd", "root:x:0:0:root:/root:/bin/bash\n")
+        _lock(linux.root / "opt")
+        shown = "user cisco-amp-scan-svc does not exist"
+    outcome = once(linux.root, no_dac=True)
+    assert outcome.state("5") == "active", outcome.result("5")
+    assert shown in " ".join(outcome.result("5")["evidence"])
+
+
 def test_an_unreadable_passwd_beside_a_bad_mode_is_still_fault_5(linux: LinuxTree) -> None:
     _lock(linux.root / "etc/passwd")
     outcome = once(linux.root, no_dac=True)

@@ -96,6 +96,30 @@ def test_an_install_folder_linked_to_the_root_trusts_nothing_more(healthy: Linux
     assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
 
 
+@pytest.mark.parametrize(("link", "target", "exe", "counts"), [
+    # The install folder, moved by root, is where it resolves to: what runs from there is the connector's ...
+    ("opt/cisco", "/tmp", "/tmp/amp/ampdaemon", True),
+    ("opt", "/tmp", "/tmp/cisco/amp/bin/ampdaemon", True),
+    # ... and nothing beside it.
+    ("opt/cisco", "/tmp", "/tmp/evil", False),
+    ("opt", "/tmp", "/tmp/cisco/evil", False),
+    # A link that gives the folder another name (or none: /) widens nothing.
+    ("opt/cisco/amp", "/usr/bin", "/usr/bin/evil", False),
+    ("opt/cisco/amp", "../..", "/usr/bin/evil", False),
+])
+def test_a_link_to_another_folder_widens_no_trust(healthy: LinuxTree, run: Evaluate, link: str, target: str,
+                                                  exe: str, counts: bool) -> None:
+    """Only a folder that keeps its own name (amp) counts as the install folder where it resolves."""
+    moved = healthy.root / "moved"
+    (healthy.root / link).rename(moved)
+    healthy.symlink(link, target)
+    shutil.copytree(moved, healthy.root / (target.lstrip("/") if target.startswith("/") else "."),
+                    dirs_exist_ok=True, symlinks=True)
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon", exe=exe)
+    assert _check(run(healthy), "daemon_not_running") is (State.CLEAR if counts else State.ACTIVE)
+
+
 def test_a_stale_uptime_in_a_tree_does_not_hide_restarts(healthy: LinuxTree, tmp_path: Path) -> None:
     """A tree whose proc/uptime was written before its processes: now is no earlier than the newest start."""
     healthy.stop("ampscansvc")

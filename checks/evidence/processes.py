@@ -236,10 +236,13 @@ class _Owners:
 
     def _resolved(self, folder: str) -> str:
         try:
-            resolved = self.host.resolved(folder).rstrip("/") + "/"
+            resolved = self.host.resolved(folder).rstrip("/")
         except OSError:  # a link loop: only the folder as written counts
             return folder
-        return folder if resolved == "/" else resolved  # a link to / would make every program the connector's
+        # Moved or linked, the folder keeps its own name (amp, Cisco): a link to /, /tmp or /usr/bin would
+        # make other programs the connector's.
+        name = folder.rstrip("/").rsplit("/", 1)[-1]
+        return resolved + "/" if resolved.endswith("/" + name) else folder
 
     def allowed(self, name: str, uid: int) -> bool:
         if uid == 0:

@@ -78,43 +78,101 @@ def _usergroups_enab(host: Host) -> bool | None:
 
 
 def _bad_directories(host: Host, cache: WalkCache | None) -> tuple[list[BadDirectory], list[OSError]]:
-    """/opt/cisco, and the connector's folders below it (to depth 3), that others cannot enter or can write;
-    and the folders that could not be listed (their own mode is judged all the same)."""
-    if not host.is_dir(PERMISSION_ROOT):
-        return [], []
-    found = [_judge(host.display(PERMISSION_ROOT), host.stat(PERMISSION_ROOT).st_mode)]
-    denied: list[OSError] = []
+    """The folders the scan service goes through that others cannot enter or can write: /opt/cisco and the
+    connector's folders below it (to depth 3), and where a link among them leads, that folder and those
+    below it too; and on the way to each (``/opt``, or where a link leads), the folders above it that
+    others cannot search. Second: what could not be read (what was judged still counts)."""
+    judge = _Judgement(host)
     try:
-        connector = host.is_dir(CONNECTOR_ROOT)
-    except PermissionError as error:  # /opt/cisco cannot be searched: its own mode is judged above
-        return [bad for bad in found if bad is not None], [error]
-    if connector:
-        depth = PERMISSION_DEPTH - 1  # the connector's folder is one level below /opt/cisco
-        folders, denied = walk_partly(host, CONNECTOR_ROOT, depth, cache=cache)
+        if not host.is_dir(PERMISSION_ROOT):
+            return [], []
+        judge.path(PERMISSION_ROOT)
+    except DeadlineExceeded:
+        raise
+    except OSError as error:  # /opt cannot be searched: the folders above are judged all the same
+        judge.above(PERMISSION_ROOT)
+        return judge.bad(), [error]
+    # (where, levels below it to judge, whether the exporter's listing cache serves it)
+    todo: list[tuple[str, int, bool]] = [(CONNECTOR_ROOT, PERMISSION_DEPTH - 1, True)]
+    while todo:
+        rel, depth, cached = todo.pop(0)
+        try:
+            if not host.is_dir(rel):
+                continue
+            if not judge.first_visit(rel):
+                continue  # a link back into what is judged already
+        except DeadlineExceeded:
+            raise
+        except OSError as error:  # a loop, or a link into a folder this user cannot enter
+            judge.denied.append(error)
+            continue
+        folders, denied = walk_partly(host, rel, depth, cache=cache if cached else None)
+        judge.denied += denied
+        resolved = host.resolved(rel).rstrip("/")
         for folder in folders:
-            found.append(_judge(host.display(folder.rel), folder.status.st_mode))
+            judge.walked(resolved + folder.rel[len(rel.strip("/")):])
+            judge.found.append(_judge(host.display(folder.rel), folder.status.st_mode))
             if folder.depth < depth:
                 # A link to a folder is judged by where it leads (inside the root), as the scan service sees it.
-                for name in folder.links:
-                    try:
-                        target = host.stat(f"{folder.rel}/{name}")
-                    except FileNotFoundError:
-                        continue  # a dangling link: no folder to judge
-                    except DeadlineExceeded:
-                        raise
-                    except OSError as error:  # a loop, or a link into a folder this user cannot enter
-                        denied.append(error)
-                        continue
-                    if stat.S_ISDIR(target.st_mode):
-                        found.append(_judge(host.display(f"{folder.rel}/{name}"), target.st_mode))
-    return [bad for bad in found if bad is not None], denied
+                todo += [(f"{folder.rel}/{name}", depth - folder.depth - 1, False) for name in folder.links]
+    return judge.bad(), judge.denied
 
 
-def _judge(shown: str, st_mode: int) -> BadDirectory | None:
+class _Judgement:
+    """What ``_bad_directories`` has judged, by the path the host resolves each folder to."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.found: list[BadDirectory | None] = []
+        self.denied: list[OSError] = []
+        self._seen: set[str] = set()
+
+    def path(self, rel: str) -> None:
+        self.above(rel)
+        self._seen.add(self.host.resolved(rel))
+        self.found.append(_judge(self.host.display(rel), self.host.stat(rel).st_mode))
+
+    def walked(self, resolved: str) -> None:
+        """A folder (as the host resolves it) was judged on a walk: a link that leads there is not followed."""
+        self._seen.add(resolved)
+
+    def first_visit(self, rel: str) -> bool:
+        """Whether ``rel`` leads somewhere not judged yet; if so, the folders above where it leads are."""
+        resolved = self.host.resolved(rel)
+        if resolved in self._seen:
+            return False
+        self._seen.add(resolved)
+        self.above(resolved)
+        return True
+
+    def above(self, rel: str) -> None:
+        """The folders above ``rel`` (as the host resolves it) must let others through (search)."""
+        parts = self.host.resolved(rel).strip("/").split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            shown = "/" + "/".join(parts[:depth])
+            if shown in self._seen:
+                continue
+            self._seen.add(shown)
+            try:
+                mode = self.host.stat(shown).st_mode
+            except DeadlineExceeded:
+                raise
+            except OSError as error:
+                self.denied.append(error)
+                return
+            self.found.append(_judge(shown, mode, search_only=True))
+
+    def bad(self) -> list[BadDirectory]:
+        return [bad for bad in self.found if bad is not None]
+
+
+def _judge(shown: str, st_mode: int, search_only: bool = False) -> BadDirectory | None:
+    """A folder the scan service lists must be readable and searchable by group and others, and writable by
+    neither; one it only goes through (above the connector's, or above where a link leads) searchable."""
     mode = stat.S_IMODE(st_mode)
-    needed = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+    needed = stat.S_IXGRP | stat.S_IXOTH if search_only else stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
     not_readable = mode & needed != needed
-    writable = bool(mode & (stat.S_IWGRP | stat.S_IWOTH))
+    writable = not search_only and bool(mode & (stat.S_IWGRP | stat.S_IWOTH))
     if not (not_readable or writable):
         return None
     return BadDirectory(shown, mode, not_readable, writable)
