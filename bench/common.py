@@ -28,10 +28,11 @@ PROMETHEUS_HEADERS = {
 }
 
 
-def typical_host(root: Path, processes: int = 300) -> LinuxTree:
+def typical_host(root: Path, processes: int = 300, cgroup: str | None = "v2") -> LinuxTree:
     """The healthy real-shaped Linux host of the tests, plus ``processes`` other processes started at
-    times spread over the day since its boot (none before it: a start before boot is no stat line)."""
-    tree = LinuxTree(root).healthy()
+    times spread over the day since its boot (none before it: a start before boot is no stat line).
+    ``cgroup=None``: a host without systemd, whose processes are found by listing all of proc."""
+    tree = LinuxTree(root, cgroup=cgroup).healthy()
     for number in range(processes):
         tree.process(f"worker{number % 17}", started_ago=60 + number * 7 % 80000)
     return tree

@@ -1,14 +1,15 @@
-"""Scrape cost as the number of real processes grows: the kernel's /proc, not a copied tree.
+"""Scrape and plugin cost as the number of real processes grows: the kernel's /proc, not a copied tree.
 
-A copied tree's proc is an ordinary folder, where a known process's stat file must be looked at on
-every scrape (see checks/evidence/processes.py); a host's /proc is the kernel's, where the folder's
-inode alone is enough. This benchmark gives the exporter the kernel's: a host tree with the connector
-whose proc is /proc itself, bind-mounted in a mount namespace of the exporter's own (unshare), and
-real sleeping processes, 300, then 3,000, then 20,000 (and ampdaemon and ampscansvc among them). The
-sizes follow one another (the processes are the machine's), so node_exporter's default collectors,
-whose cost does not follow the process count, are scraped in turn beside it as the reference.
+A host tree with the connector whose proc is /proc itself, bind-mounted in a mount namespace of the
+command's own (unshare), and real sleeping processes, 300, then 3,000, then 20,000, ampdaemon and
+ampscansvc among them: copies of sleep in a folder the tree's /opt/cisco links to, so their exe lies
+in the connector's install folder as the tree resolves it. Two exporters are scraped in turn with
+node_exporter's default collectors (whose cost does not follow the process count) as the reference:
+one whose tree has the connector's unit cgroup (its cgroup.procs naming the two sleepers: systemd's
+flat path) and one without (no systemd: all of proc is listed). The plugin runs on the first tree
+too, as Nagios starts it. The sizes follow one another (the processes are the machine's).
 
-    sudo .venv/bin/python bench/proc_scaling.py [--rounds 200]
+    sudo .venv/bin/python bench/proc_scaling.py [--rounds 200] [--plugin-runs 30]
 
 Needs root (mount), util-linux's unshare and Debian's prometheus-node-exporter; ~4 GB for 20,000 sleepers.
 """
@@ -16,6 +17,7 @@ Needs root (mount), util-linux's unshare and Debian's prometheus-node-exporter; 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -28,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import BIN, Served, machine, pin_client, start_server, take_turns, typical_host, wait_ready
 from tests.daemons import free_port
+from tests.hosttree import UNIT_CGROUPS
 
 SIZES = (300, 3000, 20000)
-SETTLE = 12.0  # seconds: processes younger than checks.evidence.processes.SETTLED_AFTER are read every scrape
 WARM_UP = 10
 
 
@@ -46,9 +48,42 @@ def spawn(program: str, count: int) -> list[subprocess.Popen[bytes]]:
                              stderr=subprocess.DEVNULL) for _ in range(count)]
 
 
+def connector_host(base: Path, name: str, sleepers: Path, cgroup: bool) -> Path:
+    """A typical host tree whose /opt/cisco links to ``sleepers``' grandparent (its cisco folder, kept at the
+    same path inside the tree), so the real sleepers' exe is in the install folder as the tree resolves it."""
+    tree = typical_host(base / name, 0, "v2" if cgroup else None)
+    root = tree.root
+    shutil.rmtree(root / "proc")
+    (root / "proc").mkdir()
+    cisco = sleepers.parent.parent  # .../cisco, holding amp/bin
+    inside = root / cisco.relative_to("/")
+    inside.parent.mkdir(parents=True)
+    (root / "opt/cisco").rename(inside)
+    tree.symlink("opt/cisco", str(cisco))
+    return root
+
+
+def in_namespace(root: Path, *command: str) -> list[str]:
+    """``command`` in a mount namespace of its own where the tree's proc is the kernel's /proc."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", 'mount --bind /proc "$0" && exec "$@"',
+            str(root / "proc"), *command]
+
+
+def plugin_median(root: Path, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(in_namespace(root, str(BIN / "check_secure_endpoint"), "--path.rootfs", str(root),
+                                    "--ampcli.run-from-rootfs", "--state-file", ""),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--plugin-runs", type=int, default=30)
     args = parser.parse_args()
     node_exporter = shutil.which("prometheus-node-exporter")
     if node_exporter is None or shutil.which("unshare") is None:
@@ -59,21 +94,24 @@ def main() -> None:
     servers: list[Served] = []
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch)
-        root = typical_host(base / "host", 0).root
-        shutil.rmtree(root / "proc")
-        (root / "proc").mkdir()
+        os.chmod(base, 0o755)
+        connector_bin = base / "cisco/amp/bin"
+        connector_bin.mkdir(parents=True)
         (base / "bin").mkdir()
         worker = sleeper(base / "bin", "worker")
-        sleepers += spawn(sleeper(base / "bin", "ampdaemon"), 1) + spawn(sleeper(base / "bin", "ampscansvc"), 1)
+        sleepers += spawn(sleeper(connector_bin, "ampdaemon"), 1) + spawn(sleeper(connector_bin, "ampscansvc"), 1)
+        with_unit = connector_host(base, "unit", connector_bin, cgroup=True)
+        (with_unit / UNIT_CGROUPS["v2"] / "cgroup.procs").write_text("".join(f"{p.pid}\n" for p in sleepers))
+        without_unit = connector_host(base, "no-systemd", connector_bin, cgroup=False)
         try:
-            port = free_port()
-            mounted = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                       'mount --bind /proc "$0" && exec "$@"', str(root / "proc")]
-            exporter = start_server([*mounted, str(BIN / "secure-endpoint-exporter"), "--path.rootfs", str(root),
-                                     "--ampcli.run-from-rootfs", "--web.listen-address", f"127.0.0.1:{port}",
-                                     "--log.level", "error"])
-            wait_ready(port)
-            servers.append(Served("secure-endpoint-exporter", exporter, port))
+            for name, root in (("exporter, unit cgroup", with_unit), ("exporter, no systemd (all of proc)",
+                                                                      without_unit)):
+                port = free_port()
+                process = start_server(in_namespace(root, str(BIN / "secure-endpoint-exporter"), "--path.rootfs",
+                                                    str(root), "--ampcli.run-from-rootfs", "--web.listen-address",
+                                                    f"127.0.0.1:{port}", "--log.level", "error"))
+                wait_ready(port)
+                servers.append(Served(name, process, port))
             node_port = free_port()
             node = start_server([node_exporter, f"--web.listen-address=127.0.0.1:{node_port}",
                                  "--no-collector.systemd"])
@@ -82,15 +120,13 @@ def main() -> None:
             results = []
             for size in SIZES:
                 sleepers += spawn(worker, size - (len(sleepers) - 2))
-                time.sleep(SETTLE)  # every process old enough not to be read again
                 running = sum(1 for entry in Path("/proc").iterdir() if entry.name.isdigit())
                 for server in servers:
                     server.reconnect()
                     server.times = []
-                first = servers[0].scraper.scrape()[0]
                 take_turns(servers, args.rounds, WARM_UP)
-                results.append((size, running, first, statistics.median(servers[0].times), servers[0].cpu,
-                                statistics.median(servers[1].times)))
+                results.append((size, running, [statistics.median(s.times) for s in servers],
+                                [s.cpu for s in servers[:2]], plugin_median(with_unit, args.plugin_runs)))
         finally:
             for server in servers:
                 server.stop()
@@ -98,13 +134,16 @@ def main() -> None:
                 process.kill()
             for process in sleepers:
                 process.wait()
-    print(f"machine: {described}; the kernel's /proc; {args.rounds} rounds a size after {WARM_UP} warm-up scrapes")
-    print(f"{'sleepers':>9s} {'processes':>10s} {'first scrape':>13s} {'p50':>9s} {'CPU/scrape':>11s} "
-          f"{'node_exporter p50':>18s} {'p50 / smallest':>15s}")
-    smallest = results[0][3]
-    for size, running, first, p50, cpu, node_p50 in results:
-        print(f"{size:9d} {running:10d} {first * 1000:10.1f} ms {p50 * 1000:6.2f} ms {cpu * 1000:8.2f} ms "
-              f"{node_p50 * 1000:15.2f} ms {p50 / smallest:14.2f}x")
+    print(f"machine: {described}; the kernel's /proc; {args.rounds} rounds a size after {WARM_UP} warm-up scrapes; "
+          f"plugin: median of {args.plugin_runs} runs")
+    print(f"{'sleepers':>9s} {'processes':>10s} {'unit p50':>9s} {'CPU':>8s} {'no-unit p50':>12s} {'CPU':>8s} "
+          f"{'node_exp p50':>13s} {'unit/node':>10s} {'plugin':>9s}")
+    for size, running, p50s, cpus, plugin in results:
+        print(f"{size:9d} {running:10d} {p50s[0] * 1000:6.2f} ms {cpus[0] * 1000:5.2f} ms {p50s[1] * 1000:9.2f} ms "
+              f"{cpus[1] * 1000:5.2f} ms {p50s[2] * 1000:10.2f} ms {p50s[0] / p50s[2]:9.2f}x {plugin * 1000:6.1f} ms")
+    first, last = results[0], results[-1]
+    print(f"{last[0]} vs {first[0]} processes: exporter with the unit {last[2][0] / first[2][0]:.2f}x, without "
+          f"{last[2][1] / first[2][1]:.2f}x; plugin {last[4] / first[4]:.2f}x")
 
 
 if __name__ == "__main__":

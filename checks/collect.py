@@ -78,6 +78,7 @@ class Settings(Record):
     version_elements: tuple[str, ...] = version.DEFAULT_ELEMENTS
     definitions_dirs: tuple[str, ...] = ()  # () = the platform's default folders
     bpf_processes: tuple[str, ...] = (processes.DAEMON,)
+    connector_unit: str = processes.UNIT
     selinux_module: str = selinux.MODULE
     orbital_clients: tuple[str, ...] = ("com.cisco.orbital", "com.cisco.endpoint.orbital", "/opt/cisco/orbital/")
     # A saved ``ampcli status`` output (absolute path on this machine) read instead of running ampcli.
@@ -89,9 +90,7 @@ class EvidenceCache:
     folders that changed: the listings of the connector's folders.
 
     Every listing is checked against the folder before it is used (see ``WalkCache``): the cache
-    changes what a scrape costs, never what it finds. The plugin starts without one. (The table of
-    processes already read saves the plugin most of its reads, so it is kept in the state instead,
-    which the plugin saves between runs: ``StateStore.process_table``.)
+    changes what a scrape costs, never what it finds. The plugin starts without one.
     """
 
     def __init__(self) -> None:
@@ -316,7 +315,7 @@ class Evidence:
             "system": lambda: system.probe(host),
             "connector_status": lambda: self._finish_status(host),
             "connector_version": lambda: version.probe(host, platform, settings.version_elements),
-            "processes": lambda: processes.probe(host, platform, settings.bpf_processes, self.store.process_table()),
+            "processes": lambda: processes.probe(host, platform, settings.bpf_processes, settings.connector_unit),
             "scan_user": lambda: scan_user.probe(host, platform, cache.permissions),
             "policy": lambda: policy.probe(host, platform),
             "kernel": lambda: kernel.probe(host),

@@ -120,6 +120,7 @@ def _skeleton(ev: Evidence) -> Report:
     try:
         procs = ev.processes()
         report.processes = {name: procs.running(name) for name in WATCHED}
+        report.process_lookup = procs.lookup
     except Unavailable:
         report.processes = dict.fromkeys(WATCHED)
     with contextlib.suppress(Unavailable):

@@ -586,6 +586,9 @@ def _dutch_value(name: str, value: str | None) -> str:
 
 # The plugin's log lines (logger ``checks``), by their format: what the state file does.
 LOG_NL: dict[str, str] = {
+    "processes found through the cgroup of %s": "processen gevonden via de cgroup van %s",
+    "processes found by listing all of /proc: the cgroup of %s did not show every one":
+        "processen gevonden door heel /proc te doorlopen: de cgroup van %s toonde ze niet allemaal",
     "state file %s is locked by another run; this run's state is kept in memory only":
         "statusbestand %s is vergrendeld door een andere controle; de status van deze controle blijft alleen in "
         "het geheugen",

@@ -38,6 +38,12 @@ RANK = {Ok.code: 0, Unknown.code: 1, Warn.code: 2, Critical.code: 3}
 SUMMARY_ITEMS = 3
 
 
+log = logging.getLogger("checks.nagios")
+LOOKUP_LINES = {
+    "cgroup": "processes found through the cgroup of %s",
+    "scan": "processes found by listing all of /proc: the cgroup of %s did not show every one",
+}
+
 class UsageError(Exception):
     """Bad arguments; its text is English and knows its Dutch."""
 
@@ -99,6 +105,8 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         deadline = time.monotonic() + args.timeout - min(1.0, args.timeout * 0.2) if args.timeout else None
         with open_state(args.state_file, host.rootfs) as store:
             report = evaluate(host, settings, store, deadline=deadline)
+        if report.process_lookup in LOOKUP_LINES:  # at -v: why a run was slow (all of proc listed)
+            log.info(LOOKUP_LINES[report.process_lookup], settings.connector_unit)
         results = [r for r in report.all_results() if r.fault.id not in self.policy.ignore]
         for result in results:
             yield nagiosplugin.Metric(f"fault {result.fault.id}", result, context="fault")

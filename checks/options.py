@@ -116,6 +116,9 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
     assumed.add_argument("--bpf-process", action="append", dest="bpf_processes", metavar="NAME", type=non_empty,
                          help="process that holds the connector's eBPF programs (repeatable; default: "
                          + ", ".join(DEFAULTS.bpf_processes) + ")")
+    group.add_argument("--connector.unit", dest="connector_unit", default=DEFAULTS.connector_unit, metavar="UNIT",
+                       type=non_empty, help="the connector's systemd service, whose cgroup names its processes "
+                       "(default: %(default)s)")
     assumed.add_argument("--selinux-module", default=DEFAULTS.selinux_module, metavar="NAME", type=non_empty,
                          help="the connector's SELinux policy module (default: %(default)s)")
     assumed.add_argument("--orbital-client", action="append", dest="orbital_clients", metavar="PREFIX", type=non_empty,
@@ -139,6 +142,7 @@ def settings_from(args: argparse.Namespace, disabled: frozenset[str] = frozenset
         definitions_dirs=tuple(args.definitions_dirs or ()),
         bpf_processes=tuple(args.bpf_processes or DEFAULTS.bpf_processes),
         selinux_module=args.selinux_module,
+        connector_unit=args.connector_unit,
         orbital_clients=tuple(args.orbital_clients or DEFAULTS.orbital_clients),
         ampcli_status_file=os.path.abspath(args.ampcli_status_file) if args.ampcli_status_file else "",
     )

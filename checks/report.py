@@ -54,6 +54,7 @@ class Report:
         self.connected: bool | None = None
         self.connector_status: dict[str, str] = {}
         self.processes: dict[str, bool | None] = {}
+        self.process_lookup = ""  # how they were found: "cgroup", "scan" (all of proc) or "psutil"; "" unread
         self.definitions_build_time: float | None = None  # newest CVD header
         self.definitions_updated_time: float | None = None  # ampcli policy's "Definitions Last Updated"
         self.definition_version = ""  # ampcli policy's "Definition Version"
@@ -81,6 +82,7 @@ class Report:
                 "connected": self.connected,
                 "status": self.connector_status,
                 "processes": self.processes,
+                "process_lookup": self.process_lookup or None,
                 "definitions_build_time": self.definitions_build_time,
                 "definitions_updated_time": self.definitions_updated_time,
                 "definition_version": self.definition_version,

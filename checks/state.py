@@ -1,5 +1,4 @@
-"""State kept between runs: scan service starts seen (fault 6), CVD integrity verdicts, and the
-table of processes already read (so a run reads only new ones).
+"""State kept between runs: scan service starts seen (fault 6) and CVD integrity verdicts.
 
 The plugin (and the exporter's ``--once``) keep it in a JSON file; the
 exporter server keeps it in memory. Entries are keyed by the root, so one
@@ -38,8 +37,6 @@ import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from checks.evidence import ascii_number
-from checks.evidence.processes import Known, ProcessTable
 from checks.safefile import Refused, kind, lstat, open_folder, replace
 
 log = logging.getLogger(__name__)
@@ -51,9 +48,7 @@ MAX_KEY_CHARS = 8192  # a CVD cache key is a path (PATH_MAX 4096) and a few numb
 MAX_VERDICT_CHARS = 256
 MAX_PID = 2**31 - 1
 MAX_BOOT_ID = 64  # the kernel's is a UUID (36 characters)
-MAX_PROCESSES = 65536  # entries of the process table; a host with more keeps none (reads every process each run)
-MAX_NAME_CHARS = 64  # a process name (the kernel keeps 15 characters)
-MAX_BYTES = 4 << 20  # larger than any state this module writes (the process table is ~45 bytes a process)
+MAX_BYTES = 4 << 20  # larger than any state this module writes
 LOCK_WAIT = 1.0  # seconds; a run that waits longer keeps its state in memory
 LOCK_POLL = 0.02
 MAX_REOPEN = 200  # saves by other runs while this one waited; the deadline ends it long before
@@ -111,18 +106,6 @@ class StateStore:
             section["cvd"] = cache
         return cache
 
-    def process_table(self) -> ProcessTable:
-        """The processes earlier runs read (``checks.evidence.processes``), updated by each probe."""
-        section = self._section()
-        table = section.get("processes")
-        if not isinstance(table, ProcessTable):
-            # A dict here is what the file held, already sanitized when it was loaded.
-            table = ProcessTable(table["boot"], {pid: Known(row[0], row[1], row[2], tuple(row[3]))
-                                                 for pid, row in table["known"].items()}) \
-                if isinstance(table, dict) else ProcessTable()
-            section["processes"] = table
-        return table
-
 
 # -- schema ---------------------------------------------------------------------------------
 
@@ -130,8 +113,8 @@ class StateStore:
 def sanitize(raw: object) -> dict[str, Any]:
     """What of ``raw`` fits the schema; the rest is dropped (debug log), never an exception.
 
-    ``{root: {"scan_starts": [[boot id, pid, start ticks], ...], "cvd": {key: verdict},
-    "processes": {"boot": time, "known": {pid: [inode, name, read_at, stamp]}}}}``, every part bounded.
+    ``{root: {"scan_starts": [[boot id, pid, start ticks], ...], "cvd": {key: verdict}}}``, every part
+    bounded. (The table of processes earlier versions kept is dropped as an unknown key.)
     """
     if not isinstance(raw, dict):
         log.debug("state: top level is %s, not a mapping; dropped", type(raw).__name__)
@@ -155,10 +138,6 @@ def _clean_section(section: dict[Any, Any]) -> dict[str, Any]:
             clean[key] = _clean_starts(value)
         elif key == "cvd":
             clean[key] = _clean_cvd(value)
-        elif key == "processes":
-            table = _clean_processes(value)
-            if table is not None:
-                clean[key] = table
         else:
             log.debug("state: unknown key %.80r dropped", key)
     return clean
@@ -200,42 +179,14 @@ def _clean_cvd(value: object) -> dict[str, str]:
     return clean
 
 
-def _clean_processes(value: object) -> dict[str, Any] | None:
-    """The process table as plain data (from a ``ProcessTable`` or from the file); None when it does not fit."""
-    if isinstance(value, ProcessTable):
-        value = {"boot": value.boot, "known": value.known}
-    if not isinstance(value, dict) or not _number(value.get("boot")) or not isinstance(value.get("known"), dict):
-        log.debug("state: the process table is not {boot, known}; dropped")
-        return None
-    known = value["known"]
-    if len(known) > MAX_PROCESSES:
-        log.debug("state: more than %d known processes; the table dropped", MAX_PROCESSES)
-        return None
-    clean: dict[str, list[Any]] = {}
-    for pid, row in known.items():  # every save checks them all: kept to plain type tests
-        fields = list(row) if isinstance(row, (list, tuple)) and len(row) in (3, 4) else [None, None, None]
-        inode, name, read_at = fields[:3]
-        stamp = fields[3] if len(fields) == 4 else []
-        if (type(inode) is int and 0 <= inode < 2**64 and type(name) is str and len(name) <= MAX_NAME_CHARS
-                and (type(read_at) is float or type(read_at) is int) and math.isfinite(read_at)
-                and type(pid) is str and ascii_number(pid, 10) and isinstance(stamp, (list, tuple))
-                and len(stamp) <= 4 and all(type(n) is int and n >= 0 for n in stamp)):
-            clean[pid] = [inode, name, float(read_at), list(stamp)]
-        else:
-            log.debug("state: known process %.80r dropped", pid)
-    return {"boot": float(value["boot"]), "known": clean}
-
-
 def encode(data: MutableMapping[str, Any]) -> bytes:
     """The state as JSON that a later run accepts: sanitized, and never over ``MAX_BYTES``."""
     clean = sanitize(dict(data))
     text = json.dumps(clean, separators=(",", ":"), sort_keys=True).encode() + b"\n"
-    for cache in ("processes", "cvd"):  # only these can grow this far; a CVD verdict costs more to remake
-        if len(text) <= MAX_BYTES:
-            break
-        log.debug("state: over %d bytes; the %s caches dropped", MAX_BYTES, cache)
+    if len(text) > MAX_BYTES:  # only the CVD verdicts can grow this far
+        log.debug("state: over %d bytes; the CVD caches dropped", MAX_BYTES)
         for section in clean.values():
-            section.pop(cache, None)
+            section.pop("cvd", None)
         text = json.dumps(clean, separators=(",", ":"), sort_keys=True).encode() + b"\n"
     return text
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 
 from checks import __version__
+from checks.catalog import Platform
 from checks.records import Record
 from checks.report import Report, State
 
@@ -66,6 +67,12 @@ def families(report: Report) -> list[Family]:
     running.samples.extend(((name,), float(is_running)) for name, is_running in report.processes.items()
                            if is_running is not None)
     found.append(running)
+    lookup = _gauge("process_lookup", "1 for how this evaluation found the connector's processes: cgroup (the "
+                    "unit's, a flat cost), scan (all of /proc: no unit, or a process missing from it), psutil "
+                    "(a Mac); 0 for the others.", "method")
+    methods = ("psutil",) if report.platform is Platform.MACOS else ("cgroup", "scan")
+    lookup.samples.extend(((method,), float(method == report.process_lookup)) for method in methods)
+    found.append(lookup)
     if report.definitions_build_time is not None:
         found.append(_single("definitions_build_timestamp_seconds",
                              "Build time of the newest virus definition file (CVD header).",

@@ -205,10 +205,21 @@ class Tree:
         return rel
 
 
+# Where each cgroup layout keeps the connector's unit (see checks.evidence.processes.CGROUP_ROOTS).
+UNIT_CGROUPS = {
+    "v2": "sys/fs/cgroup/system.slice/cisco-amp.service",
+    "hybrid": "sys/fs/cgroup/unified/system.slice/cisco-amp.service",
+    "v1": "sys/fs/cgroup/systemd/system.slice/cisco-amp.service",
+}
+
+
 class LinuxTree(Tree):
-    def __init__(self, root: Path, distro: str = "rhel", release: str = RELEASE) -> None:
+    def __init__(self, root: Path, distro: str = "rhel", release: str = RELEASE, cgroup: str | None = "v2") -> None:
+        """``cgroup``: the layout in which systemd keeps the connector's unit (``UNIT_CGROUPS``), None for a host
+        without systemd (EL6, a container): its processes are then found by listing proc."""
         super().__init__(root)
         self.release = release
+        self.unit_cgroup = UNIT_CGROUPS[cgroup] if cgroup else None
         self.boot = time.time() - 86400
         self._pid = 1000
         self.write("etc/os-release", OS_RELEASES[distro])
@@ -226,9 +237,11 @@ class LinuxTree(Tree):
 
     # -- parts -----------------------------------------------------------------
     def process(self, name: str, pid: int | None = None, started_ago: float = 3600.0, bpf_programs: int = 0,
-                argv: list[str] | None = None, uid: int = 0, exe: str | None = None) -> int:
+                argv: list[str] | None = None, uid: int = 0, exe: str | None = None,
+                in_unit: bool | None = None) -> int:
         """A process in ``proc/<pid>``: stat, status (its uids), comm, cmdline, the exe link (by default the
-        connector's folder for its own names) and fd links; ``exe=""`` leaves the link out."""
+        connector's folder for its own names) and fd links; ``exe=""`` leaves the link out. ``in_unit``
+        (by default for the connector's own names) lists it in the unit's cgroup as systemd would."""
         if pid is None:
             self._pid += 1
             pid = self._pid
@@ -250,7 +263,17 @@ class LinuxTree(Tree):
             self.symlink(f"proc/{pid}/fd/{number}", "/dev/null")
         for number in range(bpf_programs):
             self.symlink(f"proc/{pid}/fd/{10 + number}", "anon_inode:bpf-prog")
+        if (name.startswith("amp") if in_unit is None else in_unit) and self.unit_cgroup:
+            self.in_unit(pid)
         return pid
+
+    def in_unit(self, pid: int, cgroup: str = "") -> None:
+        """List ``pid`` in the unit's cgroup (``cgroup``: a child cgroup of it, as a service may make)."""
+        assert self.unit_cgroup is not None, "a tree without systemd has no unit cgroup"
+        procs = self.root / self.unit_cgroup / cgroup / "cgroup.procs"
+        procs.parent.mkdir(parents=True, exist_ok=True)
+        with open(procs, "a") as handle:
+            handle.write(f"{pid}\n")
 
     def start_entry(self, pid: int, started_ago: float) -> list[str | int]:
         """A scan service start as the state file keeps it: [boot id, pid, start ticks after boot]."""
@@ -258,6 +281,11 @@ class LinuxTree(Tree):
 
     def kill(self, pid: int) -> None:
         shutil.rmtree(self.root / f"proc/{pid}")
+        if self.unit_cgroup and (self.root / self.unit_cgroup).is_dir():  # systemd drops it from the cgroup too
+            for procs in (self.root / self.unit_cgroup).rglob("cgroup.procs"):
+                if procs.is_file() and not procs.is_symlink():
+                    kept = [line for line in procs.read_text().split() if line != str(pid)]
+                    procs.write_text("".join(f"{line}\n" for line in kept))
 
     def stop(self, name: str) -> None:
         """Every process of that name is gone."""

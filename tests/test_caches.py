@@ -1,4 +1,4 @@
-"""What a long-running exporter keeps between scrapes: known processes and folder listings.
+"""What a long-running exporter keeps between scrapes: folder listings.
 
 A cache may only change what a scrape costs: every case here is a change on the host that the next
 probe must see although its last one was cached.
@@ -12,126 +12,12 @@ import time
 import pytest
 
 from checks.catalog import Platform
-from checks.evidence import definitions, processes, scan_user
+from checks.evidence import definitions, scan_user
 from checks.host import Folder, Host
 from checks.walk import WalkCache, walk
 from tests.hosttree import LinuxTree
 
 LONG_AGO = time.time() - 3600
-
-
-def _probe(tree: LinuxTree, table: processes.ProcessTable) -> processes.ProcessFacts:
-    return processes.probe(Host(str(tree.root), run_programs=True), Platform.LINUX, table=table)
-
-
-def _rename_stat(tree: LinuxTree, pid: int, name: str) -> None:
-    """What an exec does: the same process (same proc folder) gets another name and executable."""
-    path = tree.root / f"proc/{pid}/stat"
-    fields = path.read_text().split(" ")
-    fields[1] = f"({name})"
-    path.write_text(" ".join(fields))
-    tree.symlink(f"proc/{pid}/exe", f"/opt/cisco/amp/bin/{name}")
-
-
-def _fifo_at_stat(tree: LinuxTree, pid: int) -> None:
-    path = tree.root / f"proc/{pid}/stat"
-    path.unlink()
-    os.mkfifo(path)
-
-
-class _Reads:
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.pids: list[str] = []
-        read = processes._read_stat
-
-        def counting(proc: Folder, pid: str) -> object:
-            self.pids.append(pid)
-            return read(proc, pid)
-
-        monkeypatch.setattr(processes, "_read_stat", counting)
-
-
-@pytest.fixture
-def kernel_proc(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Take the tree's proc for the kernel's: a folder inode alone tells a process from a new one."""
-    monkeypatch.setattr(processes, "_kernels", lambda proc: True)
-
-
-def test_a_known_process_is_not_read_again(healthy: LinuxTree, monkeypatch: pytest.MonkeyPatch) -> None:
-    worker = healthy.process("worker")
-    cache = processes.ProcessTable()
-    _probe(healthy, cache)
-    reads = _Reads(monkeypatch)
-    assert _probe(healthy, cache).running("ampscansvc")
-    assert str(worker) not in reads.pids and "1" in reads.pids  # process 1: always, to see proc is readable
-    assert len(reads.pids) == 3  # 1, ampdaemon and ampscansvc
-
-
-def test_a_known_process_rewritten_in_a_copied_tree_is_read_again(healthy: LinuxTree) -> None:
-    """Outside the kernel's proc a file can change in place, its folder keeping its inode."""
-    worker = healthy.process("worker")
-    cache = processes.ProcessTable()
-    _probe(healthy, cache)
-    _fifo_at_stat(healthy, worker)
-    with pytest.raises(OSError, match="is a FIFO"):
-        _probe(healthy, cache)
-
-
-def test_the_kernels_proc_trusts_the_folder_inode(healthy: LinuxTree, kernel_proc: None) -> None:
-    worker = healthy.process("worker")
-    cache = processes.ProcessTable()
-    _probe(healthy, cache)
-    _fifo_at_stat(healthy, worker)  # on the kernel's proc a file never changes kind: not looked at
-    assert _probe(healthy, cache).running("ampscansvc")
-
-
-def test_a_pid_used_again_by_a_new_process_is_read(healthy: LinuxTree, kernel_proc: None) -> None:
-    healthy.stop("ampscansvc")
-    pid = healthy.process("worker")
-    cache = processes.ProcessTable()
-    assert not _probe(healthy, cache).running("ampscansvc")
-    # A new process with the same pid comes with a new proc folder (kept apart so its inode is new).
-    (healthy.root / f"proc/{pid}").rename(healthy.root / "old-proc-folder")
-    healthy.process("ampscansvc", pid=pid, started_ago=60)
-    assert _probe(healthy, cache).running("ampscansvc")
-
-
-def test_a_young_process_is_read_again_in_case_it_execs(healthy: LinuxTree, kernel_proc: None) -> None:
-    healthy.stop("ampscansvc")
-    pid = healthy.process("sh", started_ago=1)
-    cache = processes.ProcessTable()
-    assert not _probe(healthy, cache).running("ampscansvc")
-    _rename_stat(healthy, pid, "ampscansvc")
-    assert _probe(healthy, cache).running("ampscansvc")
-
-
-def test_an_old_process_that_execs_is_found_within_the_reverify_time(healthy: LinuxTree, kernel_proc: None,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    healthy.stop("ampscansvc")
-    pids = [healthy.process("sh", started_ago=3600) for _ in range(3)]
-    cache = processes.ProcessTable()
-    _probe(healthy, cache)
-    for pid in pids:
-        _rename_stat(healthy, pid, "ampscansvc")
-    assert not _probe(healthy, cache).running("ampscansvc")  # settled, and read just now: trusted
-    monkeypatch.setattr(processes, "REVERIFY_AFTER", 0.0)
-    monkeypatch.setattr(processes, "REVERIFY_PER_PROBE", 2)
-    assert len(_probe(healthy, cache).by_name["ampscansvc"]) == 2  # at most two re-read per probe
-    assert len(_probe(healthy, cache).by_name["ampscansvc"]) == 3
-
-
-def test_watched_processes_are_always_read_again(healthy: LinuxTree, kernel_proc: None) -> None:
-    cache = processes.ProcessTable()
-    assert _probe(healthy, cache).running("ampscansvc")
-    pid = next(p.pid for p in _probe(healthy, cache).by_name["ampscansvc"])
-    path = healthy.root / f"proc/{pid}/stat"
-    fields = path.read_text().split(" ")
-    fields[2] = "Z"
-    path.write_text(" ".join(fields))
-    assert not _probe(healthy, cache).running("ampscansvc")
-    healthy.kill(pid)
-    assert not _probe(healthy, cache).running("ampscansvc")
-    assert str(pid) not in cache.known  # the watched ones are never kept
 
 
 # -- folder walks -------------------------------------------------------------------------------------
@@ -211,13 +97,6 @@ def test_a_walk_cut_short_keeps_what_it_listed(healthy: LinuxTree) -> None:
     with pytest.raises(OSError, match="more than 5 entries under /opt/cisco/amp"):
         walk(host, "opt/cisco/amp", 6, cache=cache, limit=5)
     assert "opt/cisco/amp" in cache.listings
-
-
-def test_only_the_kernels_proc_is_taken_for_the_kernels(healthy: LinuxTree) -> None:
-    with Host(str(healthy.root), run_programs=True).folder("proc") as copied:
-        assert not processes._kernels(copied)
-    with Host("/").folder("proc") as live:
-        assert processes._kernels(live)
 
 
 # -- links in the connector's folders (as the walk before the cache judged them) -------------------------

@@ -422,7 +422,7 @@ def test_nobody_without_a_home_keeps_state_in_memory_and_says_so_at_v(shared: Pa
     verbose = plugin_as_nobody(tree, "-v", env=env)
     assert (verbose.code, verbose.lines[0]) == (0, HEALTHY)
     assert [line for line in verbose.lines if "state" in line] == [made_not(home, reason)]
-    assert verbose.lines[-1] == made_not(home, reason)
+    assert verbose.lines[-2:] == [made_not(home, reason), "processes found through the cgroup of cisco-amp.service"]
 
 
 @pytest.mark.system
@@ -599,10 +599,6 @@ def test_encode_never_writes_what_a_read_would_refuse() -> None:
     huge = {f"/root{n}": {"cvd": {f"{'p' * 4000}{m}": "" for m in range(200)}} for n in range(6)}
     assert len(json.dumps(huge)) > state.MAX_BYTES
     assert len(state.encode(huge)) <= state.MAX_BYTES
-    known = {str(pid): [pid, "x" * 60, 1.0] for pid in range(1, state.MAX_PROCESSES)}
-    tables = {f"/root{n}": {"processes": {"boot": 1.0, "known": known}} for n in range(2)}
-    assert len(json.dumps(tables)) > state.MAX_BYTES
-    assert 0 < len(state.encode(tables)) <= state.MAX_BYTES
 
 
 # -- CVD verdicts -------------------------------------------------------------------------------
@@ -886,51 +882,23 @@ def test_exporter_once_uses_the_same_checks(host: LinuxTree, tmp_path: Path, fol
 
 
 
-# -- the table of processes already read ----------------------------------------------------------------
-def _worker_stat_as_fifo(tree: LinuxTree, pid: int) -> None:
-    """Reading this process now would fail the processes collector."""
-    path = tree.root / f"proc/{pid}/stat"
-    path.unlink()
-    os.mkfifo(path)
-
-
-def _known(tree: LinuxTree, path: Path) -> dict[str, list[Any]]:
-    return dict(json.loads(path.read_text())[str(tree.root)]["processes"]["known"])
-
-
-def test_the_plugin_does_not_read_a_known_process_again(tmp_path: Path, folder: Path) -> None:
+# -- what is kept -----------------------------------------------------------------------------------------
+def test_an_old_process_table_is_dropped(tmp_path: Path, folder: Path) -> None:
+    """Earlier versions kept the processes already read; that part of an old file is dropped, the rest kept."""
     tree = LinuxTree(tmp_path / "host").healthy()
-    worker = tree.process("worker", started_ago=7200)
     path = folder / "check.state"
+    path.write_text(json.dumps({str(tree.root): {"processes": {"boot": 1.0, "known": {"5": [1, "x", 1.0]}},
+                                                 "scan_starts": [tree.start_entry(4242, 60)]}}))
+    path.chmod(0o600)
     assert plugin(tree, path).code == 0
-    known = _known(tree, path)
-    assert known[str(worker)][1] == "worker"
-    assert not any(row[1] in ("ampdaemon", "ampscansvc") for row in known.values())  # watched: read every run
-    assert plugin(tree, path).code == 0
-    assert _known(tree, path)[str(worker)] == known[str(worker)]  # not read again: the same time of reading
-    path_of_stat = tree.root / f"proc/{worker}/stat"
-    path_of_stat.write_text(path_of_stat.read_text().replace("(worker)", "(ampscansvc)"))
-    tree.symlink(f"proc/{worker}/exe", "/opt/cisco/amp/bin/ampscansvc")  # what an exec of it would show
-    tree.stop("ampscansvc")
-    assert plugin(tree, path).code == 0  # a copied tree's file rewritten in place is read again
-
-
-def test_after_a_reboot_every_process_is_read_again(tmp_path: Path, folder: Path) -> None:
-    tree = LinuxTree(tmp_path / "host").healthy()
-    worker = tree.process("worker", started_ago=7200)
-    path = folder / "check.state"
-    assert plugin(tree, path).code == 0
-    tree.write("proc/stat", f"cpu  1 2 3 4\nbtime {int(tree.boot) + 600}\n")  # pids and inodes start over
-    _worker_stat_as_fifo(tree, worker)
-    ran = plugin(tree, path)
-    assert ran.code == 3 and "is a FIFO, not a regular file" in "\n".join(ran.lines)
+    saved = json.loads(path.read_text())[str(tree.root)]
+    assert "processes" not in saved and [pid for _, pid, _ in saved["scan_starts"]] == [4242]
 
 
 def test_an_unchanged_state_is_not_written_again(tmp_path: Path, folder: Path) -> None:
     tree = LinuxTree(tmp_path / "host").healthy()
     path = folder / "check.state"
     plugin(tree, path)
-    plugin(tree, path)  # the first run's table may still hold young processes; now it is settled
     before = path.stat()
     plugin(tree, path)
     after = path.stat()

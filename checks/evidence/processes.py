@@ -1,17 +1,11 @@
-"""The connector's processes, read from the root's ``proc`` (psutil only on a live Mac).
+"""The connector's processes: on Linux from its systemd unit's cgroup and the root's ``proc`` (psutil only
+on a live Mac).
 
-Each process costs one small read (``proc/<pid>/stat`` holds its name, state and
-start time), through an open ``proc`` folder. A table of the processes already
-read is kept in the state (the plugin's state file, the exporter's memory): a
-process still listed with the same folder inode is not read again, so a run on
-a host with 20,000 processes reads only the few that are new or watched.
-
-That identity holds on the kernel's ``proc``: a new process gets a new folder
-inode even when it takes a pid used before. A copied tree on an ordinary file
-system may give a folder made again the inode of the one removed, and its
-files can be rewritten in place, so there the ``stat`` file's own inode, size
-and times must be unchanged too (one ``stat`` call instead of a read).
-Process 1 is always read: it tells whether ``proc`` is readable at all.
+systemd keeps every process of a service in the service's cgroup, so the unit's ``cgroup.procs`` names
+the connector's pids and each costs one ``proc/<pid>/stat`` read, whatever the host's size. Only when
+that cannot show every watched process (no systemd: EL6's upstart, containers, copied trees without
+``sys``; a connector started by hand; a process missing) is all of ``proc`` listed, so an absence is
+always confirmed by the full listing, never taken from the cgroup alone.
 
 A process counts as the connector's only when root runs it (real and effective uid in
 ``proc/<pid>/status``; the scan service may also run as its own account, ``cisco-amp-scan-svc``,
@@ -27,15 +21,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import stat
 import time
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number, lines
 from checks.evidence.scan_user import SCAN_ACCOUNT
-from checks.host import Folder, Host, HostError
+from checks.host import DeadlineExceeded, Folder, Host, HostError
 from checks.messages import said
 from checks.records import Record
+from checks.walk import walk
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +49,13 @@ INSTALL_DIRS = {
 }
 MAX_STATUS = 1 << 16  # proc/<pid>/status is some 1.5 KiB
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-# A process may still exec another program just after it starts (fork, then exec): one younger than
-# this when it was read is read again on the next scrape.
-SETTLED_AFTER = 10.0
-# A known process is read again after this long anyway, at most REVERIFY_PER_PROBE of them a probe:
-# a long-lived process that execs a watched program later than SETTLED_AFTER is found within that
-# time (plus, on a host with more processes than a probe re-reads in that time, what they take).
-# On a host with 20,000 processes scraped every 15 s this is some 80 reads (~1 ms) a scrape.
-REVERIFY_AFTER = 3600.0
-REVERIFY_PER_PROBE = 128
+UNIT = "cisco-amp.service"  # Cisco's articles restart the connector with systemctl restart cisco-amp.service
+# Where systemd keeps a system service's cgroup: the unified hierarchy (cgroup v2), then the hybrid and the
+# legacy layouts' own trees (systemd's "Control Group APIs and Delegation"). A service may hold child cgroups.
+CGROUP_ROOTS = ("sys/fs/cgroup", "sys/fs/cgroup/unified", "sys/fs/cgroup/systemd")
+MAX_CGROUP_DEPTH = 4
+MAX_CGROUPS = 64
+MAX_CGROUP_BYTES = 1 << 20  # a cgroup.procs of every pid the kernel allows is some 30 MiB: none of ours
 
 
 class ProcessInfo(Record):
@@ -79,38 +71,17 @@ class ProcessFacts(Record):
     bpf_error: str = ""
     boot_id: str = ""  # this boot of the host: process starts of another boot are not this one's
     uptime_ticks: int = 0  # clock ticks since boot, now
+    lookup: str = ""  # how they were found: "cgroup" (the unit's), "scan" (all of proc), "psutil" (a Mac)
 
     def running(self, name: str) -> bool:
         return bool(self.by_name.get(name))
 
 
-class Known(Record):
-    """A process read earlier that need not be read again: neither watched nor young when read."""
-
-    inode: int  # of its proc/<pid> folder: a pid used again by a new process comes with a new folder
-    name: str
-    read_at: float  # seconds since the epoch
-    stamp: tuple[int, ...] = ()  # outside the kernel's proc: the stat file's inode, size, mtime, ctime
-
-
-class ProcessTable:
-    """The processes earlier probes read, by pid, for one boot of the host (``StateStore.process_table``).
-
-    ``known`` is replaced whole at the end of each probe, so two probes at once never see half of one.
-    """
-
-    def __init__(self, boot: float = 0.0, known: dict[str, Known] | None = None) -> None:
-        self.boot = boot
-        self.known: dict[str, Known] = known or {}
-
-
-def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON,),
-          table: ProcessTable | None = None) -> ProcessFacts:
+def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON,), unit: str = UNIT) -> ProcessFacts:
     """The watched processes (zombies do not count); on Linux also how many eBPF programs ``bpf_holders`` hold.
 
     Which process holds the connector's eBPF programs is not public (ampdaemon
-    is assumed), so the names are a setting. ``table`` is read and updated: processes
-    already known are not read again.
+    is assumed), so the names are a setting; so is the unit's name.
     """
     if platform is Platform.MACOS:
         if not host.live:
@@ -119,7 +90,7 @@ def probe(host: Host, platform: Platform, bpf_holders: tuple[str, ...] = (DAEMON
     if not host.is_dir("proc"):  # a permission error raises: it is not "not mounted"
         raise HostError(said("proc_not_mounted", path=host.display("proc")))
     with host.folder("proc") as proc:
-        return _linux(proc, bpf_holders, table or ProcessTable())
+        return _linux(proc, bpf_holders, unit)
 
 
 def _since_boot(host: Host, boot: float) -> tuple[str, int]:
@@ -132,82 +103,82 @@ def _since_boot(host: Host, boot: float) -> tuple[str, int]:
     return known or f"btime {boot:.0f}", int(seconds * CLOCK_TICKS)
 
 
-def _kernels(proc: Folder) -> bool:
-    """Whether ``proc`` is the kernel's: the live root's, or a procfs mounted in the tree (its root has
-    inode 1, and its files, process 1's stat included, have size 0)."""
-    if proc.kernel:
-        return True
-    try:
-        init = os.stat("1/stat", dir_fd=proc.fd, follow_symlinks=False)
-    except OSError:
-        return False
-    return proc.status().st_ino == 1 and stat.S_ISREG(init.st_mode) and init.st_size == 0
-
-
-def _stamp(proc: Folder, pid: str) -> tuple[int, ...]:
-    """The stat file's inode, size, mtime and ctime; () when it cannot be looked at (the read will say why)."""
-    try:
-        found = os.stat(f"{pid}/stat", dir_fd=proc.fd, follow_symlinks=False)
-    except OSError:
-        return ()
-    return found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
-
-
-def _linux(proc: Folder, bpf_holders: tuple[str, ...], table: ProcessTable) -> ProcessFacts:
+def _linux(proc: Folder, bpf_holders: tuple[str, ...], unit: str) -> ProcessFacts:
     # psutil is not used here: it opens proc files by plain path, which blocks on a FIFO,
     # never ends on a device and follows a symlinked proc/<pid> out of the root.
     wanted = frozenset((*WATCHED, *bpf_holders))
-    found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
     boot = _boot_time(proc.host)
     owners = _Owners(proc.host, Platform.LINUX)
-    known = table.known if table.boot == boot else {}  # after a reboot pids and inodes start over
-    kernel = _kernels(proc)
-    fresh: dict[str, Known] = {}
-    now = time.time()
-    due = now - REVERIFY_AFTER  # known processes read before this are read again, a few a probe
-    budget = REVERIFY_PER_PROBE
-    init_read = False
-    # Most entries are known: their path through the loop is kept to a lookup and two comparisons,
-    # since a host may have tens of thousands.
-    for entry in proc.scan(MAX_PROCESSES):
-        pid = entry.name
-        seen = known.get(pid)
-        if (seen is not None and seen.inode == entry.inode() and seen.name not in wanted
-                and (kernel or seen.stamp == _stamp(proc, pid))):
-            if due <= seen.read_at <= now or budget <= 0:
-                fresh[pid] = seen
-                continue
-            budget -= 1
-        elif not (pid.isascii() and pid.isdigit()) or entry.is_symlink():
-            continue  # not a process; a real proc/<pid> is a folder, a link may lead anywhere
-        stamp = () if kernel else _stamp(proc, pid)  # before the read: a change after it is seen next time
-        init_read = _read(proc, entry, boot, now, found, fresh, stamp, owners) or init_read
-    if not init_read:
-        # hidepid=1/2 hides other users' processes: absent would be a wrong verdict.
-        raise HostError(said("proc_hidepid", path=proc.display()))
-    table.boot, table.known = boot, fresh
-    boot_id, uptime_ticks = _since_boot(proc.host, boot)  # after the listing: no process seen is younger
+    lookup = "cgroup"
+    pids = unit_pids(proc.host, unit)
+    found = _read_all(proc, pids or [], wanted, owners)
+    if not all(found.values()):  # a watched process not in the unit (or no unit at all): all of proc decides
+        lookup = "scan"
+        found = _scan(proc, wanted, owners)
+    boot_id, uptime_ticks = _since_boot(proc.host, boot)  # after the reads: no process seen is younger
     # ... except in a tree whose proc/uptime is older than its processes: now is no earlier than they
     uptime_ticks = max([uptime_ticks, *(p.start_ticks for group in found.values() for p in group)])
-    for processes in found.values():
-        processes.sort()
+    for group in found.values():
+        group.sort()
     bpf, error = _bpf_programs(proc, [p.pid for name in set(bpf_holders) for p in found[name]])
-    return ProcessFacts(found, bpf, error, boot_id, uptime_ticks)
+    return ProcessFacts(found, bpf, error, boot_id, uptime_ticks, lookup)
 
 
-def _read(proc: Folder, entry: os.DirEntry[str], boot: float, now: float, found: dict[str, list[ProcessInfo]],
-          fresh: dict[str, Known], stamp: tuple[int, ...], owners: _Owners) -> bool:
-    """Read one process: a watched one goes to ``found``, another old enough to ``fresh``; whether it is 1."""
-    line = _read_stat(proc, entry.name)
+def unit_pids(host: Host, unit: str) -> list[str] | None:
+    """The pids systemd keeps in the unit's cgroup and the cgroups below it; None when no layout shows the
+    unit, or its files cannot be read as they should (unreadable, a FIFO, too many, too large): the
+    full listing then decides, so none of this can make a process "not running"."""
+    for root in CGROUP_ROOTS:
+        rel = f"{root}/system.slice/{unit}"
+        try:
+            if not host.is_dir(rel):
+                continue
+            folders = walk(host, rel, MAX_CGROUP_DEPTH, keep=lambda name: name == "cgroup.procs",
+                           limit=MAX_CGROUPS * 64)
+            if len(folders) > MAX_CGROUPS:
+                return None
+            return [pid for folder in folders if folder.files
+                    for pid in host.read_text(f"{folder.rel}/cgroup.procs", limit=MAX_CGROUP_BYTES).split()]
+        except DeadlineExceeded:
+            raise
+        except OSError as error:
+            log.debug("the cgroup of %s cannot be read (%s): all of proc is listed", unit, error)
+            return None
+    return None
+
+
+def _read_all(proc: Folder, pids: list[str], wanted: frozenset[str], owners: _Owners) -> dict[str, list[ProcessInfo]]:
+    """The watched processes among ``pids``."""
+    found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
+    for pid in dict.fromkeys(pids):  # a pid listed twice (a cgroup moved meanwhile) is read once
+        if ascii_number(pid, 10):
+            _read(proc, pid, found, owners)
+    return found
+
+
+def _scan(proc: Folder, wanted: frozenset[str], owners: _Owners) -> dict[str, list[ProcessInfo]]:
+    """Every process of ``proc`` read for the watched ones; process 1 must be among them, or ``hidepid``
+    hides other users' processes and an absence would be a wrong verdict."""
+    found: dict[str, list[ProcessInfo]] = {name: [] for name in wanted}
+    init_read = False
+    for entry in proc.scan(MAX_PROCESSES):
+        pid = entry.name
+        if not (pid.isascii() and pid.isdigit()) or entry.is_symlink():
+            continue  # not a process; a real proc/<pid> is a folder, a link may lead anywhere
+        init_read = (_read(proc, pid, found, owners) and pid == "1") or init_read
+    if not init_read:
+        raise HostError(said("proc_hidepid", path=proc.display()))
+    return found
+
+
+def _read(proc: Folder, pid: str, found: dict[str, list[ProcessInfo]], owners: _Owners) -> bool:
+    """Read one process: a watched one of the connector goes to ``found``; whether it was there to read."""
+    line = _read_stat(proc, pid)
     if line is None:
         return False  # gone meanwhile
-    started = boot + line.start_ticks / CLOCK_TICKS
-    if line.name in found:
-        if line.state not in DEAD_STATES and _connectors(proc, entry.name, line.name, owners):  # zombie: not running
-            found[line.name].append(ProcessInfo(int(entry.name), line.name, line.start_ticks))
-    elif now - started >= SETTLED_AFTER and entry.name != "1":  # 1 is read on every probe anyway
-        fresh[entry.name] = Known(entry.inode(), line.name, now, stamp)
-    return entry.name == "1"
+    if line.name in found and line.state not in DEAD_STATES and _connectors(proc, pid, line.name, owners):
+        found[line.name].append(ProcessInfo(int(pid), line.name, line.start_ticks))  # a zombie is not running
+    return True
 
 
 class _Owners:
@@ -329,7 +300,8 @@ def _live_macos() -> ProcessFacts:
             continue
         # create_time is fixed when the process starts: a later clock step does not move it
         found[name].append(ProcessInfo(proc.pid, name, int(float(info.get("create_time") or 0.0) * CLOCK_TICKS)))
-    return ProcessFacts(found, boot_id=f"boot {psutil.boot_time():.0f}", uptime_ticks=int(time.time() * CLOCK_TICKS))
+    return ProcessFacts(found, boot_id=f"boot {psutil.boot_time():.0f}", uptime_ticks=int(time.time() * CLOCK_TICKS),
+                        lookup="psutil")
 
 
 def _bpf_programs(proc: Folder, pids: list[int]) -> tuple[int | None, str]:
