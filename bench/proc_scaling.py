@@ -69,6 +69,19 @@ def in_namespace(root: Path, *command: str) -> list[str]:
             str(root / "proc"), *command]
 
 
+def exporter(name: str, root: Path, old: str | None = None) -> Served:
+    """The exporter serving ``root`` in its namespace; ``old``: another checkout's, run from its folder."""
+    port = free_port()
+    program = [sys.executable, "-c", "from exporter.main import main; main()"] if old else \
+        [str(BIN / "secure-endpoint-exporter")]
+    command = in_namespace(root, *program, "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
+                           "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error")
+    environment = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": old} if old else None
+    process = start_server(command, env=environment, cwd=old)
+    wait_ready(port)
+    return Served(name, process, port)
+
+
 def plugin_median(root: Path, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -84,6 +97,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--plugin-runs", type=int, default=30)
+    parser.add_argument("--old", help="another checkout (git worktree add) whose exporter is scraped on the "
+                        "tree without systemd, beside the others")
     args = parser.parse_args()
     node_exporter = shutil.which("prometheus-node-exporter")
     if node_exporter is None or shutil.which("unshare") is None:
@@ -104,14 +119,10 @@ def main() -> None:
         (with_unit / UNIT_CGROUPS["v2"] / "cgroup.procs").write_text("".join(f"{p.pid}\n" for p in sleepers))
         without_unit = connector_host(base, "no-systemd", connector_bin, cgroup=False)
         try:
-            for name, root in (("exporter, unit cgroup", with_unit), ("exporter, no systemd (all of proc)",
-                                                                      without_unit)):
-                port = free_port()
-                process = start_server(in_namespace(root, str(BIN / "secure-endpoint-exporter"), "--path.rootfs",
-                                                    str(root), "--ampcli.run-from-rootfs", "--web.listen-address",
-                                                    f"127.0.0.1:{port}", "--log.level", "error"))
-                wait_ready(port)
-                servers.append(Served(name, process, port))
+            servers.append(exporter("exporter, unit cgroup", with_unit))
+            servers.append(exporter("exporter, no systemd (all of proc)", without_unit))
+            if args.old:
+                servers.append(exporter(f"exporter at {args.old}, no systemd", without_unit, args.old))
             node_port = free_port()
             node = start_server([node_exporter, f"--web.listen-address=127.0.0.1:{node_port}",
                                  "--no-collector.systemd"])
@@ -126,7 +137,7 @@ def main() -> None:
                     server.times = []
                 take_turns(servers, args.rounds, WARM_UP)
                 results.append((size, running, [statistics.median(s.times) for s in servers],
-                                [s.cpu for s in servers[:2]], plugin_median(with_unit, args.plugin_runs)))
+                                [s.cpu for s in servers], plugin_median(with_unit, args.plugin_runs)))
         finally:
             for server in servers:
                 server.stop()
@@ -136,14 +147,19 @@ def main() -> None:
                 process.wait()
     print(f"machine: {described}; the kernel's /proc; {args.rounds} rounds a size after {WARM_UP} warm-up scrapes; "
           f"plugin: median of {args.plugin_runs} runs")
-    print(f"{'sleepers':>9s} {'processes':>10s} {'unit p50':>9s} {'CPU':>8s} {'no-unit p50':>12s} {'CPU':>8s} "
-          f"{'node_exp p50':>13s} {'unit/node':>10s} {'plugin':>9s}")
+    report(results, [s.name for s in servers])
+
+
+def report(results: list[tuple[int, int, list[float], list[float], float]], names: list[str]) -> None:
     for size, running, p50s, cpus, plugin in results:
-        print(f"{size:9d} {running:10d} {p50s[0] * 1000:6.2f} ms {cpus[0] * 1000:5.2f} ms {p50s[1] * 1000:9.2f} ms "
-              f"{cpus[1] * 1000:5.2f} ms {p50s[2] * 1000:10.2f} ms {p50s[0] / p50s[2]:9.2f}x {plugin * 1000:6.1f} ms")
+        print(f"{size} sleepers ({running} processes): plugin {plugin * 1000:.1f} ms")
+        for name, p50, cpu in zip(names, p50s, cpus):
+            print(f"    {name:50s} p50 {p50 * 1000:7.2f} ms  CPU/scrape {cpu * 1000:6.2f} ms  "
+                  f"{p50 / p50s[names.index('node_exporter')]:5.2f}x node_exporter")
     first, last = results[0], results[-1]
-    print(f"{last[0]} vs {first[0]} processes: exporter with the unit {last[2][0] / first[2][0]:.2f}x, without "
-          f"{last[2][1] / first[2][1]:.2f}x; plugin {last[4] / first[4]:.2f}x")
+    for index, name in enumerate(names):
+        print(f"{name}: {last[0]} vs {first[0]} sleepers {last[2][index] / first[2][index]:.2f}x")
+    print(f"plugin: {last[0]} vs {first[0]} sleepers {last[4] / first[4]:.2f}x")
 
 
 if __name__ == "__main__":
