@@ -173,6 +173,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "not_a_number": ("{value} is not a number", "{value} is geen getal"),
     "not_positive": ("{value} must be a number greater than 0 and at most 1e9",
                      "{value} moet een getal groter dan 0 en hoogstens 1e9 zijn"),
+    "not_a_unit": ("{value} is not a systemd unit name", "{value} is geen naam van een systemd-unit"),
     "empty_value": ("must not be empty", "mag niet leeg zijn"),
     # why evidence could not be read (collectors and readers)
     "permission_denied": ("permission denied: {path}", "toegang geweigerd: {path}"),

@@ -51,6 +51,13 @@ def non_empty(text: str) -> str:
     return text
 
 
+def unit_name(text: str) -> str:
+    """A systemd unit's name: one path component below system.slice, never a path."""
+    if not text.strip() or "/" in text or text in (".", "..") or not text.isprintable():
+        raise type_error("not_a_unit", value=repr(text))
+    return text
+
+
 def fault_of(word: str) -> str | None:
     """The catalogue id a fault id or name (the slug of the metrics' ``fault`` label) stands for, else None.
 
@@ -117,7 +124,7 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
                          help="process that holds the connector's eBPF programs (repeatable; default: "
                          + ", ".join(DEFAULTS.bpf_processes) + ")")
     group.add_argument("--connector.unit", dest="connector_unit", default=DEFAULTS.connector_unit, metavar="UNIT",
-                       type=non_empty, help="the connector's systemd service, whose cgroup names its processes "
+                       type=unit_name, help="the connector's systemd service, whose cgroup names its processes "
                        "(default: %(default)s)")
     assumed.add_argument("--selinux-module", default=DEFAULTS.selinux_module, metavar="NAME", type=non_empty,
                          help="the connector's SELinux policy module (default: %(default)s)")

@@ -140,3 +140,12 @@ def test_a_walk_of_the_unit_is_bounded(tmp_path: Path) -> None:
     assert processes.unit_pids(Host(str(tree.root)), processes.UNIT) is None
     facts = processes.probe(Host(str(tree.root)), Platform.LINUX)
     assert facts.lookup == "scan" and facts.running("ampdaemon")
+
+
+@pytest.mark.parametrize("unit", ["../system.slice", "a/b", "..", ""])
+def test_a_unit_name_is_one_name_not_a_path(healthy: LinuxTree, unit: str) -> None:
+    done = run("check_secure_endpoint", "--path.rootfs", str(healthy.root), "--connector.unit", unit,
+               "--state-file", "")
+    assert done.returncode == 3
+    assert done.stdout.startswith("SECURE ENDPOINT UNKNOWN - bad arguments: argument --connector.unit: ")
+    assert done.stdout.rstrip().endswith("is not a systemd unit name")
