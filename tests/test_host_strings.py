@@ -52,6 +52,7 @@ def _linux(tree: LinuxTree) -> None:
     folder.chmod(0o777)  # fault 5 names it
 
 
+@pytest.mark.system  # promtool
 def test_linux_host_strings_are_escaped_in_every_output(healthy: LinuxTree, tmp_path: Path) -> None:
     _linux(healthy)
     outputs = _outputs(healthy, tmp_path)

@@ -113,6 +113,7 @@ def test_a_stopped_daemon_is_confirmed_by_the_listing(tmp_path: Path) -> None:
     assert lines[0].startswith("SECURE ENDPOINT CRITICAL - Connector daemon not running")
 
 
+@pytest.mark.system  # as nobody: needs this Python's own version where nobody may start it (not the matrix's)
 def test_an_unreadable_cgroup_as_a_user_is_the_listing_not_an_absence(shared: Path) -> None:
     from tests import unprivileged
 

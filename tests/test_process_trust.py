@@ -240,6 +240,7 @@ def _live_daemons() -> list[int]:
     return [p.pid for p in processes.probe(Host("/"), Platform.LINUX).by_name["ampdaemon"]]
 
 
+@pytest.mark.system  # starts a process as nobody
 def test_live_proc_counts_no_process_outside_the_install_folder(sleepers: Path) -> None:
     as_root = subprocess.Popen([str(sleepers), "60"])
     as_nobody = subprocess.Popen([str(sleepers), "60"], user=NOBODY, group=NOBODY)
