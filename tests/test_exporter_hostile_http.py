@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import bcrypt
 import pytest
@@ -335,37 +336,37 @@ def _scrape_gets_in(address: str, within: float = 10) -> None:
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def _four_stuck_writers(healthy: LinuxTree, tmp_path: Path, read_timeout: str) -> Iterator[Any]:
+    """An exporter with four places, each held by a client with credentials whose answers are not read,
+    yielded once their writes block."""
+    log = tmp_path / "log"
+    with exporter(healthy.root, "--web.config.file", str(_auth_config(tmp_path)), "--web.max-connections", "4",
+                  "--web.read-timeout", read_timeout, "--log.level", "debug", log=log) as running:
+        floods = [_flood(running.address, AUTHORIZED, 2000) for _ in range(4)]
+        try:
+            _stuck_writing(log)
+            yield running
+        finally:
+            for sock in floods:
+                sock.close()
+
+
 def test_writers_that_do_not_drain_lose_their_place(healthy: LinuxTree, tmp_path: Path) -> None:
     """Four places, all held by clients whose answers are not read, and a read timeout far off: a new
     scrape takes the place of the oldest writer (a writer counts as waiting, not busy)."""
-    log = tmp_path / "log"
-    with exporter(healthy.root, "--web.config.file", str(_auth_config(tmp_path)), "--web.max-connections", "4",
-                  "--web.read-timeout", "30", "--log.level", "debug", log=log) as running:
-        floods = [_flood(running.address, AUTHORIZED, 2000) for _ in range(4)]
-        try:
-            _stuck_writing(log)
-            _scrape_gets_in(running.address)
-        finally:
-            for sock in floods:
-                sock.close()
+    with _four_stuck_writers(healthy, tmp_path, "30") as running:
+        _scrape_gets_in(running.address)
 
 
 def test_writers_that_do_not_drain_are_closed_after_the_read_timeout(healthy: LinuxTree, tmp_path: Path) -> None:
-    log = tmp_path / "log"
-    with exporter(healthy.root, "--web.config.file", str(_auth_config(tmp_path)), "--web.max-connections", "4",
-                  "--web.read-timeout", "2", "--log.level", "debug", log=log) as running:
-        floods = [_flood(running.address, AUTHORIZED, 2000) for _ in range(4)]
-        try:
-            _stuck_writing(log)
-            # Looked at from the exporter's side: reading the floods' sockets here would drain them.
-            deadline = time.monotonic() + 8
-            while _open_connections(running.process.pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            assert _open_connections(running.process.pid) == 0
-            _scrape_gets_in(running.address)
-        finally:
-            for sock in floods:
-                sock.close()
+    with _four_stuck_writers(healthy, tmp_path, "2") as running:
+        # Looked at from the exporter's side: reading the floods' sockets here would drain them.
+        deadline = time.monotonic() + 8
+        while _open_connections(running.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _open_connections(running.process.pid) == 0
+        _scrape_gets_in(running.address)
 
 
 def _open_connections(pid: int) -> int:
