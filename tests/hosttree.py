@@ -219,6 +219,7 @@ class LinuxTree(Tree):
         without systemd (EL6, a container): its processes are then found by listing proc."""
         super().__init__(root)
         self.release = release
+        self.cgroup_layout = cgroup
         self.unit_cgroup = UNIT_CGROUPS[cgroup] if cgroup else None
         self.boot = time.time() - 86400
         self._pid = 1000
@@ -241,7 +242,8 @@ class LinuxTree(Tree):
                 in_unit: bool | None = None) -> int:
         """A process in ``proc/<pid>``: stat, status (its uids), comm, cmdline, the exe link (by default the
         connector's folder for its own names) and fd links; ``exe=""`` leaves the link out. ``in_unit``
-        (by default for the connector's own names) lists it in the unit's cgroup as systemd would."""
+        (by default for root's processes of the connector's names) lists it in the unit's cgroup as systemd
+        would."""
         if pid is None:
             self._pid += 1
             pid = self._pid
@@ -263,7 +265,7 @@ class LinuxTree(Tree):
             self.symlink(f"proc/{pid}/fd/{number}", "/dev/null")
         for number in range(bpf_programs):
             self.symlink(f"proc/{pid}/fd/{10 + number}", "anon_inode:bpf-prog")
-        if (name.startswith("amp") if in_unit is None else in_unit) and self.unit_cgroup:
+        if (name.startswith("amp") and uid == 0 if in_unit is None else in_unit) and self.unit_cgroup:
             self.in_unit(pid)
         return pid
 
@@ -274,6 +276,11 @@ class LinuxTree(Tree):
         procs.parent.mkdir(parents=True, exist_ok=True)
         with open(procs, "a") as handle:
             handle.write(f"{pid}\n")
+        # ... and the process's own view of it, as the kernel shows it for each layout
+        path = "/system.slice/cisco-amp.service" + (f"/{cgroup}" if cgroup else "")
+        own = {"v2": f"0::{path}\n", "hybrid": f"1:name=systemd:{path}\n0::{path}\n",
+               "v1": f"3:cpu,cpuacct:/system.slice/cisco-amp.service\n1:name=systemd:{path}\n"}
+        self.write(f"proc/{pid}/cgroup", own[self.cgroup_layout or "v2"])
 
     def start_entry(self, pid: int, started_ago: float) -> list[str | int]:
         """A scan service start as the state file keeps it: [boot id, pid, start ticks after boot]."""

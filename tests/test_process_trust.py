@@ -1,7 +1,8 @@
 """Only the connector's own processes count, and a start is counted once whatever the wall clock does.
 
 A process named like the connector is its own only when root runs it (the scan service also as its
-account) and, where its executable can be seen, that lies in the install folder. Starts are keyed on
+account) or systemd keeps it in the unit, and, where its executable can be seen, that lies in the install
+folder. Starts are keyed on
 pid and start ticks since boot, per boot id: stepping the clock moves ``btime``, never those.
 """
 
@@ -22,7 +23,7 @@ from checks.host import Host
 from checks.state import StateStore
 from tests.commands import run
 from tests.conftest import Evaluate, result
-from tests.hosttree import LinuxTree, pid_of
+from tests.hosttree import UNIT_CGROUPS, LinuxTree, pid_of
 
 NOBODY = 65534
 
@@ -153,6 +154,48 @@ def test_the_scan_account_is_looked_up_in_the_tree(healthy: LinuxTree, run: Eval
     assert result(run(healthy), "7").state is State.CLEAR
 
 
+@pytest.mark.parametrize("daemon_in_unit", [True, False])  # the unit alone, or the listing of proc
+def test_a_scan_service_the_unit_keeps_counts_without_its_account(healthy: LinuxTree, run: Evaluate,
+                                                                  daemon_in_unit: bool) -> None:
+    """An account the tree's passwd does not list (a container's view, a directory account): the unit vouches."""
+    healthy.stop("ampscansvc")
+    if not daemon_in_unit:
+        (healthy.root / UNIT_CGROUPS["v2"] / "cgroup.procs").write_text("")
+        healthy.write(f"proc/{pid_of(healthy, 'ampdaemon')}/cgroup", "0::/system.slice/cisco-amp.service\n")
+    healthy.process("ampscansvc", uid=990, in_unit=True, started_ago=1800)
+    facts = processes.probe(Host(str(healthy.root)), Platform.LINUX)
+    assert facts.lookup == ("cgroup" if daemon_in_unit else "scan")
+    assert result(run(healthy), "7").state is State.CLEAR
+    code, out = _plugin(healthy, "--state-file", "")
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("own_cgroup", [
+    "0::/user.slice/user-1000.slice/user@1000.service/system.slice/cisco-amp.service\n",  # a user's delegated tree
+    "0::/system.slice/cisco-amp.service.evil\n",
+    "0::/system.slice/cisco-amp.serviceX/child\n",
+    "0::/../system.slice/cisco-amp.service\n",  # seen from another cgroup namespace
+    "4:cpu,cpuacct:/system.slice/cisco-amp.service\n1:name=systemd:/user.slice\n",  # a controller, not systemd's
+    "0:/system.slice/cisco-amp.service\n",
+    "",
+    "\0" * 5000,
+])
+def test_only_the_unit_s_own_cgroup_vouches_for_a_user_s_process(healthy: LinuxTree, run: Evaluate,
+                                                                   own_cgroup: str) -> None:
+    healthy.stop("ampscansvc")
+    pid = healthy.process("ampscansvc", uid=1000, in_unit=True, started_ago=1800)
+    assert result(run(healthy), "7").state is State.CLEAR  # the control: the unit's word counts
+    healthy.write(f"proc/{pid}/cgroup", own_cgroup)
+    assert result(run(healthy), "7").state is State.ACTIVE
+
+
+def test_the_unit_does_not_vouch_for_a_program_outside_the_install_folder(healthy: LinuxTree,
+                                                                          run: Evaluate) -> None:
+    healthy.stop("ampscansvc")
+    healthy.process("ampscansvc", uid=990, exe="/tmp/ampscansvc", in_unit=True, started_ago=1800)
+    assert result(run(healthy), "7").state is State.ACTIVE
+
+
 def test_short_lived_impostors_raise_no_fault_6(healthy: LinuxTree, tmp_path: Path) -> None:
     state = tmp_path / "state"
     for _ in range(3):
@@ -174,6 +217,7 @@ def test_a_status_without_root_s_uids_is_not_the_connector_s(healthy: LinuxTree,
                                                              status: str) -> None:
     pid = pid_of(healthy, "ampdaemon")
     healthy.write(f"proc/{pid}/status", status)
+    (healthy.root / f"proc/{pid}/cgroup").unlink()  # outside the unit: the account alone decides
     assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
 
 

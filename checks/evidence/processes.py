@@ -9,11 +9,14 @@ always confirmed by the full listing, never taken from the cgroup alone.
 
 A process counts as the connector's only when root runs it (real and effective uid in
 ``proc/<pid>/status``; the scan service may also run as its own account, ``cisco-amp-scan-svc``,
-as it is meant to) and, where its ``exe`` link can be read, that executable lies in the
-connector's install folder: any user can name a process ``ampdaemon``, only root can make a
-process of root or of another account. A start is known by its pid and its start time in clock
-ticks since boot, which no step of the wall clock moves (``btime`` does), for one boot
-(``proc/sys/kernel/random/boot_id``).
+as it is meant to) or systemd keeps it in the unit (its own ``proc/<pid>/cgroup``), and, where its
+``exe`` link can be read, that executable lies in the connector's install folder: any user can name
+a process ``ampdaemon`` or run a program of that folder, only root can make a process of root or of
+another account, or put one into a system service. The unit's word also counts a scan service whose
+account the root's ``etc/passwd`` does not list (a tree read from a container, a directory account).
+
+A start is known by its pid and its start time in clock ticks since boot, which no step of the wall clock
+moves (``btime`` does), for one boot (``proc/sys/kernel/random/boot_id``).
 """
 
 from __future__ import annotations
@@ -108,7 +111,7 @@ def _linux(proc: Folder, bpf_holders: tuple[str, ...], unit: str) -> ProcessFact
     # never ends on a device and follows a symlinked proc/<pid> out of the root.
     wanted = frozenset((*WATCHED, *bpf_holders))
     boot = _boot_time(proc.host)
-    owners = _Owners(proc.host, Platform.LINUX)
+    owners = _Owners(proc.host, Platform.LINUX, unit)
     lookup = "cgroup"
     pids = unit_pids(proc.host, unit)
     found = _read_all(proc, pids or [], wanted, owners)
@@ -186,9 +189,10 @@ class _Owners:
     account; from the install folders, also as the host resolves them (``/opt`` may be a link, as on
     rpm-ostree, and the kernel shows ``exe`` resolved). Each looked up once, when a process needs it."""
 
-    def __init__(self, host: Host, platform: Platform) -> None:
+    def __init__(self, host: Host, platform: Platform, unit: str = UNIT) -> None:
         self.host = host
         self.platform = platform
+        self.unit_cgroup = f"/system.slice/{unit}"
         self._looked_up = False
         self._scan_uid: int | None = None
         self._folders: tuple[str, ...] = ()
@@ -224,19 +228,36 @@ class _Owners:
             self._scan_uid, self._looked_up = self.host.user_id(SCAN_ACCOUNT), True
         return uid == self._scan_uid
 
+    def in_unit(self, proc: Folder, pid: str) -> bool:
+        """Whether systemd keeps the process in the unit, by its own ``proc/<pid>/cgroup``: the unified
+        hierarchy's line (``0::/system.slice/<unit>``) or the legacy one's (``N:name=systemd:...``), at or
+        below the unit. Paths there are seen from the reader's cgroup namespace, so one inside a container
+        never matches: the account rule alone then decides."""
+        try:
+            text = proc.read(pid, "cgroup", limit=MAX_STATUS).decode("utf-8", "replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return False
+        for line in lines(text):
+            _, _, rest = line.partition(":")
+            controllers, _, path = rest.partition(":")
+            if controllers in ("", "name=systemd") and (path == self.unit_cgroup
+                                                         or path.startswith(self.unit_cgroup + "/")):
+                return True
+        return False
+
 
 def _connectors(proc: Folder, pid: str, name: str, owners: _Owners) -> bool:
-    """Whether the process is the connector's: run by an allowed account (real and effective uid), and its
-    executable in the install folder where ``exe`` can be read (another user's is not, without root: then
-    the account alone counts, as only root can start a process of another account). A process that ended
-    meanwhile is not."""
+    """Whether the process is the connector's: run by an allowed account (real and effective uid) or kept in
+    the unit, and its executable in the install folder where ``exe`` can be read (another user's is not,
+    without root: then the account or the unit alone counts). A process that ended meanwhile is not."""
     try:
         status = proc.read(pid, "status", limit=MAX_STATUS).decode("utf-8", "replace")
     except (FileNotFoundError, ProcessLookupError):
         return False
     uids = next((line.split()[1:3] for line in lines(status) if line.startswith("Uid:")), [])
-    if not (len(uids) == 2 and all(ascii_number(uid, 10) and owners.allowed(name, int(uid)) for uid in uids)):
-        log.debug("%s: named %s, run by uid %s; not counted", proc.display(pid), name, uids)
+    by_account = len(uids) == 2 and all(ascii_number(uid, 10) and owners.allowed(name, int(uid)) for uid in uids)
+    if not (by_account or owners.in_unit(proc, pid)):
+        log.debug("%s: named %s, run by uid %s outside the unit; not counted", proc.display(pid), name, uids)
         return False
     try:
         exe = proc.readlink(pid, "exe")
