@@ -65,6 +65,8 @@ class Fault(Record):
     fix: Text
     documented: bool = True
     article: str = ""  # Cisco's article on this one fault, where there is one
+    detected: str = ""  # how the checks tell it, for docs/faults.md (Markdown; the Mac's where only the Mac has it)
+    detected_macos: str = ""  # the Mac's, where it differs from ``detected``
 
     def doc_url(self, platform: Platform) -> str:
         if not self.documented:
@@ -104,6 +106,8 @@ FAULTS: tuple[Fault, ...] = (
             "Keur de Cisco-extensie goed onder Systeeminstellingen > Privacy en beveiliging, of rol een "
             "MDM-profiel uit dat systeemextensies van team DE8Y96K9QP toestaat.",
         ),
+        detected=("a Cisco extension in `/Library/SystemExtensions/db.plist` is "
+                  "`activated_waiting_for_user` (no `db.plist`: nothing registered, clear)"),
     ),
     Fault(
         "2", "system_extension_version_mismatch", MACOS, CRIT,
@@ -120,6 +124,8 @@ FAULTS: tuple[Fault, ...] = (
             "Herstart eerst de Mac (vanaf connector 1.14.0 verhelpt dat het vaak); blijft de fout, "
             "installeer de connector dan opnieuw.",
         ),
+        detected=("an enabled Cisco extension's `CFBundleVersion` differs from the Service app's "
+                  "`Contents/Info.plist`"),
     ),
     Fault(
         "3", "full_disk_access_missing", MACOS, CRIT,
@@ -134,6 +140,9 @@ FAULTS: tuple[Fault, ...] = (
             "Geef de Secure Endpoint Service (voor connector 1.14: /opt/cisco/amp/ampdaemon) volledige "
             "schijftoegang in Privacy en beveiliging, of via een MDM PPPC-profiel.",
         ),
+        detected=("`com.cisco.endpoint.svc` (before connector 1.14: `/opt/cisco/amp/ampdaemon`) has no Full "
+                  "Disk Access in `TCC.db` or `MDMOverrides.plist` (an MDM grant counts when `TCC.db` "
+                  "cannot be read)"),
     ),
     Fault(
         "4", "kernel_extension_not_loaded", MACOS, CRIT,
@@ -148,6 +157,8 @@ FAULTS: tuple[Fault, ...] = (
             "Reinstall the connector.",
             "Installeer de connector opnieuw.",
         )),
+        detected=("macOS 10.15 or older, or a connector before 1.14, and `com.cisco.amp.fileop` not in "
+                  "`kextstat` (live Mac only; not judged under another root)"),
     ),
     Fault(
         "5", "scan_service_user_unavailable", BOTH, WARN,
@@ -168,6 +179,13 @@ FAULTS: tuple[Fault, ...] = (
             "onder /opt/cisco terug op modus 0755 en herstart de connector "
             f"({RESTART_BOTH}).",
         )),
+        detected=("user or group `cisco-amp-scan-svc` is missing (hint: `USERGROUPS_ENAB no` in "
+                  "`/etc/login.defs`), or `/opt/cisco`, or a directory at or below `/opt/cisco/amp` (down "
+                  "to 3 levels below `/opt/cisco`), is not `r-x` for group and others, or is "
+                  "group/world-writable; every offending path is named (other Cisco products' folders "
+                  "beside `amp`, such as Secure Client's or Orbital's, are not judged)"),
+        detected_macos=("`cisco-amp-scan-svc` missing from `/var/db/dslocal/nodes/Default/{users,groups}` (live: "
+                        "the directory service)"),
     ),
     Fault(
         "6", "scan_service_restarting_frequently", BOTH, WARN,
@@ -184,6 +202,10 @@ FAULTS: tuple[Fault, ...] = (
             "Wacht tien minuten na een herstart van de connector: meestal verdwijnt de fout vanzelf. "
             "Zo niet, zoek in de logs welk bestand de scanner laat vastlopen.",
         )),
+        detected=("the connector reports it, or 3 distinct `ampscansvc` processes started within 10 minutes "
+                  "(kept between runs in the state file)"),
+        detected_macos=("as on Linux, from the live Mac's processes (from a copied Mac tree: `not_applicable`, "
+                        '"not judged from a copied tree")'),
     ),
     Fault(
         "7", "scan_service_not_started", BOTH, CRIT,
@@ -203,6 +225,9 @@ FAULTS: tuple[Fault, ...] = (
             "Komt de fout na elke definitie-update terug, of is het geheugen krap, neem dan contact op met "
             "Cisco-support of voeg geheugen toe.",
         )),
+        detected=("`ampdaemon` runs and `ampscansvc` does not; names a `.cvd` whose MD5 does not match its "
+                  "header, and `MemAvailable` below `--min-available-memory`"),
+        detected_macos=("as on Linux, from the live Mac's processes (from a copied Mac tree: `not_applicable`)"),
     ),
     Fault(
         "8", "file_monitor_not_started", LINUX, CRIT,
@@ -221,6 +246,10 @@ FAULTS: tuple[Fault, ...] = (
             "ampfsm-module voor deze kernel (connector 1.16.0 en nieuwer); kijk in /var/log/messages. Als "
             "laatste redmiddel: zet bestandsbewaking uit in het beleid.",
         ),
+        detected=("the policy has file monitoring on, no file-monitoring module (`--file-module`, default "
+                  "`ampfsm`, `redirfs`, `avflt`, `ampavflt`) is in `/proc/modules` and `ampdaemon` "
+                  "(`--bpf-process`) holds no eBPF program; names Secure Boot (EFI variable) and missing "
+                  "kernel headers"),
     ),
     Fault(
         "9", "network_monitor_not_started", LINUX, CRIT,
@@ -239,6 +268,8 @@ FAULTS: tuple[Fault, ...] = (
             "modules van de connector voor deze kernel; kijk in /var/log/messages. Als laatste redmiddel: "
             "zet Device Flow Correlation uit in het beleid.",
         ),
+        detected=("the policy has Device Flow Correlation on, no network module (`--network-module`, "
+                  "default `ampnetworkflow`) and no eBPF program held by `ampdaemon` (`--bpf-process`)"),
     ),
     Fault(
         "10", "reboot_required", MACOS, CRIT,
@@ -253,6 +284,8 @@ FAULTS: tuple[Fault, ...] = (
             "Herstart de Mac. Blijft de fout, installeer de connector dan opnieuw en kijk vanaf "
             "connector 1.14.1 of er te veel netwerkinhoudfilters zijn (fout 13).",
         ),
+        detected=("a Cisco extension waits for a reboot and none of that identifier is enabled (an upgrade "
+                  "waiting beside the enabled newer version is fine)"),
     ),
     Fault(
         "11", "kernel_headers_missing", LINUX, CRIT,
@@ -271,6 +304,13 @@ FAULTS: tuple[Fault, ...] = (
             "Oracle UEK, linux-headers op Debian en Ubuntu) en herstart de connector "
             f"({RESTART_LINUX}).",
         ),
+        detected=("file monitoring or Device Flow Correlation is on, `/lib/modules/<release>/build` is not "
+                  "a directory, no connector kernel module is loaded (EL6/EL7 and other older kernels run "
+                  "modules, which need no headers) and the connector does not load CO-RE eBPF (1.25 or "
+                  "later on a kernel with BTF: `/sys/kernel/btf/vmlinux` or `CONFIG_DEBUG_INFO_BTF=y` in "
+                  "`/boot/config-<release>`; `unknown` when the version or the BTF cannot be told); names "
+                  "the package: `kernel-devel-<r>` (RHEL family), `kernel-uek-devel-<r>` (Oracle UEK), "
+                  "`linux-headers-<r>` (Debian family)"),
     ),
     Fault(
         "12", "network_filter_not_allowed", MACOS, CRIT,
@@ -287,6 +327,9 @@ FAULTS: tuple[Fault, ...] = (
             "Sta de Secure Endpoint Service toe netwerkinhoud te filteren (het menu van de connector toont "
             "de vraag), of sta het toe met een MDM-profiel voor webinhoudfilters.",
         ),
+        detected=("Device Flow Correlation is on and the Service's content filter in "
+                  "`com.apple.networkextension.plist` is missing or off, with fewer than 4 other "
+                  "firewall-grade filters enabled"),
     ),
     Fault(
         "13", "too_many_network_filters", MACOS, CRIT,
@@ -305,6 +348,8 @@ FAULTS: tuple[Fault, ...] = (
             "dan de filters die niet meer nodig zijn en herstart de connector "
             f"({RESTART_MACOS}).",
         ),
+        detected=("as 12, with 4 or more other firewall-grade filters enabled: macOS allows 4 per grade (12 "
+                  "and 13 are never both active)"),
     ),
     Fault(
         "14", "too_many_endpoint_security_extensions", MACOS, CRIT,
@@ -321,6 +366,8 @@ FAULTS: tuple[Fault, ...] = (
             "Verwijder systeemextensies die niet meer nodig zijn en herstart de connector "
             f"({RESTART_MACOS}).",
         ),
+        detected=("the connector reports it; the count of enabled Endpoint Security extensions is exported "
+                  "as `secure_endpoint_endpoint_security_extensions_enabled`"),
     ),
     Fault(
         "15", "security_extension_full_disk_access_missing", MACOS, CRIT,
@@ -337,6 +384,7 @@ FAULTS: tuple[Fault, ...] = (
             "beveiliging of via een MDM PPPC-profiel. Op macOS 11.0.0 kan een fout de toestemming bij "
             "herstart laten vervallen: werk macOS bij.",
         ),
+        detected=("macOS 11 or later and `com.cisco.endpoint.svc.securityextension` has no Full Disk Access"),
     ),
     Fault(
         "16", "kernel_incompatible", LINUX, CRIT,
@@ -353,6 +401,7 @@ FAULTS: tuple[Fault, ...] = (
             "Werk de connector bij naar een versie die deze kernel ondersteunt, of start een ondersteunde "
             "kernel (zie Cisco's compatibiliteitslijst voor de Linux-connector).",
         ),
+        detected=("the connector reports it; the host adds the running kernel"),
     ),
     Fault(
         "17", "orbital_full_disk_access_missing", MACOS, WARN,
@@ -367,6 +416,8 @@ FAULTS: tuple[Fault, ...] = (
             "Grant Full Disk Access to Cisco Orbital in Privacy & Security or through an MDM PPPC profile.",
             "Geef Cisco Orbital volledige schijftoegang in Privacy en beveiliging of via een MDM PPPC-profiel.",
         ),
+        detected=("`/opt/cisco/orbital` exists and no `com.cisco.orbital*` or `com.cisco.endpoint.orbital*` "
+                  "client or path under `/opt/cisco/orbital/` (`--orbital-client`) has Full Disk Access"),
     ),
     Fault(
         "18", "event_monitoring_overloaded", BOTH, WARN,
@@ -389,6 +440,9 @@ FAULTS: tuple[Fault, ...] = (
             "capaciteit.",
         ),
         article=FAULT_18_URL,
+        detected=("the connector reports it (Major: overloaded; Critical: only a reduced set of events "
+                  "watched, and CRITICAL then), or `ampcli status` says `Mode: Degraded`"),
+        detected_macos=("as on Linux (Cisco's fault-18 article covers both)"),
     ),
     Fault(
         "19", "selinux_policy_missing", LINUX, CRIT,
@@ -407,6 +461,10 @@ FAULTS: tuple[Fault, ...] = (
             "'semodule -e cisco-secure-bpf'), of voeg de bpf-regel voor unconfined_service_t zelf aan het "
             f"beleid toe, en herstart daarna de connector ({RESTART_LINUX}).",
         ),
+        detected=("SELinux is enforcing (`/sys/fs/selinux/enforce`; in a tree copied without `/sys`, "
+                  "`SELINUX=` in `/etc/selinux/config`) and `cisco-secure-bpf` (`--selinux-module`) is not "
+                  "in the active module store (`/etc/selinux/<type>` or `/var/lib/selinux/<type>`), or is "
+                  "disabled"),
     ),
 )
 
@@ -419,6 +477,8 @@ HEALTH_CHECKS: tuple[Fault, ...] = (
         Text("Install the connector from the Secure Endpoint console.",
              "Installeer de connector vanuit de Secure Endpoint-console."),
         documented=False,
+        detected=("no `ampdaemon` (Linux `/opt/cisco/amp/bin/ampdaemon`; macOS `/opt/cisco/amp/ampdaemon` "
+                  "or the Service app); `--not-installed` sets the state it gives"),
     ),
     Fault(
         "daemon_not_running", "daemon_not_running", BOTH, CRIT,
@@ -428,6 +488,7 @@ HEALTH_CHECKS: tuple[Fault, ...] = (
         Text(f"Start the connector service ({RESTART_BOTH}) and read ampdaemon.log if it stops again.",
              f"Start de connectorservice ({RESTART_BOTH}) en lees ampdaemon.log als hij weer stopt."),
         documented=False,
+        detected=("`ampdaemon` is not running"),
     ),
     Fault(
         "ampcli_failed", "ampcli_failed", BOTH, WARN,
@@ -439,6 +500,8 @@ HEALTH_CHECKS: tuple[Fault, ...] = (
         Text(f"Run ampcli status by hand; restart the connector if it hangs ({RESTART_BOTH}).",
              f"Voer ampcli status met de hand uit; herstart de connector als die blijft hangen ({RESTART_BOTH})."),
         documented=False,
+        detected=("`ampcli` is missing, exits non-zero, prints something that is not a status report, or "
+                  "does not answer within `--ampcli-timeout` (5 s)"),
     ),
     Fault(
         "not_connected", "not_connected", BOTH, WARN,
@@ -450,6 +513,7 @@ HEALTH_CHECKS: tuple[Fault, ...] = (
         Text("Check the network path and proxy to the Secure Endpoint cloud servers, then ampdaemon.log.",
              "Controleer het netwerkpad en de proxy naar de Secure Endpoint-cloud, en daarna ampdaemon.log."),
         documented=False,
+        detected=("`ampcli status` says anything but `Status: Connected`"),
     ),
     Fault(
         "definitions_stale", "definitions_stale", BOTH, WARN,
@@ -461,6 +525,8 @@ HEALTH_CHECKS: tuple[Fault, ...] = (
              "Controleer of de connector verbonden is en de updateservers bereikt; herstart hem om een "
              "update af te dwingen."),
         documented=False,
+        detected=("`ampcli policy`'s `Definitions Last Updated` (else the newest CVD's build time) is more "
+                  "than `--definitions-max-age` days ago (7)"),
     ),
 )
 

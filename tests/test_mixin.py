@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from checks import catalog
-from exporter.generate import common
+from exporter.generate import common, fault_docs
 from exporter.generate.__main__ import files, main
 from tests.conftest import Fleet
 
@@ -50,6 +50,24 @@ def test_committed_files_match_a_fresh_generation() -> None:
     fresh = files(common.Options())
     for rel, text in fresh.items():
         assert (REPO / rel).read_text() == text, f"{rel} is stale: run python -m exporter.generate"
+
+
+def test_the_fault_tables_match_the_catalogue() -> None:
+    page = (REPO / "docs" / "faults.md").read_text()
+    assert fault_docs.fill(page) == page, "docs/faults.md's tables are stale: run python -m exporter.generate"
+    kinds = [m.group(2) for m in fault_docs.MARKED.finditer(page)]
+    assert kinds == ["linux", "macos", "beyond"]
+    for fault in catalog.FAULTS + catalog.HEALTH_CHECKS:  # every fault in each of its tables
+        for platform in fault.platforms:
+            kind = "beyond" if not fault.documented else platform.value
+            assert f"| {fault.title.en} |" in fault_docs.table(kind), (fault.id, kind)
+
+
+def test_a_stale_fault_table_is_rewritten() -> None:
+    stale = "before\n<!-- generated: beyond -->\n| old |\n<!-- end generated -->\nafter\n"
+    filled = fault_docs.fill(stale)
+    assert "| old |" not in filled and filled.startswith("before\n") and filled.endswith("after\n")
+    assert "| `daemon_not_running` | Connector daemon not running | CRITICAL | `ampdaemon` is not running |" in filled
 
 
 def test_generation_takes_its_parameters(tmp_path: Path) -> None:

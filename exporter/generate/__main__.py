@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from exporter.generate import fault_docs
 from exporter.generate.common import (
     DEFAULT_FOR,
     DEFAULT_RUNBOOK,
@@ -66,7 +67,8 @@ def files(options: Options) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m exporter.generate",
-                                     description="Write the rules and Grafana files from the fault catalogue.")
+                                     description="Write the rules, the Grafana files and the fault tables "
+                                     "of docs/faults.md from the fault catalogue.")
     parser.add_argument("--out", default=".", help="repository root to write rules/ and grafana/ into")
     parser.add_argument("--selector", default=DEFAULT_SELECTOR,
                         help='label matchers for the exporter\'s series (default: %(default)s; textfile mode: '
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(path)
+    faults_page = Path(options.out) / "docs" / "faults.md"
+    if faults_page.is_file():  # a checkout: its fault tables are written anew, the prose around them kept
+        faults_page.write_text(fault_docs.fill(faults_page.read_text()))
+        print(faults_page)
 
 
 if __name__ == "__main__":
