@@ -130,7 +130,9 @@ def test_two_set_up_commands() -> None:
     same two (.ci/run reads them from this section), and the README names the pytest line of .ci/test."""
     commands = blocks(section("Quick start (Debian 12)"), "sh")
     assert len(commands) == 2
-    assert "\n" not in commands[0].strip()
+    lines = commands[0].strip().splitlines()  # one command, a step a line: each line but the last ends in &&
+    assert len(lines) > 1 and all(line.endswith(" &&") for line in lines[:-1]) and not lines[-1].endswith("&&")
+    assert max(len(line) for line in lines) <= 100
     assert commands[1].strip() == "bash .ci/test"
     assert r"/^## Quick start \(Debian 12\)$/" in (ROOT / ".ci/run").read_text()
     pytest_line = next(line.strip() for line in (ROOT / ".ci/test").read_text().splitlines()
