@@ -1,9 +1,9 @@
 """Only the connector's own processes count, and a start is counted once whatever the wall clock does.
 
 A process named like the connector is its own only when root runs it (the scan service also as its
-account) or systemd keeps it in the unit, and, where its executable can be seen, that lies in the install
-folder. Starts are keyed on
-pid and start ticks since boot, per boot id: stepping the clock moves ``btime``, never those.
+account, or as any while systemd keeps it in the unit) and, where its executable can be seen, that lies
+in the install folder. Starts are keyed on pid and start ticks since boot, per boot id: stepping the clock
+moves ``btime``, never those.
 """
 
 from __future__ import annotations
@@ -189,6 +189,31 @@ def test_only_the_unit_s_own_cgroup_vouches_for_a_user_s_process(healthy: LinuxT
     assert result(run(healthy), "7").state is State.ACTIVE
 
 
+@pytest.mark.parametrize("uid", [990, 65534])
+def test_a_process_of_the_unit_that_is_not_root_s_is_never_the_daemon(healthy: LinuxTree, run: Evaluate,
+                                                                       uid: int) -> None:
+    """A scan service renamed ampdaemon (prctl) while the daemon is gone: still "daemon not running"."""
+    healthy.stop("ampdaemon")
+    healthy.process("ampdaemon", uid=uid, exe="/opt/cisco/amp/bin/ampscansvc", in_unit=True)
+    assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
+    code, out = _plugin(healthy, "--state-file", "")
+    assert code == 2 and "Connector daemon not running" in out.splitlines()[0], out
+
+
+@pytest.mark.parametrize("kind", ["huge", "fifo"])
+def test_an_unreadable_own_cgroup_only_takes_the_unit_s_word_away(healthy: LinuxTree, run: Evaluate,
+                                                                  kind: str) -> None:
+    """A user's process whose cgroup file cannot be read (too long a path) makes nothing unknown."""
+    healthy.stop("ampscansvc")
+    pid = healthy.process("ampscansvc", uid=1000, in_unit=False)
+    path = healthy.root / f"proc/{pid}/cgroup"
+    if kind == "huge":
+        path.write_text("0::/" + "x" * processes.MAX_STATUS + "\n")
+    else:
+        os.mkfifo(path)
+    assert result(run(healthy), "7").state is State.ACTIVE
+
+
 def test_the_unit_does_not_vouch_for_a_program_outside_the_install_folder(healthy: LinuxTree,
                                                                           run: Evaluate) -> None:
     healthy.stop("ampscansvc")
@@ -216,8 +241,7 @@ def test_short_lived_impostors_raise_no_fault_6(healthy: LinuxTree, tmp_path: Pa
 def test_a_status_without_root_s_uids_is_not_the_connector_s(healthy: LinuxTree, run: Evaluate,
                                                              status: str) -> None:
     pid = pid_of(healthy, "ampdaemon")
-    healthy.write(f"proc/{pid}/status", status)
-    (healthy.root / f"proc/{pid}/cgroup").unlink()  # outside the unit: the account alone decides
+    healthy.write(f"proc/{pid}/status", status)  # still in the unit, which vouches for no daemon
     assert _check(run(healthy), "daemon_not_running") is State.ACTIVE
 
 

@@ -9,11 +9,12 @@ always confirmed by the full listing, never taken from the cgroup alone.
 
 A process counts as the connector's only when root runs it (real and effective uid in
 ``proc/<pid>/status``; the scan service may also run as its own account, ``cisco-amp-scan-svc``,
-as it is meant to) or systemd keeps it in the unit (its own ``proc/<pid>/cgroup``), and, where its
-``exe`` link can be read, that executable lies in the connector's install folder: any user can name
-a process ``ampdaemon`` or run a program of that folder, only root can make a process of root or of
-another account, or put one into a system service. The unit's word also counts a scan service whose
-account the root's ``etc/passwd`` does not list (a tree read from a container, a directory account).
+as it is meant to, or any account while systemd keeps it in the unit: its own ``proc/<pid>/cgroup``),
+and, where its ``exe`` link can be read, that executable lies in the connector's install folder: any
+user can name a process ``ampdaemon`` or run a program of that folder, only root can make a process of
+root or of another account, or put one into a system service. The unit's word counts a scan service
+whose account the root's ``etc/passwd`` does not list (a directory account); it never makes a process
+that is not root's the daemon (a process in the unit can rename itself).
 
 A start is known by its pid and its start time in clock ticks since boot, which no step of the wall clock
 moves (``btime`` does), for one boot (``proc/sys/kernel/random/boot_id``).
@@ -231,11 +232,15 @@ class _Owners:
     def in_unit(self, proc: Folder, pid: str) -> bool:
         """Whether systemd keeps the process in the unit, by its own ``proc/<pid>/cgroup``: the unified
         hierarchy's line (``0::/system.slice/<unit>``) or the legacy one's (``N:name=systemd:...``), at or
-        below the unit. Paths there are seen from the reader's cgroup namespace, so one inside a container
-        never matches: the account rule alone then decides."""
+        below the unit. Paths there are seen from the reader's cgroup namespace, so from a container with a
+        cgroup namespace of its own none matches; neither does a file that cannot be read as it should
+        (a user's own process may make its path too long to show): the account rule alone then decides."""
         try:
             text = proc.read(pid, "cgroup", limit=MAX_STATUS).decode("utf-8", "replace")
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except DeadlineExceeded:
+            raise
+        except OSError as error:
+            log.debug("%s: %s; the unit does not vouch for it", proc.display(pid, "cgroup"), error)
             return False
         for line in lines(text):
             _, _, rest = line.partition(":")
@@ -256,7 +261,9 @@ def _connectors(proc: Folder, pid: str, name: str, owners: _Owners) -> bool:
         return False
     uids = next((line.split()[1:3] for line in lines(status) if line.startswith("Uid:")), [])
     by_account = len(uids) == 2 and all(ascii_number(uid, 10) and owners.allowed(name, int(uid)) for uid in uids)
-    if not (by_account or owners.in_unit(proc, pid)):
+    # The unit vouches for the scan service alone: a process of the unit that is not root (the scan service
+    # itself, which parses hostile files) can rename itself, and must never stand in for root's daemon.
+    if not (by_account or (name == SCANNER and owners.in_unit(proc, pid))):
         log.debug("%s: named %s, run by uid %s outside the unit; not counted", proc.display(pid), name, uids)
         return False
     try:
