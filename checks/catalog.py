@@ -8,7 +8,8 @@ read from here, so a new fault needs no edit anywhere else.
 
 from __future__ import annotations
 
-from checks.records import Record
+from typing import NamedTuple
+
 from checks.textenum import TextEnum
 
 
@@ -47,7 +48,7 @@ RESTART_BOTH = f"Linux: {RESTART_LINUX}; macOS: {RESTART_MACOS}"
 PROJECT_RUNBOOK_URL = "file:///usr/share/doc/secure-endpoint-monitoring/runbook.md"
 
 
-class Text(Record):
+class Text(NamedTuple):
     en: str
     nl: str
 
@@ -55,7 +56,7 @@ class Text(Record):
         return self.nl if lang == "nl" else self.en
 
 
-class Fault(Record):
+class Fault(NamedTuple):
     id: str
     slug: str
     platforms: frozenset[Platform]

@@ -13,13 +13,12 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 from checks.catalog import Platform
 from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system, version
 from checks.host import DeadlineExceeded, Host
 from checks.messages import Msg, foreign, msg, os_reason, printable, reason_of, said
-from checks.records import Record
 from checks.report import CollectorRun
 from checks.state import StateStore
 from checks.walk import WalkCache
@@ -65,7 +64,7 @@ def install_markers(platform: Platform) -> tuple[str, ...]:
     return ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS, *macapp.LEGACY_APPS)
 
 
-class Settings(Record):
+class Settings(NamedTuple):
     ampcli_timeout: float = 5.0
     network_modules: tuple[str, ...] = kernel.DEFAULT_NETWORK_MODULES
     file_modules: tuple[str, ...] = kernel.FILE_MODULES

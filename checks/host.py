@@ -18,10 +18,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from checks.messages import said
-from checks.records import Record
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
 ACCOUNT_BLOCK = 1 << 20
@@ -35,7 +34,7 @@ class HostError(OSError):
     """A read that failed for a reason worth telling the operator."""
 
 
-class CommandResult(Record):
+class CommandResult(NamedTuple):
     returncode: int
     stdout: bytes
     stderr: bytes

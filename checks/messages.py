@@ -7,9 +7,7 @@ string, so each renderer picks the language at the last moment.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-from checks.records import Record
+from typing import Any, NamedTuple
 
 TEMPLATES: dict[str, tuple[str, str]] = {
     # reasons a check could not judge or does not apply
@@ -245,7 +243,7 @@ TEMPLATES: dict[str, tuple[str, str]] = {
 }
 
 
-class Msg(Record):
+class Msg(NamedTuple):
     key: str
     params: dict[str, Any]
 

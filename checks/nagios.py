@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
 
 import nagiosplugin
 from nagiosplugin.output import Output
@@ -25,7 +25,6 @@ from checks.evidence.definitions import DAY, FUTURE_TOLERANCE  # as the stalenes
 from checks.host import Host, adopt_orphans
 from checks.messages import foreign, log_line_nl, msg, said
 from checks.options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
-from checks.records import Record
 from checks.report import FaultResult, Report, State
 from checks.state import default_path, open_state
 from checks.stopping import Stopped, end_programs, handle_stop_signals, ignore_stop_signals
@@ -59,7 +58,7 @@ class ArgumentParser(argparse.ArgumentParser):
         super().exit(3 if status == 0 else status, message)
 
 
-class SeverityPolicy(Record):
+class SeverityPolicy(NamedTuple):
     critical: frozenset[str] = frozenset()
     warning: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()

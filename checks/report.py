@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from checks.catalog import Fault, Platform
 from checks.messages import Msg
-from checks.records import Record
 from checks.textenum import TextEnum
 
 
@@ -17,7 +16,7 @@ class State(TextEnum):
     NOT_APPLICABLE = "not_applicable"  # other platform, or the policy option it needs is off
 
 
-class FaultResult(Record):
+class FaultResult(NamedTuple):
     fault: Fault
     state: State
     reported: bool | None = None  # what ampcli said; None when its status is unavailable
@@ -33,7 +32,7 @@ class FaultResult(Record):
         return [name for name, said in (("connector", self.reported), ("host", self.detected)) if said]
 
 
-class CollectorRun(Record):
+class CollectorRun(NamedTuple):
     name: str
     success: bool
     duration: float

@@ -20,15 +20,15 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
+from typing import NamedTuple
 
 from checks.host import Folder, Host, HostError
-from checks.records import Record
 
 MAX_ENTRIES = 1_000_000  # entries in all; a walk's time is bounded by the evaluation's deadline
 MAX_LISTINGS = 200_000  # folders kept from walks cut short; past that only the last walk's
 
 
-class Listing(Record):
+class Listing(NamedTuple):
     stamp: tuple[int, int, int, int]  # device, inode, mtime and ctime (ns) of the folder when listed
     folders: tuple[str, ...]
     files: tuple[str, ...]  # only the names the walk keeps
@@ -37,7 +37,7 @@ class Listing(Record):
     confirmed: bool  # the listing before this one had the same stamp and entries (see the module's docstring)
 
 
-class Found(Record):
+class Found(NamedTuple):
     rel: str
     status: os.stat_result  # the folder's own
     depth: int

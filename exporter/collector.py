@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from checks.report import Report
 from exporter.metrics import families
@@ -33,3 +33,10 @@ class ReportCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from client_families(self.produce())
+
+
+def report_registry(report: Report) -> CollectorRegistry:
+    """A registry holding only the report's families: what ``generate_latest`` and the encoders take."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ReportCollector(lambda: report))
+    return registry

@@ -25,7 +25,7 @@ from checks.options import add_evaluation_arguments, rootfs_problem, settings_fr
 from checks.report import Report
 from checks.state import StateStore, open_state
 from checks.stopping import Stopped, end_programs, handle_stop_signals
-from exporter import logs, metrics, textformat
+from exporter import logs
 from exporter.logs import kv
 
 if TYPE_CHECKING:
@@ -186,7 +186,11 @@ def render(report: Report, fmt: str, lang: str) -> bytes:
         # (U+2028, bidi controls, a lone surrogate), so no reader of it meets one raw whatever slipped by.
         text = json.dumps(report.to_dict(lang), indent=2, ensure_ascii=False)
         return (_json_escaped(text) + "\n").encode("utf-8")
-    return textformat.render(metrics.families(report))
+    from prometheus_client import generate_latest
+
+    from exporter.collector import report_registry
+
+    return generate_latest(report_registry(report))
 
 
 def run_once(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,23 +1,22 @@
 """Report -> metric families, as plain data. Reads only the report, never the host.
 
-The server hands these to prometheus_client (``exporter.collector``), which
-speaks OpenMetrics and the text format to Prometheus; the one-shot mode writes
-them with ``exporter.textformat`` and never imports prometheus_client.
+``exporter.collector`` hands them to prometheus_client, which writes them in
+OpenMetrics or the text format, for the server and the one-shot mode alike.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import NamedTuple
 
 from checks import __version__
 from checks.catalog import Platform
-from checks.records import Record
 from checks.report import Report, State
 
 NAMESPACE = "secure_endpoint"
 
 
-class Family(Record):
+class Family(NamedTuple):
     name: str  # without the ``_info`` an info family's sample carries
     kind: str  # "gauge" or "info"
     doc: str

@@ -24,7 +24,6 @@ import contextlib
 import gc
 import os
 import platform
-import re
 import resource
 from collections.abc import Iterable, Iterator
 
@@ -33,8 +32,6 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
-
-from exporter.textformat import escape_label, go_float
 
 PROC = "/proc"
 
@@ -111,67 +108,3 @@ class ExporterMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         for collector in self.collectors:
             yield from collector.collect()
-
-    @staticmethod
-    def writes(content_type: str) -> bool:
-        """Whether ``add_to`` can add these metrics to an exposition of ``content_type``: OpenMetrics or the
-        text format, with metric names escaped as underscores or not at all (the names here need neither)."""
-        kind, _, params = content_type.partition(";")
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "escaping" and value not in ("underscores", "allow-utf-8"):
-                return False  # dots and values rewrite every name: left to prometheus_client
-        return kind.strip() in ("application/openmetrics-text", "text/plain")
-
-    def add_to(self, body: bytes, content_type: str) -> bytes:
-        """``body``, the report's exposition as ``content_type`` (one ``writes`` takes), with these metrics.
-
-        prometheus_client's OpenMetrics encoder escapes every sample name one character at a time, some
-        14 µs a sample: encoded by it, these 16 samples would add a quarter of a millisecond to every
-        scrape (3 % here). ``render`` writes the same bytes for these plain families in a few
-        microseconds; ``tests/test_exporter_conventions.py`` holds the two equal for every format
-        and escaping Prometheus may ask for.
-        """
-        own = render(self.collect(), openmetrics=content_type.startswith("application/openmetrics-text"))
-        if not content_type.startswith("application/openmetrics-text"):
-            return body + own
-        if not body.endswith(EOF):
-            raise ValueError("an OpenMetrics exposition ends with # EOF")
-        return body[:-len(EOF)] + own + EOF
-
-
-EOF = b"# EOF\n"
-LEGACY_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-LEGACY_LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-
-
-def render(families: Iterable[Metric], openmetrics: bool) -> bytes:
-    """Gauge, counter and info families without timestamps or exemplars, as prometheus_client's
-    encoders write them (OpenMetrics without its ``# EOF``, or the text format 0.0.4)."""
-    lines: list[str] = []
-    for family in families:
-        kind = family.type
-        name = family.name
-        if kind not in ("gauge", "counter", "info") or not LEGACY_NAME.fullmatch(name):  # as the encoders
-            # would quote or escape such names
-            raise ValueError(f"render writes no {kind} family {name!r}")
-        if openmetrics:
-            doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
-        else:
-            doc = family.documentation.replace("\\", r"\\").replace("\n", r"\n")
-            if kind == "counter":
-                name += "_total"
-            elif kind == "info":
-                name, kind = name + "_info", "gauge"
-        lines.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
-        for sample in family.samples:
-            if sample.timestamp is not None or sample.exemplar is not None:
-                raise ValueError(f"render writes no timestamps or exemplars ({sample.name})")
-            if not LEGACY_NAME.fullmatch(sample.name) or not all(map(LEGACY_LABEL.fullmatch, sample.labels)):
-                raise ValueError(f"render writes only names that need no escaping ({sample.name})")
-            if sample.labels:
-                pairs = ",".join(f'{key}="{escape_label(value)}"' for key, value in sorted(sample.labels.items()))
-                lines.append(f"{sample.name}{{{pairs}}} {go_float(sample.value)}\n")
-            else:
-                lines.append(f"{sample.name} {go_float(sample.value)}\n")
-    return "".join(lines).encode("utf-8")

@@ -32,17 +32,15 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from checks import __version__
 from checks.host import stopping
-from checks.records import Record
 from checks.report import Report
 from exporter import webconfig
-from exporter.collector import ReportCollector
+from exporter.collector import report_registry
 from exporter.logs import kv
 from exporter.requestreader import RequestReader
 
@@ -402,7 +400,7 @@ class ExporterServer(HTTPServer):
                   extra=kv(client=client_address[0]))
 
 
-class Limits(Record):
+class Limits(NamedTuple):
     """The HTTP side's bounds; the defaults are the flags' defaults."""
 
     read_timeout: float = 10.0  # a connection's wait for a complete request, and each write
@@ -466,20 +464,14 @@ class Exporter:
         offset = self.limits.timeout_offset
         return timeout - offset if timeout > offset else timeout / 2
 
-    def registry(self, report: Report, own: bool = True) -> CollectorRegistry:
-        """The report's metric families, and with ``own`` the exporter's (unless switched off)."""
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(ReportCollector(lambda: report))
-        if own and self.own is not None:
-            registry.register(self.own)
-        return registry
-
     def exposition(self, report: Report, accept: str) -> tuple[bytes, str]:
-        """The body and content type of a scrape that sent ``accept``."""
+        """The body and content type of a scrape that sent ``accept``: the report's families and the
+        exporter's own (unless switched off), in the format prometheus_client chooses for it."""
+        registry = report_registry(report)
+        if self.own is not None:
+            registry.register(self.own)
         encoder, content_type = choose_encoder(accept)
-        if self.own is not None and self.own.writes(content_type):
-            return self.own.add_to(encoder(self.registry(report, own=False)), content_type), content_type
-        return encoder(self.registry(report)), content_type
+        return encoder(registry), content_type
 
     def listen(self, address: str) -> ExporterServer:
         host, port, family = parse_listen_address(address)
@@ -541,7 +533,7 @@ LANDING = """<!DOCTYPE html>
 TEXT = "text/plain; charset=utf-8"
 
 
-class Answer(Record):
+class Answer(NamedTuple):
     code: int
     body: bytes
     content_type: str

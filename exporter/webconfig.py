@@ -14,12 +14,10 @@ import re
 import ssl
 import stat
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import bcrypt
 import yaml
-
-from checks.records import Record
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -52,7 +50,7 @@ class WebConfigError(ValueError):
     pass
 
 
-class WebConfig(Record):
+class WebConfig(NamedTuple):
     tls: ssl.SSLContext | None
     users: dict[str, bytes]  # user -> bcrypt hash
     headers: dict[str, str]

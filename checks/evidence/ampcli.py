@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number, lines
 from checks.host import CommandResult, Host, Running
 from checks.messages import printable, said
-from checks.records import Record
 
 if TYPE_CHECKING:  # datetime is imported where a time is parsed: most runs never need it
     from datetime import datetime
@@ -59,13 +58,13 @@ class AmpcliError(ValueError):
     """ampcli's answer could not be used."""
 
 
-class ReportedFault(Record):
+class ReportedFault(NamedTuple):
     id: str
     severity: str  # one of SEVERITIES as the connector says it, or "" when it says none of them
     text: str
 
 
-class ConnectorStatus(Record):
+class ConnectorStatus(NamedTuple):
     fields: dict[str, str]
     faults: dict[str, ReportedFault]
     about_version: str = ""  # from ``ampcli about``

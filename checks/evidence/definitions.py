@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import stat
 from collections.abc import MutableMapping
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.host import Host
 from checks.messages import reason_of, said
-from checks.records import Record
 from checks.walk import WalkCache, walk
 
 HEADER_SIZE = 512
@@ -40,7 +40,7 @@ class HeaderError(ValueError):
     pass
 
 
-class CvdHeader(Record):
+class CvdHeader(NamedTuple):
     time: str
     version: int
     signatures: int
@@ -50,7 +50,7 @@ class CvdHeader(Record):
     build_time: float | None  # seconds since the epoch
 
 
-class DefinitionFile(Record):
+class DefinitionFile(NamedTuple):
     rel: str
     path: str  # as shown on the host
     size: int
@@ -62,7 +62,7 @@ class DefinitionFile(Record):
     ctime_ns: int = 0
 
 
-class DefinitionsFacts(Record):
+class DefinitionsFacts(NamedTuple):
     files: tuple[DefinitionFile, ...]
 
     def newest_build_time(self, now: float) -> float | None:

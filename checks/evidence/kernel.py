@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from typing import NamedTuple
 
 from checks.evidence import lines
 from checks.evidence.system import kernel_release
 from checks.host import Host
 from checks.messages import os_reason, said
-from checks.records import Record
 
 # ampfsm and ampavflt are named in Cisco's Linux fault table (faults 8 and 9); redirfs with avflt is what
 # older connectors load (Cisco's Linux primer). The list is a setting: --file-module.
@@ -20,7 +20,7 @@ BTF_VMLINUX = "sys/kernel/btf/vmlinux"
 BTF_CONFIG = "CONFIG_DEBUG_INFO_BTF=y"
 
 
-class KernelFacts(Record):
+class KernelFacts(NamedTuple):
     release: str | None  # the running kernel's, from proc (None: not readable)
     modules: frozenset[str]
     secure_boot: bool | None  # None: not an EFI system or not readable

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from checks.host import Host, HostError
 from checks.messages import said
-from checks.records import Record
 
 CISCO_KEXT = "com.cisco.amp.fileop"
 KEXTSTAT = "usr/sbin/kextstat"
 
 
-class KextFacts(Record):
+class KextFacts(NamedTuple):
     cisco_loaded: bool
 
 

@@ -6,9 +6,10 @@ that a Connector app sat beside a kernel extension and no Service app existed.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from checks.host import Host
 from checks.messages import os_reason, printable, said
-from checks.records import Record
 
 SERVICE_APPS = (
     "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
@@ -25,7 +26,7 @@ FIRST_SYSEXT_VERSION = (1, 14)
 ORBITAL_DIR = "opt/cisco/orbital"
 
 
-class AppFacts(Record):
+class AppFacts(NamedTuple):
     path: str | None  # as shown on the host; None when no connector app is installed
     short_version: str  # CFBundleShortVersionString, e.g. 1.24.1
     build_version: str  # CFBundleVersion

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from checks.evidence.macapp import load_plist
 from checks.host import Host
 from checks.messages import said
-from checks.records import Record
 
 PLIST = "Library/Preferences/com.apple.networkextension.plist"
 FIREWALL_GRADE = 1
@@ -15,14 +14,14 @@ MAX_OBJECTS = 100_000
 MAX_HOPS = 16  # references followed to resolve one value; an archiver writes one, two for an NSMutableString
 
 
-class ContentFilter(Record):
+class ContentFilter(NamedTuple):
     application: str
     name: str
     enabled: bool
     grade: int
 
 
-class NetextFacts(Record):
+class NetextFacts(NamedTuple):
     filters: tuple[ContentFilter, ...]
 
 

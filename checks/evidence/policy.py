@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pyexpat  # the module xml.parsers.expat re-exports; importing it directly skips the xml package
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.host import Host
 from checks.messages import expat_reason, said
-from checks.records import Record
 
 POLICY_PATHS = {
     Platform.LINUX: ("opt/cisco/amp/etc/policy.xml",),
@@ -35,7 +35,7 @@ class PolicyError(ValueError):
     pass
 
 
-class PolicyFacts(Record):
+class PolicyFacts(NamedTuple):
     path: str | None  # None: no policy file found
     file_monitoring: bool | None  # None: the policy does not say
     device_flow_correlation: bool | None

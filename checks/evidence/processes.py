@@ -26,13 +26,13 @@ import contextlib
 import logging
 import os
 import time
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number, lines
 from checks.evidence.scan_user import SCAN_ACCOUNT
 from checks.host import DeadlineExceeded, Folder, Host, HostError
 from checks.messages import said
-from checks.records import Record
 from checks.walk import walk
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,13 @@ MAX_CGROUPS = 64
 MAX_CGROUP_BYTES = 1 << 20  # a cgroup.procs of every pid the kernel allows is some 30 MiB: none of ours
 
 
-class ProcessInfo(Record):
+class ProcessInfo(NamedTuple):
     pid: int
     name: str
     start_ticks: int  # clock ticks (CLOCK_TICKS a second) after boot
 
 
-class ProcessFacts(Record):
+class ProcessFacts(NamedTuple):
     by_name: dict[str, list[ProcessInfo]]
     # eBPF programs held open by the configured holder processes (Linux); None when their fds cannot be read
     bpf_programs: int | None = 0
@@ -276,7 +276,7 @@ def _connectors(proc: Folder, pid: str, name: str, owners: _Owners) -> bool:
     return False
 
 
-class _Stat(Record):
+class _Stat(NamedTuple):
     name: str
     state: str
     start_ticks: int

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Callable
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import lines
 from checks.host import DeadlineExceeded, Host
-from checks.records import Record
 from checks.walk import WalkCache, walk_partly
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
@@ -21,14 +21,14 @@ CONNECTOR_ROOT = "opt/cisco/amp"
 PERMISSION_DEPTH = 3
 
 
-class BadDirectory(Record):
+class BadDirectory(NamedTuple):
     path: str  # as shown on the host
     mode: int
     not_readable: bool
     writable: bool
 
 
-class ScanUserFacts(Record):
+class ScanUserFacts(NamedTuple):
     user_exists: bool | None  # None: could not be looked up (see unread)
     group_exists: bool | None
     usergroups_enab: bool | None  # Linux login.defs; None when not set or not Linux

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from checks.evidence import lines
 from checks.host import Host
-from checks.records import Record
 
 MODULE = "cisco-secure-bpf"
 STORES = ("etc/selinux/{type}/active/modules", "var/lib/selinux/{type}/active/modules")
 
 
-class SelinuxFacts(Record):
+class SelinuxFacts(NamedTuple):
     enforcing: bool
     policy_type: str
     module_path: str | None  # where the module is installed, as shown on the host

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from checks.evidence.macapp import load_plist
 from checks.host import Host
 from checks.messages import said
-from checks.records import Record
 
 DB = "Library/SystemExtensions/db.plist"
 CISCO_TEAM = "DE8Y96K9QP"
@@ -15,7 +16,7 @@ ENDPOINT_SECURITY_CATEGORY = "com.apple.system_extension.endpoint_security"
 ENABLED = "activated_enabled"
 
 
-class Extension(Record):
+class Extension(NamedTuple):
     identifier: str
     team: str
     state: str
@@ -32,7 +33,7 @@ class Extension(Record):
         return self.state == ENABLED
 
 
-class SysextFacts(Record):
+class SysextFacts(NamedTuple):
     extensions: tuple[Extension, ...]
     db_path: str | None = None  # as shown on the host; None when db.plist does not exist (nothing registered)
 

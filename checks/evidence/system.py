@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import shlex
 import sys
+from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number, lines
 from checks.host import Host, HostError
 from checks.messages import printable, said
-from checks.records import Record
 
 MAC_VERSION_PLIST = "System/Library/CoreServices/SystemVersion.plist"
 RHEL_FAMILY = {"rhel", "centos", "fedora", "rocky", "almalinux", "ol", "oracle", "amzn", "scientific", "cloudlinux"}
@@ -25,7 +25,7 @@ RELEASE_NAMES = (("red hat enterprise linux", "rhel"), ("centos", "centos"), ("o
 NORMALISED_IDS = {"ol": "oracle", "opensuse-leap": "opensuse"}  # as the distro package names them
 
 
-class SystemFacts(Record):
+class SystemFacts(NamedTuple):
     platform: Platform
     os_id: str  # "debian", "rhel", "macos", ...
     os_name: str

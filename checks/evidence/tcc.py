@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 from checks.host import Host
 from checks.messages import Msg, msg, os_reason, said, sqlite_reason
-from checks.records import Record
 
 TCC_DIR = "Library/Application Support/com.apple.TCC"
 TCC_DB = f"{TCC_DIR}/TCC.db"
@@ -22,7 +22,7 @@ class TccError(ValueError):
     pass
 
 
-class TccFacts(Record):
+class TccFacts(NamedTuple):
     allowed: frozenset[str]  # clients (bundle ids or paths) with Full Disk Access, from TCC.db or MDM
     database_error: str = ""  # why TCC.db could not be read: only the MDM grants are known then
 

@@ -9,11 +9,12 @@ fits, the version comes from ``ampcli`` instead (see ``checks.collect``).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from checks.catalog import Platform
 from checks.evidence import ascii_number
 from checks.evidence.policy import load_xml
 from checks.host import Host
-from checks.records import Record
 
 GLOBAL_XML = {
     Platform.LINUX: "opt/cisco/amp/etc/global.xml",
@@ -23,7 +24,7 @@ DEFAULT_ELEMENTS = ("version", "agent_version", "connector_version", "product_ve
 VERSION_DIGITS = (6, 6, 6, 9)  # three or four numbers, at most this many digits each
 
 
-class VersionFacts(Record):
+class VersionFacts(NamedTuple):
     path: str | None  # global.xml as shown on the host; None when there is none
     version: str  # "" when the file names no version
 

@@ -8,11 +8,11 @@ is combined with this verdict in ``checks.evaluate``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from checks.collect import Evidence, Unavailable
 from checks.evidence.policy import POLICY_PATHS
 from checks.messages import Msg, msg
-from checks.records import Record
 from checks.report import State
 from checks.textenum import TextEnum
 
@@ -26,7 +26,7 @@ class Detection(TextEnum):
     CONNECTOR = "connector"  # only the connector can tell
 
 
-class Verdict(Record):
+class Verdict(NamedTuple):
     state: State
     evidence: tuple[Msg, ...] = ()
     causes: tuple[Msg, ...] = ()
