@@ -2,8 +2,8 @@
 
 All three run as subprocesses of this interpreter's installation, in turn (one run of each per round),
 so machine noise falls on all of them alike; the first round is dropped (page cache). CPU time is the
-child's user + system time, its own children (ampcli) included, from wait4. Goals: the plugin's median
-wall time within 1.5x the trivial check's; --once within 1.1x the plugin's.
+child's user + system time, its own children (ampcli) included, from wait4. Goal (issue 25): the plugin's
+median wall time within 2.0x the trivial check's. --once is shown beside it; it imports prometheus_client.
 
     python3 -m venv /tmp/bench && /tmp/bench/bin/pip install .     # a regular install, as deployed
     /tmp/bench/bin/python bench/plugin_walltime.py [--runs 60] [--processes 300]
@@ -67,8 +67,10 @@ def main() -> None:
               f"{statistics.median(cpus[name]) * 1000:6.1f} ms")
     plugin, floor, once = (statistics.median(walls[name]) for name in commands)
     plugin_cpu, floor_cpu, once_cpu = (statistics.median(cpus[name]) for name in commands)
-    print(f"plugin / trivial check: wall {plugin / floor:.2f}x, CPU {plugin_cpu / floor_cpu:.2f}x (goal <= 1.5x)")
-    print(f"--once / plugin:        wall {once / plugin:.2f}x, CPU {once_cpu / plugin_cpu:.2f}x (goal <= 1.1x)")
+    print(f"plugin / trivial check: wall {plugin / floor:.2f}x, CPU {plugin_cpu / floor_cpu:.2f}x "
+          "(goal <= 2.0x, issue 25)")
+    print(f"--once / plugin:        wall {once / plugin:.2f}x, CPU {once_cpu / plugin_cpu:.2f}x "
+          "(no goal: it imports prometheus_client)")
 
 
 if __name__ == "__main__":
