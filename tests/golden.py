@@ -6,7 +6,8 @@ Regenerate after an intended change (and read the diff before committing it):
 
     .venv/bin/python -m tests.golden
 
-Only what differs from run to run is masked (durations, timestamps, ages: the trees are built "now").
+Only what differs from run to run is masked: durations, timestamps, ages (the trees are built "now") and
+the Python version the exporter reports.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ VARIES = "<varies>"
 # Every sample of a ``..._seconds`` series is a duration or a point in time.
 _SECONDS_SAMPLE = re.compile(r"^(\w+_seconds(?:\{[^}]*\})?) \S+$", re.MULTILINE)
 _AGE_PERFDATA = re.compile(r"\bdefinitions_age=\d+s")
+_PYTHON_VERSION = re.compile(r'\bpythonversion="[^"]*"')  # the interpreter the tests run on
 _TIME_FIELDS = re.compile(r'^(\s*"(?:duration_seconds|evaluated_at|definitions_build_time|definitions_updated_time)"'
                           r": )[0-9.e+]+", re.MULTILINE)
 
@@ -56,6 +58,7 @@ def mask(text: str) -> str:
     """The output with what differs between runs replaced by ``<varies>``."""
     text = _SECONDS_SAMPLE.sub(rf"\1 {VARIES}", text)
     text = _AGE_PERFDATA.sub(f"definitions_age={VARIES}", text)
+    text = _PYTHON_VERSION.sub(f'pythonversion="{VARIES}"', text)
     return _TIME_FIELDS.sub(rf"\g<1>{VARIES}", text)
 
 
