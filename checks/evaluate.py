@@ -15,57 +15,24 @@ from checks.catalog import Fault, Platform, Severity
 from checks.collect import Evidence, EvidenceCache, Settings, Unavailable
 from checks.evidence.ampcli import ReportedFault
 from checks.evidence.processes import WATCHED
-from checks.faults import Detection, FaultCheck, Verdict, clear, common, connector, linux, not_applicable
+from checks.faults import CHECKS, Detection, FaultCheck, Verdict, clear, not_applicable
 from checks.host import Host
 from checks.messages import Msg, msg
 from checks.report import FaultResult, Report, State
 from checks.state import StateStore
 
-# The scan service faults read the same evidence on both platforms.
-COMMON_CHECKS: dict[str, tuple[FaultCheck, Detection]] = {
-    "5": (common.scan_user_unavailable, Detection.HOST),
-    "6": (common.scan_service_restarting, Detection.BOTH),
-    "7": (common.scan_service_not_started, Detection.HOST),
-    "18": (common.event_monitoring_overloaded, Detection.CONNECTOR),
-}
-
-LINUX_CHECKS: dict[str, tuple[FaultCheck, Detection]] = {
-    **COMMON_CHECKS,
-    "8": (linux.file_monitor_not_started, Detection.HOST),
-    "9": (linux.network_monitor_not_started, Detection.HOST),
-    "11": (linux.kernel_headers_missing, Detection.HOST),
-    "16": (linux.kernel_incompatible, Detection.CONNECTOR),
-    "19": (linux.selinux_policy_missing, Detection.HOST),
-}
-
 
 def fault_checks(platform: Platform) -> dict[str, tuple[FaultCheck, Detection]]:
     """Each fault id of the platform: its check, and who can see it (a Linux run never loads the Mac's)."""
-    if platform is Platform.LINUX:
-        return LINUX_CHECKS
-    from checks.faults import macos
+    from checks.faults import common, connector, linux  # noqa: F401 -- importing a module registers its checks
 
-    return {
-        "1": (macos.system_extension_not_approved, Detection.HOST),
-        "2": (macos.system_extension_version_mismatch, Detection.HOST),
-        "3": (macos.full_disk_access_missing, Detection.HOST),
-        "4": (macos.kernel_extension_not_loaded, Detection.HOST),
-        **COMMON_CHECKS,
-        "10": (macos.reboot_required, Detection.HOST),
-        "12": (macos.network_filter_not_allowed, Detection.HOST),
-        "13": (macos.too_many_network_filters, Detection.HOST),
-        "14": (macos.too_many_endpoint_security_extensions, Detection.CONNECTOR),
-        "15": (macos.security_extension_full_disk_access_missing, Detection.HOST),
-        "17": (macos.orbital_full_disk_access_missing, Detection.HOST),
-    }
+    if platform is Platform.MACOS:
+        from checks.faults import macos  # noqa: F401
+    return {fault.id: CHECKS[fault.id] for fault in catalog.faults_for(platform)}
 
 
-HEALTH_CHECKS: dict[str, FaultCheck] = {
-    "daemon_not_running": connector.daemon_not_running,
-    "ampcli_failed": connector.ampcli_failed,
-    "not_connected": connector.not_connected,
-    "definitions_stale": connector.definitions_stale,
-}
+# The checks beyond Cisco's tables, but "not installed", which decides whether the others are judged.
+HEALTH_CHECKS = tuple(check.id for check in catalog.HEALTH_CHECKS if check.id != "not_installed")
 
 
 def evaluate(host: Host, settings: Settings | None = None, store: StateStore | None = None,
@@ -82,8 +49,8 @@ def evaluate(host: Host, settings: Settings | None = None, store: StateStore | N
             installed = _result(catalog.get("not_installed"), clear(msg("installed_at", path=ev.install_marker)))
         else:
             installed = _result(catalog.get("not_installed"), Verdict(State.UNKNOWN, reason=ev.install_error))
-        report.checks = [installed] + [_health(ev, fault_id) for fault_id in HEALTH_CHECKS]
         checks = fault_checks(ev.platform)
+        report.checks = [installed] + [_health(ev, fault_id) for fault_id in HEALTH_CHECKS]
         report.faults = [_judge(ev, fault, checks[fault.id], reported) for fault in catalog.faults_for(ev.platform)]
         known = {r.fault.id for r in report.faults}
         for fault_id, said in sorted((reported or {}).items(), key=lambda item: int(item[0])):
@@ -177,7 +144,7 @@ def _status_error(ev: Evidence) -> Msg:
 
 
 def _health(ev: Evidence, check_id: str) -> FaultResult:
-    return _result(catalog.get(check_id), _verdict(HEALTH_CHECKS[check_id], ev))
+    return _result(catalog.get(check_id), _verdict(CHECKS[check_id][0], ev))
 
 
 def _result(fault: Fault | None, verdict: Verdict, reported: bool | None = None) -> FaultResult:

@@ -28,6 +28,22 @@ def test_every_linux_fault_has_a_check() -> None:
     assert sorted(fault_checks(Platform.LINUX), key=int) == sorted(LINUX_IDS, key=int)
 
 
+def test_every_registered_check_judges_a_fault_of_the_catalogue() -> None:
+    """A check registered with ``judges`` for an id the catalogue lacks, or a catalogue entry without one."""
+    from checks.faults import CHECKS
+
+    fault_checks(Platform.MACOS)  # loads every platform's checks
+    wanted = {f.id for f in catalog.FAULTS + catalog.HEALTH_CHECKS} - {"not_installed"}
+    assert set(CHECKS) == wanted
+
+
+def test_a_fault_has_one_check() -> None:
+    from checks.faults import judges
+
+    with pytest.raises(ValueError, match="fault 7 has a check already: scan_service_not_started"):
+        judges("7")(lambda ev: None)  # type: ignore[arg-type,return-value]
+
+
 @pytest.mark.parametrize("fault", catalog.FAULTS + catalog.HEALTH_CHECKS, ids=lambda f: f.id)
 def test_texts_are_complete(fault: catalog.Fault) -> None:
     assert re.fullmatch(r"[a-z][a-z0-9_]*", fault.slug)

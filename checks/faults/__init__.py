@@ -47,6 +47,19 @@ def not_applicable(reason: Msg) -> Verdict:
 
 
 FaultCheck = Callable[[Evidence], Verdict]
+# Each fault's check and who can see it, by fault id (``checks/catalog.py``), filled by ``judges``.
+CHECKS: dict[str, tuple[FaultCheck, Detection]] = {}
+
+
+def judges(fault_id: str, detection: Detection = Detection.HOST) -> Callable[[FaultCheck], FaultCheck]:
+    """Makes the function the check of one fault of the catalogue: declared beside the function, so a new
+    fault needs no list edited elsewhere (``checks.evaluate`` reads ``CHECKS``)."""
+    def register(check: FaultCheck) -> FaultCheck:
+        if fault_id in CHECKS:
+            raise ValueError(f"fault {fault_id} has a check already: {CHECKS[fault_id][0].__name__}")
+        CHECKS[fault_id] = (check, detection)
+        return check
+    return register
 
 
 def policy_option(ev: Evidence, name: str) -> bool:

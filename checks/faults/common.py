@@ -6,10 +6,11 @@ from checks.collect import Evidence, Unavailable, describe
 from checks.evidence import definitions
 from checks.evidence.processes import CLOCK_TICKS, DAEMON, SCANNER
 from checks.evidence.scan_user import SCAN_ACCOUNT
-from checks.faults import Verdict, active, clear, not_applicable
+from checks.faults import Detection, Verdict, active, clear, judges, not_applicable
 from checks.messages import Msg, msg
 
 
+@judges("5")
 def scan_user_unavailable(ev: Evidence) -> Verdict:
     """Fault 5: the scan account is missing, or a connector directory has the wrong mode."""
     facts = ev.scan_user()
@@ -35,6 +36,7 @@ def scan_user_unavailable(ev: Evidence) -> Verdict:
     return clear()
 
 
+@judges("6", Detection.BOTH)
 def scan_service_restarting(ev: Evidence) -> Verdict:
     """Fault 6: several scan service processes started within a short window."""
     settings = ev.settings
@@ -49,6 +51,7 @@ def scan_service_restarting(ev: Evidence) -> Verdict:
     return clear(evidence)
 
 
+@judges("7")
 def scan_service_not_started(ev: Evidence) -> Verdict:
     """Fault 7: ampdaemon runs without its scan service; names corrupt definitions or low memory."""
     procs = ev.processes()
@@ -78,6 +81,7 @@ def _scan_failure_causes(ev: Evidence) -> list[Msg]:
 
 
 
+@judges("18", Detection.CONNECTOR)
 def event_monitoring_overloaded(ev: Evidence) -> Verdict:
     """Fault 18: reported by the connector (Major: overloaded; Critical: a reduced set of events
     watched), or its status says it runs degraded."""

@@ -8,16 +8,18 @@ from checks.collect import Evidence, Unavailable
 from checks.evidence.ampcli import AMPCLI_PATHS
 from checks.evidence.definitions import DAY, FUTURE_TOLERANCE
 from checks.evidence.processes import DAEMON
-from checks.faults import Verdict, active, clear
+from checks.faults import Verdict, active, clear, judges
 from checks.messages import Msg, msg
 
 
+@judges("daemon_not_running")
 def daemon_not_running(ev: Evidence) -> Verdict:
     if ev.processes().running(DAEMON):
         return clear(msg("processes_running", names=[DAEMON]))
     return active(msg("process_missing", name=DAEMON))
 
 
+@judges("ampcli_failed")
 def ampcli_failed(ev: Evidence) -> Verdict:
     try:
         status = ev.status_or_none()
@@ -32,12 +34,14 @@ def ampcli_failed(ev: Evidence) -> Verdict:
     return clear(msg("status", status=status.status))
 
 
+@judges("not_connected")
 def not_connected(ev: Evidence) -> Verdict:
     status = ev.status()
     evidence = msg("status", status=status.status or "?")
     return clear(evidence) if status.connected else active(evidence)
 
 
+@judges("definitions_stale")
 def definitions_stale(ev: Evidence) -> Verdict:
     """The connector's own "Definitions Last Updated" when ampcli says it; else the newest CVD's build time."""
     limit = ev.settings.definitions_max_age_days

@@ -8,7 +8,17 @@ from checks.collect import Evidence, Unavailable
 from checks.evidence import version_tuple
 from checks.evidence.processes import DAEMON
 from checks.evidence.system import headers_package
-from checks.faults import DEVICE_FLOW, FILE_MONITORING, Verdict, active, clear, not_applicable, policy_option
+from checks.faults import (
+    DEVICE_FLOW,
+    FILE_MONITORING,
+    Detection,
+    Verdict,
+    active,
+    clear,
+    judges,
+    not_applicable,
+    policy_option,
+)
 from checks.messages import Msg, msg
 
 CORE_EBPF_FROM = (1, 25)  # the first Linux connector that loads CO-RE eBPF programs (Cisco's article 215549)
@@ -55,16 +65,19 @@ def _core_ebpf(ev: Evidence) -> bool | None:
     return None
 
 
+@judges("8")
 def file_monitor_not_started(ev: Evidence) -> Verdict:
     """Fault 8 (module names are configurable: they differ between connector versions)."""
     return _monitor(ev, FILE_MONITORING, ev.settings.file_modules)
 
 
+@judges("9")
 def network_monitor_not_started(ev: Evidence) -> Verdict:
     """Fault 9 (module names are configurable: they differ between connector versions)."""
     return _monitor(ev, DEVICE_FLOW, ev.settings.network_modules)
 
 
+@judges("11")
 def kernel_headers_missing(ev: Evidence) -> Verdict:
     """Fault 11: an option that needs kernel monitoring is on, and the connector would have to build its eBPF
     programs for a kernel whose headers (``lib/modules/<release>/build``) are missing.
@@ -110,6 +123,7 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
     )
 
 
+@judges("16", Detection.CONNECTOR)
 def kernel_incompatible(ev: Evidence) -> Verdict:
     """Fault 16: only the connector knows its supported kernels; the host names the running one."""
     ev.status()
@@ -119,6 +133,7 @@ def kernel_incompatible(ev: Evidence) -> Verdict:
     return clear(msg("kernel_release", release=release)) if release else clear()
 
 
+@judges("19")
 def selinux_policy_missing(ev: Evidence) -> Verdict:
     """Fault 19: SELinux enforcing and the ``cisco-secure-bpf`` module missing or disabled."""
     facts = ev.selinux()

@@ -8,7 +8,7 @@ from checks.evidence.macapp import SERVICE_BUNDLE_ID
 from checks.evidence.netext import FIREWALL_GRADE
 from checks.evidence.sysext import DB
 from checks.evidence.tcc import TccFacts
-from checks.faults import DEVICE_FLOW, Verdict, active, clear, not_applicable, policy_option
+from checks.faults import DEVICE_FLOW, Detection, Verdict, active, clear, judges, not_applicable, policy_option
 from checks.messages import Msg, msg
 
 LEGACY_DAEMON = "/opt/cisco/amp/ampdaemon"  # the Full Disk Access client before connector 1.14
@@ -49,6 +49,7 @@ def _named(extension: sysext.Extension) -> dict[str, str]:
     return {"identifier": extension.identifier, "state": extension.state}
 
 
+@judges("1")
 def system_extension_not_approved(ev: Evidence) -> Verdict:
     """Fault 1: a Cisco system extension waits for the user's approval."""
     legacy = _before_system_extensions(ev)
@@ -60,6 +61,7 @@ def system_extension_not_approved(ev: Evidence) -> Verdict:
     return clear(*_registered(ev))
 
 
+@judges("2")
 def system_extension_version_mismatch(ev: Evidence) -> Verdict:
     """Fault 2: the enabled Cisco extension is not the version the installed Service app carries."""
     legacy = _before_system_extensions(ev)
@@ -106,6 +108,7 @@ def _require_database(facts: TccFacts) -> None:
         raise Unavailable(msg("collector_failed", collector="tcc", error=facts.database_error))
 
 
+@judges("3")
 def full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 3: the Service (before connector 1.14: ampdaemon's path) lacks Full Disk Access.
 
@@ -115,6 +118,7 @@ def full_disk_access_missing(ev: Evidence) -> Verdict:
     return _full_disk_access(ev, LEGACY_DAEMON if ev.legacy_mac_connector() else SERVICE_BUNDLE_ID)
 
 
+@judges("4")
 def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
     """Fault 4: the Cisco kext is not loaded, where the connector uses one (``Evidence.mac_uses_kexts``:
     before 1.14 on any macOS, later ones on macOS 10.15 and older but 1.14.0 from 10.15.5)."""
@@ -127,6 +131,7 @@ def kernel_extension_not_loaded(ev: Evidence) -> Verdict:
     return active(msg("kext_missing"))
 
 
+@judges("10")
 def reboot_required(ev: Evidence) -> Verdict:
     """Fault 10: a Cisco extension waits on a reboot and none of that identifier is enabled."""
     legacy = _before_system_extensions(ev)
@@ -161,6 +166,7 @@ def _content_filter(ev: Evidence) -> tuple[Verdict | None, tuple[Msg, ...], bool
     return None, evidence, len(others) >= MAX_FILTERS_PER_GRADE
 
 
+@judges("12")
 def network_filter_not_allowed(ev: Evidence) -> Verdict:
     """Fault 12: our filter is missing or off, and the firewall grade still has room."""
     final, evidence, crowded = _content_filter(ev)
@@ -169,6 +175,7 @@ def network_filter_not_allowed(ev: Evidence) -> Verdict:
     return clear(msg("see_fault", id="13")) if crowded else active(*evidence)
 
 
+@judges("13")
 def too_many_network_filters(ev: Evidence) -> Verdict:
     """Fault 13: our filter is missing or off because four other firewall-grade filters are enabled."""
     final, evidence, crowded = _content_filter(ev)
@@ -177,6 +184,7 @@ def too_many_network_filters(ev: Evidence) -> Verdict:
     return active(*evidence, causes=(msg("too_many_filters"),)) if crowded else clear(msg("see_fault", id="12"))
 
 
+@judges("14", Detection.CONNECTOR)
 def too_many_endpoint_security_extensions(ev: Evidence) -> Verdict:
     """Fault 14: only the connector can tell; the host shows how many ES extensions are enabled."""
     count = ev.system_extensions().endpoint_security_enabled
@@ -184,6 +192,7 @@ def too_many_endpoint_security_extensions(ev: Evidence) -> Verdict:
     return clear(msg("es_extensions", count=count))
 
 
+@judges("15")
 def security_extension_full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 15: on macOS 11 and later the security extension lacks Full Disk Access."""
     if _macos_version(ev) < (11,):
@@ -194,6 +203,7 @@ def security_extension_full_disk_access_missing(ev: Evidence) -> Verdict:
     return _full_disk_access(ev, sysext.SECURITY_EXTENSION)
 
 
+@judges("17")
 def orbital_full_disk_access_missing(ev: Evidence) -> Verdict:
     """Fault 17: Orbital is installed and no Orbital client has Full Disk Access."""
     app = ev.connector_app()

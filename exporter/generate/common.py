@@ -11,9 +11,6 @@ from checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Fault, Platform, 
 DEFAULT_SELECTOR = 'job="secure_endpoint"'
 DEFAULT_RUNBOOK = catalog.PROJECT_RUNBOOK_URL
 DEFAULT_FOR = "5m"
-# The fault tables' own guidance: 6 clears by itself within ten minutes of a restart, 18 can be a short
-# burst, 13 can follow a reboot on connector 1.14.0, 10 waits for a planned reboot.
-FOR_OVERRIDES = {"6": "15m", "18": "15m", "13": "30m", "10": "30m"}
 FLEET_UID = "secure-endpoint-fleet"
 HOST_UID = "secure-endpoint-host"
 PREFIX = "SecureEndpoint"

@@ -7,7 +7,6 @@ from typing import Any
 
 from checks.catalog import Fault, Severity
 from exporter.generate.common import (
-    FOR_OVERRIDES,
     PREFIX,
     STALE_AFTER_SECONDS,
     Options,
@@ -30,7 +29,7 @@ def fault_alert(fault: Fault, options: Options) -> dict[str, Any]:
     return {
         "alert": alert_name(fault),
         "expr": f"secure_endpoint_fault_active{selector(options, equals('fault_id', fault.id))} == 1",
-        "for": FOR_OVERRIDES.get(fault.id, options.for_default),
+        "for": fault.alert_for or options.for_default,
         "labels": {"severity": str(fault.severity)},
         "annotations": {
             "summary": f"{HOST}: {fault.title.en} (fault {fault.id})",
