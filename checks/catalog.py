@@ -2,8 +2,10 @@
 
 Documented faults carry the connector's numeric id (as a string); the checks
 this project adds beyond Cisco's tables carry a word id such as
-``not_installed``. Every renderer, and later the alert rules and dashboards,
-read from here, so a new fault needs no edit anywhere else.
+``not_installed``. ``FAULTS`` holds Cisco's faults and this project's that are
+judged like them (``documented=False``: exported, alerted and shown per fault);
+``HEALTH_CHECKS`` the connector's own health, each with metrics of its own.
+Every renderer, the alert rules and the dashboards read from here.
 """
 
 from __future__ import annotations
@@ -544,8 +546,13 @@ def get(fault_id: str) -> Fault | None:
 
 
 def faults_for(platform: Platform) -> tuple[Fault, ...]:
-    """Documented faults of a platform, in id order."""
+    """The faults of a platform, Cisco's in id order, then this project's judged like them."""
     return tuple(f for f in FAULTS if platform in f.platforms)
+
+
+def fault_order(fault: Fault) -> tuple[int, int, str]:
+    """Cisco's faults by their number, then this project's (word ids) by name."""
+    return (0, int(fault.id), "") if fault.documented else (1, 0, fault.id)
 
 
 def all_ids() -> frozenset[str]:

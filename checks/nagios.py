@@ -110,7 +110,7 @@ class SecureEndpoint(nagiosplugin.Resource):  # type: ignore[misc]
         for result in results:
             yield nagiosplugin.Metric(f"fault {result.fault.id}", result, context="fault")
         states = [self.policy.state_of(r) for r in results]
-        judged = [r for r in report.faults if r.fault.id not in self.policy.ignore]
+        judged = [r for r in report.faults if r.fault.documented and r.fault.id not in self.policy.ignore]
         total = len(judged)
         yield nagiosplugin.Metric("active", sum(r.state is State.ACTIVE for r in judged), min=0, max=total,
                                   context="count")

@@ -82,7 +82,7 @@ def fault_list(text: str) -> frozenset[str]:
             continue
         fault_id = fault_of(word)
         if fault_id is None:
-            numbered = sorted(catalog.FAULTS, key=lambda f: int(f.id))
+            numbered = sorted((f for f in catalog.FAULTS if f.documented), key=catalog.fault_order)
             raise type_error("not_a_fault", value=repr(word), first=numbered[0].id, last=numbered[-1].id,
                              example=next(f.slug for f in numbered if len(f.platforms) > 1))
         found.add(fault_id)

@@ -28,8 +28,8 @@ class Options(argparse.Namespace):
 
 
 def all_faults() -> list[Fault]:
-    """Every documented fault once (5, 6 and 7 are on both platforms), in id order."""
-    return sorted(catalog.FAULTS, key=lambda f: int(f.id))
+    """Every fault once (5, 6 and 7 are on both platforms): Cisco's in id order, then this project's."""
+    return sorted(catalog.FAULTS, key=catalog.fault_order)
 
 
 def alert_name(fault: Fault) -> str:
@@ -45,8 +45,11 @@ def platforms_of(fault: Fault) -> str:
     return " and ".join(sorted(str(p) for p in fault.platforms))
 
 
-def fault_runbook(fault: Fault) -> str:
-    """Cisco's page for the fault; for a fault on both platforms, a template that picks the table by label."""
+def fault_runbook(fault: Fault, options: Options) -> str:
+    """Cisco's page for the fault; for a fault on both platforms, a template that picks the table by label;
+    for this project's own, its section of the runbook."""
+    if not fault.documented:
+        return f"{options.runbook_url}#{fault.slug}"
     if fault.article:
         return fault.article
     if fault.platforms == frozenset({Platform.MACOS}):

@@ -23,10 +23,11 @@ def _row(fault: Fault, detected: str, shown_id: str) -> str:
 def table(kind: str) -> str:
     """One table: ``linux`` or ``macos`` (Cisco's faults of that platform) or ``beyond`` (this project's)."""
     if kind == "beyond":
-        return HEAD.format("name") + "".join(_row(f, f.detected, f"`{f.id}`") for f in catalog.HEALTH_CHECKS)
+        ours = [f for f in catalog.FAULTS if not f.documented] + list(catalog.HEALTH_CHECKS)
+        return HEAD.format("name") + "".join(_row(f, f.detected, f"`{f.id}`") for f in ours)
     platform = Platform(kind)
     rows = [_row(f, (f.detected_macos or f.detected) if platform is Platform.MACOS else f.detected, f.id)
-            for f in sorted(catalog.faults_for(platform), key=lambda f: int(f.id))]
+            for f in sorted(catalog.faults_for(platform), key=catalog.fault_order) if f.documented]
     return HEAD.format("id") + "".join(rows)
 
 

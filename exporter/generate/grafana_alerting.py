@@ -39,13 +39,13 @@ def grafana_uid(alert: str) -> str:
 
 
 def _panel_key(rule: dict[str, Any]) -> str:
-    found = re.search(r'fault_id="(\d+)"', rule["expr"])
+    found = re.search(r'fault_id="([a-z0-9_]+)"', rule["expr"])
     return found.group(1) if found else HEALTH_PANELS[rule["alert"][len(PREFIX):]]
 
 
 def _rule(rule: dict[str, Any], panels: dict[str, int], options: Options) -> alerting.Rule:
     name = rule["alert"][len(PREFIX):]
-    fault_id = re.search(r'fault_id="(\d+)"', rule["expr"])
+    fault_id = re.search(r'fault_id="([a-z0-9_]+)"', rule["expr"])
     labels = {**rule["labels"], **({"fault_id": fault_id.group(1)} if fault_id else {})}
     annotations = {key: value.replace("{{ $value | humanizeDuration }}", AGE_WORDS.get(name, ""))
                    for key, value in rule["annotations"].items()}

@@ -38,7 +38,8 @@ def _other_platform(platforms: frozenset[Platform]) -> str:
 
 
 def build(options: Options) -> Board:
-    del options  # the dashboards filter with their own variables, not the rules' selector
+    """The host dashboard; of ``options`` only the runbook's address counts (the dashboards filter with their
+    own variables, not the rules' selector)."""
     board = Board(HOST_UID, "Secure Endpoint / Host",
                   "One host's Cisco Secure Endpoint connector: its state, every documented fault, and the exporter.",
                   variables(with_instance=True))
@@ -92,8 +93,9 @@ def build(options: Options) -> Board:
 
     board.row("Every fault")
     for fault in all_faults():
-        runbook = fault_runbook(fault)
-        links = ([builders.DashboardLink("Cisco's fault table").url(runbook).target_blank(True)]
+        runbook = fault_runbook(fault, options)
+        links = ([builders.DashboardLink("Cisco's fault table" if fault.documented else "Runbook")
+                  .url(runbook).target_blank(True)]
                  if "{{" not in runbook else
                  [builders.DashboardLink("Cisco's Linux fault table").url(LINUX_FAULTS_URL).target_blank(True),
                   builders.DashboardLink("Cisco's macOS fault table").url(MACOS_FAULTS_URL).target_blank(True)])

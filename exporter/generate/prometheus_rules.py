@@ -32,9 +32,9 @@ def fault_alert(fault: Fault, options: Options) -> dict[str, Any]:
         "for": fault.alert_for or options.for_default,
         "labels": {"severity": str(fault.severity)},
         "annotations": {
-            "summary": f"{HOST}: {fault.title.en} (fault {fault.id})",
+            "summary": f"{HOST}: {fault.title.en}" + (f" (fault {fault.id})" if fault.documented else ""),
             "description": f"{fault.meaning.en} Fix: {fault.fix.en} Host: {HOST}.",
-            "runbook_url": fault_runbook(fault),
+            "runbook_url": fault_runbook(fault, options),
         },
     }
 
