@@ -474,6 +474,28 @@ FAULTS: tuple[Fault, ...] = (
                   "in the active module store (`/etc/selinux/<type>` or `/var/lib/selinux/<type>`), or is "
                   "disabled"),
     ),
+    Fault(
+        "next_kernel_headers_missing", "next_kernel_headers_missing", LINUX, WARN,
+        Text("Next boot's kernel lacks headers", "Kernel van de volgende start mist headers"),
+        Text(
+            "A newer kernel is installed and the next boot will run it, but without its headers the connector "
+            "cannot build its eBPF programs for it: after the reboot kernel monitoring stops (fault 11).",
+            "Er is een nieuwere kernel geïnstalleerd die bij de volgende start draait, maar de connector kan er "
+            "zijn eBPF-programma's niet voor bouwen: na de herstart stopt de kernelbewaking (fout 11).",
+        ),
+        Text(
+            "Install the headers package of the newest installed kernel (kernel-devel, kernel-uek-devel on "
+            "Oracle UEK, linux-headers on Debian and Ubuntu) before the reboot, or remove that kernel.",
+            "Installeer vóór de herstart het headerpakket van de nieuwste geïnstalleerde kernel (kernel-devel, "
+            "kernel-uek-devel op Oracle UEK, linux-headers op Debian en Ubuntu), of verwijder die kernel.",
+        ),
+        documented=False,
+        detected=("file monitoring or Device Flow Correlation is on, the newest installed kernel (a folder in "
+                  "`/lib/modules` with its `vmlinuz` there or in `/boot`, ordered as `sort -V` orders them) is "
+                  "newer than the running one, and it would raise fault 11: no `/lib/modules/<release>/build`, no "
+                  "connector kernel module loaded, and no CO-RE eBPF (connector 1.25 or later and "
+                  "`CONFIG_DEBUG_INFO_BTF=y` in `/boot/config-<release>` or `/lib/modules/<release>/config`)"),
+    ),
 )
 
 HEALTH_CHECKS: tuple[Fault, ...] = (

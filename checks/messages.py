@@ -67,6 +67,12 @@ TEMPLATES: dict[str, tuple[str, str]] = {
     "kernel_release": ("running kernel {release}", "draaiende kernel {release}"),
     "headers_missing": ("{path} does not lead to a directory", "{path} leidt niet naar een map"),
     "headers_present": ("kernel headers found at {path}", "kernelheaders gevonden in {path}"),
+    "next_kernel": ("newest installed kernel {release}, which the next boot runs",
+                    "nieuwste geïnstalleerde kernel {release}, die bij de volgende start draait"),
+    "next_kernel_running": ("no kernel newer than the running {release} is installed",
+                            "er is geen nieuwere kernel dan de draaiende {release} geïnstalleerd"),
+    "install_before_reboot": ("install the package {package} before the next reboot",
+                              "installeer het pakket {package} vóór de volgende herstart"),
     "core_unknown": ("the kernel headers are missing, and whether connector {version} needs them cannot be told "
                      "(CO-RE eBPF from 1.25 on a kernel with BTF; BTF: {btf})",
                      "de kernelheaders ontbreken, en of connector {version} ze nodig heeft is niet te zeggen "

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.commands import run, unavailable
 from tests.hosttree import LinuxTree, faults_status
 
-LINUX_FAULTS = ["5", "6", "7", "8", "9", "11", "16", "18", "19"]
+LINUX_FAULTS = ["5", "6", "7", "8", "9", "11", "16", "18", "19", "next_kernel_headers_missing"]
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "rules" / "secure_endpoint.rules.yml"
 RULE_TESTS = REPO / "rules" / "secure_endpoint.rules.test.yml"
 DASHBOARDS = {uid: REPO / "grafana" / "dashboards" / f"{uid}.json" for uid in (common.FLEET_UID, common.HOST_UID)}
-ALL_IDS = sorted({f.id for f in catalog.FAULTS}, key=int)
+ALL_IDS = [f.id for f in sorted(catalog.FAULTS, key=catalog.fault_order)]
 
 
 def promtool() -> str:
@@ -101,9 +101,9 @@ def test_every_alert_follows_the_mixin_conventions() -> None:
 
 def test_every_fault_has_an_alert_and_a_positive_and_negative_test() -> None:
     alerts = {r["alert"]: r for r in load_rules() if "alert" in r}
-    by_fault = {re.search(r'fault_id="(\d+)"', a["expr"]).group(1): a for a in alerts.values()  # type: ignore[union-attr]
+    by_fault = {re.search(r'fault_id="([a-z0-9_]+)"', a["expr"]).group(1): a for a in alerts.values()  # type: ignore[union-attr]
                 if 'fault_id="' in a["expr"]}
-    assert sorted(by_fault, key=int) == ALL_IDS
+    assert sorted(by_fault) == sorted(ALL_IDS)
     for fault in catalog.FAULTS:
         assert by_fault[fault.id]["labels"]["severity"] == str(fault.severity)
     assert by_fault["6"]["for"] == "15m" and by_fault["18"]["for"] == "15m" and by_fault["13"]["for"] == "30m"

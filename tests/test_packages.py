@@ -34,7 +34,7 @@ NAME = "secure-endpoint-monitoring"
 USER = "secure-endpoint-exporter"
 LIB = "usr/lib/secure-endpoint-monitoring/lib"
 NOT_INSTALLED = ("SECURE ENDPOINT CRITICAL - Connector not installed | "
-                 "active=0;;;0;9 critical=1;;;0;14 unknown=0;;;0;14 warning=0;;;0;14")
+                 "active=0;;;0;9 critical=1;;;0;15 unknown=0;;;0;15 warning=0;;;0;15")
 HEALTHY = "SECURE ENDPOINT OK - no active faults (9 checked), connector connected | "
 # What a host's PATH holds: no pyenv shims, so python3 is the distribution's.
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"

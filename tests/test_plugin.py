@@ -16,7 +16,7 @@ from tests.hosttree import LinuxTree, faults_status, policy_output
 
 DAY = 86400
 # The healthy tree's ampcli policy says the definitions were updated two hours before the tree was built.
-PERF_CLEAR = "active=0;;;0;9 critical=0;;;0;14 definitions_age=AGEs;604800;;0 unknown=0;;;0;14 warning=0;;;0;14"
+PERF_CLEAR = "active=0;;;0;9 critical=0;;;0;15 definitions_age=AGEs;604800;;0 unknown=0;;;0;15 warning=0;;;0;15"
 AGE = re.compile(r"(?<=definitions_age=)(\d+)(?=s;)")
 # 'label'=value[UOM];[warn];[crit];[min];[max], the plugin guidelines' perfdata syntax.
 PERFDATA = re.compile(r"('[^'=]+'|[^'=\s]+)=-?[0-9.]+(s|ms|us|%|B|KB|MB|TB|c)?(;[0-9.~:@-]*){0,4}")
@@ -52,7 +52,7 @@ def test_healthy(healthy: LinuxTree) -> None:
 def test_healthy_verbose_lists_every_fault(healthy: LinuxTree) -> None:
     code, lines = plugin(healthy, "-v")
     assert code == 0
-    assert len(lines) == 1 + 5 + 9 + 1
+    assert len(lines) == 1 + 5 + 9 + 1 + 1  # the first line, health checks, Cisco's faults, ours, the lookup
     assert "OK: Real-time file system monitor not started (fault 8): clear." in lines
     assert lines[-1] == "processes found through the cgroup of cisco-amp.service"  # why a run was fast, or slow
 
@@ -60,7 +60,7 @@ def test_healthy_verbose_lists_every_fault(healthy: LinuxTree) -> None:
 def test_not_installed_is_critical_by_default(tree: LinuxTree) -> None:
     code, lines = plugin(tree)
     assert lines[0] == ("SECURE ENDPOINT CRITICAL - Connector not installed | "
-                        "active=0;;;0;9 critical=1;;;0;14 unknown=0;;;0;14 warning=0;;;0;14")
+                        "active=0;;;0;9 critical=1;;;0;15 unknown=0;;;0;15 warning=0;;;0;15")
     assert lines[1] == "CRITICAL: Connector not installed. Fix: Install the connector from the Secure Endpoint console."
     assert code == 2
 
@@ -86,7 +86,7 @@ def test_active_faults_with_cause_and_fix(healthy: LinuxTree) -> None:
     assert aged(lines[0], 7200) == (
         "SECURE ENDPOINT CRITICAL - Real-time file system monitor not started (fault 8), "
         "Real-time network monitor not started (fault 9), Kernel headers package missing (fault 11) | "
-        "active=3;;;0;9 critical=3;;;0;14 definitions_age=AGEs;604800;;0 unknown=0;;;0;14 warning=0;;;0;14"
+        "active=3;;;0;9 critical=3;;;0;15 definitions_age=AGEs;604800;;0 unknown=0;;;0;15 warning=0;;;0;15"
     )
     fault8 = next(line for line in lines if "(fault 8)" in line and line.startswith("CRITICAL"))
     assert "Cause: UEFI Secure Boot is on" in fault8
@@ -100,15 +100,15 @@ def test_warning_fault_and_severity_options(healthy: LinuxTree) -> None:
     healthy.ampcli(faults_status((18, "Major", "Connector event monitoring is overloaded.")))
     code, lines = plugin(healthy, raw=True)
     assert (code, aged(lines[0], 7200)) == (1, "SECURE ENDPOINT WARNING - Event monitoring overloaded (fault 18) | "
-                                               "active=1;;;0;9 critical=0;;;0;14 definitions_age=AGEs;604800;;0 "
-                                               "unknown=0;;;0;14 warning=1;;;0;14")
+                                               "active=1;;;0;9 critical=0;;;0;15 definitions_age=AGEs;604800;;0 "
+                                               "unknown=0;;;0;15 warning=1;;;0;15")
     code, lines = plugin(healthy, "--critical", "18", raw=True)
     assert code == 2 and lines[0].startswith("SECURE ENDPOINT CRITICAL - Event monitoring overloaded (fault 18)")
     code, lines = plugin(healthy, "--ignore", "18,6", raw=True)
     assert code == 0
     assert aged(lines[0], 7200) == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
-                                    "active=0;;;0;7 critical=0;;;0;12 definitions_age=AGEs;604800;;0 "
-                                    "unknown=0;;;0;12 warning=0;;;0;12")
+                                    "active=0;;;0;7 critical=0;;;0;13 definitions_age=AGEs;604800;;0 "
+                                    "unknown=0;;;0;13 warning=0;;;0;13")
 
 
 @pytest.mark.parametrize("names", [["--ignore", "event_monitoring_overloaded,scan_service_restarting_frequently"],
@@ -119,8 +119,8 @@ def test_faults_are_named_by_id_or_by_their_metric_label(healthy: LinuxTree, nam
     code, lines = plugin(healthy, *names, raw=True)
     assert code == 0
     assert aged(lines[0], 7200) == ("SECURE ENDPOINT OK - no active faults (7 checked), connector connected | "
-                                    "active=0;;;0;7 critical=0;;;0;12 definitions_age=AGEs;604800;;0 "
-                                    "unknown=0;;;0;12 warning=0;;;0;12")
+                                    "active=0;;;0;7 critical=0;;;0;13 definitions_age=AGEs;604800;;0 "
+                                    "unknown=0;;;0;13 warning=0;;;0;13")
 
 
 def test_severity_options_take_names(healthy: LinuxTree) -> None:
@@ -160,7 +160,7 @@ def test_only_unknowns_give_unknown(healthy: LinuxTree) -> None:
     assert code == 3
     assert lines[0].startswith("SECURE ENDPOINT UNKNOWN - Real-time file system monitor not started (fault 8): "
                                "state unknown")
-    assert "unknown=3;;;0;14" in lines[0]
+    assert "unknown=4;;;0;15" in lines[0]  # 8, 9, 11 and the next boot's kernel: all need the policy
 
 
 def test_hung_ampcli_costs_at_most_its_timeout(healthy: LinuxTree) -> None:
@@ -265,7 +265,7 @@ def test_perfdata_follows_the_plugin_guidelines(healthy: LinuxTree) -> None:
 def test_age_from_the_connectors_last_update(healthy: LinuxTree) -> None:
     healthy.ampcli(policy=policy_output(time.time() - 3 * DAY))
     _code, lines = plugin(healthy, raw=True)
-    assert aged(lines[0], 3 * DAY).endswith(" definitions_age=AGEs;604800;;0 unknown=0;;;0;14 warning=0;;;0;14")
+    assert aged(lines[0], 3 * DAY).endswith(" definitions_age=AGEs;604800;;0 unknown=0;;;0;15 warning=0;;;0;15")
 
 
 def test_age_from_the_newest_definition_file_when_ampcli_does_not_say(healthy: LinuxTree) -> None:
@@ -287,8 +287,8 @@ def test_stale_definitions_pass_the_warning_threshold(healthy: LinuxTree) -> Non
     code, lines = plugin(healthy, "--definitions-max-age", "1.5", raw=True)
     assert code == 1
     assert aged(lines[0], 8 * DAY) == ("SECURE ENDPOINT WARNING - Virus definitions out of date | active=0;;;0;9 "
-                                       "critical=0;;;0;14 definitions_age=AGEs;129600;;0 unknown=0;;;0;14 "
-                                       "warning=1;;;0;14")
+                                       "critical=0;;;0;15 definitions_age=AGEs;129600;;0 unknown=0;;;0;15 "
+                                       "warning=1;;;0;15")
 
 
 def test_no_threshold_when_staleness_is_ignored(healthy: LinuxTree) -> None:
@@ -303,7 +303,7 @@ def test_no_age_when_nothing_says_it(healthy: LinuxTree) -> None:
     code, lines = plugin(healthy)
     assert code == 3
     assert lines[0] == ("SECURE ENDPOINT UNKNOWN - Virus definitions out of date: state unknown | active=0;;;0;9 "
-                        "critical=0;;;0;14 unknown=1;;;0;14 warning=0;;;0;14")
+                        "critical=0;;;0;15 unknown=1;;;0;15 warning=0;;;0;15")
 
 
 def test_without_the_privilege_to_read_the_policy(healthy: LinuxTree) -> None:

@@ -21,7 +21,7 @@ def test_every_target_is_up(fleet: Fleet) -> None:
 
 def test_fault_series_per_instance(fleet: Fleet) -> None:
     prometheus, hosts = fleet.prometheus, fleet.hosts
-    prometheus.wait_for("secure_endpoint_fault_active", 9 + 9 + 9 + 14)
+    prometheus.wait_for("secure_endpoint_fault_active", 10 + 10 + 10 + 14)
     for fault_id, faulty_value in (("18", 1.0), ("19", 1.0), ("8", 0.0), ("5", 0.0)):
         expr = f'secure_endpoint_fault_active{{fault_id="{fault_id}", platform="linux"}}'
         found = by_instance(prometheus.query(expr))
@@ -32,7 +32,7 @@ def test_fault_series_per_instance(fleet: Fleet) -> None:
     installed = by_instance(prometheus.query("secure_endpoint_connector_installed"))
     assert installed[hosts["not-installed"]] == 0.0 and installed[hosts["healthy"]] == 1.0
     per_host = by_instance(prometheus.query("count by (instance) (secure_endpoint_fault_active)"))
-    assert per_host == {hosts["healthy"]: 9.0, hosts["faulty"]: 9.0, hosts["not-installed"]: 9.0, hosts["mac"]: 14.0}
+    assert per_host == {hosts["healthy"]: 10.0, hosts["faulty"]: 10.0, hosts["not-installed"]: 10.0, hosts["mac"]: 14.0}
 
 
 def test_scrapes_are_clean(fleet: Fleet) -> None:
@@ -44,12 +44,12 @@ def test_scrapes_are_clean(fleet: Fleet) -> None:
 
 def test_the_fault_state_set_per_instance(fleet: Fleet) -> None:
     prometheus, hosts = fleet.prometheus, fleet.hosts
-    prometheus.wait_for("secure_endpoint_fault_state", 4 * (9 + 9 + 9 + 14))
+    prometheus.wait_for("secure_endpoint_fault_state", 4 * (10 + 10 + 10 + 14))
     current = by_instance(prometheus.query("count by (instance) (secure_endpoint_fault_state == 1)"))
-    assert current == {hosts["healthy"]: 9.0, hosts["faulty"]: 9.0, hosts["not-installed"]: 9.0, hosts["mac"]: 14.0}
+    assert current == {hosts["healthy"]: 10.0, hosts["faulty"]: 10.0, hosts["not-installed"]: 10.0, hosts["mac"]: 14.0}
     # Without the connector every fault is not_applicable, which fault_active alone shows as 0.
     na = by_instance(prometheus.query('count by (instance) (secure_endpoint_fault_state{state="not_applicable"} == 1)'))
-    assert na[hosts["not-installed"]] == 9.0
+    assert na[hosts["not-installed"]] == 10.0
     assert all(count < current[host] for host, count in na.items() if host != hosts["not-installed"]), na
     active = prometheus.query('secure_endpoint_fault_state{state="active"} == 1')
     assert {(a["metric"]["instance"], a["metric"]["fault_id"]) for a in active} >= {

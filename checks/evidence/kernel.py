@@ -1,8 +1,10 @@
-"""Kernel monitoring evidence: the running release, loaded modules, Secure Boot, the build headers and BTF."""
+"""Kernel monitoring evidence: the running release, loaded modules, Secure Boot, the build headers and BTF, and
+the same of the newest installed kernel, which the next boot runs."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import NamedTuple
 
 from checks.evidence import lines
@@ -18,6 +20,8 @@ SECURE_BOOT_VAR = "sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-0
 # Kernels that carry BTF type information (which CO-RE eBPF programs need instead of headers) show it here.
 BTF_VMLINUX = "sys/kernel/btf/vmlinux"
 BTF_CONFIG = "CONFIG_DEBUG_INFO_BTF=y"
+MODULES_DIR = "lib/modules"
+MAX_KERNELS = 4096  # folders in lib/modules: a handful on a real host
 
 
 class KernelFacts(NamedTuple):
@@ -28,6 +32,13 @@ class KernelFacts(NamedTuple):
     headers_present: bool | None  # None: not known (see headers_error)
     headers_error: str = ""
     btf: bool | None = None  # the kernel carries BTF; None: neither sys nor the boot config tells
+    # The newest installed kernel when it is not the running one (the next boot's, as bootloaders default to
+    # the newest): its release, whether its headers are there, whether it carries BTF (its boot config).
+    next_release: str | None = None
+    next_headers_path: str | None = None
+    next_headers_present: bool | None = None
+    next_btf: bool | None = None
+    next_error: str = ""  # why the installed kernels, or the next one's headers, could not be read
 
 
 def probe(host: Host) -> KernelFacts:
@@ -48,7 +59,48 @@ def probe(host: Host) -> KernelFacts:
             error = said("path_error", path=headers_path, reason=os_reason(problem))
     # BTF matters only when the headers are not known to be there (fault 11): else the boot config is not read.
     return KernelFacts(release, modules, _secure_boot(host), headers_path, headers_present, error,
-                       None if headers_present else _btf(host, release))
+                       None if headers_present else _btf(host, release), *_next_kernel(host, release))
+
+
+def release_order(release: str) -> list[tuple[int, str]]:
+    """A kernel release's sort key, as ``sort -V`` orders them: numbers by value, the text between as text."""
+    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.findall(r"\d+|\D+", release)]
+
+
+def installed_kernels(host: Host) -> list[str]:
+    """The releases with an image installed: a folder in ``lib/modules`` and its ``vmlinuz`` there (the
+    RHEL family and Fedora) or in ``boot`` (``vmlinuz-<release>``: every distribution). A folder alone is
+    what a removed kernel often leaves behind (extra modules)."""
+    found = []
+    for name in host.listdir(MODULES_DIR, limit=MAX_KERNELS):
+        if "/" in name or not name.isprintable() or name.startswith("."):
+            continue
+        if host.exists(f"{MODULES_DIR}/{name}/vmlinuz") or host.exists(f"boot/vmlinuz-{name}"):
+            found.append(name)
+    return sorted(found, key=release_order)
+
+
+def _next_kernel(host: Host, running: str | None) -> tuple[str | None, str | None, bool | None, bool | None, str]:
+    """The newest installed kernel, its headers path and presence and its BTF, when it is newer than
+    ``running`` (an older one boots only by choice; the running kernel's own image may be gone already)."""
+    try:
+        kernels = installed_kernels(host)
+    except FileNotFoundError:
+        return None, None, None, None, ""  # no lib/modules at all (a container's copy): nothing to judge
+    except OSError as problem:
+        return None, None, None, None, said("path_error", path=host.display(MODULES_DIR), reason=os_reason(problem))
+    if running is None:
+        return None, None, None, None, said("no_kernel_release")
+    if not kernels or release_order(kernels[-1]) <= release_order(running):
+        return None, None, None, None, ""  # only a newer kernel is one the next boot may start
+    newest = kernels[-1]
+    rel = f"{MODULES_DIR}/{newest}/build"
+    try:
+        present: bool | None = host.is_dir(rel)
+        error = ""
+    except OSError as problem:
+        present, error = None, said("path_error", path=host.display(rel), reason=os_reason(problem))
+    return newest, host.display(rel), present, None if present else _config_btf(host, newest), error
 
 
 def _btf(host: Host, release: str | None) -> bool | None:
@@ -58,13 +110,20 @@ def _btf(host: Host, release: str | None) -> bool | None:
             return True
     if not release or "/" in release:
         return None
-    try:
-        config = host.read_optional(f"boot/config-{release}")
-    except OSError:
-        return None
-    if config is None:
-        return None
-    return any(line.strip() == BTF_CONFIG for line in lines(config))
+    return _config_btf(host, release)
+
+
+def _config_btf(host: Host, release: str) -> bool | None:
+    """``CONFIG_DEBUG_INFO_BTF`` in the kernel's config (``boot/config-<release>``, else the RHEL family's
+    copy in ``lib/modules/<release>/config``); None when neither can be read."""
+    for rel in (f"boot/config-{release}", f"{MODULES_DIR}/{release}/config"):
+        try:
+            config = host.read_optional(rel)
+        except OSError:
+            continue
+        if config is not None:
+            return any(line.strip() == BTF_CONFIG for line in lines(config))
+    return None
 
 
 def _secure_boot(host: Host) -> bool | None:

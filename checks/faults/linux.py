@@ -1,4 +1,4 @@
-"""Linux-only faults: kernel monitoring (8, 9, 11, 16) and SELinux (19)."""
+"""Linux-only faults: kernel monitoring (8, 9, 11, 16, and 11 for the next boot's kernel) and SELinux (19)."""
 
 from __future__ import annotations
 
@@ -47,16 +47,15 @@ def _load_causes(ev: Evidence) -> list[Msg]:
     causes = []
     if facts.secure_boot:
         causes.append(msg("secure_boot"))
-    if facts.headers_present is False and facts.release and _core_ebpf(ev) is False:
+    if facts.headers_present is False and facts.release and _core_ebpf(ev, facts.btf) is False:
         causes.append(msg("headers_missing_cause", release=facts.release))
     return causes
 
 
-def _core_ebpf(ev: Evidence) -> bool | None:
+def _core_ebpf(ev: Evidence, btf: bool | None) -> bool | None:
     """Whether the connector loads eBPF programs built once (CO-RE), which need no headers: connector 1.25 and
     later on a kernel with BTF (Cisco's article 215549). None when that cannot be told: a version 1.25 or
     later (or none known) and a kernel whose BTF is not known, or BTF and no known version."""
-    btf = ev.kernel().btf
     version = version_tuple(ev.connector_version())[:2]
     if btf is False or (version and version < CORE_EBPF_FROM):
         return False
@@ -86,17 +85,9 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
     kernels), or for CO-RE eBPF (``_core_ebpf``). eBPF programs that are loaded do not clear it: an older
     connector built them once and cannot build them again, at its next start, without the headers.
     """
-    wanted: list[bool] = []
-    unknown: Unavailable | None = None
-    for option in (FILE_MONITORING, DEVICE_FLOW):
-        try:
-            wanted.append(policy_option(ev, option))
-        except Unavailable as error:
-            unknown = error
-    if not any(wanted):
-        if unknown is not None:
-            raise unknown
-        return not_applicable(msg("options_off"))
+    unwanted = _kernel_monitoring_off(ev)
+    if unwanted is not None:
+        return unwanted
     facts = ev.kernel()
     if facts.release is None or facts.headers_path is None:
         raise Unavailable(msg("collector_failed", collector="kernel", error="no kernel release in /proc"))
@@ -105,7 +96,7 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
     loaded = sorted(facts.modules & {*ev.settings.file_modules, *ev.settings.network_modules})
     if loaded:
         return clear(msg("modules_loaded", names=loaded))
-    core = _core_ebpf(ev)
+    core = _core_ebpf(ev, facts.btf)
     if core:
         return clear(msg("core_ebpf", version=ev.connector_version()))
     if facts.headers_present is None:
@@ -121,6 +112,57 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
         msg("headers_missing", path=facts.headers_path),
         remedy=msg("install_package", package=headers_package(family, facts.release)),
     )
+
+
+def _kernel_monitoring_off(ev: Evidence) -> Verdict | None:
+    """not_applicable when the policy has neither option that needs kernel monitoring on; None when one is on.
+    Raises ``Unavailable`` when neither is known on and one cannot be read."""
+    wanted: list[bool] = []
+    unknown: Unavailable | None = None
+    for option in (FILE_MONITORING, DEVICE_FLOW):
+        try:
+            wanted.append(policy_option(ev, option))
+        except Unavailable as error:
+            unknown = error
+    if any(wanted):
+        return None
+    if unknown is not None:
+        raise unknown
+    return not_applicable(msg("options_off"))
+
+
+@judges("next_kernel_headers_missing")
+def next_kernel_headers_missing(ev: Evidence) -> Verdict:
+    """Fault 11 after the next reboot, seen before it: the newest installed kernel, which the next boot runs
+    (the bootloaders' default), is newer than the running one and lacks what the connector needs to build its eBPF
+    programs, judged as fault 11 judges the running kernel. Cisco's console can show it only after the reboot."""
+    unwanted = _kernel_monitoring_off(ev)
+    if unwanted is not None:
+        return unwanted
+    facts = ev.kernel()
+    if facts.next_error:
+        raise Unavailable(msg("collector_failed", collector="kernel", error=facts.next_error))
+    if facts.next_release is None or facts.next_headers_path is None:
+        return clear(msg("next_kernel_running", release=facts.release or "?"))
+    seen = msg("next_kernel", release=facts.next_release)
+    loaded = sorted(facts.modules & {*ev.settings.file_modules, *ev.settings.network_modules})
+    if loaded:
+        return clear(seen, msg("modules_loaded", names=loaded))
+    if facts.next_headers_present:
+        return clear(seen, msg("headers_present", path=facts.next_headers_path))
+    core = _core_ebpf(ev, facts.next_btf)
+    if core:
+        return clear(seen, msg("core_ebpf", version=ev.connector_version()))
+    if facts.next_headers_present is None:
+        raise Unavailable(msg("collector_failed", collector="kernel", error=facts.next_error))
+    if core is None:
+        raise Unavailable(msg("core_unknown", version=ev.connector_version() or "?",
+                              btf="?" if facts.next_btf is None else ("yes" if facts.next_btf else "no")))
+    family = ""
+    with contextlib.suppress(Unavailable):
+        family = ev.system().family
+    return active(seen, msg("headers_missing", path=facts.next_headers_path),
+                  remedy=msg("install_before_reboot", package=headers_package(family, facts.next_release)))
 
 
 @judges("16", Detection.CONNECTOR)
