@@ -10,43 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import selectors
-import signal
 import stat
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO
 
 from checks.messages import said
+
+if TYPE_CHECKING:
+    from checks.programs import CommandResult, Running
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
 ACCOUNT_BLOCK = 1 << 20
 MAX_ACCOUNT_FILE = 1 << 30  # passwd and group are searched as a stream (see _names_an_account)
 MAX_SYMLINKS = 40
-MAX_LATE_READS = 64  # reads of output already waiting when a program's time is up (64 KiB each)
-EXIT_POLL = 0.05  # seconds between looks at a program's exit where no pidfd tells it
 
 
 class HostError(OSError):
     """A read that failed for a reason worth telling the operator."""
-
-
-class CommandResult(NamedTuple):
-    returncode: int
-    stdout: bytes
-    stderr: bytes
-    truncated: bool
-
-
-class CommandTimeout(HostError):
-    pass
-
-
-class ProgramRefused(HostError):
-    """A program under a root other than / that the operator did not allow to run."""
 
 
 class DeadlineExceeded(HostError):
@@ -344,43 +325,14 @@ class Host:
         return self.start(rel, args).result(timeout, max_output)
 
     def start(self, rel: str, args: list[str]) -> Running:
-        """Start a program under the root; several may run at once, each collected with ``result``.
+        """Start a program under the root (only where the operator allows it: ``may_run``); several may run
+        at once, each collected with ``result`` (``checks.programs``)."""
+        from checks.programs import ProgramRefused, start_program  # programs need the root's errors: imported here
 
-        The program gets its own process group so a hung shell script and its
-        children are all killed.
-        """
         self._tick()
         if not self.may_run:
             raise ProgramRefused(said("program_refused", path=self.display(rel)))
-        program = self.path(rel)
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
-            _children.starting += 1  # a stop signal now waits until the program is registered (stopping.py)
-        try:
-            with _children.lock:  # a sweep running meanwhile must not take the new program for a stray
-                if _children.stop_signal:  # asked under the lock: end_programs, holding it, then sees all
-                    raise _stopping(in_main)
-                proc = subprocess.Popen(
-                    [program, *args],
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
-                )
-                _children.started.add(proc.pid)
-        except Exception:
-            if in_main and _children.stop_signal:  # the signal that waited for this start
-                raise Stopped(_children.stop_signal) from None
-            raise
-        finally:
-            if in_main:
-                _children.starting -= 1
-        running = Running(proc, self.display(rel), self.deadline)
-        if _children.stop_signal:  # stopped while it started (here, or in the main thread meanwhile)
-            running.kill()
-            raise _stopping(in_main)
-        return running
+        return start_program(self.path(rel), args, self.display(rel), self.deadline)
 
 
 class Folder:
@@ -499,266 +451,6 @@ class Folder:
         with self.child(*names) as inner:
             return [entry.name for entry in inner.entries(limit)]
 
-class Running:
-    """A started program: its output is read, bounded, until it exits or the deadline passes."""
-
-    def __init__(self, proc: subprocess.Popen[bytes], shown: str, deadline: float | None = None) -> None:
-        self.proc = proc
-        self.shown = shown
-        self.started = time.monotonic()
-        self.deadline = deadline  # the evaluation's own, when it comes before the program's timeout
-        self.ended = False
-
-    def result(self, timeout: float, max_output: int = MAX_READ) -> CommandResult:
-        """Wait at most ``timeout`` seconds from the start; past that the program is killed and this raises."""
-        proc = self.proc
-        until = self.started + timeout
-        why = f"within {timeout:g} s"
-        if self.deadline is not None and self.deadline < until:
-            until = self.deadline
-            why = f"in the {max(until - self.started, 0.0):.1f} s left of the evaluation's time"
-        try:
-            out, err = _read_bounded(proc, until, max_output)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise CommandTimeout(f"{self.shown} did not answer {why}") from None
-        except BaseException:
-            self.kill()
-            raise
-        self.kill()  # whatever it left behind in its group or session goes too
-        return CommandResult(proc.returncode, bytes(out[:max_output]), bytes(err[:4096]), len(out) > max_output)
-
-    def kill(self) -> None:
-        """End the program, its group and any stray it left; only the first call does anything."""
-        if self.ended:
-            return
-        self.ended = True
-        _kill_group(self.proc)
-        with _children.lock:
-            _children.started.discard(self.proc.pid)
-        if _children.adopting:
-            reap_strays()
-
-
-# -- descendants that leave the process group ---------------------------------
-class _Children:
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.started: set[int] = set()  # programs started by Host.start and not yet killed
-        self.adopting = False
-        self.stop_signal = 0  # the stop signal that arrived (stop_programs), 0 while none has
-        self.starting = 0  # Host.start calls of the main thread between Popen and registration
-
-
-_children = _Children()
-PR_SET_CHILD_SUBREAPER = 36
-MAX_REAP_ROUNDS = 20
-
-
-def adopt_orphans() -> bool:
-    """Make this process a child subreaper (Linux), so ``setsid prog &`` cannot outlive a timeout.
-
-    The orphans of the programs we start (ampcli's background children, in
-    their own session) are re-parented to us instead of init, and every
-    program's end kills them. Only the plugin's and exporter's entry points
-    call this: a library caller may have children of its own.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    _children.adopting = libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-    return _children.adopting
-
-
-def reap_strays() -> int:
-    """Kill and reap our children that no running program accounts for; how many there were."""
-    killed = 0
-    for _round in range(MAX_REAP_ROUNDS):
-        with _children.lock:
-            try:
-                strays = [pid for pid in _direct_children() if pid not in _children.started]
-            except OSError:
-                return killed
-        if not strays:
-            break
-        for pid in strays:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in strays:
-            _wait_briefly(pid)
-        killed += len(strays)
-    return killed
-
-
-class Stopped(BaseException):
-    """A stop signal arrived (checks/stopping.py); a BaseException so that no ``except Exception`` of a
-    probe swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signal_name = signal.Signals(signum).name
-
-
-def stop_programs(signum: int) -> bool:
-    """Kill every program ``Host.start`` started and not yet ended, with its group, and start none from
-    now on; True when the main thread is inside ``Host.start``, which then raises ``Stopped`` itself
-    once its program is registered (and killed).
-
-    Safe in a signal handler: it takes no lock (the main thread may hold ``_children.lock`` when the
-    signal arrives), copying the set in one step instead. Reaping is left to the ``Running`` objects,
-    whose waits end as the programs die.
-    """
-    _children.stop_signal = signum
-    for pid in list(_children.started):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-    return _children.starting > 0
-
-
-def end_programs() -> None:
-    """After a stop, just before the exit: kill what ``stop_programs`` could not reach.
-
-    A scrape's thread may have been inside ``Host.start`` when the signal came, its program not yet
-    registered, or a killed program's child may have been orphaned to us (the child subreaper). Taken
-    under the lock, which ``Host.start`` holds from fork to registration, so no start is half-done
-    here; any later start refuses, since the stop is recorded. Not for a signal handler.
-    """
-    with _children.lock:
-        pids = set(_children.started)
-        with contextlib.suppress(OSError):
-            pids.update(_direct_children())
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)  # a program we started leads its own group
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)  # an orphan leads none
-    for pid in pids:
-        _wait_briefly(pid)
-
-
-def stopping() -> bool:
-    """Whether a stop signal arrived: an answer built meanwhile lacks what its killed programs said."""
-    return _children.stop_signal != 0
-
-
-def _stopping(in_main: bool) -> BaseException:
-    """What ``Host.start`` raises once stopping: ``Stopped`` in the main thread, where the entry points
-    catch it; in a worker thread (a scrape) an error its collector reports, never a traceback."""
-    if in_main:
-        return Stopped(_children.stop_signal)
-    return HostError("not started: the program is stopping")
-
-
-def _direct_children() -> list[int]:
-    """This process's children (the live kernel's, not the host under test's).
-
-    ``/proc/self/task/*/children`` is a few small files; psutil would read the stat file of every
-    process on the machine, three times a scrape. It is the fallback where those files are missing.
-    """
-    try:
-        found: list[int] = []
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children", "rb") as handle:
-                found += [int(pid) for pid in handle.read(1 << 20).split()]
-        return found
-    except (OSError, ValueError):
-        import psutil
-
-        try:
-            return [child.pid for child in psutil.Process().children()]
-        except psutil.Error as error:
-            raise OSError(str(error)) from None
-
-
-def _wait_briefly(pid: int, limit: float = 1.0) -> None:
-    """Reap one killed child, giving up after ``limit`` seconds (a process stuck in the kernel)."""
-    until = time.monotonic() + limit
-    while time.monotonic() < until:
-        try:
-            done, _status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done:
-            return
-        time.sleep(0.005)
-
-
-def _read_bounded(proc: subprocess.Popen[bytes], deadline: float, cap: int) -> tuple[bytearray, bytearray]:
-    """Both pipes until the program exits or they close, keeping at most ``cap`` bytes of each.
-
-    The program's exit ends the wait: what it wrote by then is read, but a child it left running with
-    the pipes open (``nohup prog &``) is not waited for; ``Running.kill`` ends that child. The exit is
-    seen through a pidfd (Linux 5.3 and later); elsewhere the program is polled between reads.
-    """
-    assert proc.stdout is not None and proc.stderr is not None
-    buffers = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
-    exit_fd = _pidfd(proc.pid)
-    try:
-        with selectors.DefaultSelector() as selector:
-            for fd in buffers:
-                selector.register(fd, selectors.EVENT_READ)
-            if exit_fd is not None:
-                selector.register(exit_fd, selectors.EVENT_READ)
-            late_reads = 0
-            while any(fd in buffers for fd in selector.get_map()):  # a pipe is still open
-                # Past the deadline, output already written (or a pipe already closed) still counts:
-                # reads go on while something is ready at once, a bounded number of times, so a program
-                # that keeps writing cannot hold the caller.
-                remaining = deadline - time.monotonic()
-                wait = max(remaining, 0)
-                if exit_fd is None:
-                    wait = min(wait, EXIT_POLL)
-                ready = selector.select(wait)
-                if remaining <= 0:
-                    if not ready or late_reads >= MAX_LATE_READS:
-                        raise subprocess.TimeoutExpired(proc.args, 0)
-                    late_reads += 1
-                exited = exit_fd is None and proc.poll() is not None
-                for key, _ in ready:
-                    if key.fd == exit_fd:
-                        exited = True
-                        selector.unregister(exit_fd)
-                    else:
-                        _read_into(selector, key.fd, buffers[key.fd], cap)
-                if exited:
-                    # What it wrote before it exited is waiting in the pipes; whoever still holds them is
-                    # not waited for.
-                    for _ in range(MAX_LATE_READS):
-                        ready = selector.select(0)
-                        if not ready:
-                            break
-                        for key, _ in ready:
-                            _read_into(selector, key.fd, buffers[key.fd], cap)
-                    break
-    finally:
-        if exit_fd is not None:
-            os.close(exit_fd)
-    proc.wait(max(deadline - time.monotonic(), 0.001))
-    return buffers[proc.stdout.fileno()], buffers[proc.stderr.fileno()]
-
-
-def _read_into(selector: selectors.BaseSelector, fd: int, buffer: bytearray, cap: int) -> None:
-    """One read of a ready pipe into ``buffer`` (at most ``cap`` + 1 bytes kept); at its end it is unregistered."""
-    chunk = os.read(fd, 65536)
-    if not chunk:
-        selector.unregister(fd)
-    elif len(buffer) <= cap:
-        buffer += chunk[: cap + 1 - len(buffer)]
-
-
-def _pidfd(pid: int) -> int | None:
-    """A descriptor that becomes readable when the process exits (Linux 5.3+); None where there is none."""
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
-    try:
-        return int(opener(pid))
-    except OSError:  # an older kernel, or a seccomp filter that refuses the call
-        return None
-
-
 def _open_regular(parent: int | None, name: str, shown: Callable[[], str]) -> int:
     """``name`` in the folder ``parent`` (a path when None), opened only if it is a regular file.
 
@@ -807,13 +499,6 @@ def _found(lookup: Callable[[str], object], name: str) -> bool:
 
 def _parts(path: str) -> list[str]:
     return [part for part in path.split("/") if part not in ("", ".")]
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(Exception):
-        proc.communicate(timeout=1)
 
 
 def _require_regular(st: os.stat_result, shown: Callable[[], str]) -> None:

@@ -1,6 +1,6 @@
 """The entry points of both commands: a SIGTERM that comes while the modules are still loading.
 
-The commands install their own signal handling (``checks/stopping.py``) once their modules are
+The commands install their own signal handling (``checks/programs.py``) once their modules are
 imported. A scheduler that gives up on a check during the imports would otherwise end it by the
 signal, which Nagios reports as "out of bounds", so until then SIGTERM ends the run with the
 command's own result: the plugin prints UNKNOWN and exits 3, the exporter exits 0. Ctrl-C there ends

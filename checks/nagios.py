@@ -22,12 +22,12 @@ from nagiosplugin.state import Critical, Ok, ServiceState, Unknown, Warn
 from checks import __version__, catalog
 from checks.evaluate import evaluate
 from checks.evidence.definitions import DAY, FUTURE_TOLERANCE  # as the staleness check
-from checks.host import Host, adopt_orphans
+from checks.host import Host
 from checks.messages import foreign, log_line_nl, msg, said
 from checks.options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
+from checks.programs import Stopped, adopt_orphans, end_programs, handle_stop_signals, ignore_stop_signals
 from checks.report import FaultResult, Report, State
 from checks.state import default_path, open_state
-from checks.stopping import Stopped, end_programs, handle_stop_signals, ignore_stop_signals
 
 NAME = "Secure Endpoint"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}

@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 from checks import __version__
 from checks.collect import COLLECTORS, EvidenceCache, Settings
 from checks.evaluate import evaluate
-from checks.host import Host, adopt_orphans
+from checks.host import Host
 from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
+from checks.programs import Stopped, adopt_orphans, end_programs, handle_stop_signals
 from checks.report import Report
 from checks.state import StateStore, open_state
-from checks.stopping import Stopped, end_programs, handle_stop_signals
 from exporter import logs
 from exporter.logs import kv
 

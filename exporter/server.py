@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from prometheus_client.exposition import choose_encoder
 
 from checks import __version__
-from checks.host import stopping
+from checks.programs import stopping
 from checks.report import Report
 from exporter import webconfig
 from exporter.collector import report_registry

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from checks.host import CommandTimeout, Host, HostError
+from checks.host import Host, HostError
+from checks.programs import CommandTimeout
 from checks.walk import walk
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from checks.host import Host, ProgramRefused
+from checks.host import Host
+from checks.programs import ProgramRefused
 from tests.commands import run, script
 from tests.daemons import exporter
 from tests.hosttree import LinuxTree, faults_status

@@ -19,8 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from checks import host, stopping
-from checks.host import Host, HostError, Stopped
+from checks import programs
+from checks.host import Host, HostError
+from checks.programs import Stopped
 from tests.commands import script
 from tests.hosttree import LinuxTree
 
@@ -260,8 +261,8 @@ def test_one_shot_flags_need_once(tmp_path: Path, flags: list[str]) -> None:
 @pytest.fixture
 def stop_state(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The process-wide stop state and signal handlers, as they were, after the test."""
-    monkeypatch.setattr(host._children, "stop_signal", 0)
-    handlers = {signum: signal.getsignal(signum) for signum in stopping.STOP_SIGNALS}
+    monkeypatch.setattr(programs._children, "stop_signal", 0)
+    handlers = {signum: signal.getsignal(signum) for signum in programs.STOP_SIGNALS}
     yield
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
@@ -278,22 +279,22 @@ def test_a_signal_between_fork_and_registration_kills_the_new_program(
     def popen_then_signal(*args: object, **kwargs: object) -> subprocess.Popen[bytes]:
         proc = real_popen(*args, **kwargs)  # type: ignore[call-overload]
         started.append(proc)
-        stopping._on_stop_signal(signal.SIGTERM, None)  # what the interpreter would run here
+        programs._on_stop_signal(signal.SIGTERM, None)  # what the interpreter would run here
         return proc
 
-    monkeypatch.setattr(host.subprocess, "Popen", popen_then_signal)
+    monkeypatch.setattr(programs.subprocess, "Popen", popen_then_signal)
     with pytest.raises(Stopped) as caught:
         Host(str(tree.root), run_programs=True).start("opt/cisco/amp/bin/ampcli", ["status"])
     assert caught.value.signal_name == "SIGTERM"
     assert started and started[0].poll() is not None  # killed and reaped, not left running
-    assert started[0].pid not in host._children.started
+    assert started[0].pid not in programs._children.started
     gone(tree, seconds)
 
 
 def test_nothing_starts_once_stopping(tmp_path: Path, stop_state: None) -> None:
     """After a stop signal the main thread gets Stopped, a scrape's thread an error its collector reports."""
     tree, seconds = hung_host(tmp_path)
-    host._children.stop_signal = signal.SIGTERM
+    programs._children.stop_signal = signal.SIGTERM
     with pytest.raises(Stopped):
         Host(str(tree.root), run_programs=True).start("opt/cisco/amp/bin/ampcli", ["status"])
     errors: list[BaseException] = []

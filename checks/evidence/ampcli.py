@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number, lines
-from checks.host import CommandResult, Host, Running
+from checks.host import Host
 from checks.messages import printable, said
+from checks.programs import CommandResult, Running
 
 if TYPE_CHECKING:  # datetime is imported where a time is parsed: most runs never need it
     from datetime import datetime
