@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from checks.programs import CommandResult, Running
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
-ACCOUNT_BLOCK = 1 << 20
-MAX_ACCOUNT_FILE = 1 << 30  # passwd and group are searched as a stream (see _names_an_account)
 MAX_SYMLINKS = 40
 
 
@@ -65,7 +63,8 @@ class Host:
         """The same host, with reads bounded by ``deadline`` (a fresh view: hosts are shared by threads)."""
         return Host(self.rootfs, deadline, self.may_run)
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """Raise ``DeadlineExceeded`` once the deadline has passed: long reads call it between blocks."""
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise DeadlineExceeded("ran out of time")
 
@@ -126,7 +125,7 @@ class Host:
         Symlinks are resolved inside the root, the last one only when ``follow``.
         The descriptor is open only for the block.
         """
-        self._tick()
+        self.tick()
         if self.live:
             yield None, "/" + rel.lstrip("/")
             return
@@ -266,59 +265,6 @@ class Host:
             except OSError as error:
                 raise _rename(error, self.display(rel)) from None
 
-    # -- users and groups --------------------------------------------------
-    def user_exists(self, name: str) -> bool:
-        """NSS on the live root (LDAP, sssd, ... included); the tree's own passwd under another root."""
-        if not self.live:
-            return self._account_line("etc/passwd", name) is not None
-        import pwd
-
-        return _found(pwd.getpwnam, name)
-
-    def group_exists(self, name: str) -> bool:
-        if not self.live:
-            return self._account_line("etc/group", name) is not None
-        import grp
-
-        return _found(grp.getgrnam, name)
-
-    def user_id(self, name: str) -> int | None:
-        """The user's uid (NSS on the live root, the tree's passwd otherwise); None when there is no such user."""
-        if self.live:
-            import pwd
-
-            try:
-                return pwd.getpwnam(name).pw_uid
-            except KeyError:
-                return None
-        line = self._account_line("etc/passwd", name)
-        fields = (line or b"").split(b":")
-        return int(fields[2]) if len(fields) > 2 and fields[2].isdigit() and len(fields[2]) <= 10 else None
-
-    def _account_line(self, rel: str, name: str) -> bytes | None:
-        """The first line of ``rel`` (passwd, group) that starts with ``name:``; None when none does.
-
-        The file is searched a block at a time, not read whole: a directory-sized passwd of
-        millions of lines costs time (bounded by the deadline), never memory, and is never too big.
-        """
-        needle = b"\n" + name.encode() + b":"
-        data = b"\n"  # the file's start is a line's start; what is kept is the tail or the line found
-        read = 0
-        with self.open_regular(rel) as handle:
-            while True:
-                self._tick()
-                block = handle.read(ACCOUNT_BLOCK)
-                data += block
-                at = data.find(needle)
-                if at >= 0 and (b"\n" in data[at + 1:] or not block or len(data) - at > ACCOUNT_BLOCK):
-                    return data[at + 1:].split(b"\n", 1)[0]
-                if not block:
-                    return None
-                data = data[at:] if at >= 0 else data[-len(needle):]
-                read += len(block)
-                if read > MAX_ACCOUNT_FILE:
-                    raise HostError(f"{self.display(rel)} is larger than {MAX_ACCOUNT_FILE >> 30} GiB")
-
     # -- programs ----------------------------------------------------------
     def run(self, rel: str, args: list[str], timeout: float, max_output: int = MAX_READ) -> CommandResult:
         """Run a program under the root with a hard timeout (see ``start``)."""
@@ -329,7 +275,7 @@ class Host:
         at once, each collected with ``result`` (``checks.programs``)."""
         from checks.programs import ProgramRefused, start_program  # programs need the root's errors: imported here
 
-        self._tick()
+        self.tick()
         if not self.may_run:
             raise ProgramRefused(said("program_refused", path=self.display(rel)))
         return start_program(self.path(rel), args, self.display(rel), self.deadline)
@@ -366,14 +312,14 @@ class Folder:
 
     def scan(self, limit: int = MAX_ENTRIES) -> Iterator[os.DirEntry[str]]:
         """The folder's entries one by one (each knows its inode and, mostly, its type without a stat)."""
-        self.host._tick()
+        self.host.tick()
         try:
             with os.scandir(self.fd) as listing:
                 for count, entry in enumerate(listing, 1):
                     if count > limit:
                         raise HostError(f"{self.display()} holds more than {limit} entries")
                     if not count & 0xFFF:
-                        self.host._tick()  # a huge folder is bounded by the deadline too
+                        self.host.tick()  # a huge folder is bounded by the deadline too
                     yield entry
         except OSError as error:
             raise _rename(error, self.display()) from None
@@ -398,7 +344,7 @@ class Folder:
     @contextlib.contextmanager
     def _parent(self, names: tuple[str, ...]) -> Iterator[int]:
         """The descriptor of the folder that holds ``names[-1]``, open for the block."""
-        self.host._tick()
+        self.host.tick()
         fd, opened = self.fd, []
         try:
             for name in names[:-1]:
@@ -415,7 +361,7 @@ class Folder:
     def read(self, *names: str, limit: int = MAX_READ) -> bytes:
         """A regular file below the folder (``names`` are its path's components), at most ``limit`` bytes."""
         if self.kernel:
-            self.host._tick()
+            self.host.tick()
             try:
                 fd = os.open("/".join(names), OPEN_FLAGS | os.O_NOFOLLOW, dir_fd=self.fd)
             except OSError as error:
@@ -488,13 +434,6 @@ def _read_all(fd: int, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
-
-def _found(lookup: Callable[[str], object], name: str) -> bool:
-    try:
-        lookup(name)
-    except KeyError:
-        return False
-    return True
 
 
 def _parts(path: str) -> list[str]:

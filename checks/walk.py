@@ -103,7 +103,7 @@ class _Walk:
             return
         for name in listing.folders:
             inner = (*below, name)
-            self.top.host._tick()
+            self.top.host.tick()
             try:
                 found = os.stat("/".join(inner), dir_fd=self.top.fd, follow_symlinks=False)
             except (FileNotFoundError, NotADirectoryError):

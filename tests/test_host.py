@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from checks.evidence import scan_user
 from checks.host import Host, HostError
 from checks.programs import CommandTimeout
 from checks.walk import walk
@@ -56,8 +57,8 @@ def test_users_from_the_trees_passwd(root: Path) -> None:
     (root / "etc/passwd").write_text("# comment\nalice:x:1000:1000::/home/alice:/bin/sh\n")
     (root / "etc/group").write_text("staff:x:50:\n")
     host = Host(str(root), run_programs=True)
-    assert host.user_exists("alice") and not host.user_exists("root")
-    assert host.group_exists("staff") and not host.group_exists("alice")
+    assert scan_user.user_exists(host, "alice") and not scan_user.user_exists(host, "root")
+    assert scan_user.group_exists(host, "staff") and not scan_user.group_exists(host, "alice")
 
 
 def test_a_passwd_of_millions_of_bytes_is_searched_not_refused(root: Path) -> None:
@@ -67,25 +68,25 @@ def test_a_passwd_of_millions_of_bytes_is_searched_not_refused(root: Path) -> No
     assert len(text) > 3_000_000
     (root / "etc/passwd").write_text(text)
     host = Host(str(root), run_programs=True)
-    assert not host.user_exists("cisco-amp-scan-svc")  # in a comment field, not at a line's start
-    assert not host.user_exists("user")  # every line starts with "user", none with "user:"
+    assert not scan_user.user_exists(host, "cisco-amp-scan-svc")  # in a comment field, not at a line's start
+    assert not scan_user.user_exists(host, "user")  # every line starts with "user", none with "user:"
     (root / "etc/passwd").write_text(text + "cisco-amp-scan-svc:x:990:990::/opt/cisco/amp:/sbin/nologin\n")
-    assert host.user_exists("cisco-amp-scan-svc") and host.user_exists("user39999")
+    assert scan_user.user_exists(host, "cisco-amp-scan-svc") and scan_user.user_exists(host, "user39999")
 
 
 def test_a_name_across_the_search_blocks_is_found(root: Path) -> None:
-    from checks.host import ACCOUNT_BLOCK
+    from checks.evidence.scan_user import ACCOUNT_BLOCK
 
     head = "#" * (ACCOUNT_BLOCK - 5) + "\n"  # the next line starts 4 bytes before the first block ends
     (root / "etc/group").write_text(head + "cisco-amp-scan-svc:x:990:\n")
-    assert Host(str(root), run_programs=True).group_exists("cisco-amp-scan-svc")
+    assert scan_user.group_exists(Host(str(root), run_programs=True), "cisco-amp-scan-svc")
 
 
 def test_live_root_uses_nss() -> None:
     host = Host("/")
     assert host.live
-    assert host.user_exists("root")
-    assert not host.user_exists("no-such-user-anywhere")
+    assert scan_user.user_exists(host, "root")
+    assert not scan_user.user_exists(host, "no-such-user-anywhere")
 
 
 def test_hung_program_and_its_children_are_killed(root: Path) -> None:

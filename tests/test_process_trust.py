@@ -18,7 +18,7 @@ import pytest
 
 from checks.catalog import Platform
 from checks.evaluate import State
-from checks.evidence import processes
+from checks.evidence import processes, scan_user
 from checks.host import Host
 from checks.state import StateStore
 from tests.commands import run
@@ -280,15 +280,15 @@ def test_user_id_reads_long_and_odd_passwd_files(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     filler = "".join(f"user{n}:x:{n}:{n}::/home/user{n}:/bin/sh\n" for n in range(60_000))  # > 1 MiB: blocks
     (tmp_path / "etc/passwd").write_text(filler + "cisco-amp-scan-svc:x:990:990::/:/sbin/nologin\n")
-    assert host.user_id("cisco-amp-scan-svc") == 990
-    assert host.user_exists("user59999") and not host.user_exists("user60000")
+    assert scan_user.user_id(host, "cisco-amp-scan-svc") == 990
+    assert scan_user.user_exists(host, "user59999") and not scan_user.user_exists(host, "user60000")
     (tmp_path / "etc/passwd").write_text(filler + "cisco-amp-scan-svc:x:990")  # no newline at the end
-    assert host.user_id("cisco-amp-scan-svc") == 990
+    assert scan_user.user_id(host, "cisco-amp-scan-svc") == 990
     (tmp_path / "etc/passwd").write_text("xcisco-amp-scan-svc:x:1:1::/:/bin/sh\ncisco-amp-scan-svc:x:-5:1\n")
-    assert host.user_id("cisco-amp-scan-svc") is None  # a negative uid is no uid
+    assert scan_user.user_id(host, "cisco-amp-scan-svc") is None  # a negative uid is no uid
     (tmp_path / "etc/passwd").write_text("cisco-amp-scan-svc:x:" + "9" * 30 + ":1\n")
-    assert host.user_id("cisco-amp-scan-svc") is None
-    assert host.user_id("nobody-here") is None
+    assert scan_user.user_id(host, "cisco-amp-scan-svc") is None
+    assert scan_user.user_id(host, "nobody-here") is None
 
 
 # -- the kernel's own /proc ---------------------------------------------------------------------

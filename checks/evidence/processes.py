@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import ascii_number, lines
-from checks.evidence.scan_user import SCAN_ACCOUNT
+from checks.evidence.scan_user import SCAN_ACCOUNT, user_id
 from checks.host import DeadlineExceeded, Folder, Host, HostError
 from checks.messages import said
 from checks.walk import walk
@@ -226,7 +226,7 @@ class _Owners:
         if name != SCANNER:
             return False
         if not self._looked_up:
-            self._scan_uid, self._looked_up = self.host.user_id(SCAN_ACCOUNT), True
+            self._scan_uid, self._looked_up = user_id(self.host, SCAN_ACCOUNT), True
         return uid == self._scan_uid
 
     def in_unit(self, proc: Folder, pid: str) -> bool:

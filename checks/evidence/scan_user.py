@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 from checks.catalog import Platform
 from checks.evidence import lines
-from checks.host import DeadlineExceeded, Host
+from checks.host import DeadlineExceeded, Host, HostError
 from checks.walk import WalkCache, walk_partly
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
@@ -19,6 +19,8 @@ DSLOCAL = "var/db/dslocal/nodes/Default"
 PERMISSION_ROOT = "opt/cisco"
 CONNECTOR_ROOT = "opt/cisco/amp"
 PERMISSION_DEPTH = 3
+ACCOUNT_BLOCK = 1 << 20
+MAX_ACCOUNT_FILE = 1 << 30  # passwd and group are searched as a stream (see _account_line)
 
 
 class BadDirectory(NamedTuple):
@@ -55,8 +57,8 @@ def probe(host: Host, platform: Platform, folders: WalkCache | None = None) -> S
         user = looked_up(lambda: host.exists(f"{DSLOCAL}/users/{SCAN_ACCOUNT}.plist"))
         group = looked_up(lambda: host.exists(f"{DSLOCAL}/groups/{SCAN_ACCOUNT}.plist"))
     else:
-        user = looked_up(lambda: host.user_exists(SCAN_ACCOUNT))
-        group = looked_up(lambda: host.group_exists(SCAN_ACCOUNT))
+        user = looked_up(lambda: user_exists(host, SCAN_ACCOUNT))
+        group = looked_up(lambda: group_exists(host, SCAN_ACCOUNT))
     enab = _usergroups_enab(host) if platform is Platform.LINUX else None
     bad: list[BadDirectory] = []
     if platform is Platform.LINUX:
@@ -176,3 +178,68 @@ def _judge(shown: str, st_mode: int, search_only: bool = False) -> BadDirectory 
     if not (not_readable or writable):
         return None
     return BadDirectory(shown, mode, not_readable, writable)
+
+
+# -- accounts: NSS on the live root, the tree's own files under another --------------------------------
+def user_exists(host: Host, name: str) -> bool:
+    """NSS on the live root (LDAP, sssd, ... included); the tree's own passwd under another root."""
+    if not host.live:
+        return _account_line(host, "etc/passwd", name) is not None
+    import pwd
+
+    return _found(pwd.getpwnam, name)
+
+
+def group_exists(host: Host, name: str) -> bool:
+    if not host.live:
+        return _account_line(host, "etc/group", name) is not None
+    import grp
+
+    return _found(grp.getgrnam, name)
+
+
+def user_id(host: Host, name: str) -> int | None:
+    """The user's uid (NSS on the live root, the tree's passwd otherwise); None when there is no such user."""
+    if host.live:
+        import pwd
+
+        try:
+            return pwd.getpwnam(name).pw_uid
+        except KeyError:
+            return None
+    line = _account_line(host, "etc/passwd", name)
+    fields = (line or b"").split(b":")
+    return int(fields[2]) if len(fields) > 2 and fields[2].isdigit() and len(fields[2]) <= 10 else None
+
+
+def _account_line(host: Host, rel: str, name: str) -> bytes | None:
+    """The first line of ``rel`` (passwd, group) that starts with ``name:``; None when none does.
+
+    The file is searched a block at a time, not read whole: a directory-sized passwd of
+    millions of lines costs time (bounded by the deadline), never memory, and is never too big.
+    """
+    needle = b"\n" + name.encode() + b":"
+    data = b"\n"  # the file's start is a line's start; what is kept is the tail or the line found
+    read = 0
+    with host.open_regular(rel) as handle:
+        while True:
+            host.tick()
+            block = handle.read(ACCOUNT_BLOCK)
+            data += block
+            at = data.find(needle)
+            if at >= 0 and (b"\n" in data[at + 1:] or not block or len(data) - at > ACCOUNT_BLOCK):
+                return data[at + 1:].split(b"\n", 1)[0]
+            if not block:
+                return None
+            data = data[at:] if at >= 0 else data[-len(needle):]
+            read += len(block)
+            if read > MAX_ACCOUNT_FILE:
+                raise HostError(f"{host.display(rel)} is larger than {MAX_ACCOUNT_FILE >> 30} GiB")
+
+
+def _found(lookup: Callable[[str], object], name: str) -> bool:
+    try:
+        lookup(name)
+    except KeyError:
+        return False
+    return True
