@@ -32,7 +32,7 @@ _SECONDS_SAMPLE = re.compile(r"^(\w+_seconds(?:\{[^}]*\})?) \S+$", re.MULTILINE)
 _AGE_PERFDATA = re.compile(r"\bdefinitions_age=\d+s")
 _PYTHON_VERSION = re.compile(r'\bpythonversion="[^"]*"')  # the interpreter the tests run on
 _TIME_FIELDS = re.compile(r'^(\s*"(?:duration_seconds|evaluated_at|definitions_build_time|definitions_updated_time)"'
-                          r": )[0-9.e+]+", re.MULTILINE)
+                          r": )[-+0-9.eE]+", re.MULTILINE)
 
 
 def _demo_hosts() -> dict[str, tuple[str, object]]:

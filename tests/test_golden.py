@@ -23,10 +23,11 @@ def test_outputs_match_the_golden_files(tmp_path: Path, host: str) -> None:
 
 def test_masking_keeps_what_does_not_vary() -> None:
     text = ('secure_endpoint_fault_active{id="7"} 1\nsecure_endpoint_evaluation_duration_seconds 0.0071\n'
-            '  "evaluated_at": 1796623156.982,\n  "state": "clear",\nx | definitions_age=7202s;604800;;0\n'
+            '  "evaluated_at": 1796623156.982,\n  "duration_seconds": 4.1e-05,\n  "state": "clear",\n'
+            'x | definitions_age=7202s;604800;;0\n'
             'build_info{pythonversion="3.9.18",version="0.1.0"} 1.0\n')
     assert golden.mask(text) == ('secure_endpoint_fault_active{id="7"} 1\n'
                                  'secure_endpoint_evaluation_duration_seconds <varies>\n'
-                                 '  "evaluated_at": <varies>,\n  "state": "clear",\n'
+                                 '  "evaluated_at": <varies>,\n  "duration_seconds": <varies>,\n  "state": "clear",\n'
                                  'x | definitions_age=<varies>;604800;;0\n'
                                  'build_info{pythonversion="<varies>",version="0.1.0"} 1.0\n')
