@@ -31,7 +31,7 @@ from exporter.logs import kv
 if TYPE_CHECKING:
     import socket  # an annotation only: --once need not load the socket module
 
-    from exporter import server
+    from exporter import webconfig
 
 log = logging.getLogger("secure_endpoint_exporter")
 PROG = "secure-endpoint-exporter"
@@ -224,7 +224,7 @@ def _shown(bound: tuple[Any, ...]) -> str:
     return f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
 
 
-def reload_on_sighup(web: server.WebConfigWatcher) -> None:
+def reload_on_sighup(web: webconfig.WebConfigWatcher) -> None:
     """SIGHUP reloads the web config (a signal ignored by whoever started us, nohup's, stays ignored).
 
     The handler only wakes one reload thread: it may interrupt the main thread anywhere, even inside a

@@ -1,17 +1,18 @@
 """The HTTP side of the exporter: listeners, TLS, basic auth, the landing page and /metrics.
 
-Scrapes that arrive while an evaluation runs wait for that evaluation and
-share its result, so a burst of scrapes never starts a pile of ampcli
-processes. Each scrape has a deadline (Prometheus's scrape timeout less an
-offset) and is answered by then, with 503 if the evaluation is late.
-Connections are capped, and those that send no complete request in time are
-closed, so idle or slow clients cannot use up threads and file descriptors.
-The web config file is checked on every request and reloaded when it
-changed; a broken or weaker edit is logged and the last good config stays.
+Scrapes share one evaluation at a time (``exporter.evaluation``), each answered
+by its deadline (Prometheus's scrape timeout less an offset), with 503 if the
+evaluation is late. Connections are capped and idle ones closed
+(``exporter.connections``). The web config file is checked on every request
+and reloaded when it changed (``exporter.webconfig``); a broken or weaker edit
+is logged and the last good config stays.
 Listeners are bound here, or handed over by systemd (``--web.systemd-socket``,
 see ``exporter.systemd``). ``HEAD`` is answered like ``GET``, without the body.
 Beside the report, /metrics serves the exporter's own ``process_*`` and
 ``python_*`` metrics (``exporter.selfmetrics``) unless they are switched off.
+
+Some 430 lines: the request handler (methods, paths, auth, compression, one write per answer) is one
+class, and kept whole.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import gzip
 import html
 import logging
 import math
-import os
 import socket
 import socketserver
 import ssl
@@ -39,285 +39,18 @@ from prometheus_client.exposition import choose_encoder
 from checks import __version__
 from checks.programs import stopping
 from checks.report import Report
-from exporter import webconfig
 from exporter.collector import report_registry
+from exporter.connections import Connection, ConnectionLimiter, fd_room
+from exporter.evaluation import EvaluationUnavailable, SharedEvaluation
 from exporter.logs import kv
 from exporter.requestreader import RequestReader
+from exporter.webconfig import WebConfigWatcher
 
 if TYPE_CHECKING:  # the module is imported only when the metrics are on
     from exporter.selfmetrics import ExporterMetrics
 
 log = logging.getLogger("secure_endpoint_exporter")
-GRACE = 0.2  # seconds past a scrape's deadline before it is answered 503
-FD_RESERVE = 32  # descriptors kept for the evaluation and the listeners when the open-file limit is low
 MAX_BODY = 64 * 1024  # a GET body larger than this is refused, not read
-
-
-class EvaluationUnavailable(Exception):
-    """No report for this scrape: the evaluation missed the scrape's deadline, or too many are stuck."""
-
-
-class _Flight:
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.allowed = deadline - time.monotonic()  # the time it was given, which a joining scrape compares
-        self.done = threading.Event()
-        self.result: Report | None = None
-        self.error: Exception | None = None
-        self.abandoned = False
-
-
-class SharedEvaluation:
-    """One evaluation in flight at a time, run in a worker thread; scrapes that arrive meanwhile share it.
-
-    A scrape joins the evaluation in flight when that one was given at least the time the scrape may
-    take. One started for a client that asked for less (a tiny X-Prometheus-Scrape-Timeout-Seconds) is
-    cut short for that client alone: a scrape that may take more starts one with the server's full
-    time (``--web.scrape-timeout``), which every later scrape can join, so at most two run at once
-    whatever timeouts clients send. A scrape waits until its own deadline (plus ``grace``) and then
-    gets an answer, never a hang. An evaluation still running past the deadline it was given is
-    *abandoned*: it keeps its worker thread (a thread cannot be killed), and the next scrape starts
-    a fresh one. At most ``max_stuck`` abandoned evaluations may run at once; beyond that, scrapes
-    fail at once instead of piling up threads and ampcli processes. When a stuck evaluation
-    returns at last, its result is dropped and its place is free again, so scraping recovers by
-    itself. Workers: at most ``max_stuck + 2``.
-    """
-
-    def __init__(self, produce: Callable[[float], Report], max_stuck: int = 2, grace: float = GRACE) -> None:
-        self._produce = produce
-        self._max_stuck = max_stuck
-        self._grace = grace
-        self._lock = threading.Lock()
-        self._flight: _Flight | None = None
-        self.stuck = 0
-
-    def get(self, deadline: float, full: float | None = None) -> Report:
-        """The report of the evaluation in flight, or of a new one that must finish by ``deadline`` (this
-        scrape's). ``full`` is the deadline the server's own budget gives: when the evaluation in flight
-        was given less time than this scrape may take, a new one is started with it, which every later
-        scrape can join."""
-        now = time.monotonic()
-        budget = deadline - now
-        with self._lock:
-            flight = self._flight
-            if flight is not None and now > flight.deadline + self._grace:
-                self._abandon(flight)
-                flight = None
-            new_deadline = deadline
-            if flight is not None and flight.allowed + self._grace < budget:
-                # Cut shorter than this scrape may wait (a client asked for little time): it goes on for
-                # its own scrapes, and one of the server's full length replaces it for the others.
-                flight, new_deadline = None, max(deadline, full or deadline)
-            if flight is None:
-                if self.stuck >= self._max_stuck:
-                    raise EvaluationUnavailable(
-                        f"{self.stuck} evaluations are stuck past their deadline; none is started until one of "
-                        "them returns")
-                flight = _Flight(new_deadline)
-                worker = threading.Thread(target=self._run, args=(flight,), name="evaluation", daemon=True)
-                try:
-                    worker.start()
-                except RuntimeError as error:  # the system will not give us another thread
-                    raise EvaluationUnavailable(f"cannot start an evaluation: {error}") from None
-                self._flight = flight
-        if not flight.done.wait(max(0.0, deadline + self._grace - time.monotonic())):
-            with self._lock:
-                if not flight.done.is_set() and time.monotonic() > flight.deadline + self._grace:
-                    self._abandon(flight)
-            raise EvaluationUnavailable(f"the evaluation did not finish within this scrape's {max(0.0, budget):.1f} s; "
-                                        "it goes on in the background")
-        if flight.error is not None:
-            raise flight.error
-        assert flight.result is not None
-        return flight.result
-
-    def _abandon(self, flight: _Flight) -> None:
-        """Under the lock: ``flight`` ran past its deadline; later scrapes no longer wait for it."""
-        if not flight.abandoned:
-            flight.abandoned = True
-            self.stuck += 1
-            log.warning("an evaluation is stuck past its deadline (%d stuck)", self.stuck, extra=kv(stuck=self.stuck))
-        if self._flight is flight:
-            self._flight = None
-
-    def _run(self, flight: _Flight) -> None:
-        try:
-            flight.result = self._produce(flight.deadline)
-        except Exception as error:  # noqa: BLE001 - handed to every scrape waiting on this flight
-            flight.error = error
-        finally:
-            with self._lock:
-                if flight.abandoned:
-                    self.stuck -= 1
-                    log.info("a stuck evaluation returned after all (%d still stuck)", self.stuck,
-                             extra=kv(stuck=self.stuck))
-                if self._flight is flight:
-                    self._flight = None
-                flight.done.set()
-
-
-class WebConfigWatcher:
-    """The current web config, reloaded when the file changes (size, mtime, ctime or inode).
-
-    A reload that would lower the protection in force (basic auth off, TLS off, client
-    certificates no longer verified) is refused and logged: whoever can write the file must not
-    be able to open the exporter up without anyone noticing. Such a change needs a restart, and
-    so does turning TLS on.
-    """
-
-    def __init__(self, path: str | None) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._stamp: tuple[int, ...] | None = None
-        self.config = webconfig.WebConfig(None, {}, {})
-        self.auth = webconfig.Authenticator({})
-        if path:
-            self._stamp = self._stat()
-            self._apply(webconfig.load(path))  # errors at start are fatal, with a clear message
-
-    def _stat(self) -> tuple[int, ...] | None:
-        assert self.path is not None
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
-
-    def _apply(self, config: webconfig.WebConfig) -> None:
-        self.config = config
-        self.auth = webconfig.Authenticator(config.users, self.auth)  # verified pairs of unchanged users stay
-
-    def refresh(self, force: bool = False) -> None:
-        """Reload when the file changed (``force``: in any case, as SIGHUP asks)."""
-        if not self.path:
-            return
-        stamp = self._stat()
-        if stamp == self._stamp and not force:
-            return
-        with self._lock:
-            if stamp == self._stamp and not force:
-                return
-            self._stamp = stamp
-            try:
-                config = webconfig.load(self.path)
-            except webconfig.WebConfigError as error:
-                log.error("web config not reloaded, keeping the last good one: %s", error,
-                          extra=kv(file=self.path, err=str(error)))
-                return
-            weaker = webconfig.weakens(self.config, config)
-            if weaker is not None:
-                log.error("web config not reloaded, keeping the last good one: %s; that needs a restart", weaker,
-                          extra=kv(file=self.path, err=weaker))
-                return
-            self._apply(config)
-            log.info("web config reloaded from %s", self.path, extra=kv(file=self.path))
-
-
-class _Connection:
-    __slots__ = ("busy", "since", "sock")
-
-    def __init__(self, sock: socket.socket, since: float) -> None:
-        self.sock = sock
-        self.since = since  # when it began waiting for its current request
-        self.busy = False  # a complete request is being answered
-
-
-class ConnectionLimiter:
-    """Caps open connections and closes those that hold a place without sending a request.
-
-    Every connection costs a thread and a file descriptor; without a cap, some 1,000 idle sockets
-    exhaust the usual limit of 1,024 descriptors and the real scrape cannot even be accepted. A
-    connection is *waiting* from its accept (TLS handshake, headers, body) and again between
-    keep-alive requests, and *busy* from a complete request until the answer is written.
-
-    - A waiting connection is closed once it has waited ``read_timeout`` in all, however slowly it
-      trickles bytes; the socket timeout alone would start again at every byte.
-    - When the cap is reached, a new connection evicts the oldest waiting one instead of being
-      refused. A client that parks sockets cannot lock the scraper out: the scraper's request
-      follows its connect within a millisecond and its connection is busy from then on, while an
-      attacker would have to open ``max_connections`` new sockets within that millisecond.
-    - Busy connections are never evicted: the scrape deadline and the socket timeout on writes
-      bound them. Only when every place is busy is a new connection closed at once.
-    """
-
-    def __init__(self, max_connections: int, read_timeout: float) -> None:
-        self.max_connections = max_connections
-        self.read_timeout = read_timeout
-        self._lock = threading.Lock()
-        self._open: dict[int, _Connection] = {}
-        self._stop = threading.Event()
-        self._reaper: threading.Thread | None = None
-
-    def __len__(self) -> int:
-        return len(self._open)
-
-    def admit(self, sock: socket.socket) -> _Connection | None:
-        """Take ``sock`` on, evicting the oldest waiting connection when full; None: all places are busy."""
-        with self._lock:
-            if len(self._open) >= self.max_connections and not self._evict_oldest():
-                return None
-            connection = _Connection(sock, time.monotonic())
-            self._open[id(connection)] = connection
-            return connection
-
-    def evict_oldest(self) -> bool:
-        with self._lock:
-            return self._evict_oldest()
-
-    def _evict_oldest(self) -> bool:
-        waiting = [c for c in self._open.values() if not c.busy]
-        if not waiting:
-            return False
-        self._drop(min(waiting, key=lambda c: c.since), "evicted to make room")
-        return True
-
-    def _drop(self, connection: _Connection, why: str) -> None:
-        """Under the lock. Its thread closes the socket only after ``release``, so the descriptor
-        shut down here can never be one that was meanwhile reused for another connection."""
-        del self._open[id(connection)]
-        with contextlib.suppress(OSError):  # not SSLSocket.shutdown, which would also drop its TLS state
-            socket.socket.shutdown(connection.sock, socket.SHUT_RDWR)
-        log.debug("connection closed: %s", why, extra=kv(reason=why))
-
-    def wrap(self, connection: _Connection, context: ssl.SSLContext) -> ssl.SSLSocket:
-        """The connection's socket wrapped for TLS (no handshake yet). Under the lock: once wrapped, the
-        plain socket no longer owns the descriptor, and an eviction must never find it in between."""
-        with self._lock:
-            wrapped = context.wrap_socket(connection.sock, server_side=True, do_handshake_on_connect=False)
-            connection.sock = wrapped
-            return wrapped
-
-    def busy(self, connection: _Connection) -> None:
-        with self._lock:
-            connection.busy = True
-
-    def waiting(self, connection: _Connection) -> None:
-        with self._lock:
-            connection.busy = False
-            connection.since = time.monotonic()
-
-    def release(self, connection: _Connection) -> None:
-        with self._lock:
-            self._open.pop(id(connection), None)
-
-    def reap(self) -> None:
-        limit = time.monotonic() - self.read_timeout
-        with self._lock:
-            for connection in [c for c in self._open.values() if not c.busy and c.since <= limit]:
-                self._drop(connection, f"no complete request within {self.read_timeout:g} s")
-
-    def start(self) -> None:
-        if self._reaper is None:
-            self._reaper = threading.Thread(target=self._reap_forever, name="reaper", daemon=True)
-            self._reaper.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _reap_forever(self) -> None:
-        tick = min(0.5, max(0.05, self.read_timeout / 4))
-        while not self._stop.wait(tick):
-            self.reap()
 
 
 class ExporterServer(HTTPServer):
@@ -370,7 +103,7 @@ class ExporterServer(HTTPServer):
             self.app.connections.release(connection)
             self.shutdown_request(request)
 
-    def _serve_connection(self, request: socket.socket, client_address: Any, connection: _Connection) -> None:
+    def _serve_connection(self, request: socket.socket, client_address: Any, connection: Connection) -> None:
         sock = request
         try:
             request.settimeout(self.app.limits.read_timeout)
@@ -408,20 +141,6 @@ class Limits(NamedTuple):
     scrape_timeout: float = 10.0  # used when Prometheus sends a longer or no X-Prometheus-Scrape-Timeout-Seconds
     timeout_offset: float = 0.5  # kept back from the scrape timeout for the answer to travel
     max_stuck: int = 2  # evaluations past their deadline before scrapes fail at once
-
-
-def fd_room(wanted: int, reserve: int = FD_RESERVE) -> int:
-    """``wanted`` connections, or fewer if the open-file limit leaves less room beside ``reserve``
-    descriptors for the evaluation (ampcli pipes, files) and the listeners."""
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    except (ImportError, OSError, ValueError):
-        return wanted
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(1, min(wanted, soft - reserve))
 
 
 class Exporter:
@@ -552,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
 
     rfile: RequestReader  # type: ignore[assignment]
 
-    def __init__(self, request: Any, client_address: Any, server: ExporterServer, slot: _Connection) -> None:
+    def __init__(self, request: Any, client_address: Any, server: ExporterServer, slot: Connection) -> None:
         self.slot = slot  # the socket timeout (--web.read-timeout) is set in _serve_connection
         super().__init__(request, client_address, server)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import ssl
@@ -18,6 +19,10 @@ from typing import Any, NamedTuple
 
 import bcrypt
 import yaml
+
+from exporter.logs import kv
+
+log = logging.getLogger("secure_endpoint_exporter")
 
 CLIENT_AUTH = {
     "NoClientCert": ssl.CERT_NONE,
@@ -323,3 +328,60 @@ class Authenticator:
                 self._bcrypt.release()
         finally:
             self._waiting.release()
+
+
+class WebConfigWatcher:
+    """The current web config, reloaded when the file changes (size, mtime, ctime or inode).
+
+    A reload that would lower the protection in force (basic auth off, TLS off, client
+    certificates no longer verified) is refused and logged: whoever can write the file must not
+    be able to open the exporter up without anyone noticing. Such a change needs a restart, and
+    so does turning TLS on.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, ...] | None = None
+        self.config = WebConfig(None, {}, {})
+        self.auth = Authenticator({})
+        if path:
+            self._stamp = self._stat()
+            self._apply(load(path))  # errors at start are fatal, with a clear message
+
+    def _stat(self) -> tuple[int, ...] | None:
+        assert self.path is not None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino
+
+    def _apply(self, config: WebConfig) -> None:
+        self.config = config
+        self.auth = Authenticator(config.users, self.auth)  # verified pairs of unchanged users stay
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload when the file changed (``force``: in any case, as SIGHUP asks)."""
+        if not self.path:
+            return
+        stamp = self._stat()
+        if stamp == self._stamp and not force:
+            return
+        with self._lock:
+            if stamp == self._stamp and not force:
+                return
+            self._stamp = stamp
+            try:
+                config = load(self.path)
+            except WebConfigError as error:
+                log.error("web config not reloaded, keeping the last good one: %s", error,
+                          extra=kv(file=self.path, err=str(error)))
+                return
+            weaker = weakens(self.config, config)
+            if weaker is not None:
+                log.error("web config not reloaded, keeping the last good one: %s; that needs a restart", weaker,
+                          extra=kv(file=self.path, err=weaker))
+                return
+            self._apply(config)
+            log.info("web config reloaded from %s", self.path, extra=kv(file=self.path))

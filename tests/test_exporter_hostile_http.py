@@ -33,7 +33,8 @@ from checks.evaluate import evaluate
 from checks.host import Host
 from checks.report import Report
 from exporter import webconfig
-from exporter.server import GRACE, Exporter, Limits
+from exporter.evaluation import GRACE
+from exporter.server import Exporter, Limits
 from tests import pki
 from tests.commands import run, script
 from tests.daemons import exporter, stop
@@ -451,7 +452,7 @@ def test_guesses_that_hang_up_at_once_do_not_pile_up_threads(healthy: LinuxTree,
 
 
 def test_a_reload_keeps_the_pairs_already_verified(tmp_path: Path) -> None:
-    from exporter.server import WebConfigWatcher
+    from exporter.webconfig import WebConfigWatcher
 
     config = tmp_path / "web.yml"
     hashed = _hash("pw")
