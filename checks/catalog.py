@@ -491,8 +491,9 @@ FAULTS: tuple[Fault, ...] = (
         ),
         documented=False,
         detected=("file monitoring or Device Flow Correlation is on, the newest installed kernel (a folder in "
-                  "`/lib/modules` with its `vmlinuz` there or in `/boot`, ordered as `sort -V` orders them) is "
-                  "newer than the running one, and it would raise fault 11: no `/lib/modules/<release>/build`, no "
+                  "`/lib/modules` with its `vmlinuz` there or in `/boot`, of the running one's kind, ordered as "
+                  "rpm orders versions) is newer than the running one, and it would raise fault 11: no "
+                  "`/lib/modules/<release>/build`, no "
                   "connector kernel module loaded, and no CO-RE eBPF (connector 1.25 or later and "
                   "`CONFIG_DEBUG_INFO_BTF=y` in `/boot/config-<release>` or `/lib/modules/<release>/config`)"),
     ),

@@ -1,19 +1,20 @@
 """The kernel the next boot runs: fault 11 seen before the reboot, judged as fault 11 judges the running kernel.
 
-The newest installed kernel (a folder in lib/modules with its vmlinuz there or in boot, ordered as
-``sort -V`` orders them) counts when it is newer than the running one.
+The newest installed kernel of the running one's kind (a folder in lib/modules with its vmlinuz there or in
+boot, ordered as rpm orders versions) counts when it is newer than the running one.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from checks.evaluate import State
-from checks.evidence.kernel import MAX_KERNELS, release_order
-from tests.commands import run
+from checks.evidence.kernel import MAX_KERNELS, compare_releases, release_order
+from tests.commands import run, unavailable
 from tests.conftest import Evaluate, result
 from tests.hosttree import RELEASE, LinuxTree
 from tests.test_exporter_once import samples, value
@@ -126,12 +127,53 @@ def test_kernels_that_cannot_be_listed_are_unknown_not_clear(ebpf: LinuxTree, ru
     assert result(run(healthy), "11").state is State.CLEAR  # the running kernel's verdict stands
 
 
-def test_releases_sort_as_sort_minus_v_sorts_them() -> None:
-    releases = [RELEASE, NEWER, "5.14.0-70.13.1.el9_0.x86_64", "5.14.0-362.24.1.el9_3.x86_64", "6.1.0-18-amd64",
-                "6.1.0-9-amd64", "5.15.0-91-generic", "5.15.0-101-generic", "4.18.0-513.5.1.el8_9.x86_64",
-                "5.4.17-2136.330.7.1.el8uek.x86_64", "5.15.0-200.131.27.el9uek.x86_64", "6.10.0", "6.9.12"]
-    sort = shutil.which("sort")
-    assert sort, "GNU sort"
-    done = subprocess.run([sort, "-V"], input="\n".join(releases) + "\n", capture_output=True, text=True,
-                          check=True)
-    assert sorted(releases, key=release_order) == done.stdout.split()
+RELEASES = [RELEASE, NEWER, "5.14.0-70.13.1.el9_0.x86_64", "5.14.0-362.24.1.el9_3.x86_64", "5.14.0-362.el9.x86_64",
+            "4.18.0-553.el8_10.x86_64", "4.18.0-553.5.1.el8_10.x86_64", "4.18.0-513.5.1.el8_9.x86_64",
+            "6.1.0-18-amd64", "6.1.0-9-amd64", "5.15.0-91-generic", "5.15.0-101-generic", "6.10.0", "6.9.12",
+            "5.4.17-2136.330.7.1.el8uek.x86_64", "5.15.0-200.131.27.el9uek.x86_64", "5.14.0-427.13.1.el9_4.aarch64",
+            "5.14.0-427.el9.aarch64", "6.1.0-0" + "0" * 5000 + "1-amd64", "5.15²"]
+
+
+def test_a_rhel_update_is_newer_than_its_ga_kernel() -> None:
+    assert compare_releases("4.18.0-553.5.1.el8_10.x86_64", "4.18.0-553.el8_10.x86_64") == 1
+    assert compare_releases("5.14.0-362.el9.x86_64", "5.14.0-362.8.1.el9_3.x86_64") == -1
+    assert compare_releases("6.1.0-21-amd64", "6.1.0-18-amd64") == 1
+    assert compare_releases(RELEASE, RELEASE) == 0
+    assert sorted(RELEASES, key=release_order)  # thousands of digits and non-ASCII digits sort without error
+
+
+@pytest.mark.system  # drives Debian's rpm
+def test_releases_order_as_rpm_orders_them() -> None:
+    rpm = shutil.which("rpm")
+    if rpm is None:
+        unavailable("no rpm (Debian's rpm package)")
+    # rpm.vercmp splits version and release at the last "-", as the RHEL family's "uname -r" holds them
+    # (version-release.arch); Debian's and Ubuntu's releases carry more dashes and are not rpm's to order.
+    rhel = [release for release in RELEASES if ".el" in release]
+    pairs = [(a, b) for a in rhel for b in rhel]
+    script = "".join(f"print(rpm.vercmp('{a}', '{b}') .. ' ') " for a, b in pairs)
+    done = subprocess.run([rpm, "--eval", f"%{{lua: {script}}}"], capture_output=True, text=True, check=True)
+    assert [compare_releases(a, b) for a, b in pairs] == [int(line) for line in done.stdout.split()]
+
+
+@pytest.mark.parametrize(("running", "installed"), [
+    ("5.14.0-362.8.1.el9_3.x86_64", "5.14.0-427.13.1.el9_4.x86_64+debug"),
+    ("5.14.0-362.8.1.el9_3.x86_64", "5.14.0-427.13.1.rt14.343.el9_4.x86_64"),
+    ("6.5.0-14-generic", "6.5.0-17-lowlatency"),
+    ("5.14.0-362.8.1.el9_3.x86_64", "5.15.0-200.131.27.el9uek.x86_64"),
+])
+def test_a_kernel_of_another_kind_is_not_the_next_boot_s(tmp_path: Path, run: Evaluate, running: str,
+                                                        installed: str) -> None:
+    tree = LinuxTree(tmp_path / "host", release=running).healthy()
+    tree.write("proc/modules", "xfs 2000000 2 - Live 0x0000000000000000\n")
+    _install(tree, installed)
+    found = result(run(tree), CHECK)
+    assert found.state is State.CLEAR, found
+    _install(tree, running.replace("362.8.1", "500.1.1").replace("-14-", "-20-"))  # the same kind, newer
+    assert result(run(tree), CHECK).state is State.ACTIVE
+
+
+def test_no_lib_modules_is_unknown(ebpf: LinuxTree, run: Evaluate) -> None:
+    shutil.rmtree(ebpf.root / "lib/modules")
+    found = result(run(ebpf), CHECK)
+    assert found.state is State.UNKNOWN and "/lib/modules" in str(found.reason)

@@ -4,12 +4,13 @@ the same of the newest installed kernel, which the next boot runs."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from typing import NamedTuple
 
 from checks.evidence import lines
 from checks.evidence.system import kernel_release
-from checks.host import Host
+from checks.host import Host, HostError
 from checks.messages import os_reason, said
 
 # ampfsm and ampavflt are named in Cisco's Linux fault table (faults 8 and 9); redirfs with avflt is what
@@ -62,15 +63,44 @@ def probe(host: Host) -> KernelFacts:
                        None if headers_present else _btf(host, release), *_next_kernel(host, release))
 
 
-def release_order(release: str) -> list[tuple[int, str]]:
-    """A kernel release's sort key, as ``sort -V`` orders them: numbers by value, the text between as text."""
-    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.findall(r"\d+|\D+", release)]
+def compare_releases(a: str, b: str) -> int:
+    """-1, 0 or 1 as ``a`` is older than, as old as or newer than ``b``: rpm's version comparison (rpmvercmp),
+    which orders a RHEL update (``553.5.1.el8_10``) after its GA kernel (``553.el8_10``), where ``sort -V``
+    does not, and orders Debian's and Ubuntu's releases as dpkg does. Written here as no PyPI library
+    offers rpm's comparison (rpm's own bindings are not on PyPI); kernels use none of its ``~``/``^``."""
+    for x, y in zip(_SEGMENT.findall(a), _SEGMENT.findall(b)):
+        if x.isdigit() and y.isdigit():  # by value, without int(): a name may hold thousands of digits
+            x_value, y_value = x.lstrip("0") or "0", y.lstrip("0") or "0"
+            order = _sign(len(x_value), len(y_value)) or _sign(x_value, y_value)
+        elif x.isdigit() or y.isdigit():
+            order = 1 if x.isdigit() else -1  # a number is newer than letters
+        else:
+            order = _sign(x, y)
+        if order:
+            return order
+    left, right = len(_SEGMENT.findall(a)), len(_SEGMENT.findall(b))
+    return (left > right) - (left < right)  # what has segments left over is newer
+
+
+def _sign(x: str | int, y: str | int) -> int:
+    return (x > y) - (x < y)  # type: ignore[operator]
+
+
+_SEGMENT = re.compile(r"[0-9]+|[A-Za-z]+")  # ASCII only: rpm's segments; anything else separates them
+release_order = functools.cmp_to_key(compare_releases)
+
+
+def flavour(release: str) -> str:
+    """What stays of a release without its numbers: the kernel's kind, which an update keeps and the next
+    boot keeps too (``-generic``, ``-lowlatency``, ``-cloud-amd64``; ``+debug``, ``.rt``, ``uek`` beside
+    the RHEL kernel): another kind installed beside it is not the default one."""
+    return re.sub(r"[0-9.]", "", release)
 
 
 def installed_kernels(host: Host) -> list[str]:
-    """The releases with an image installed: a folder in ``lib/modules`` and its ``vmlinuz`` there (the
-    RHEL family and Fedora) or in ``boot`` (``vmlinuz-<release>``: every distribution). A folder alone is
-    what a removed kernel often leaves behind (extra modules)."""
+    """The releases with an image installed, oldest first: a folder in ``lib/modules`` and its ``vmlinuz``
+    there (the RHEL family and Fedora) or in ``boot`` (``vmlinuz-<release>``: every distribution). A folder
+    alone is what a removed kernel often leaves behind (extra modules)."""
     found = []
     for name in host.listdir(MODULES_DIR, limit=MAX_KERNELS):
         if "/" in name or not name.isprintable() or name.startswith("."):
@@ -83,23 +113,21 @@ def installed_kernels(host: Host) -> list[str]:
 def _next_kernel(host: Host, running: str | None) -> tuple[str | None, str | None, bool | None, bool | None, str]:
     """The newest installed kernel, its headers path and presence and its BTF, when it is newer than
     ``running`` (an older one boots only by choice; the running kernel's own image may be gone already)."""
-    try:
-        kernels = installed_kernels(host)
-    except FileNotFoundError:
-        return None, None, None, None, ""  # no lib/modules at all (a container's copy): nothing to judge
-    except OSError as problem:
-        return None, None, None, None, said("path_error", path=host.display(MODULES_DIR), reason=os_reason(problem))
     if running is None:
         return None, None, None, None, said("no_kernel_release")
-    if not kernels or release_order(kernels[-1]) <= release_order(running):
-        return None, None, None, None, ""  # only a newer kernel is one the next boot may start
+    try:
+        kernels = [name for name in installed_kernels(host) if flavour(name) == flavour(running)]
+    except OSError as problem:  # no lib/modules at all included: which kernels are installed is not known
+        return None, None, None, None, _problem(host, MODULES_DIR, problem)
+    if not kernels or compare_releases(kernels[-1], running) <= 0:
+        return None, None, None, None, ""  # only a newer kernel of its kind is one the next boot starts
     newest = kernels[-1]
     rel = f"{MODULES_DIR}/{newest}/build"
     try:
         present: bool | None = host.is_dir(rel)
         error = ""
     except OSError as problem:
-        present, error = None, said("path_error", path=host.display(rel), reason=os_reason(problem))
+        present, error = None, _problem(host, rel, problem)
     return newest, host.display(rel), present, None if present else _config_btf(host, newest), error
 
 
@@ -135,3 +163,10 @@ def _secure_boot(host: Host) -> bool | None:
     if len(data) < 5:
         return None
     return data[4] == 1
+
+
+def _problem(host: Host, rel: str, problem: OSError) -> str:
+    """Why a path could not be read, naming the path that failed (a folder below ``rel`` too)."""
+    if isinstance(problem, HostError):
+        return str(problem)
+    return said("path_error", path=problem.filename or host.display(rel), reason=os_reason(problem))
