@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from checks.evidence import lines
 from checks.evidence.system import kernel_release
-from checks.host import Host, HostError
+from checks.host import DeadlineExceeded, Host, HostError
 from checks.messages import os_reason, said
 
 # ampfsm and ampavflt are named in Cisco's Linux fault table (faults 8 and 9); redirfs with avflt is what
@@ -66,7 +66,7 @@ def probe(host: Host) -> KernelFacts:
 def compare_releases(a: str, b: str) -> int:
     """-1, 0 or 1 as ``a`` is older than, as old as or newer than ``b``: rpm's version comparison (rpmvercmp),
     which orders a RHEL update (``553.5.1.el8_10``) after its GA kernel (``553.el8_10``), where ``sort -V``
-    does not, and orders Debian's and Ubuntu's releases as dpkg does. Written here as no PyPI library
+    does not, and Debian's and Ubuntu's kernel releases by their numbers. Written here as no PyPI library
     offers rpm's comparison (rpm's own bindings are not on PyPI); kernels use none of its ``~``/``^``."""
     for x, y in zip(_SEGMENT.findall(a), _SEGMENT.findall(b)):
         if x.isdigit() and y.isdigit():  # by value, without int(): a name may hold thousands of digits
@@ -117,6 +117,8 @@ def _next_kernel(host: Host, running: str | None) -> tuple[str | None, str | Non
         return None, None, None, None, said("no_kernel_release")
     try:
         kernels = [name for name in installed_kernels(host) if flavour(name) == flavour(running)]
+    except DeadlineExceeded:
+        raise  # the evaluation's time is up: the whole collector ends, as for any read
     except OSError as problem:  # no lib/modules at all included: which kernels are installed is not known
         return None, None, None, None, _problem(host, MODULES_DIR, problem)
     if not kernels or compare_releases(kernels[-1], running) <= 0:
@@ -126,6 +128,8 @@ def _next_kernel(host: Host, running: str | None) -> tuple[str | None, str | Non
     try:
         present: bool | None = host.is_dir(rel)
         error = ""
+    except DeadlineExceeded:
+        raise
     except OSError as problem:
         present, error = None, _problem(host, rel, problem)
     return newest, host.display(rel), present, None if present else _config_btf(host, newest), error
