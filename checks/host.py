@@ -4,6 +4,10 @@ Like node_exporter's ``--path.rootfs``, the checks can judge the live machine
 (``/``) or a copy of another machine's files. Absolute symlinks are resolved
 inside the root, so a tree never leads the checks onto the machine running
 them. Reads are bounded in size and walks in depth.
+
+Some 450 lines for one concern, reading the root safely: ``Host`` resolves paths within the root
+and ``Folder`` reads many files below one open directory (``/proc``). They share the no-follow
+walk and the regular-file checks, which must stay in one place.
 """
 
 from __future__ import annotations

@@ -68,22 +68,26 @@ def compare_releases(a: str, b: str) -> int:
     which orders a RHEL update (``553.5.1.el8_10``) after its GA kernel (``553.el8_10``), where ``sort -V``
     does not, and Debian's and Ubuntu's kernel releases by their numbers. Written here as no PyPI library
     offers rpm's comparison (rpm's own bindings are not on PyPI); kernels use none of its ``~``/``^``."""
-    for x, y in zip(_SEGMENT.findall(a), _SEGMENT.findall(b)):
-        if x.isdigit() and y.isdigit():  # by value, without int(): a name may hold thousands of digits
-            x_value, y_value = x.lstrip("0") or "0", y.lstrip("0") or "0"
-            order = _sign(len(x_value), len(y_value)) or _sign(x_value, y_value)
-        elif x.isdigit() or y.isdigit():
-            order = 1 if x.isdigit() else -1  # a number is newer than letters
-        else:
-            order = _sign(x, y)
+    left, right = _SEGMENT.findall(a), _SEGMENT.findall(b)
+    for x, y in zip(left, right):
+        order = _segment_order(x, y)
         if order:
             return order
-    left, right = len(_SEGMENT.findall(a)), len(_SEGMENT.findall(b))
-    return (left > right) - (left < right)  # what has segments left over is newer
+    return (len(left) > len(right)) - (len(left) < len(right))  # what has segments left over is newer
 
 
-def _sign(x: str | int, y: str | int) -> int:
-    return (x > y) - (x < y)  # type: ignore[operator]
+def _segment_order(x: str, y: str) -> int:
+    if x.isdigit() and y.isdigit():  # by value, without int(): a name may hold thousands of digits
+        x_key, y_key = _number_key(x), _number_key(y)
+        return (x_key > y_key) - (x_key < y_key)
+    if x.isdigit() or y.isdigit():
+        return 1 if x.isdigit() else -1  # a number is newer than letters
+    return (x > y) - (x < y)
+
+
+def _number_key(digits: str) -> tuple[int, str]:
+    value = digits.lstrip("0") or "0"
+    return len(value), value
 
 
 _SEGMENT = re.compile(r"[0-9]+|[A-Za-z]+")  # ASCII only: rpm's segments; anything else separates them
