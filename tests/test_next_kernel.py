@@ -173,6 +173,17 @@ def test_a_kernel_of_another_kind_is_not_the_next_boot_s(tmp_path: Path, run: Ev
     assert result(run(tree), CHECK).state is State.ACTIVE
 
 
+@pytest.mark.parametrize(("running", "newer"), [
+    ("4.18.0-425.3.1.el8.x86_64", "4.18.0-425.19.2.el8_7.x86_64"),  # a RHEL minor's updates end in el8_N
+    ("6.1.0-18-amd64", "6.6.13+bpo-amd64"),  # Debian's backports
+])
+def test_an_update_of_the_same_kind_counts(tmp_path: Path, run: Evaluate, running: str, newer: str) -> None:
+    tree = LinuxTree(tmp_path / "host", release=running).healthy()
+    tree.write("proc/modules", "xfs 2000000 2 - Live 0x0000000000000000\n")
+    _install(tree, newer)
+    assert result(run(tree), CHECK).state is State.ACTIVE
+
+
 def test_no_lib_modules_is_unknown(ebpf: LinuxTree, run: Evaluate) -> None:
     shutil.rmtree(ebpf.root / "lib/modules")
     found = result(run(ebpf), CHECK)

@@ -96,22 +96,25 @@ release_order = functools.cmp_to_key(compare_releases)
 
 def flavour(release: str) -> str:
     """What stays of a release without its numbers: the kernel's kind, which an update keeps and the next
-    boot keeps too (``-generic``, ``-lowlatency``, ``-cloud-amd64``; ``+debug``, ``.rt``, ``uek`` beside
-    the RHEL kernel): another kind installed beside it is not the default one."""
-    return re.sub(r"[0-9.]", "", release)
+    boot keeps too (``generic``, ``lowlatency``, ``cloud-amd``; ``+debug``, ``rt``, ``uek`` beside the RHEL
+    kernel): another kind installed beside it is not the default one. A RHEL minor's ``el8_7`` is the
+    same kind as ``el8``, and Debian's backports (``6.6.13+bpo-amd64``) as their base (``6.1.0-18-amd64``)."""
+    return re.sub(r"-+", "-", re.sub(r"[0-9._]|\+bpo", "", release)).strip("-")
 
 
-def installed_kernels(host: Host) -> list[str]:
-    """The releases with an image installed, oldest first: a folder in ``lib/modules`` and its ``vmlinuz``
-    there (the RHEL family and Fedora) or in ``boot`` (``vmlinuz-<release>``: every distribution). A folder
-    alone is what a removed kernel often leaves behind (extra modules)."""
-    found = []
-    for name in host.listdir(MODULES_DIR, limit=MAX_KERNELS):
-        if "/" in name or not name.isprintable() or name.startswith("."):
-            continue
+def newer_kernel(host: Host, running: str) -> str | None:
+    """The newest kernel of the running one's kind that is newer than it and installed: a folder in
+    ``lib/modules`` and its ``vmlinuz`` there (the RHEL family and Fedora) or in ``boot``
+    (``vmlinuz-<release>``: every distribution); a folder alone is what a removed kernel often leaves
+    (extra modules). Only those candidates are looked at, newest first."""
+    kind = flavour(running)
+    candidates = [name for name in host.listdir(MODULES_DIR, limit=MAX_KERNELS)
+                  if "/" not in name and name.isprintable() and not name.startswith(".")
+                  and flavour(name) == kind and compare_releases(name, running) > 0]
+    for name in sorted(candidates, key=release_order, reverse=True):
         if host.exists(f"{MODULES_DIR}/{name}/vmlinuz") or host.exists(f"boot/vmlinuz-{name}"):
-            found.append(name)
-    return sorted(found, key=release_order)
+            return name
+    return None
 
 
 def _next_kernel(host: Host, running: str | None) -> tuple[str | None, str | None, bool | None, bool | None, str]:
@@ -120,14 +123,13 @@ def _next_kernel(host: Host, running: str | None) -> tuple[str | None, str | Non
     if running is None:
         return None, None, None, None, said("no_kernel_release")
     try:
-        kernels = [name for name in installed_kernels(host) if flavour(name) == flavour(running)]
+        newest = newer_kernel(host, running)
     except DeadlineExceeded:
         raise  # the evaluation's time is up: the whole collector ends, as for any read
     except OSError as problem:  # no lib/modules at all included: which kernels are installed is not known
         return None, None, None, None, _problem(host, MODULES_DIR, problem)
-    if not kernels or compare_releases(kernels[-1], running) <= 0:
+    if newest is None:
         return None, None, None, None, ""  # only a newer kernel of its kind is one the next boot starts
-    newest = kernels[-1]
     rel = f"{MODULES_DIR}/{newest}/build"
     try:
         present: bool | None = host.is_dir(rel)
@@ -155,6 +157,8 @@ def _config_btf(host: Host, release: str) -> bool | None:
     for rel in (f"boot/config-{release}", f"{MODULES_DIR}/{release}/config"):
         try:
             config = host.read_optional(rel)
+        except DeadlineExceeded:
+            raise
         except OSError:
             continue
         if config is not None:
