@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from checks.messages import Msg, msg, printable, translate
 from checks.textenum import TextEnum
 
 
@@ -54,11 +55,14 @@ PROJECT_RUNBOOK_URL = "file:///usr/share/doc/secure-endpoint-monitoring/runbook.
 
 
 class Text(NamedTuple):
+    """A text of the catalogue, in English; other languages come from the gettext catalogue, where it is the
+    msgid (or from ``message``, for a text made of values)."""
+
     en: str
-    nl: str
+    message: Msg | None = None
 
     def get(self, lang: str) -> str:
-        return self.nl if lang == "nl" else self.en
+        return self.message.render(lang) if self.message is not None else translate(self.en, lang)
 
 
 class Fault(NamedTuple):
@@ -89,101 +93,61 @@ MACOS = frozenset({Platform.MACOS})
 CRIT = Severity.CRITICAL
 WARN = Severity.WARNING
 
-_LOGS = Text(
-    "Details are in ampdaemon.log and ampscansvc.log (/var/log/cisco on Linux, /Library/Logs/Cisco on macOS).",
-    "Details staan in ampdaemon.log en ampscansvc.log (/var/log/cisco op Linux, /Library/Logs/Cisco op macOS).",
-)
+_LOGS = Text("Details are in ampdaemon.log and ampscansvc.log (/var/log/cisco on Linux, /Library/Logs/Cisco on macOS).")
 
 
 def _with_logs(text: Text) -> Text:
-    return Text(f"{text.en} {_LOGS.en}", f"{text.nl} {_LOGS.nl}")
+    return Text(f"{text.en} {_LOGS.en}")
 
 
 FAULTS: tuple[Fault, ...] = (
     Fault(
         "1", "system_extension_not_approved", MACOS, CRIT,
-        Text("System extension not approved", "Systeemextensie niet goedgekeurd"),
-        Text(
-            "macOS keeps the connector's system extension from running until someone approves it.",
-            "macOS laat de systeemextensie van de connector pas draaien nadat iemand haar goedkeurt.",
-        ),
-        Text(
-            "Approve the Cisco extension under System Settings > Privacy & Security, or push an MDM "
-            "system-extension profile that allows team DE8Y96K9QP.",
-            "Keur de Cisco-extensie goed onder Systeeminstellingen > Privacy en beveiliging, of rol een "
-            "MDM-profiel uit dat systeemextensies van team DE8Y96K9QP toestaat.",
-        ),
+        Text("System extension not approved"),
+        Text("macOS keeps the connector's system extension from running until someone approves it."),
+        Text("Approve the Cisco extension under System Settings > Privacy & Security, or push an MDM "
+             "system-extension profile that allows team DE8Y96K9QP."),
         detected=("a Cisco extension in `/Library/SystemExtensions/db.plist` is "
                   "`activated_waiting_for_user` (no `db.plist`: nothing registered, clear)"),
     ),
     Fault(
         "2", "system_extension_version_mismatch", MACOS, CRIT,
-        Text("System extension version mismatch", "Versie van de systeemextensie klopt niet"),
-        Text(
-            "The running system extension is not the version that came with the installed connector, "
-            "so the installation is damaged.",
-            "De draaiende systeemextensie hoort niet bij de geïnstalleerde connectorversie; de "
-            "installatie is beschadigd.",
-        ),
-        Text(
-            "Restart the Mac first (from connector 1.14.0 on that often clears it); if it stays, "
-            "reinstall the connector.",
-            "Herstart eerst de Mac (vanaf connector 1.14.0 verhelpt dat het vaak); blijft de fout, "
-            "installeer de connector dan opnieuw.",
-        ),
+        Text("System extension version mismatch"),
+        Text("The running system extension is not the version that came with the installed connector, "
+             "so the installation is damaged."),
+        Text("Restart the Mac first (from connector 1.14.0 on that often clears it); if it stays, "
+             "reinstall the connector."),
         detected=("an enabled Cisco extension's `CFBundleVersion` differs from the Service app's "
                   "`Contents/Info.plist`"),
     ),
     Fault(
         "3", "full_disk_access_missing", MACOS, CRIT,
-        Text("Full Disk Access not granted", "Geen volledige schijftoegang"),
-        Text(
-            "The connector service may not read users' files, so it cannot scan them.",
-            "De connectorservice mag de bestanden van gebruikers niet lezen en kan ze dus niet scannen.",
-        ),
-        Text(
-            "Grant Full Disk Access to the Secure Endpoint Service (before connector 1.14: "
-            "/opt/cisco/amp/ampdaemon) in Privacy & Security, or through an MDM PPPC profile.",
-            "Geef de Secure Endpoint Service (voor connector 1.14: /opt/cisco/amp/ampdaemon) volledige "
-            "schijftoegang in Privacy en beveiliging, of via een MDM PPPC-profiel.",
-        ),
+        Text("Full Disk Access not granted"),
+        Text("The connector service may not read users' files, so it cannot scan them."),
+        Text("Grant Full Disk Access to the Secure Endpoint Service (before connector 1.14: "
+             "/opt/cisco/amp/ampdaemon) in Privacy & Security, or through an MDM PPPC profile."),
         detected=("`com.cisco.endpoint.svc` (before connector 1.14: `/opt/cisco/amp/ampdaemon`) has no Full "
                   "Disk Access in `TCC.db` or `MDMOverrides.plist` (an MDM grant counts when `TCC.db` "
                   "cannot be read)"),
     ),
     Fault(
         "4", "kernel_extension_not_loaded", MACOS, CRIT,
-        Text("Kernel extension not loaded", "Kernelextensie niet geladen"),
-        Text(
-            "On macOS 10.15 and older the connector's kernel extension is approved and of the right "
-            "version but is not loaded.",
-            "Op macOS 10.15 en ouder is de kernelextensie van de connector goedgekeurd en van de juiste "
-            "versie, maar niet geladen.",
-        ),
-        _with_logs(Text(
-            "Reinstall the connector.",
-            "Installeer de connector opnieuw.",
-        )),
+        Text("Kernel extension not loaded"),
+        Text("On macOS 10.15 and older the connector's kernel extension is approved and of the right "
+             "version but is not loaded."),
+        _with_logs(Text("Reinstall the connector.")),
         detected=("macOS 10.15 or older, or a connector before 1.14, and `com.cisco.amp.fileop` not in "
                   "`kextstat` (live Mac only; not judged under another root)"),
     ),
     Fault(
         "5", "scan_service_user_unavailable", BOTH, WARN,
-        Text("Scan service user unavailable", "Gebruiker voor de scanservice ontbreekt"),
-        Text(
-            "The cisco-amp-scan-svc user or group is missing or its directories have wrong "
-            "permissions, so files are scanned as root instead of as that unprivileged user.",
-            "De gebruiker of groep cisco-amp-scan-svc ontbreekt of de mappen hebben verkeerde rechten, "
-            "waardoor bestanden als root worden gescand in plaats van als die beperkte gebruiker.",
-        ),
+        Text("Scan service user unavailable"),
+        Text("The cisco-amp-scan-svc user or group is missing or its directories have wrong "
+             "permissions, so files are scanned as root instead of as that unprivileged user."),
         _with_logs(Text(
             "Reinstall the connector to create the user and group again (on Linux with USERGROUPS_ENAB "
             "set to yes in /etc/login.defs while the installer runs). Put directories under /opt/cisco "
             "back to mode 0755, then restart the connector "
-            f"({RESTART_BOTH}).",
-            "Installeer de connector opnieuw zodat gebruiker en groep terugkomen (op Linux met "
-            "USERGROUPS_ENAB op yes in /etc/login.defs zolang het installatieprogramma loopt). Zet mappen "
-            "onder /opt/cisco terug op modus 0755 en herstart de connector "
             f"({RESTART_BOTH}).",
         )),
         detected=("user or group `cisco-amp-scan-svc` is missing (hint: `USERGROUPS_ENAB no` in "
@@ -196,19 +160,11 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "6", "scan_service_restarting_frequently", BOTH, WARN,
-        Text("Scan service restarting frequently", "Scanservice herstart vaak"),
-        Text(
-            "The file scanner keeps failing and being restarted; a file on the host may crash it. "
-            "Scanning goes on as well as it can.",
-            "De bestandsscanner faalt steeds en wordt herstart; mogelijk laat een bestand op de host hem "
-            "vastlopen. Het scannen gaat door zo goed als het kan.",
-        ),
-        _with_logs(Text(
-            "Wait ten minutes after a connector restart: it usually clears by itself. If it does not, "
-            "find the file that crashes the scanner in the logs.",
-            "Wacht tien minuten na een herstart van de connector: meestal verdwijnt de fout vanzelf. "
-            "Zo niet, zoek in de logs welk bestand de scanner laat vastlopen.",
-        )),
+        Text("Scan service restarting frequently"),
+        Text("The file scanner keeps failing and being restarted; a file on the host may crash it. "
+             "Scanning goes on as well as it can."),
+        _with_logs(Text("Wait ten minutes after a connector restart: it usually clears by itself. If it does not, "
+            "find the file that crashes the scanner in the logs.")),
         detected=("the connector reports it, or 3 distinct `ampscansvc` processes started within 10 minutes "
                   "(kept between runs in the state file)"),
         detected_macos=("as on Linux, from the live Mac's processes (from a copied Mac tree: `not_applicable`, "
@@ -217,21 +173,13 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "7", "scan_service_not_started", BOTH, CRIT,
-        Text("Scan service not started", "Scanservice draait niet"),
-        Text(
-            "The file scanner does not run, so files are not scanned. Corrupt virus definitions or "
-            "too little free memory are the usual causes.",
-            "De bestandsscanner draait niet, dus bestanden worden niet gescand. Meestal zijn beschadigde "
-            "virusdefinities of te weinig vrij geheugen de oorzaak.",
-        ),
+        Text("Scan service not started"),
+        Text("The file scanner does not run, so files are not scanned. Corrupt virus definitions or "
+             "too little free memory are the usual causes."),
         _with_logs(Text(
             f"Restart the connector ({RESTART_BOTH}); it removes definition files that fail their checks. "
             "If the fault "
             "returns after every definitions update, or memory is short, contact Cisco support or add memory.",
-            f"Herstart de connector ({RESTART_BOTH}); die verwijdert definitiebestanden die niet door de "
-            "controle komen. "
-            "Komt de fout na elke definitie-update terug, of is het geheugen krap, neem dan contact op met "
-            "Cisco-support of voeg geheugen toe.",
         )),
         detected=("`ampdaemon` runs and `ampscansvc` does not; names a `.cvd` whose MD5 does not match its "
                   "header, and `MemAvailable` below `--min-available-memory`"),
@@ -239,21 +187,12 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "8", "file_monitor_not_started", LINUX, CRIT,
-        Text("Real-time file system monitor not started", "Realtime bestandssysteembewaking niet actief"),
-        Text(
-            "The policy enables file monitoring but no kernel module or eBPF program watches the file "
-            "system, so file copies and moves are not seen.",
-            "Het beleid zet bestandsbewaking aan, maar geen kernelmodule of eBPF-programma bewaakt het "
-            "bestandssysteem; kopieën en verplaatsingen van bestanden worden niet gezien.",
-        ),
-        Text(
-            "Turn UEFI Secure Boot off, install the kernel headers for the running kernel, or build the "
-            "ampfsm module for this kernel (connector 1.16.0 and later); check /var/log/messages. As a "
-            "last resort disable file monitoring in the policy.",
-            "Zet UEFI Secure Boot uit, installeer de kernelheaders van de draaiende kernel, of bouw de "
-            "ampfsm-module voor deze kernel (connector 1.16.0 en nieuwer); kijk in /var/log/messages. Als "
-            "laatste redmiddel: zet bestandsbewaking uit in het beleid.",
-        ),
+        Text("Real-time file system monitor not started"),
+        Text("The policy enables file monitoring but no kernel module or eBPF program watches the file "
+             "system, so file copies and moves are not seen."),
+        Text("Turn UEFI Secure Boot off, install the kernel headers for the running kernel, or build the "
+             "ampfsm module for this kernel (connector 1.16.0 and later); check /var/log/messages. As a "
+             "last resort disable file monitoring in the policy."),
         detected=("the policy has file monitoring on, no file-monitoring module (`--file-module`, default "
                   "`ampfsm`, `redirfs`, `avflt`, `ampavflt`) is in `/proc/modules` and `ampdaemon` "
                   "(`--bpf-process`) holds no eBPF program; names Secure Boot (EFI variable) and missing "
@@ -261,57 +200,34 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "9", "network_monitor_not_started", LINUX, CRIT,
-        Text("Real-time network monitor not started", "Realtime netwerkbewaking niet actief"),
-        Text(
-            "The policy enables Device Flow Correlation but no kernel module or eBPF program watches "
-            "network activity.",
-            "Het beleid zet Device Flow Correlation aan, maar geen kernelmodule of eBPF-programma "
-            "bewaakt het netwerkverkeer.",
-        ),
-        Text(
-            "Turn UEFI Secure Boot off, install the kernel headers for the running kernel, or build the "
-            "connector's modules for this kernel; check /var/log/messages. As a last resort disable "
-            "Device Flow Correlation in the policy.",
-            "Zet UEFI Secure Boot uit, installeer de kernelheaders van de draaiende kernel, of bouw de "
-            "modules van de connector voor deze kernel; kijk in /var/log/messages. Als laatste redmiddel: "
-            "zet Device Flow Correlation uit in het beleid.",
-        ),
+        Text("Real-time network monitor not started"),
+        Text("The policy enables Device Flow Correlation but no kernel module or eBPF program watches "
+             "network activity."),
+        Text("Turn UEFI Secure Boot off, install the kernel headers for the running kernel, or build the "
+             "connector's modules for this kernel; check /var/log/messages. As a last resort disable "
+             "Device Flow Correlation in the policy."),
         detected=("the policy has Device Flow Correlation on, no network module (`--network-module`, "
                   "default `ampnetworkflow`) and no eBPF program held by `ampdaemon` (`--bpf-process`)"),
     ),
     Fault(
         "10", "reboot_required", MACOS, CRIT,
-        Text("Reboot required to load system extensions", "Herstart nodig om systeemextensies te laden"),
-        Text(
-            "macOS will only load the connector's system extension after a restart.",
-            "macOS laadt de systeemextensie van de connector pas na een herstart.",
-        ),
-        Text(
-            "Restart the Mac. If the fault stays, reinstall the connector, and on connector 1.14.1 and "
-            "later check for too many network content filters (fault 13).",
-            "Herstart de Mac. Blijft de fout, installeer de connector dan opnieuw en kijk vanaf "
-            "connector 1.14.1 of er te veel netwerkinhoudfilters zijn (fout 13).",
-        ),
+        Text("Reboot required to load system extensions"),
+        Text("macOS will only load the connector's system extension after a restart."),
+        Text("Restart the Mac. If the fault stays, reinstall the connector, and on connector 1.14.1 and "
+             "later check for too many network content filters (fault 13)."),
         detected=("a Cisco extension waits for a reboot and none of that identifier is enabled (an upgrade "
                   "waiting beside the enabled newer version is fine)"),
         alert_for="30m",  # it waits for a planned reboot (the fault tables' own guidance)
     ),
     Fault(
         "11", "kernel_headers_missing", LINUX, CRIT,
-        Text("Kernel headers package missing", "Pakket met kernelheaders ontbreekt"),
+        Text("Kernel headers package missing"),
+        Text("The connector needs the running kernel's headers to build its eBPF monitoring for file "
+             "monitoring or Device Flow Correlation, and they are not installed."),
         Text(
-            "The connector needs the running kernel's headers to build its eBPF monitoring for file "
-            "monitoring or Device Flow Correlation, and they are not installed.",
-            "De connector heeft de headers van de draaiende kernel nodig om zijn eBPF-bewaking voor "
-            "bestandsbewaking of Device Flow Correlation te bouwen, en die zijn niet geïnstalleerd.",
-        ),
-        Text(
-            "Install the headers package for the running kernel (kernel-devel, kernel-uek-devel on "
-            "Oracle UEK, linux-headers on Debian and Ubuntu) and restart the connector "
-            f"({RESTART_LINUX}).",
-            "Installeer het headerpakket van de draaiende kernel (kernel-devel, kernel-uek-devel op "
-            "Oracle UEK, linux-headers op Debian en Ubuntu) en herstart de connector "
-            f"({RESTART_LINUX}).",
+             "Install the headers package for the running kernel (kernel-devel, kernel-uek-devel on "
+             "Oracle UEK, linux-headers on Debian and Ubuntu) and restart the connector "
+             f"({RESTART_LINUX}).",
         ),
         detected=("file monitoring or Device Flow Correlation is on, `/lib/modules/<release>/build` is not "
                   "a directory, no connector kernel module is loaded (EL6/EL7 and other older kernels run "
@@ -323,39 +239,24 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "12", "network_filter_not_allowed", MACOS, CRIT,
-        Text("Network content filter not allowed", "Netwerkfilter niet toegestaan"),
-        Text(
-            "Device Flow Correlation needs the connector's network content filter, and it is not "
-            "allowed or not enabled.",
-            "Device Flow Correlation heeft het netwerkinhoudfilter van de connector nodig, en dat is niet "
-            "toegestaan of staat uit.",
-        ),
-        Text(
-            "Allow the Secure Endpoint Service to filter network content (the connector's menu shows the "
-            "prompt), or allow it with an MDM web content filter profile.",
-            "Sta de Secure Endpoint Service toe netwerkinhoud te filteren (het menu van de connector toont "
-            "de vraag), of sta het toe met een MDM-profiel voor webinhoudfilters.",
-        ),
+        Text("Network content filter not allowed"),
+        Text("Device Flow Correlation needs the connector's network content filter, and it is not "
+             "allowed or not enabled."),
+        Text("Allow the Secure Endpoint Service to filter network content (the connector's menu shows the "
+             "prompt), or allow it with an MDM web content filter profile."),
         detected=("Device Flow Correlation is on and the Service's content filter in "
                   "`com.apple.networkextension.plist` is missing or off, with fewer than 4 other "
                   "firewall-grade filters enabled"),
     ),
     Fault(
         "13", "too_many_network_filters", MACOS, CRIT,
-        Text("Too many network content filters", "Te veel netwerkinhoudfilters"),
+        Text("Too many network content filters"),
+        Text("macOS allows only a few firewall-grade content filters and others already take the slots, "
+             "so the connector's filter for Device Flow Correlation cannot start."),
         Text(
-            "macOS allows only a few firewall-grade content filters and others already take the slots, "
-            "so the connector's filter for Device Flow Correlation cannot start.",
-            "macOS staat maar een paar filters van firewallniveau toe en andere filters bezetten die "
-            "plaatsen, zodat het filter van de connector voor Device Flow Correlation niet kan starten.",
-        ),
-        Text(
-            "Restart the Mac (on connector 1.14.0 a macOS bug causes this). If it stays, remove the "
-            "content filters you no longer need and restart the connector "
-            f"({RESTART_MACOS}).",
-            "Herstart de Mac (op connector 1.14.0 veroorzaakt een macOS-fout dit). Blijft het, verwijder "
-            "dan de filters die niet meer nodig zijn en herstart de connector "
-            f"({RESTART_MACOS}).",
+             "Restart the Mac (on connector 1.14.0 a macOS bug causes this). If it stays, remove the "
+             "content filters you no longer need and restart the connector "
+             f"({RESTART_MACOS}).",
         ),
         detected=("as 12, with 4 or more other firewall-grade filters enabled: macOS allows 4 per grade (12 "
                   "and 13 are never both active)"),
@@ -363,92 +264,51 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "14", "too_many_endpoint_security_extensions", MACOS, CRIT,
-        Text("Too many Endpoint Security extensions", "Te veel Endpoint Security-extensies"),
+        Text("Too many Endpoint Security extensions"),
+        Text("macOS limits how many Endpoint Security extensions may run; the connector needs one for "
+             "file and process monitoring."),
         Text(
-            "macOS limits how many Endpoint Security extensions may run; the connector needs one for "
-            "file and process monitoring.",
-            "macOS beperkt hoeveel Endpoint Security-extensies mogen draaien; de connector heeft er één "
-            "nodig voor bestands- en procesbewaking.",
-        ),
-        Text(
-            "Remove the system extensions that are no longer needed and restart the connector "
-            f"({RESTART_MACOS}).",
-            "Verwijder systeemextensies die niet meer nodig zijn en herstart de connector "
-            f"({RESTART_MACOS}).",
+             "Remove the system extensions that are no longer needed and restart the connector "
+             f"({RESTART_MACOS}).",
         ),
         detected=("the connector reports it; the count of enabled Endpoint Security extensions is exported "
                   "as `secure_endpoint_endpoint_security_extensions_enabled`"),
     ),
     Fault(
         "15", "security_extension_full_disk_access_missing", MACOS, CRIT,
-        Text("Security extension lacks Full Disk Access", "Beveiligingsextensie heeft geen volledige schijftoegang"),
-        Text(
-            "On macOS 11 and later the connector's security extension may not read users' files.",
-            "Op macOS 11 en nieuwer mag de beveiligingsextensie van de connector de bestanden van "
-            "gebruikers niet lezen.",
-        ),
-        Text(
-            "Grant Full Disk Access to the Secure Endpoint security extension in Privacy & Security or "
-            "through an MDM PPPC profile. On macOS 11.0.0 a bug can drop the grant at restart: update macOS.",
-            "Geef de beveiligingsextensie van Secure Endpoint volledige schijftoegang in Privacy en "
-            "beveiliging of via een MDM PPPC-profiel. Op macOS 11.0.0 kan een fout de toestemming bij "
-            "herstart laten vervallen: werk macOS bij.",
-        ),
+        Text("Security extension lacks Full Disk Access"),
+        Text("On macOS 11 and later the connector's security extension may not read users' files."),
+        Text("Grant Full Disk Access to the Secure Endpoint security extension in Privacy & Security or "
+             "through an MDM PPPC profile. On macOS 11.0.0 a bug can drop the grant at restart: update macOS."),
         detected=("macOS 11 or later and `com.cisco.endpoint.svc.securityextension` has no Full Disk Access"),
     ),
     Fault(
         "16", "kernel_incompatible", LINUX, CRIT,
-        Text("Kernel not supported", "Kernel niet ondersteund"),
-        Text(
-            "The running kernel is not supported by this connector version, so file monitoring and "
-            "Device Flow Correlation cannot run.",
-            "De draaiende kernel wordt door deze connectorversie niet ondersteund, dus bestandsbewaking "
-            "en Device Flow Correlation kunnen niet draaien.",
-        ),
-        Text(
-            "Upgrade the connector to a version that supports this kernel, or boot a supported kernel "
-            "(see Cisco's Linux connector OS compatibility list).",
-            "Werk de connector bij naar een versie die deze kernel ondersteunt, of start een ondersteunde "
-            "kernel (zie Cisco's compatibiliteitslijst voor de Linux-connector).",
-        ),
+        Text("Kernel not supported"),
+        Text("The running kernel is not supported by this connector version, so file monitoring and "
+             "Device Flow Correlation cannot run."),
+        Text("Upgrade the connector to a version that supports this kernel, or boot a supported kernel "
+             "(see Cisco's Linux connector OS compatibility list)."),
         detected=("the connector reports it; the host adds the running kernel"),
     ),
     Fault(
         "17", "orbital_full_disk_access_missing", MACOS, WARN,
-        Text("Orbital lacks Full Disk Access", "Orbital heeft geen volledige schijftoegang"),
-        Text(
-            "Cisco Orbital is installed but may not read protected files, so its queries return "
-            "incomplete answers.",
-            "Cisco Orbital is geïnstalleerd maar mag beschermde bestanden niet lezen, dus zijn "
-            "zoekvragen geven onvolledige antwoorden.",
-        ),
-        Text(
-            "Grant Full Disk Access to Cisco Orbital in Privacy & Security or through an MDM PPPC profile.",
-            "Geef Cisco Orbital volledige schijftoegang in Privacy en beveiliging of via een MDM PPPC-profiel.",
-        ),
+        Text("Orbital lacks Full Disk Access"),
+        Text("Cisco Orbital is installed but may not read protected files, so its queries return "
+             "incomplete answers."),
+        Text("Grant Full Disk Access to Cisco Orbital in Privacy & Security or through an MDM PPPC profile."),
         detected=("`/opt/cisco/orbital` exists and no `com.cisco.orbital*` or `com.cisco.endpoint.orbital*` "
                   "client or path under `/opt/cisco/orbital/` (`--orbital-client`) has Full Disk Access"),
     ),
     Fault(
         "18", "event_monitoring_overloaded", BOTH, WARN,
-        Text("Event monitoring overloaded", "Gebeurtenisbewaking overbelast"),
-        Text(
-            "So many system events arrive that the connector runs degraded. At severity Major it is "
-            "overloaded but still watches everything; at Critical it only watches a reduced set of "
-            "events. A very busy program, Behavioral Protection, or malicious activity can cause this.",
-            "Er komen zoveel systeemgebeurtenissen binnen dat de connector beperkt werkt. Bij ernst Major "
-            "is hij overbelast maar bewaakt hij nog alles; bij Critical bewaakt hij maar een deel van de "
-            "gebeurtenissen. Een heel druk programma, Behavioral Protection of kwaadaardige activiteit kan "
-            "de oorzaak zijn.",
-        ),
-        Text(
-            "Find the busy process. If it is trusted, add a process exclusion for it; if not, "
-            "investigate it. A short burst clears by itself; if it keeps coming back, give the host "
-            "more capacity.",
-            "Zoek het drukke proces. Is het vertrouwd, voeg dan een procesuitsluiting toe; zo niet, "
-            "onderzoek het. Een korte piek gaat vanzelf over; komt het steeds terug, geef de host dan meer "
-            "capaciteit.",
-        ),
+        Text("Event monitoring overloaded"),
+        Text("So many system events arrive that the connector runs degraded. At severity Major it is "
+             "overloaded but still watches everything; at Critical it only watches a reduced set of "
+             "events. A very busy program, Behavioral Protection, or malicious activity can cause this."),
+        Text("Find the busy process. If it is trusted, add a process exclusion for it; if not, "
+             "investigate it. A short burst clears by itself; if it keeps coming back, give the host "
+             "more capacity."),
         article=FAULT_18_URL,
         detected=("the connector reports it (Major: overloaded; Critical: only a reduced set of events "
                   "watched, and CRITICAL then), or `ampcli status` says `Mode: Degraded`"),
@@ -457,20 +317,13 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "19", "selinux_policy_missing", LINUX, CRIT,
-        Text("SELinux policy module missing or disabled", "SELinux-beleidsmodule ontbreekt of staat uit"),
+        Text("SELinux policy module missing or disabled"),
+        Text("SELinux is enforcing and the cisco-secure-bpf policy module, which lets the connector load "
+             "its eBPF monitoring, is not installed or is disabled."),
         Text(
-            "SELinux is enforcing and the cisco-secure-bpf policy module, which lets the connector load "
-            "its eBPF monitoring, is not installed or is disabled.",
-            "SELinux dwingt af en de beleidsmodule cisco-secure-bpf, die de connector zijn eBPF-bewaking "
-            "laat laden, is niet geïnstalleerd of staat uit.",
-        ),
-        Text(
-            "Reinstall or upgrade the connector so it installs cisco-secure-bpf (or enable it with "
-            "'semodule -e cisco-secure-bpf'), or add the bpf allow rule for unconfined_service_t to the "
-            f"policy yourself, then restart the connector ({RESTART_LINUX}).",
-            "Installeer of upgrade de connector zodat die cisco-secure-bpf installeert (of zet hem aan met "
-            "'semodule -e cisco-secure-bpf'), of voeg de bpf-regel voor unconfined_service_t zelf aan het "
-            f"beleid toe, en herstart daarna de connector ({RESTART_LINUX}).",
+             "Reinstall or upgrade the connector so it installs cisco-secure-bpf (or enable it with "
+             "'semodule -e cisco-secure-bpf'), or add the bpf allow rule for unconfined_service_t to the "
+             f"policy yourself, then restart the connector ({RESTART_LINUX}).",
         ),
         detected=("SELinux is enforcing (`/sys/fs/selinux/enforce`; in a tree copied without `/sys`, "
                   "`SELINUX=` in `/etc/selinux/config`) and `cisco-secure-bpf` (`--selinux-module`) is not "
@@ -479,19 +332,11 @@ FAULTS: tuple[Fault, ...] = (
     ),
     Fault(
         "next_kernel_headers_missing", "next_kernel_headers_missing", LINUX, WARN,
-        Text("Next boot's kernel lacks headers", "Kernel van de volgende start mist headers"),
-        Text(
-            "A newer kernel is installed and the next boot will run it, but without its headers the connector "
-            "cannot build its eBPF programs for it: after the reboot kernel monitoring stops (fault 11).",
-            "Er is een nieuwere kernel geïnstalleerd die bij de volgende start draait, maar de connector kan er "
-            "zijn eBPF-programma's niet voor bouwen: na de herstart stopt de kernelbewaking (fout 11).",
-        ),
-        Text(
-            "Install the headers package of the newest installed kernel (kernel-devel, kernel-uek-devel on "
-            "Oracle UEK, linux-headers on Debian and Ubuntu) before the reboot, or remove that kernel.",
-            "Installeer vóór de herstart het headerpakket van de nieuwste geïnstalleerde kernel (kernel-devel, "
-            "kernel-uek-devel op Oracle UEK, linux-headers op Debian en Ubuntu), of verwijder die kernel.",
-        ),
+        Text("Next boot's kernel lacks headers"),
+        Text("A newer kernel is installed and the next boot will run it, but without its headers the connector "
+             "cannot build its eBPF programs for it: after the reboot kernel monitoring stops (fault 11)."),
+        Text("Install the headers package of the newest installed kernel (kernel-devel, kernel-uek-devel on "
+             "Oracle UEK, linux-headers on Debian and Ubuntu) before the reboot, or remove that kernel."),
         documented=False,
         detected=("file monitoring or Device Flow Correlation is on, the newest installed kernel (a folder in "
                   "`/lib/modules` with its `vmlinuz` there or in `/boot`, of the running one's kind, ordered as "
@@ -505,59 +350,46 @@ FAULTS: tuple[Fault, ...] = (
 HEALTH_CHECKS: tuple[Fault, ...] = (
     Fault(
         "not_installed", "not_installed", BOTH, CRIT,
-        Text("Connector not installed", "Connector niet geïnstalleerd"),
-        Text("The Secure Endpoint connector is not installed on this host.",
-             "De Secure Endpoint-connector is niet op deze host geïnstalleerd."),
-        Text("Install the connector from the Secure Endpoint console.",
-             "Installeer de connector vanuit de Secure Endpoint-console."),
+        Text("Connector not installed"),
+        Text("The Secure Endpoint connector is not installed on this host."),
+        Text("Install the connector from the Secure Endpoint console."),
         documented=False,
         detected=("no `ampdaemon` (Linux `/opt/cisco/amp/bin/ampdaemon`; macOS `/opt/cisco/amp/ampdaemon` "
                   "or the Service app); `--not-installed` sets the state it gives"),
     ),
     Fault(
         "daemon_not_running", "daemon_not_running", BOTH, CRIT,
-        Text("Connector daemon not running", "Connectordaemon draait niet"),
-        Text("ampdaemon is not running, so the connector protects nothing and reports no faults.",
-             "ampdaemon draait niet, dus de connector beschermt niets en meldt geen fouten."),
-        Text(f"Start the connector service ({RESTART_BOTH}) and read ampdaemon.log if it stops again.",
-             f"Start de connectorservice ({RESTART_BOTH}) en lees ampdaemon.log als hij weer stopt."),
+        Text("Connector daemon not running"),
+        Text("ampdaemon is not running, so the connector protects nothing and reports no faults."),
+        Text(f"Start the connector service ({RESTART_BOTH}) and read ampdaemon.log if it stops again."),
         documented=False,
         detected=("`ampdaemon` is not running"),
     ),
     Fault(
         "ampcli_failed", "ampcli_failed", BOTH, WARN,
-        Text("Connector status unavailable", "Connectorstatus niet beschikbaar"),
+        Text("Connector status unavailable"),
         Text("ampcli status is missing, failed, hung or printed something unreadable, so the faults "
-             "the connector itself reports cannot be read.",
-             "ampcli status ontbreekt, faalde, bleef hangen of gaf onleesbare uitvoer, dus de fouten die "
-             "de connector zelf meldt zijn niet te lezen."),
-        Text(f"Run ampcli status by hand; restart the connector if it hangs ({RESTART_BOTH}).",
-             f"Voer ampcli status met de hand uit; herstart de connector als die blijft hangen ({RESTART_BOTH})."),
+              "the connector itself reports cannot be read."),
+        Text(f"Run ampcli status by hand; restart the connector if it hangs ({RESTART_BOTH})."),
         documented=False,
         detected=("`ampcli` is missing, exits non-zero, prints something that is not a status report, or "
                   "does not answer within `--ampcli-timeout` (5 s)"),
     ),
     Fault(
         "not_connected", "not_connected", BOTH, WARN,
-        Text("Connector not connected to the cloud", "Connector niet verbonden met de cloud"),
+        Text("Connector not connected to the cloud"),
         Text("The connector is not connected to the Secure Endpoint cloud: it gets no policy or "
-             "definition updates and the console shows stale state.",
-             "De connector is niet verbonden met de Secure Endpoint-cloud: hij krijgt geen beleid of "
-             "definitie-updates en de console toont verouderde gegevens."),
-        Text("Check the network path and proxy to the Secure Endpoint cloud servers, then ampdaemon.log.",
-             "Controleer het netwerkpad en de proxy naar de Secure Endpoint-cloud, en daarna ampdaemon.log."),
+              "definition updates and the console shows stale state."),
+        Text("Check the network path and proxy to the Secure Endpoint cloud servers, then ampdaemon.log."),
         documented=False,
         detected=("`ampcli status` says anything but `Status: Connected`"),
     ),
     Fault(
         "definitions_stale", "definitions_stale", BOTH, WARN,
-        Text("Virus definitions out of date", "Virusdefinities verouderd"),
-        Text("The newest virus definition file is older than the allowed age, so new threats are missed.",
-             "Het nieuwste virusdefinitiebestand is ouder dan toegestaan, dus nieuwe dreigingen worden gemist."),
+        Text("Virus definitions out of date"),
+        Text("The newest virus definition file is older than the allowed age, so new threats are missed."),
         Text("Check that the connector is connected and can reach the update servers; restart it to "
-             "force an update.",
-             "Controleer of de connector verbonden is en de updateservers bereikt; herstart hem om een "
-             "update af te dwingen."),
+              "force an update."),
         documented=False,
         detected=("`ampcli policy`'s `Definitions Last Updated` (else the newest CVD's build time) is more "
                   "than `--definitions-max-age` days ago (7)"),
@@ -587,13 +419,10 @@ def all_ids() -> frozenset[str]:
 
 def unknown_fault(fault_id: str, text: str, severity: Severity) -> Fault:
     """A fault the connector reported that this catalogue does not know."""
-    from checks.messages import printable
-
     text = printable(text.strip().rstrip("."))
-    title = Text(text or f"Fault {fault_id}", text or f"Fout {fault_id}")
+    title = Text(text) if text else Text(f"Fault {fault_id}", msg("fault_n", id=fault_id))
     return Fault(
         fault_id, "unknown", BOTH, severity, title,
-        Text("The connector reports a fault this project does not know yet.",
-             "De connector meldt een fout die dit project nog niet kent."),
-        Text("See Cisco's fault table for the platform.", "Zie Cisco's fouttabel voor het platform."),
+        Text("The connector reports a fault this project does not know yet."),
+        Text("See Cisco's fault table for the platform."),
     )

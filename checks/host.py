@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from checks.messages import said
+from checks.messages import Localized, said
 
 if TYPE_CHECKING:
     from checks.programs import CommandResult, Running
@@ -41,8 +41,13 @@ OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY"
 DIR_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 LIST_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NONBLOCK  # a folder to list and read below
 MAX_ENTRIES = 100_000  # entries of one directory; /proc on a busy host has a few thousand
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a directory", stat.S_IFLNK: "a symbolic link"}
+
+
+def kind(mode: int) -> Localized:
+    """What a file that is not a regular one is, for a reason ("it is a FIFO")."""
+    kinds = ((stat.S_ISLNK, "kind_link"), (stat.S_ISDIR, "kind_dir"), (stat.S_ISFIFO, "kind_fifo"),
+             (stat.S_ISCHR, "kind_chr"), (stat.S_ISBLK, "kind_blk"), (stat.S_ISSOCK, "kind_sock"))
+    return said(next((key for test, key in kinds if test(mode)), "kind_other"))
 
 
 class Host:
@@ -70,7 +75,7 @@ class Host:
     def tick(self) -> None:
         """Raise ``DeadlineExceeded`` once the deadline has passed: long reads call it between blocks."""
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise DeadlineExceeded("ran out of time")
+            raise DeadlineExceeded(said("out_of_time"))
 
     # -- paths -------------------------------------------------------------
     def path(self, rel: str) -> str:
@@ -103,7 +108,7 @@ class Host:
                 continue
             hops += 1
             if hops > MAX_SYMLINKS:
-                raise HostError(f"too many levels of symbolic links at /{'/'.join([*parts, part])}")
+                raise HostError(said("link_loop_at", path="/" + "/".join([*parts, part])))
             target = os.readlink(candidate)
             if target.startswith("/"):
                 parts = []
@@ -156,7 +161,7 @@ class Host:
                 if stat.S_ISLNK(mode) and (todo or follow):
                     hops += 1
                     if hops > MAX_SYMLINKS:
-                        raise HostError(f"too many levels of symbolic links in {self.display(rel)}")
+                        raise HostError(said("link_loop_in", path=self.display(rel)))
                     target = os.readlink(part, dir_fd=stack[-1])
                     if target.startswith("/"):
                         while len(stack) > 1:
@@ -216,7 +221,7 @@ class Host:
     def read_bytes(self, rel: str, limit: int = MAX_READ) -> bytes:
         data = self._read(rel, limit + 1)
         if len(data) > limit:
-            raise HostError(f"{self.display(rel)} is larger than {limit} bytes")
+            raise HostError(said("too_large", path=self.display(rel), limit=limit))
         return data
 
     def read_head(self, rel: str, size: int) -> bytes:
@@ -321,7 +326,7 @@ class Folder:
             with os.scandir(self.fd) as listing:
                 for count, entry in enumerate(listing, 1):
                     if count > limit:
-                        raise HostError(f"{self.display()} holds more than {limit} entries")
+                        raise HostError(said("too_many_entries", path=self.display(), limit=limit))
                     if not count & 0xFFF:
                         self.host.tick()  # a huge folder is bounded by the deadline too
                     yield entry
@@ -380,7 +385,7 @@ class Folder:
         finally:
             os.close(fd)
         if len(data) > limit:
-            raise HostError(f"{self.display(*names)} is larger than {limit} bytes")
+            raise HostError(said("too_large", path=self.display(*names), limit=limit))
         return data
 
     def readlink(self, *names: str) -> str:
@@ -420,7 +425,7 @@ def _open_regular(parent: int | None, name: str, shown: Callable[[], str]) -> in
         after = os.fstat(fd)
         _require_regular(after, shown)
         if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
-            raise HostError(f"{shown()} was replaced while being opened")
+            raise HostError(said("replaced", path=shown()))
     except BaseException:
         os.close(fd)
         raise
@@ -446,8 +451,7 @@ def _parts(path: str) -> list[str]:
 
 def _require_regular(st: os.stat_result, shown: Callable[[], str]) -> None:
     if not stat.S_ISREG(st.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-        raise HostError(f"{shown()} is {kind}, not a regular file")
+        raise HostError(said("not_regular", path=shown(), kind=kind(st.st_mode)))
 
 
 def _rename(error: OSError, shown: str) -> OSError:

@@ -23,7 +23,7 @@ from checks import __version__, catalog
 from checks.evaluate import evaluate
 from checks.evidence.definitions import DAY, FUTURE_TOLERANCE  # as the staleness check
 from checks.host import Host
-from checks.messages import foreign, log_line_nl, msg, said
+from checks.messages import argparse_in, foreign, log_line, msg, said
 from checks.options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
 from checks.programs import Stopped, adopt_orphans, end_programs, handle_stop_signals, ignore_stop_signals
 from checks.report import FaultResult, Report, State
@@ -299,6 +299,7 @@ class PluginOutput(Output):  # type: ignore[misc]
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="check_secure_endpoint",
+        exit_on_error=False,  # a bad value's reason keeps its Dutch (see parse_args)
         description="Check the Cisco Secure Endpoint connector on this host for every documented fault.",
     )
     add_evaluation_arguments(parser)
@@ -331,7 +332,15 @@ def build_parser() -> ArgumentParser:
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, SeverityPolicy]:
-    args = build_parser().parse_args(argv)
+    """The arguments, or ``UsageError`` saying what is wrong in the language asked for (argparse's own
+    messages too)."""
+    with argparse_in(requested_lang(sys.argv[1:] if argv is None else argv)):
+        try:
+            args = build_parser().parse_args(argv)
+        except argparse.ArgumentError as error:  # exit_on_error=False: a bad value, with its own reason
+            if error.argument_name is None:
+                raise UsageError(foreign(error.message)) from None
+            raise UsageError(said("argument", option=error.argument_name, reason=foreign(error.message))) from None
     if args.timeout < 0:
         raise UsageError(said("timeout_negative"))
     problem = rootfs_problem(args.rootfs)
@@ -386,10 +395,8 @@ class LogLines(logging.Formatter):
         self.lang = lang
 
     def format(self, record: logging.LogRecord) -> str:
-        if self.lang == "nl" and isinstance(record.msg, str):
-            dutch = log_line_nl(record.msg, record.args if isinstance(record.args, tuple) else ())
-            if dutch is not None:
-                return dutch
+        if self.lang != "en" and isinstance(record.msg, str) and isinstance(record.args, tuple):
+            return log_line(record.msg, record.args, self.lang)
         return super().format(record)
 
 

@@ -10,7 +10,7 @@ import stat
 from checks import catalog
 from checks.collect import COLLECTORS, Settings
 from checks.evidence.kernel import DEFAULT_NETWORK_MODULES
-from checks.messages import os_reason, remember, said
+from checks.messages import os_reason, said
 
 DEFAULTS = Settings()
 
@@ -27,8 +27,8 @@ def rootfs_problem(path: str) -> str | None:
 
 
 def type_error(key: str, **params: object) -> argparse.ArgumentTypeError:
-    """A bad value's reason for argparse, which keeps only its text: remembered, so it can be said in Dutch."""
-    return argparse.ArgumentTypeError(remember(said(key, **params)))
+    """A bad value's reason for argparse: a ``Localized`` text, which argparse hands on as it is."""
+    return argparse.ArgumentTypeError(said(key, **params))
 
 
 # Past this a number of days or seconds means nothing, and days * 86400 would no longer be an integer.

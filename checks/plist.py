@@ -22,6 +22,9 @@ from __future__ import annotations
 import plistlib
 import struct
 from typing import Any
+from xml.parsers.expat import ExpatError
+
+from checks.messages import Localized, expat_reason, foreign, said
 
 MAX_DEPTH = 64  # values on the longest path from the top, the top and the leaf included
 MAX_OBJECTS = 200_000  # objects in a binary file (XML has no objects apart from its values)
@@ -45,11 +48,11 @@ class _Bounds:
 
     def check(self, depth: int, values: int, size: int) -> None:
         if depth > self.depth:
-            raise _Refused(f"nests deeper than {self.depth} levels")
+            raise _Refused(said("plist_depth", count=self.depth))
         if values > self.expanded:
-            raise _Refused(f"expands to more than {self.expanded} values")
+            raise _Refused(said("plist_values", count=self.expanded))
         if size > self.bytes:
-            raise _Refused(f"expands to more than {self.bytes} bytes of strings and data")
+            raise _Refused(said("plist_bytes", count=self.bytes))
 
 
 def load(data: bytes, where: str, *, max_depth: int = MAX_DEPTH, max_objects: int = MAX_OBJECTS,
@@ -63,20 +66,33 @@ def load(data: bytes, where: str, *, max_depth: int = MAX_DEPTH, max_objects: in
         else:
             _check_xml(data, bounds)
     except _Refused as error:
-        raise ValueError(f"{where} is refused: {error}") from None
+        raise ValueError(said("plist_refused", path=where, reason=error.args[0])) from None
     try:
         return plistlib.loads(data, fmt=plistlib.FMT_BINARY if binary else plistlib.FMT_XML)
     except Exception as error:  # noqa: BLE001 - plistlib raises many types on damaged input
-        detail = str(error).strip().splitlines()
-        reason = f"{type(error).__name__}: {detail[0][:100]}" if detail else type(error).__name__
-        raise ValueError(f"{where} is not a valid plist ({reason})") from None
+        raise ValueError(said("plist_invalid", path=where, detail=_plistlib_reason(error))) from None
+
+
+def _plistlib_reason(error: Exception) -> Localized:
+    """plistlib's word on the damage: the exception's name and the first line of its text. A text the
+    catalogue does not know is said by the name alone in another language."""
+    name = type(error).__name__
+    lines = str(error).strip().splitlines()
+    if not lines:
+        return foreign(name)
+    if isinstance(error, ExpatError):
+        return said("plist_error", type=name, detail=expat_reason(error))
+    detail = lines[0][:100]
+    if isinstance(error, plistlib.InvalidFileException):  # its text is always "Invalid file"
+        return said("plist_error", type=name, detail=foreign(detail))
+    return foreign(f"{name}: {detail}", otherwise=name)
 
 
 def load_dict(data: bytes, where: str) -> dict[str, Any]:
     """A plist whose top level is a dictionary; anything else raises ``ValueError``."""
     value = load(data, where)
     if not isinstance(value, dict):
-        raise ValueError(f"{where} does not hold a dictionary")
+        raise ValueError(said("plist_not_dict", path=where))
     return value
 
 
@@ -100,7 +116,7 @@ def _check_xml(data: bytes, bounds: _Bounds) -> None:
             depth -= 1
 
     def entity(*_declaration: object) -> None:
-        raise _Refused("declares an XML entity (plistlib refuses those too)")
+        raise _Refused(said("plist_entity"))
 
     parser = ParserCreate()
     parser.StartElementHandler = start
@@ -121,19 +137,19 @@ class _Binary:
         self.data, self.bounds = data, bounds
         self.edges = 0  # references read so far: each shows up at least once in the tree
         if len(data) < len(HEADER) + 1 + TRAILER.size:
-            raise _Refused("binary plist too short to hold an object and the trailer")
+            raise _Refused(said("bplist_short"))
         self.offset_size, self.ref_size, self.count, self.top, self.table = TRAILER.unpack_from(data, len(data) - 32)
         self.end = len(data) - TRAILER.size
         if not 1 <= self.offset_size <= 8:
-            raise _Refused(f"trailer: offset size {self.offset_size} (1 to 8 expected)")
+            raise _Refused(said("bplist_offset_size", size=self.offset_size))
         if not 1 <= self.ref_size <= 8:
-            raise _Refused(f"trailer: reference size {self.ref_size} (1 to 8 expected)")
+            raise _Refused(said("bplist_ref_size", size=self.ref_size))
         if not 1 <= self.count <= bounds.objects:
-            raise _Refused(f"trailer: {self.count} objects (1 to {bounds.objects} allowed)")
+            raise _Refused(said("bplist_count", count=self.count, limit=bounds.objects))
         if self.top >= self.count:
-            raise _Refused(f"trailer: top object {self.top} of only {self.count}")
+            raise _Refused(said("bplist_top", top=self.top, count=self.count))
         if not len(HEADER) < self.table <= self.end - self.count * self.offset_size:
-            raise _Refused(f"trailer: offset table at {self.table} for {self.count} objects lies outside the file")
+            raise _Refused(said("bplist_table", at=self.table, count=self.count))
 
     def check(self) -> None:
         """Walks the graph from the top object, reading each object once: cycles, depth, values and bytes."""
@@ -148,8 +164,8 @@ class _Binary:
                 below = done.get(child)
                 if below is None:
                     if child in path:
-                        back = "itself" if child == index else f"object {child}, which holds it"
-                        raise _Refused(f"object {index} refers to {back} (a reference cycle)")
+                        raise _Refused(said("bplist_self", index=index) if child == index
+                                       else said("bplist_cycle", index=index, other=child))
                     child_refs, child_size = self._read(child)
                     if child_refs:  # walk the container, then come back to this reference
                         bounds.check(len(suspended) + 2, 0, 0)
@@ -177,7 +193,7 @@ class _Binary:
         at = self.table + index * self.offset_size
         offset = int.from_bytes(data[at:at + self.offset_size], "big")
         if not len(HEADER) <= offset < self.table:
-            raise _Refused(f"object {index} lies at {offset}, outside the objects")
+            raise _Refused(said("bplist_outside", index=index, offset=offset))
         marker = data[offset]
         kind, low = marker & 0xF0, marker & 0x0F
         start = offset + 1
@@ -185,16 +201,16 @@ class _Binary:
             return self._leaf(index, start + _FIXED[marker], 0, "value")
         if kind == 0x10:  # integer of 2**low bytes
             if low > 4:
-                raise _Refused(f"object {index} is an integer of {1 << low} bytes")
+                raise _Refused(said("bplist_integer", index=index, size=1 << low))
             return self._leaf(index, start + (1 << low), 0, "integer")
         if kind == 0x80:  # UID of low + 1 bytes
             return self._leaf(index, start + low + 1, 0, "UID")
         if kind not in (0x40, 0x50, 0x60) and kind not in _CONTAINERS:
-            raise _Refused(f"object {index} has an unknown marker 0x{marker:02x}")
+            raise _Refused(said("bplist_marker", index=index, marker=f"0x{marker:02x}"))
         length = low
         if low == 0x0F:  # the length follows as an integer object
             if start >= self.table or data[start] & 0xF0 != 0x10 or data[start] & 0x0F > 3:
-                raise _Refused(f"object {index} has a damaged length")
+                raise _Refused(said("bplist_length", index=index))
             width = 1 << (data[start] & 0x03)
             length = int.from_bytes(data[start + 1:start + 1 + width], "big")
             start += 1 + width
@@ -205,20 +221,21 @@ class _Binary:
         refs_count = 2 * length if kind == 0xD0 else length
         end = start + refs_count * self.ref_size
         if end > self.table:
-            raise _Refused(f"object {index} ({_CONTAINERS[kind]}) declares {length} entries, past the objects")
+            raise _Refused(said("bplist_entries", index=index, kind=foreign(_CONTAINERS[kind]), count=length))
         self.edges += refs_count
         if self.edges >= self.bounds.expanded:
-            raise _Refused(f"expands to more than {self.bounds.expanded} values")
+            raise _Refused(said("plist_values", count=self.bounds.expanded))
         if self.ref_size in _UNPACK:
             refs = list(struct.unpack_from(f">{refs_count}{_UNPACK[self.ref_size]}", data, start))
         else:
             size = self.ref_size
             refs = [int.from_bytes(data[i:i + size], "big") for i in range(start, end, size)]
         if refs and max(refs) >= self.count:
-            raise _Refused(f"object {index} ({_CONTAINERS[kind]}) refers to object {max(refs)} of only {self.count}")
+            raise _Refused(said("bplist_reference", index=index, kind=foreign(_CONTAINERS[kind]), other=max(refs),
+                                 count=self.count))
         return refs, 0
 
     def _leaf(self, index: int, end: int, size: int, kind: str) -> tuple[list[int], int]:
         if end > self.table:
-            raise _Refused(f"object {index} ({kind}) runs past the objects, to byte {end}")
+            raise _Refused(said("bplist_past", index=index, kind=foreign(kind), end=end))
         return [], size

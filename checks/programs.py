@@ -33,6 +33,7 @@ from types import FrameType
 from typing import NamedTuple
 
 from checks.host import MAX_READ, HostError
+from checks.messages import said
 
 MAX_LATE_READS = 64  # reads of output already waiting when a program's time is up (64 KiB each)
 EXIT_POLL = 0.05  # seconds between looks at a program's exit where no pidfd tells it
@@ -100,15 +101,15 @@ class Running:
         """Wait at most ``timeout`` seconds from the start; past that the program is killed and this raises."""
         proc = self.proc
         until = self.started + timeout
-        why = f"within {timeout:g} s"
+        why = said("no_answer", program=self.shown, seconds=f"{timeout:g}")
         if self.deadline is not None and self.deadline < until:
             until = self.deadline
-            why = f"in the {max(until - self.started, 0.0):.1f} s left of the evaluation's time"
+            why = said("no_answer_left", program=self.shown, seconds=f"{max(until - self.started, 0.0):.1f}")
         try:
             out, err = _read_bounded(proc, until, max_output)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise CommandTimeout(f"{self.shown} did not answer {why}") from None
+            raise CommandTimeout(why) from None
         except BaseException:
             self.kill()
             raise

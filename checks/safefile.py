@@ -14,19 +14,14 @@ import contextlib
 import os
 import stat
 
-from checks.host import MAX_SYMLINKS
+from checks.host import MAX_SYMLINKS, kind
+from checks.messages import said
 
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Refused(Exception):
     """The file (or its folder) is not one this run may trust; the text says why."""
-
-
-def kind(mode: int) -> str:
-    kinds = ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
-             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return next((text for test, text in kinds if test(mode)), "not a regular file")
 
 
 def check_folder(st: os.stat_result, shown: str) -> None:
@@ -37,10 +32,9 @@ def check_folder(st: os.stat_result, shown: str) -> None:
     """
     uid = os.geteuid()
     if st.st_uid not in (0, uid):
-        raise Refused(f"its folder {shown} is owned by uid {st.st_uid}, neither root nor this user (uid {uid})")
+        raise Refused(said("folder_owner", path=shown, owner=st.st_uid, uid=uid))
     if st.st_mode & stat.S_IWOTH and not st.st_mode & stat.S_ISVTX:
-        raise Refused(f"its folder {shown} is writable by others and not sticky "
-                      f"(mode {stat.S_IMODE(st.st_mode):04o})")
+        raise Refused(said("folder_writable", path=shown, mode=f"{stat.S_IMODE(st.st_mode):04o}"))
 
 
 def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
@@ -74,10 +68,9 @@ def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
                 check_folder(os.fstat(fd), shown)
                 links += 1
                 if links > MAX_SYMLINKS:
-                    raise Refused(f"{os.path.join(shown, name)} leads through more than {MAX_SYMLINKS} links")
+                    raise Refused(said("link_chain", path=os.path.join(shown, name), count=MAX_SYMLINKS))
                 if st.st_uid not in (0, uid):
-                    raise Refused(f"{os.path.join(shown, name)} is a symbolic link owned by uid {st.st_uid}, "
-                                  f"neither root nor this user (uid {uid})")
+                    raise Refused(said("link_owner", path=os.path.join(shown, name), owner=st.st_uid, uid=uid))
                 target = os.readlink(name, dir_fd=fd)
                 if target.startswith("/"):
                     os.close(fd)
@@ -128,12 +121,12 @@ def write(path: str, data: bytes, mode: int = 0o644) -> None:
     refused (a symlink there is replaced, never written through). Raises ``Refused`` or ``OSError``."""
     folder, name = os.path.split(path)
     if not name or name in (".", ".."):
-        raise Refused("it names a folder, not a file")
+        raise Refused(said("names_folder"))
     dir_fd, _shown = open_folder(folder)
     try:
         found = lstat(name, dir_fd)
         if found is not None and not (stat.S_ISREG(found.st_mode) or stat.S_ISLNK(found.st_mode)):
-            raise Refused(f"{os.path.join(_shown, name)} is {kind(found.st_mode)}, not a file to replace")
+            raise Refused(said("not_replaceable", path=os.path.join(_shown, name), kind=kind(found.st_mode)))
         replace(dir_fd, name, data, mode)
     finally:
         os.close(dir_fd)

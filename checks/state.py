@@ -37,7 +37,9 @@ import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from checks.safefile import Refused, kind, lstat, open_folder, replace
+from checks.host import kind
+from checks.messages import os_reason, said
+from checks.safefile import Refused, lstat, open_folder, replace
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +214,7 @@ def default_path() -> str:
 def _make_private_dir(folder: str) -> None:
     """Create the default folder, and any missing folder above it, 0700 whatever the umask."""
     if not os.path.isabs(folder):
-        raise Refused("no home folder to keep it in")
+        raise Refused(said("no_home"))
     missing: list[str] = []
     current = folder
     while os.path.dirname(current) != current:
@@ -245,33 +247,33 @@ def no_usable_home(path: str) -> str | None:
         return None
     home = os.path.expanduser("~")
     if not os.path.isabs(home):
-        return "no home folder to keep it in"
+        return said("no_home")
     try:
         st = os.stat(home)
     except FileNotFoundError:
-        return f"home folder {home} does not exist"
+        return said("home_missing", path=home)
     except OSError as error:
-        return f"home folder {home} cannot be reached ({error.strerror or error})"
+        return said("home_unreachable", path=home, reason=os_reason(error))
     if not stat.S_ISDIR(st.st_mode):
-        return f"home folder {home} is not a folder"
+        return said("home_not_folder", path=home)
     if os.statvfs(home).f_flag & os.ST_RDONLY:
-        return f"home folder {home} is on a read-only file system"
+        return said("home_read_only", path=home)
     if not os.access(home, os.W_OK | os.X_OK):
-        return f"home folder {home} is not writable by this user"
+        return said("home_not_writable", path=home)
     return None
 
 
 def _check_file(st: os.stat_result) -> None:
     """Only a file this user wrote and nobody else can change is trusted."""
     if not stat.S_ISREG(st.st_mode):
-        raise Refused(f"it is {kind(st.st_mode)}")
+        raise Refused(said("it_is", kind=kind(st.st_mode)))
     uid = os.geteuid()
     if st.st_uid != uid:
-        raise Refused(f"it is owned by uid {st.st_uid}, not by this user (uid {uid})")
+        raise Refused(said("file_owner", owner=st.st_uid, uid=uid))
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise Refused(f"it is writable by group or others (mode {stat.S_IMODE(st.st_mode):04o})")
+        raise Refused(said("file_writable", mode=f"{stat.S_IMODE(st.st_mode):04o}"))
     if st.st_nlink > 1:
-        raise Refused(f"it has {st.st_nlink} hard links")
+        raise Refused(said("hard_links", count=st.st_nlink))
 
 
 class StateFile:
@@ -291,7 +293,7 @@ class StateFile:
         """Open ``path`` (absolute) as a state file; raises ``Refused`` or ``OSError`` with the reason."""
         folder, name = os.path.split(path)
         if not name:
-            raise Refused("it names a folder, not a file")
+            raise Refused(said("names_folder"))
         dir_fd, _shown = open_folder(folder, strict=True)
         opened = cls(path, dir_fd, name)
         try:
@@ -307,7 +309,7 @@ class StateFile:
         for _attempt in range(5):
             before = lstat(self.name, self.dir_fd)
             if before is not None and not stat.S_ISREG(before.st_mode):
-                raise Refused(f"it is {kind(before.st_mode)}")  # a link, FIFO or device is not even opened
+                raise Refused(said("it_is", kind=kind(before.st_mode)))  # a link, FIFO or device is not even opened
             try:
                 if before is None:
                     fd = os.open(self.name, OPEN_FLAGS | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=self.dir_fd)
@@ -320,9 +322,9 @@ class StateFile:
                 continue
             except OSError as error:
                 if error.errno in SYMLINK_ERRNOS:
-                    raise Refused("it is a symbolic link") from None
+                    raise Refused(said("it_is", kind=said("kind_link"))) from None
                 raise
-        raise Refused("it keeps changing while being opened")
+        raise Refused(said("keeps_changing"))
 
     def _open_locked(self, deadline: float) -> None:
         """Open, check and lock; the lock only counts if the path still names the locked file.
@@ -344,7 +346,7 @@ class StateFile:
             self.locked = False
             os.close(fd)
             self.fd = -1
-        raise Refused("it keeps being replaced while being locked")
+        raise Refused(said("keeps_replaced"))
 
     def _lock(self, deadline: float) -> bool:
         while True:

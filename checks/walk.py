@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from checks.host import Folder, Host, HostError
+from checks.messages import said
 
 MAX_ENTRIES = 1_000_000  # entries in all; a walk's time is bounded by the evaluation's deadline
 MAX_LISTINGS = 200_000  # folders kept from walks cut short; past that only the last walk's
@@ -140,7 +141,7 @@ class _Walk:
                 listing = listing._replace(confirmed=True)
         self.seen += listing.entries
         if self.seen > self.limit:
-            raise HostError(f"more than {self.limit} entries under {self.shown}")
+            raise HostError(said("too_many_below", limit=self.limit, path=self.shown))
         self.fresh[rel] = listing
         return listing, status
 

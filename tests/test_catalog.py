@@ -48,9 +48,9 @@ def test_a_fault_has_one_check() -> None:
 def test_texts_are_complete(fault: catalog.Fault) -> None:
     assert re.fullmatch(r"[a-z][a-z0-9_]*", fault.slug)
     for text in (fault.title, fault.meaning, fault.fix):
-        assert text.en.strip() and text.nl.strip()
-        assert text.en != text.nl
-        assert "|" not in text.en + text.nl  # would cut Nagios output
+        assert text.en.strip() and text.get("nl").strip()
+        assert text.en != text.get("nl")  # in the Dutch catalogue, checks/locale/nl.po
+        assert "|" not in text.en + text.get("nl")  # would cut Nagios output
     for platform in fault.platforms:
         url = fault.doc_url(platform)
         if fault.documented:
@@ -65,8 +65,7 @@ def test_slugs_are_unique() -> None:
 
 
 def test_message_templates_render_in_both_languages() -> None:
-    for key, (en, nl) in TEMPLATES.items():
+    for key, en in TEMPLATES.items():
         names = set(re.findall(r"{(\w+)}", en))
-        assert names == set(re.findall(r"{(\w+)}", nl)), key
         rendered = Msg(key, dict.fromkeys(names, "x"))
         assert rendered.render("en") and rendered.render("nl")

@@ -2,11 +2,13 @@
 
 Many fixture hosts (healthy, broken, hostile) are checked with ``--lang nl -vv``; every line is
 stripped of what is not language (paths, ids, program and product names, state words) and must then
-hold none of a list of common English words. Each message key also needs a Dutch text of its own.
+hold none of a list of common English words. Every text of the catalogue (checks/locale/nl.po, whose
+msgids are the English texts) needs a Dutch text of its own with the same placeholders.
 """
 
 from __future__ import annotations
 
+import ast
 import errno
 import os
 import re
@@ -16,10 +18,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import polib
 import pytest
 
 from checks import messages
-from checks.messages import TEMPLATES, foreign, log_line_nl, os_reason
+from checks.messages import TEMPLATES, argparse_in, catalogue, expat_reason, foreign, log_line, os_reason, said
 from tests import bplist
 from tests.commands import run, script
 from tests.hosttree import LinuxTree, faults_status, pid_of
@@ -80,15 +83,52 @@ def test_english_words_finds_english_and_passes_dutch() -> None:
                          "ampcli status gaf binnen 5 s geen antwoord.") == []
 
 
+PO = polib.pofile(str(Path(messages.CATALOGUE_DIR) / "nl.po"))
+BRACES = re.compile(r"{(\w*)}")
+PERCENT = re.compile(r"%(?:\((\w+)\))?[sdr]")
+
+
 @pytest.mark.parametrize("key", sorted(TEMPLATES))
 def test_every_message_has_its_own_dutch_text(key: str) -> None:
-    en, nl = TEMPLATES[key]
+    en = TEMPLATES[key]
+    nl = catalogue("nl").get(en, "")
     assert nl.strip(), key
-    fields = sorted(re.findall(r"{(\w+)}", en))
-    assert sorted(re.findall(r"{(\w+)}", nl)) == fields, key  # the same values in both
+    fields = sorted(BRACES.findall(en))
+    assert sorted(BRACES.findall(nl)) == fields, key  # the same values in both
     if len(re.findall(r"[A-Za-z]{3,}", en.format(**dict.fromkeys(fields, "")))) > 2:
         assert nl != en, key
     assert english_words(nl.format(**dict.fromkeys(fields, ""))) == [], (key, nl)
+
+
+def test_the_catalogue_is_whole_and_in_step_with_the_code() -> None:
+    """No entry untranslated or fuzzy; placeholders as in the msgid; a comment naming a key names one of ours."""
+    assert PO.metadata["Language"] == "nl"
+    assert [e.msgid for e in PO if not e.translated() or e.obsolete or "fuzzy" in e.flags] == []
+    for entry in PO:
+        pattern = PERCENT if "python-format" in entry.flags else BRACES
+        assert sorted(pattern.findall(entry.msgstr)) == sorted(pattern.findall(entry.msgid)), entry.msgid
+        if "python-brace-format" in entry.flags:
+            assert entry.comment in TEMPLATES and TEMPLATES[entry.comment] == entry.msgid, entry.msgid
+    keyed = {e.msgid for e in PO if "python-brace-format" in e.flags or e.comment in TEMPLATES}
+    assert set(TEMPLATES.values()) <= keyed | set(catalogue("nl"))
+    assert len({e.msgid for e in PO}) == len(PO)  # each English text once
+
+
+def test_no_english_sentence_is_raised_below_the_messages() -> None:
+    """Readers and programs raise a message key with its values (``said``), never an English f-string: only
+    that can be said in Dutch. What is left are a bug's own words (an assertion, a duplicate registration)."""
+    root = Path(__file__).resolve().parents[1] / "checks"
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and node.exc.args:
+                first = node.exc.args[0]
+                english = isinstance(first, ast.JoinedStr) or (
+                    isinstance(first, ast.Constant) and isinstance(first.value, str) and first.value not in TEMPLATES)
+                if english and isinstance(node.exc.func, ast.Name) \
+                        and node.exc.func.id not in ("KeyError", "AssertionError", "ValueError"):
+                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert found == []
 
 
 # -- the fixture hosts ----------------------------------------------------------------------------------
@@ -612,121 +652,107 @@ def test_missing_root_in_dutch(tmp_path: Path) -> None:
         3, [f"SECURE ENDPOINT UNKNOWN - ongeldige argumenten: --path.rootfs {tmp_path}/nergens is geen map"])
 
 
-# -- texts written in English elsewhere: one example per pattern ----------------------------------------
-FOREIGN_EXAMPLES = {
-    "/etc/passwd is a FIFO, not a regular file": "/etc/passwd is een FIFO, geen gewoon bestand",
-    "/x is not a regular file, not a regular file": "/x is geen gewoon bestand",
-    "/etc/passwd is larger than 2 GiB": "/etc/passwd is groter dan 2 GiB",
-    "too many levels of symbolic links at /etc/x": "te veel niveaus van symbolische koppelingen in /etc/x",
-    "/proc/1/stat was replaced while being opened": "/proc/1/stat is vervangen terwijl het werd geopend",
-    "/proc holds more than 100000 entries": "/proc bevat meer dan 100000 items",
-    "more than 1000000 entries under /opt/cisco/amp": "meer dan 1000000 items onder /opt/cisco/amp",
-    "/opt/cisco/amp/bin/ampcli did not answer within 5 s": "/opt/cisco/amp/bin/ampcli gaf binnen 5 s geen antwoord",
-    "/opt/cisco/amp/bin/ampcli did not answer in the 0.4 s left of the evaluation's time":
-        "/opt/cisco/amp/bin/ampcli gaf geen antwoord in de 0.4 s die de evaluatie nog had",
-    "ran out of time": "de tijd is op",
-    "/a.plist is refused: nests deeper than 64 levels": "/a.plist is geweigerd: nest dieper dan 64 niveaus",
-    "/a.plist is not a valid plist (InvalidFileException: Invalid file)":
-        "/a.plist is geen geldige plist (InvalidFileException: ongeldig bestand)",
-    "/a.plist is not a valid plist (ExpatError: mismatched tag: line 3, column 2)":
-        "/a.plist is geen geldige plist (ExpatError: begin- en eindtag verschillen: regel 3, kolom 2)",
-    "/a.plist is not a valid plist (OverflowError: int too large to convert)":
-        "/a.plist is geen geldige plist (OverflowError)",
-    "unknown encoding: line 1, column 30": "onbekende tekenset: regel 1, kolom 30",
-    "InvalidFileException: Invalid file": "InvalidFileException: ongeldig bestand",
-    "ExpatError: syntax error: line 1, column 0": "ExpatError: syntaxisfout: regel 1, kolom 0",
-    "ValueError: unknown tag": "ValueError",
-    "/a.plist does not hold a dictionary": "/a.plist bevat geen woordenboek (dict)",
-    "expands to more than 1000000 values": "groeit uit tot meer dan 1000000 waarden",
-    "expands to more than 67108864 bytes of strings and data":
-        "groeit uit tot meer dan 67108864 bytes aan tekst en data",
-    "nests deeper than 64 levels": "nest dieper dan 64 niveaus",
-    "/opt/cisco/amp/etc/policy.xml is larger than 16777216 bytes":
-        "/opt/cisco/amp/etc/policy.xml is groter dan 16777216 bytes",
-    "trailer: offset size 0 (1 to 8 expected)": "slotstuk: offsetgrootte 0 (1 tot en met 8 verwacht)",
-    "declares an XML entity (plistlib refuses those too)": "declareert een XML-entiteit (die weigert plistlib ook)",
-    "binary plist too short to hold an object and the trailer": "binaire plist te kort voor een object en het slotstuk",
-    "trailer: reference size 9 (1 to 8 expected)": "slotstuk: referentiegrootte 9 (1 tot en met 8 verwacht)",
-    "trailer: 0 objects (1 to 100000 allowed)": "slotstuk: 0 objecten (1 tot en met 100000 toegestaan)",
-    "trailer: top object 7 of only 3": "slotstuk: bovenste object 7 van maar 3",
-    "trailer: offset table at 900 for 3 objects lies outside the file":
-        "slotstuk: de offsettabel op 900 voor 3 objecten ligt buiten het bestand",
-    "object 2 refers to itself (a reference cycle)": "object 2 verwijst naar zichzelf (een kringverwijzing)",
-    "object 3 refers to object 2, which holds it (a reference cycle)":
-        "object 3 verwijst naar object 2, dat het zelf bevat (een kringverwijzing)",
-    "object 1 lies at 4, outside the objects": "object 1 ligt op 4, buiten de objecten",
-    "object 1 is an integer of 32 bytes": "object 1 is een geheel getal van 32 bytes",
-    "object 1 has an unknown marker 0x70": "object 1 heeft een onbekende markering 0x70",
-    "object 1 has a damaged length": "object 1 heeft een beschadigde lengte",
-    "object 1 (dictionary) declares 9 entries, past the objects":
-        "object 1 (woordenboek) noemt 9 items, voorbij de objecten",
-    "object 1 (array) refers to object 9 of only 3": "object 1 (lijst) verwijst naar object 9 van maar 3",
-    "object 1 (string) runs past the objects, to byte 99":
-        "object 1 (tekenreeks) loopt voorbij de objecten, tot byte 99",
-    "no home folder to keep it in": "er is geen thuismap om het in te bewaren",
-    "home folder /nonexistent does not exist": "thuismap /nonexistent bestaat niet",
-    "home folder /root cannot be reached (Permission denied)": "thuismap /root is onbereikbaar (toegang geweigerd)",
-    "home folder /etc/passwd is not a folder": "thuismap /etc/passwd is geen map",
-    "home folder /home/u is on a read-only file system": "thuismap /home/u staat op een alleen-lezen bestandssysteem",
-    "home folder / is not writable by this user": "deze gebruiker mag niet in thuismap / schrijven",
-    "its folder /var/tmp/x is owned by uid 1001, neither root nor this user (uid 0)":
-        "de map /var/tmp/x is van uid 1001, niet van root en niet van deze gebruiker (uid 0)",
-    "its folder /srv is writable by others and not sticky (mode 0777)":
-        "anderen mogen in de map /srv schrijven en die is niet sticky (modus 0777)",
-    "it is owned by uid 1001, not by this user (uid 0)": "het is van uid 1001, niet van deze gebruiker (uid 0)",
-    "it is writable by group or others (mode 0666)": "groep of anderen mogen erin schrijven (modus 0666)",
-    "it has 2 hard links": "het heeft 2 harde koppelingen",
-    "it names a folder, not a file": "het is een map, geen bestand",
-    "it is a character device": "het is een tekenapparaat",
-    "it keeps changing while being opened": "het verandert steeds terwijl het wordt geopend",
-    "it keeps being replaced while being locked": "het wordt steeds vervangen terwijl het wordt vergrendeld",
-    "unrecognized arguments: --bogus x": "onbekende argumenten: --bogus x",
-    "the following arguments are required: --x": "deze argumenten ontbreken: --x",
-    "ambiguous option: --st could match --state-file, --stop":
-        "dubbelzinnige optie: --st kan --state-file, --stop zijn",
-    "argument --lang: invalid choice: 'de' (choose from 'en', 'nl')":
-        "argument --lang: ongeldige keuze: 'de' (kies uit 'en', 'nl')",
-    "argument -t/--timeout: invalid int value: 'x'": "argument -t/--timeout: ongeldige int-waarde: 'x'",
-    "argument --lang: expected one argument": "argument --lang: verwacht één waarde",
-    "argument --x: expected at most one argument": "argument --x: verwacht hoogstens één waarde",
-    "argument --x: expected at least one argument": "argument --x: verwacht minstens één waarde",
-    "argument -v/--verbose: ignored explicit argument '3'": "argument -v/--verbose: waarde '3' is hier niet toegestaan",
-    "argument --x: not allowed with argument --y": "argument --x: niet toegestaan samen met --y",
-    "argument --x: Permission denied": "argument --x: toegang geweigerd",
-}
+# -- texts the readers raise, and texts written in English elsewhere -------------------------------------
+RAISED = [
+    (said("not_regular", path="/etc/passwd", kind=said("kind_fifo")), "/etc/passwd is a FIFO, not a regular file",
+     "/etc/passwd is een FIFO, geen gewoon bestand"),
+    (said("too_large_gib", path="/etc/passwd", limit=2), "/etc/passwd is larger than 2 GiB",
+     "/etc/passwd is groter dan 2 GiB"),
+    (said("link_loop_at", path="/etc/x"), "too many levels of symbolic links at /etc/x",
+     "te veel niveaus van symbolische koppelingen in /etc/x"),
+    (said("no_answer_left", program="/opt/cisco/amp/bin/ampcli", seconds="0.4"),
+     "/opt/cisco/amp/bin/ampcli did not answer in the 0.4 s left of the evaluation's time",
+     "/opt/cisco/amp/bin/ampcli gaf geen antwoord in de 0.4 s die de evaluatie nog had"),
+    (said("plist_refused", path="/a.plist", reason=said("plist_depth", count=64)),
+     "/a.plist is refused: nests deeper than 64 levels", "/a.plist is geweigerd: nest dieper dan 64 niveaus"),
+    (said("bplist_entries", index=1, kind=foreign("dictionary"), count=9),
+     "object 1 (dictionary) declares 9 entries, past the objects",
+     "object 1 (woordenboek) noemt 9 items, voorbij de objecten"),
+    (said("home_unreachable", path="/root", reason=os_reason(PermissionError(errno.EACCES, "Permission denied"))),
+     "home folder /root cannot be reached (Permission denied)", "thuismap /root is onbereikbaar (toegang geweigerd)"),
+    (said("it_is", kind=said("kind_chr")), "it is a character device", "het is een tekenapparaat"),
+    (said("link_owner", path="/tmp/s", owner=1001, uid=0),
+     "/tmp/s is a symbolic link owned by uid 1001, neither root nor this user (uid 0)",
+     "/tmp/s is een symbolische koppeling van uid 1001, niet van root en niet van deze gebruiker (uid 0)"),
+]
 
 
-@pytest.mark.parametrize(("english", "dutch"), sorted(FOREIGN_EXAMPLES.items()))
-def test_english_from_elsewhere_is_said_in_dutch(english: str, dutch: str) -> None:
-    said = foreign(english)
-    assert (str.__str__(said), said.render("en"), said.render("nl")) == (english, english, dutch)
+@pytest.mark.parametrize(("text", "english", "dutch"), RAISED, ids=[english for _, english, _ in RAISED])
+def test_what_the_readers_raise_is_said_in_both(text: messages.Localized, english: str, dutch: str) -> None:
+    assert (str.__str__(text), text.render("en"), text.render("nl")) == (english, english, dutch)
     assert english_words(dutch) == []
 
 
-def test_every_pattern_has_an_example() -> None:
-    for pattern, _dutch in messages._FOREIGN:
-        assert any(re.fullmatch(pattern, example) for example in FOREIGN_EXAMPLES), pattern
+def test_plistlib_and_expat_are_said_in_dutch() -> None:
+    from checks import plist
+
+    with pytest.raises(ValueError) as invalid:
+        plist.load(b"<plist><dict><key>a</key></plist>", "/a.plist")
+    reason = messages.reason_of(invalid.value)
+    assert reason is not None
+    assert reason.render("en") == "/a.plist is not a valid plist (ExpatError: mismatched tag: line 1, column 27)"
+    assert reason.render("nl") == \
+        "/a.plist is geen geldige plist (ExpatError: begin- en eindtag verschillen: regel 1, kolom 27)"
+    with pytest.raises(ValueError) as refused:
+        plist.load(b"bplist00" + b"\0" * 8, "/b.plist")
+    reason = messages.reason_of(refused.value)
+    assert reason is not None and reason.render("nl") == \
+        "/b.plist is geweigerd: binaire plist te kort voor een object en het slotstuk"
+    from xml.parsers.expat import ExpatError, ParserCreate
+
+    with pytest.raises(ExpatError) as expat:
+        ParserCreate().Parse(b"<a></b>", True)
+    assert expat_reason(expat.value).render("en") == "mismatched tag: line 1, column 5"
+    assert expat_reason(expat.value).render("nl") == "begin- en eindtag verschillen: regel 1, kolom 5"
 
 
 def test_an_unknown_english_text_stays_as_it_is() -> None:
-    said = foreign("something nobody wrote a pattern for")
-    assert said.render("nl") == said.render("en") == "something nobody wrote a pattern for"
+    text = foreign("something nobody wrote a pattern for")
+    assert text.render("nl") == text.render("en") == "something nobody wrote a pattern for"
 
 
-def test_os_errors_are_said_in_dutch_by_errno() -> None:
+def test_os_errors_are_said_in_dutch_by_their_text() -> None:
     assert os_reason(FileNotFoundError(errno.ENOENT, "No such file or directory")).render("nl") == \
         "bestand of map bestaat niet"
     assert os_reason(OSError(errno.EPROTO, "Protocol error")).render("nl") == "systeemfout EPROTO"
     assert os_reason(OSError(errno.EACCES, "Permission denied")).render("en") == "Permission denied"
 
 
+@pytest.mark.parametrize(("args", "english", "dutch"), [
+    (["--bogus", "x"], "unrecognized arguments: --bogus x", "onbekende argumenten: --bogus x"),
+    (["--not-installed", "maybe"],
+     "argument --not-installed: invalid choice: 'maybe' (choose from 'critical', 'ok', 'unknown', 'warning')",
+     "argument --not-installed: ongeldige keuze: 'maybe' (kies uit 'critical', 'ok', 'unknown', 'warning')"),
+    (["-t", "x"], "argument -t/--timeout: invalid int value: 'x'", "argument -t/--timeout: ongeldige int-waarde: 'x'"),
+    (["--critical"], "argument --critical: expected one argument", "argument --critical: verwacht één waarde"),
+    (["--ampcli-timeout", "0"], "argument --ampcli-timeout: '0' must be a number greater than 0 and at most 1e9",
+     "argument --ampcli-timeout: '0' moet een getal groter dan 0 en hoogstens 1e9 zijn"),
+])
+def test_argparse_says_it_in_the_language_asked_for(args: list[str], english: str, dutch: str) -> None:
+    from checks import nagios
+
+    for lang, expected in (("en", english), ("nl", dutch)):
+        with pytest.raises(nagios.UsageError) as bad:
+            nagios.parse_args(["--lang", lang, *args])
+        reason = bad.value.args[0]
+        assert (reason.render(lang) if isinstance(reason, messages.Localized) else reason) == expected
+
+
+def test_argparse_is_left_as_it_was() -> None:
+    import argparse
+
+    before = vars(argparse)["_"]
+    with argparse_in("nl"):
+        assert vars(argparse)["_"]("expected one argument") == "verwacht één waarde"
+    assert vars(argparse)["_"] is before
+
+
 @pytest.mark.parametrize(("template", "args", "dutch"), [
     ("state file %s was damaged and has been reset", ("/s",), "statusbestand /s was beschadigd en is opnieuw begonnen"),
-    ("state file %s cannot be used (%s); state is kept for this run only", ("/s", "it has 2 hard links"),
+    ("state file %s cannot be used (%s); state is kept for this run only", ("/s", said("hard_links", count=2)),
      "statusbestand /s is niet te gebruiken (het heeft 2 harde koppelingen); de status geldt alleen voor deze "
      "controle"),
-    ("state file %s cannot be made (%s); state is kept for this run only", ("/s", "home folder / is not writable "
-                                                                               "by this user"),
+    ("state file %s cannot be made (%s); state is kept for this run only", ("/s", said("home_not_writable", path="/")),
      "statusbestand /s kan niet worden gemaakt (deze gebruiker mag niet in thuismap / schrijven); de status geldt "
      "alleen voor deze controle"),
     ("state file %s cannot be saved (%s); this run's state is lost", ("/s", os.strerror(errno.ENOSPC)),
@@ -742,16 +768,19 @@ def test_os_errors_are_said_in_dutch_by_errno() -> None:
      "in het geheugen"),
 ])
 def test_the_state_files_log_lines_in_dutch(template: str, args: tuple[object, ...], dutch: str) -> None:
-    assert template in messages.LOG_NL
-    assert log_line_nl(template, args) == dutch
+    assert log_line(template, args, "nl") == dutch
+    assert log_line(template, args, "en") == template % args
     assert english_words(dutch) == []
 
 
-def test_every_log_line_the_state_file_writes_has_dutch() -> None:
-    source = (Path(__file__).resolve().parents[1] / "checks" / "state.py").read_text()
-    written = re.findall(r'log\.(?:warning|info|error)\(\s*"((?:[^"\\]|\\.)*)"', source)
-    assert written, "no log lines found in checks/state.py"
-    assert sorted(set(written) - set(messages.LOG_NL)) == []
+def test_every_log_line_we_write_has_dutch() -> None:
+    root = Path(__file__).resolve().parents[1] / "checks"
+    written = []
+    for name in ("state.py", "nagios.py"):
+        written += re.findall(r'log\.(?:warning|info|error)\(\s*"((?:[^"\\]|\\.)*)"', (root / name).read_text())
+    written += re.findall(r'^    "\w+": "([^"]+)",$', (root / "nagios.py").read_text(), re.M)  # LOOKUP_LINES
+    assert len(written) > 8, written
+    assert sorted(set(written) - set(catalogue("nl"))) == []
 
 
 def test_the_plugins_own_timeout_is_one_dutch_line(healthy: LinuxTree, capsys: pytest.CaptureFixture[str],

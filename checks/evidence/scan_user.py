@@ -9,6 +9,7 @@ from typing import NamedTuple
 from checks.catalog import Platform
 from checks.evidence import lines
 from checks.host import DeadlineExceeded, Host, HostError
+from checks.messages import said
 from checks.walk import WalkCache, walk_partly
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
@@ -234,7 +235,7 @@ def _account_line(host: Host, rel: str, name: str) -> bytes | None:
             data = data[at:] if at >= 0 else data[-len(needle):]
             read += len(block)
             if read > MAX_ACCOUNT_FILE:
-                raise HostError(f"{host.display(rel)} is larger than {MAX_ACCOUNT_FILE >> 30} GiB")
+                raise HostError(said("too_large_gib", path=host.display(rel), limit=MAX_ACCOUNT_FILE >> 30))
 
 
 def _found(lookup: Callable[[str], object], name: str) -> bool:

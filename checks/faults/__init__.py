@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from checks.collect import Evidence, Unavailable
 from checks.evidence.policy import POLICY_PATHS
-from checks.messages import Msg, msg
+from checks.messages import Msg, foreign, msg
 from checks.report import State
 from checks.textenum import TextEnum
 
@@ -69,5 +69,5 @@ def policy_option(ev: Evidence, name: str) -> bool:
         raise Unavailable(msg("no_policy", path=ev.host.display(POLICY_PATHS[ev.platform][0])))
     value = facts.file_monitoring if name == FILE_MONITORING else facts.device_flow_correlation
     if value is None:
-        raise Unavailable(msg("option_unset", option=name))
+        raise Unavailable(msg("option_unset", option=foreign(name)))
     return value

@@ -19,7 +19,7 @@ from checks.faults import (
     not_applicable,
     policy_option,
 )
-from checks.messages import Msg, msg
+from checks.messages import Msg, foreign, msg
 
 CORE_EBPF_FROM = (1, 25)  # the first Linux connector that loads CO-RE eBPF programs (Cisco's article 215549)
 
@@ -27,7 +27,7 @@ CORE_EBPF_FROM = (1, 25)  # the first Linux connector that loads CO-RE eBPF prog
 def _monitor(ev: Evidence, option: str, modules: tuple[str, ...]) -> Verdict:
     """Faults 8 and 9: the option is on, yet neither a module nor ampdaemon's eBPF does the work."""
     if not policy_option(ev, option):
-        return not_applicable(msg("option_off", option=option))
+        return not_applicable(msg("option_off", option=foreign(option)))
     loaded = sorted(ev.kernel().modules & set(modules))
     if loaded:
         return clear(msg("modules_loaded", names=loaded))
@@ -90,7 +90,7 @@ def kernel_headers_missing(ev: Evidence) -> Verdict:
         return unwanted
     facts = ev.kernel()
     if facts.release is None or facts.headers_path is None:
-        raise Unavailable(msg("collector_failed", collector="kernel", error="no kernel release in /proc"))
+        raise Unavailable(msg("collector_failed", collector="kernel", error=msg("no_kernel_release")))
     if facts.headers_present:
         return clear(msg("headers_present", path=facts.headers_path))
     loaded = sorted(facts.modules & {*ev.settings.file_modules, *ev.settings.network_modules})

@@ -9,7 +9,7 @@ from checks.evidence.netext import FIREWALL_GRADE
 from checks.evidence.sysext import DB
 from checks.evidence.tcc import TccFacts
 from checks.faults import DEVICE_FLOW, Detection, Verdict, active, clear, judges, not_applicable, policy_option
-from checks.messages import Msg, msg
+from checks.messages import Msg, foreign, msg
 
 LEGACY_DAEMON = "/opt/cisco/amp/ampdaemon"  # the Full Disk Access client before connector 1.14
 MAX_FILTERS_PER_GRADE = 4
@@ -18,7 +18,8 @@ MAX_FILTERS_PER_GRADE = 4
 def _macos_version(ev: Evidence) -> tuple[int, ...]:
     version = version_tuple(ev.system().os_version)
     if not version:
-        raise Unavailable(msg("collector_failed", collector="system", error="no macOS version in SystemVersion.plist"))
+        no_version = foreign("no macOS version in SystemVersion.plist")
+        raise Unavailable(msg("collector_failed", collector="system", error=no_version))
     return version
 
 
