@@ -258,11 +258,11 @@ def catalogue(lang: str) -> dict[str, str]:
     only when Dutch is asked for (polib is imported then)."""
     if lang not in LANGUAGES or lang == "en":
         return {}
-    import polib
-
     try:
+        import polib
+
         entries = polib.pofile(os.path.join(CATALOGUE_DIR, f"{lang}.po"))
-    except (OSError, ValueError):  # a damaged install: English beats a traceback
+    except (ImportError, OSError, ValueError):  # a damaged install: English beats a traceback
         return {}
     return {entry.msgid: entry.msgstr for entry in entries if entry.translated() and not entry.obsolete}
 

@@ -711,6 +711,24 @@ def test_an_unknown_english_text_stays_as_it_is() -> None:
     assert text.render("nl") == text.render("en") == "something nobody wrote a pattern for"
 
 
+@pytest.mark.parametrize("damage", ["no polib", "no catalogue", "not a catalogue"])
+def test_a_damaged_install_falls_back_to_english(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                damage: str) -> None:
+    """Without polib or with a broken nl.po the plugin speaks English rather than raising."""
+    if damage == "no polib":
+        monkeypatch.setitem(__import__("sys").modules, "polib", None)
+    else:
+        monkeypatch.setattr(messages, "CATALOGUE_DIR", str(tmp_path))
+        if damage == "not a catalogue":
+            (tmp_path / "nl.po").write_bytes(b"\xff\xfe msgid \"unterminated\n")
+    messages.catalogue.cache_clear()
+    try:
+        assert messages.catalogue("nl") == {}
+        assert said("not_installed").render("nl") == "the connector is not installed"
+    finally:
+        messages.catalogue.cache_clear()
+
+
 def test_os_errors_are_said_in_dutch_by_their_text() -> None:
     assert os_reason(FileNotFoundError(errno.ENOENT, "No such file or directory")).render("nl") == \
         "bestand of map bestaat niet"
