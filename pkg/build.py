@@ -215,9 +215,14 @@ def macos(src: Path, dist: Path, wheel: Path, ver: str) -> list[Path]:
     return built
 
 
+# Where the lock's wheels run: the .deb and .rpm on both architectures, the macOS kit on both
+# (pkg/macos_pkg.py PLATFORMS). One pin per project for all four, with the hash of each one's wheel.
+LOCK_PLATFORMS = ["manylinux2014_x86_64", "manylinux2014_aarch64", "macosx_11_0_arm64", "macosx_10_15_x86_64"]
+
+
 def lock() -> None:
-    """Resolves pyproject's dependencies for CPython 3.9 on both architectures and writes the lock with
-    the hash of every wheel either architecture installs."""
+    """Resolves pyproject's dependencies for CPython 3.9 on every platform we ship for and writes the lock
+    with the hash of every wheel any of them installs."""
     text = (ROOT / "pyproject.toml").read_text()
     block = re.search(r"^dependencies = \[(.*?)\]", text, re.M | re.S)
     if block is None:
@@ -226,18 +231,19 @@ def lock() -> None:
     hashes: dict[str, set[str]] = {}
     pins: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        for _, rpm_arch in sorted(set(ARCHES.values())):
-            folder = Path(scratch) / rpm_arch
-            run(*pip("download", "--quiet", "--only-binary=:all:", f"--platform=manylinux2014_{rpm_arch}",
+        for platform in LOCK_PLATFORMS:
+            folder = Path(scratch) / platform
+            run(*pip("download", "--quiet", "--only-binary=:all:", f"--platform={platform}",
                      f"--python-version={PYTHON}", "--implementation=cp", "-d", folder, *wanted))
             for wheel in folder.glob("*.whl"):
                 name, ver = wheel.name.split("-")[:2]
                 name = re.sub(r"[-_.]+", "-", name).lower()
                 if pins.setdefault(name, ver) != ver:
-                    sys.exit(f"build.py: {name} resolves to {pins[name]} and {ver} on different architectures")
+                    sys.exit(f"build.py: {name} resolves to {pins[name]} and {ver} on different platforms")
                 hashes.setdefault(name, set()).add(hashlib.sha256(wheel.read_bytes()).hexdigest())
-    lines = ["# The private dependencies of the .deb and .rpm: pyproject's dependencies resolved for CPython 3.9",
-             "# on manylinux2014 x86_64 and aarch64 (one hash per wheel). Written by: python3 pkg/build.py --lock"]
+    lines = ["# The private dependencies of the .deb, the .rpm and the macOS kit: pyproject's dependencies",
+             "# resolved for CPython 3.9 on manylinux2014 x86_64 and aarch64 and on macOS arm64 and x86_64",
+             "# (one hash per wheel). Written by: python3 pkg/build.py --lock"]
     for name in sorted(pins):
         lines.append(f"{name}=={pins[name]} \\")
         lines.append(" \\\n".join(f"    --hash=sha256:{h}" for h in sorted(hashes[name])))

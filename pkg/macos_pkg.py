@@ -48,6 +48,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES = HERE / "macos"
+LOCK = HERE / "requirements.lock"
 PLIST = HERE.parent / "deploy" / "launchd" / "com.github.secure-endpoint-monitoring.exporter.plist"
 
 HOME = "/Library/Application Support/secure-endpoint-monitoring"
@@ -91,16 +92,18 @@ def write(path: Path, text: str, mode: int = REGULAR) -> Path:
 def pip_install(target: Path, wheel: Path, platform: str, pip: list[str]) -> None:
     """Our wheel and its dependencies as pip would install them on a Mac's Python 3.9.
 
-    Binary wheels only (nothing is compiled here), no byte code (the Mac's own Python writes it at
+    The dependencies at the versions and hashes of pkg/requirements.lock, as in the .deb and the .rpm;
+    binary wheels only (nothing is compiled here), no byte code (the Mac's own Python writes it at
     install time), no console scripts (the package has its own launchers).
     """
-    command = [*pip, "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--target", str(target),
-               "--only-binary=:all:", "--platform", platform, "--python-version", PYTHON_VERSION,
-               "--implementation", "cp", "--abi", f"cp{PYTHON_VERSION.replace('.', '')}", "--abi", "abi3",
-               "--abi", "none", str(wheel)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"pip could not fetch the macOS wheels for {platform}:\n{done.stderr.strip()}")
+    command = [*pip, "install", "--quiet", "--disable-pip-version-check", "--no-compile", "--no-deps",
+               "--target", str(target), "--only-binary=:all:", "--platform", platform, "--python-version",
+               PYTHON_VERSION, "--implementation", "cp", "--abi", f"cp{PYTHON_VERSION.replace('.', '')}",
+               "--abi", "abi3", "--abi", "none"]
+    for args in (["--require-hashes", "-r", str(LOCK)], [str(wheel)]):
+        done = subprocess.run([*command, *args], capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"pip could not fetch the macOS wheels for {platform}:\n{done.stderr.strip()}")
     shutil.rmtree(target / "bin", ignore_errors=True)
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache)

@@ -147,6 +147,19 @@ def test_payload_holds_the_program_for_both_architectures(built: dict[str, Path]
     assert '--install-location "/Library/Application Support/secure-endpoint-monitoring"' in script
 
 
+def test_payload_dependencies_are_the_locked_ones(built: dict[str, Path]) -> None:
+    """The kit's libraries are the versions of pkg/requirements.lock, as in the .deb and the .rpm."""
+    pins = dict(re.findall(r"^([a-z0-9-]+)==(\S+) \\$", (ROOT / "pkg" / "requirements.lock").read_text(), re.M))
+    assert {"prometheus-client", "nagiosplugin", "psutil", "pyyaml", "bcrypt", "polib"} <= set(pins)
+    for arch in ("arm64", "x86_64"):
+        installed = {}
+        for info in (built["kit"] / "payload" / "lib" / arch).glob("*.dist-info"):
+            name, version = info.name[:-len(".dist-info")].rsplit("-", 1)
+            installed[re.sub(r"[-_.]+", "-", name).lower()] = version
+        installed.pop("secure-endpoint-monitoring")
+        assert installed == pins, arch
+
+
 def test_tarball_is_root_wheel_with_package_modes(built: dict[str, Path]) -> None:
     with tarfile.open(built["tarball"]) as tar:
         members = {m.name.removeprefix(f"{KIT}/"): m for m in tar.getmembers()}

@@ -56,7 +56,7 @@ class Built:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """One build for the whole module (it downloads the build tools and the dependency wheels from PyPI)."""
-    missing = [tool for tool in ("dpkg-deb", "rpmbuild", "rpm", "rpm2cpio", "cpio") if shutil.which(tool) is None]
+    missing = [tool for tool in ("dpkg-deb", "rpm", "rpm2cpio", "cpio") if shutil.which(tool) is None]
     if missing:
         unavailable(f"{', '.join(missing)} missing (Debian: apt-get install rpm cpio)")
     dist = tmp_path_factory.mktemp("dist")
