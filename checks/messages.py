@@ -13,6 +13,10 @@ import argparse
 import contextlib
 import functools
 import os
+import re
+import stat
+import string
+import threading
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
@@ -252,19 +256,47 @@ TEMPLATES: dict[str, str] = {
 }
 
 
+# nl.po is some 60 KB; a catalogue far past that is not ours, and parsing it would outlast -t.
+CATALOGUE_LIMIT = 1 << 20
+# The placeholders of a msgid: str.format fields and printf conversions (argparse's messages).
+PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]")
+
+
+def placeholders(text: str) -> tuple[list[str], list[str]] | None:
+    """The fields a template fills, or None when it is no valid str.format template."""
+    try:
+        fields = sorted(field for _, field, _, _ in string.Formatter().parse(text) if field is not None)
+    except ValueError:
+        return None
+    return fields, sorted(PRINTF.findall(text))
+
+
+def read_catalogue(path: str) -> str:
+    """The catalogue's text: a regular file of at most CATALOGUE_LIMIT bytes (a FIFO or a device there
+    would block or never end), in UTF-8."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > CATALOGUE_LIMIT:
+            raise ValueError(f"{path} is no catalogue of at most {CATALOGUE_LIMIT} bytes")
+        return file.read(CATALOGUE_LIMIT + 1)[:CATALOGUE_LIMIT].decode("utf-8")
+
+
 @functools.cache
 def catalogue(lang: str) -> dict[str, str]:
     """msgid -> translation for ``lang``; English, the source language, has none. Read once a process, and
-    only when Dutch is asked for (polib is imported then)."""
+    only when Dutch is asked for (polib is imported then). A translation whose placeholders differ from
+    its msgid's is left out: its English beats a KeyError in place of a verdict."""
     if lang not in LANGUAGES or lang == "en":
         return {}
     try:
         import polib
 
-        entries = polib.pofile(os.path.join(CATALOGUE_DIR, f"{lang}.po"))
+        entries = polib.pofile(read_catalogue(os.path.join(CATALOGUE_DIR, f"{lang}.po")))
     except (ImportError, OSError, ValueError):  # a damaged install: English beats a traceback
         return {}
-    return {entry.msgid: entry.msgstr for entry in entries if entry.translated() and not entry.obsolete}
+    return {entry.msgid: entry.msgstr for entry in entries
+            if entry.translated() and not entry.obsolete and placeholders(entry.msgid) == placeholders(entry.msgstr)}
 
 
 def translate(text: str, lang: str) -> str:
@@ -390,25 +422,29 @@ def log_line(template: str, args: tuple[Any, ...], lang: str) -> str:
     return translate(template, lang) % shown
 
 
+ARGPARSE_SWAP = threading.RLock()
+
+
 @contextlib.contextmanager
 def argparse_in(lang: str) -> Iterator[None]:
     """argparse's own messages (it writes them through ``gettext``, bound as ``argparse._`` and
     ``argparse.ngettext``) from this catalogue while a parse runs. argparse has no other hook for a
     catalogue of the caller's; the names are put back afterwards."""
-    if lang == "en":
-        yield
-        return
-    names = vars(argparse)
-    saved = {"_": names["_"], "ngettext": names["ngettext"]}
+    with ARGPARSE_SWAP:  # one parse at a time: two overlapping swaps would put back each other's
+        if lang == "en":
+            yield
+            return
+        names = vars(argparse)
+        saved = {"_": names["_"], "ngettext": names["ngettext"]}
 
-    def plural(singular: str, plural: str, count: int) -> str:
-        return translate(singular if count == 1 else plural, lang)
+        def plural(singular: str, plural: str, count: int) -> str:
+            return translate(singular if count == 1 else plural, lang)
 
-    names.update({"_": functools.partial(translate, lang=lang), "ngettext": plural})
-    try:
-        yield
-    finally:
-        names.update(saved)
+        names.update({"_": functools.partial(translate, lang=lang), "ngettext": plural})
+        try:
+            yield
+        finally:
+            names.update(saved)
 
 
 def printable(text: str) -> str:

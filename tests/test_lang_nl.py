@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +84,7 @@ def test_english_words_finds_english_and_passes_dutch() -> None:
                          "ampcli status gaf binnen 5 s geen antwoord.") == []
 
 
+CATALOGUE = messages.CATALOGUE_DIR  # as installed: some tests point the module at a damaged copy
 PO = polib.pofile(str(Path(messages.CATALOGUE_DIR) / "nl.po"))
 BRACES = re.compile(r"{(\w*)}")
 PERCENT = re.compile(r"%(?:\((\w+)\))?[sdr]")
@@ -711,22 +713,72 @@ def test_an_unknown_english_text_stays_as_it_is() -> None:
     assert text.render("nl") == text.render("en") == "something nobody wrote a pattern for"
 
 
-@pytest.mark.parametrize("damage", ["no polib", "no catalogue", "not a catalogue"])
+@pytest.mark.parametrize("damage", ["no polib", "no catalogue", "not a catalogue", "a FIFO", "too large"])
 def test_a_damaged_install_falls_back_to_english(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 damage: str) -> None:
-    """Without polib or with a broken nl.po the plugin speaks English rather than raising."""
+    """Without polib or with a broken nl.po the plugin speaks English rather than raising, blocking on a
+    FIFO, or parsing megabytes past its -t."""
     if damage == "no polib":
         monkeypatch.setitem(__import__("sys").modules, "polib", None)
     else:
         monkeypatch.setattr(messages, "CATALOGUE_DIR", str(tmp_path))
+        catalogue_file = tmp_path / "nl.po"
         if damage == "not a catalogue":
-            (tmp_path / "nl.po").write_bytes(b"\xff\xfe msgid \"unterminated\n")
+            catalogue_file.write_bytes(b"\xff\xfe msgid \"unterminated\n")
+        elif damage == "a FIFO":
+            os.mkfifo(catalogue_file)
+        elif damage == "too large":
+            real = (Path(CATALOGUE) / "nl.po").read_text()
+            catalogue_file.write_text(real + "#" * messages.CATALOGUE_LIMIT + "\n")
     messages.catalogue.cache_clear()
     try:
         assert messages.catalogue("nl") == {}
         assert said("not_installed").render("nl") == "the connector is not installed"
     finally:
         messages.catalogue.cache_clear()
+
+
+def test_a_translation_with_other_placeholders_is_left_out(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slip in nl.po ({naam} for {name}, a %s dropped) costs that one text its Dutch, never the verdict."""
+    text = (Path(CATALOGUE) / "nl.po").read_text()
+    text = text.replace('msgstr "{name} draait niet"', 'msgstr "{naam} draait niet"', 1)
+    text = text.replace('msgstr "verwacht één waarde"', 'msgstr "verwacht één waarde %s"', 1)
+    (tmp_path / "nl.po").write_text(text)
+    monkeypatch.setattr(messages, "CATALOGUE_DIR", str(tmp_path))
+    messages.catalogue.cache_clear()
+    try:
+        assert said("process_missing", name="ampdaemon").render("nl") == "ampdaemon is not running"
+        assert messages.translate("expected one argument", "nl") == "expected one argument"
+        assert said("not_installed").render("nl") == "de connector is niet geïnstalleerd"
+    finally:
+        messages.catalogue.cache_clear()
+
+
+def test_parses_in_several_threads_keep_their_language() -> None:
+    """The argparse swap is one at a time: overlapping Dutch and English parses each get their own."""
+    import argparse
+
+    from checks import nagios
+
+    before = vars(argparse)["_"]
+    wrong: list[str] = []
+
+    def parse(lang: str, expected: str) -> None:
+        for _ in range(200):
+            try:
+                nagios.parse_args(["--lang", lang, "-t"])
+            except nagios.UsageError as error:
+                if expected not in error.args[0]:
+                    wrong.append(error.args[0])
+
+    threads = [threading.Thread(target=parse, args=args) for args in
+               [("en", "expected one argument"), ("nl", "verwacht één waarde")] * 3]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == [] and vars(argparse)["_"] is before
 
 
 def test_os_errors_are_said_in_dutch_by_their_text() -> None:
