@@ -14,7 +14,6 @@ import contextlib
 import functools
 import os
 import re
-import stat
 import string
 import threading
 from collections.abc import Iterator
@@ -271,17 +270,6 @@ def placeholders(text: str) -> tuple[list[str], list[str]] | None:
     return fields, sorted(PRINTF.findall(text))
 
 
-def read_catalogue(path: str) -> str:
-    """The catalogue's text: a regular file of at most CATALOGUE_LIMIT bytes (a FIFO or a device there
-    would block or never end), in UTF-8."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > CATALOGUE_LIMIT:
-            raise ValueError(f"{path} is no catalogue of at most {CATALOGUE_LIMIT} bytes")
-        return file.read(CATALOGUE_LIMIT + 1)[:CATALOGUE_LIMIT].decode("utf-8")
-
-
 @functools.cache
 def catalogue(lang: str) -> dict[str, str]:
     """msgid -> translation for ``lang``; English, the source language, has none. Read once a process, and
@@ -289,11 +277,14 @@ def catalogue(lang: str) -> dict[str, str]:
     its msgid's is left out: its English beats a KeyError in place of a verdict."""
     if lang not in LANGUAGES or lang == "en":
         return {}
+    from checks import safefile  # it imports this module: imported only when Dutch is asked for
+
     try:
         import polib
 
-        entries = polib.pofile(read_catalogue(os.path.join(CATALOGUE_DIR, f"{lang}.po")))
-    except (ImportError, OSError, ValueError):  # a damaged install: English beats a traceback
+        text = safefile.read(os.path.join(CATALOGUE_DIR, f"{lang}.po"), CATALOGUE_LIMIT).decode()
+        entries = polib.pofile(text)
+    except (ImportError, OSError, ValueError, safefile.Refused):  # a damaged install: English beats a traceback
         return {}
     return {entry.msgid: entry.msgstr for entry in entries
             if entry.translated() and not entry.obsolete and placeholders(entry.msgid) == placeholders(entry.msgstr)}

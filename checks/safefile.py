@@ -1,4 +1,5 @@
-"""Writing a file where another local user must not be able to redirect, replace or re-mode it.
+"""Reading a file of the product's own (bounded, never blocking) and writing one where another local user
+must not be able to redirect, replace or re-mode it.
 
 One mechanism for every file the product writes (the plugin's state, the exporter's ``--output``):
 the folder belongs to root or to this user and is not writable by others (unless sticky, as /tmp
@@ -18,6 +19,8 @@ from checks.host import MAX_SYMLINKS, kind
 from checks.messages import said
 
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and a read from it for data.
+READ_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 class Refused(Exception):
@@ -88,6 +91,28 @@ def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
         os.close(fd)
         raise
     return fd, shown
+
+
+def read(path: str, limit: int) -> bytes:
+    """The bytes of ``path`` (the web config, the message catalogue: files of the product's operator), if it
+    is a regular file of at most ``limit`` bytes; a FIFO, device or folder there, or a larger file, is
+    refused. Raises ``Refused`` or ``OSError``."""
+    fd = os.open(path, READ_FLAGS)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise Refused(said("not_regular", path=path, kind=kind(mode)))
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            size += len(chunk)
+        raise Refused(said("too_large", path=path, limit=limit))
+    finally:
+        os.close(fd)
 
 
 def replace(dir_fd: int, name: str, data: bytes, mode: int) -> None:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import bcrypt
 import yaml
 
+from checks import safefile
 from exporter.logs import kv
 
 log = logging.getLogger("secure_endpoint_exporter")
@@ -84,28 +85,12 @@ def load(path: str) -> WebConfig:
 
 
 def _read(path: str) -> bytes:
-    """The file's bytes, if it is a regular file of at most MAX_FILE_SIZE.
-
-    O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and a read from it
-    for data, hanging the start or the request that triggered a reload.
-    """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(path, flags)
+    """The file's bytes, if it is a regular file of at most MAX_FILE_SIZE (a FIFO would hang the start or
+    the request that triggered a reload)."""
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise WebConfigError(f"{path} is not a regular file")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_FILE_SIZE:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-            size += len(chunk)
-        raise WebConfigError(f"{path} is larger than {MAX_FILE_SIZE // 1024} KiB")
-    finally:
-        os.close(fd)
+        return safefile.read(path, MAX_FILE_SIZE)
+    except safefile.Refused as why:
+        raise WebConfigError(str(why.args[0])) from None
 
 
 def _yaml(text: bytes, path: str) -> Any:

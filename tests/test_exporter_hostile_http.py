@@ -948,7 +948,7 @@ def test_a_fifo_as_web_config_is_refused_at_start(healthy: LinuxTree, tmp_path: 
                "--web.config.file", str(config),
                "--web.listen-address", "127.0.0.1:0", timeout=15)
     assert done.returncode == 1
-    assert "is not a regular file" in done.stderr and "Traceback" not in done.stderr
+    assert "is a FIFO, not a regular file" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_web_config_files_that_are_no_regular_files_are_refused(tmp_path: Path) -> None:
@@ -957,8 +957,9 @@ def test_web_config_files_that_are_no_regular_files_are_refused(tmp_path: Path) 
     (tmp_path / "key.pem").write_text("")
     (tmp_path / "tls.yml").write_text("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n")
     (tmp_path / "big.yml").write_text("# padding\n" * 200_000)
-    for name, message in (("dir.yml", "is not a regular file"), ("tls.yml", "cert.pem is not a regular file"),
-                          ("big.yml", "is larger than 1024 KiB")):
+    for name, message in (("dir.yml", "dir.yml is a directory, not a regular file"),
+                          ("tls.yml", "cert.pem is not a regular file"),
+                          ("big.yml", "big.yml is larger than 1048576 bytes")):
         with pytest.raises(webconfig.WebConfigError, match=message):
             webconfig.load(str(tmp_path / name))
 
@@ -1003,7 +1004,7 @@ def test_broken_edits_keep_the_last_good_config(healthy: LinuxTree, tmp_path: Pa
         os.mkfifo(config)
         assert get(running.address, timeout=5)[0] == 401
         assert get(running.address, headers=_basic("alice", "one"), timeout=5)[0] == 200
-        assert _errors(log, "is not a regular file") == 1
+        assert _errors(log, "is a FIFO, not a regular file") == 1
         config.unlink()
         config.write_text(good + "# padding\n" * 200_000)
         assert get(running.address, timeout=5)[0] == 401
