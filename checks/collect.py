@@ -9,14 +9,27 @@ becomes ``unknown``. Collectors are the units the exporter reports as
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, cast
+from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
 from checks.catalog import Platform
-from checks.evidence import ampcli, definitions, kernel, policy, processes, scan_user, selinux, system, version
+from checks.evidence import (
+    Collector,
+    Probe,
+    ampcli,
+    definitions,
+    kernel,
+    policy,
+    processes,
+    scan_user,
+    selinux,
+    system,
+    version,
+)
 from checks.host import DeadlineExceeded, Host
 from checks.messages import Msg, foreign, msg, os_reason, printable, reason_of, said
 from checks.report import CollectorRun
@@ -28,25 +41,40 @@ if TYPE_CHECKING:  # the macOS readers are imported only when a Mac is checked
 
 log = logging.getLogger(__name__)
 
-COLLECTORS = (
-    "system",
-    "connector_status",
-    "connector_version",
-    "processes",
-    "scan_user",
-    "policy",
-    "kernel",
-    "selinux",
-    "definitions",
-    "connector_app",
-    "system_extensions",
-    "tcc",
-    "network_extensions",
-    "kernel_extensions",
-)
+Facts = TypeVar("Facts")
+BOTH = frozenset(Platform)
+LINUX = frozenset({Platform.LINUX})
+MACOS = frozenset({Platform.MACOS})
+
+
+class Entry(NamedTuple):
+    """Where a collector is declared (``checks.evidence.<module>.COLLECTOR``) and where it runs. Kept here,
+    not only in the module: the names make the flags, and a Linux run must not import the macOS readers
+    to learn them."""
+
+    module: str
+    platforms: frozenset[Platform]
+
+
+# Every collector, in the order the report lists them.
+REGISTRY = {
+    "system": Entry("system", BOTH),
+    "connector_status": Entry("ampcli", BOTH),  # ampcli runs while the others read (Evidence.collect_all)
+    "connector_version": Entry("version", BOTH),
+    "processes": Entry("processes", BOTH),
+    "scan_user": Entry("scan_user", BOTH),
+    "policy": Entry("policy", BOTH),
+    "kernel": Entry("kernel", LINUX),
+    "selinux": Entry("selinux", LINUX),
+    "definitions": Entry("definitions", BOTH),
+    "connector_app": Entry("macapp", MACOS),
+    "system_extensions": Entry("sysext", MACOS),
+    "tcc": Entry("tcc", MACOS),
+    "network_extensions": Entry("netext", MACOS),
+    "kernel_extensions": Entry("kext", MACOS),
+}
+COLLECTORS = tuple(REGISTRY)
 COLLECTOR_RESERVE = 1.0  # seconds of the evaluation's time one collector leaves to the others
-LINUX_ONLY = frozenset({"kernel", "selinux"})
-MACOS_ONLY = frozenset({"connector_app", "system_extensions", "tcc", "network_extensions", "kernel_extensions"})
 
 LINUX_INSTALL_MARKERS = ("opt/cisco/amp/bin/ampdaemon",)
 # What only the running Mac can tell (its process table, its loaded kexts): a copied Mac tree has no such
@@ -94,7 +122,7 @@ class EvidenceCache:
 
     def __init__(self) -> None:
         self.definitions: dict[str, WalkCache] = {}  # by definitions folder
-        self.permissions = WalkCache()  # the folders fault 5 judges
+        self.permissions: WalkCache = WalkCache()  # the folders fault 5 judges
 
 
 class Unavailable(Exception):
@@ -147,7 +175,7 @@ class Evidence:
         return tuple(
             name for name in COLLECTORS
             if name not in self.settings.disabled_collectors
-            and name not in (MACOS_ONLY if self.platform is Platform.LINUX else LINUX_ONLY)
+            and self.platform in REGISTRY[name].platforms
             and not self._copied_mac(name)
             and not (name == "kernel_extensions" and not self._needs_kexts())
         )
@@ -188,7 +216,7 @@ class Evidence:
         try:
             for name in sorted(names, key=lambda name: name == "connector_status"):
                 with contextlib.suppress(Unavailable):
-                    self._run(name)
+                    self._facts(self._collector(name))
         finally:
             if self._status is not None and self._status[1] is not None:
                 self._status[1].kill()
@@ -196,11 +224,11 @@ class Evidence:
 
     # -- typed access --------------------------------------------------------
     def system(self) -> system.SystemFacts:
-        return cast(system.SystemFacts, self._run("system"))
+        return self._facts(system.COLLECTOR)
 
     def status_or_none(self) -> ampcli.ConnectorStatus | None:
         """ampcli's status; None when ampcli is not installed at all."""
-        return cast("ampcli.ConnectorStatus | None", self._run("connector_status"))
+        return self._facts(self._status_collector)
 
     def status(self) -> ampcli.ConnectorStatus:
         found = self.status_or_none()
@@ -209,7 +237,7 @@ class Evidence:
         return found
 
     def version_file(self) -> version.VersionFacts:
-        return cast(version.VersionFacts, self._run("connector_version"))
+        return self._facts(version.COLLECTOR)
 
     def connector_version(self) -> str:
         """The connector's version: global.xml first, then what ampcli says, then the macOS app; "" if none
@@ -256,22 +284,22 @@ class Evidence:
         return app.legacy
 
     def processes(self) -> processes.ProcessFacts:
-        return cast(processes.ProcessFacts, self._run("processes"))
+        return self._facts(processes.COLLECTOR)
 
     def scan_user(self) -> scan_user.ScanUserFacts:
-        return cast(scan_user.ScanUserFacts, self._run("scan_user"))
+        return self._facts(scan_user.COLLECTOR)
 
     def policy(self) -> policy.PolicyFacts:
-        return cast(policy.PolicyFacts, self._run("policy"))
+        return self._facts(policy.COLLECTOR)
 
     def kernel(self) -> kernel.KernelFacts:
-        return cast(kernel.KernelFacts, self._run("kernel"))
+        return self._facts(kernel.COLLECTOR)
 
     def selinux(self) -> selinux.SelinuxFacts:
-        return cast(selinux.SelinuxFacts, self._run("selinux"))
+        return self._facts(selinux.COLLECTOR)
 
     def definitions(self) -> definitions.DefinitionsFacts:
-        return cast(definitions.DefinitionsFacts, self._run("definitions"))
+        return self._facts(definitions.COLLECTOR)
 
     def definition_problems(self) -> list[tuple[str, str]]:
         """(path, problem) for each definition file that fails its integrity check.
@@ -293,35 +321,42 @@ class Evidence:
         return cast("list[tuple[str, str]]", self._memo["definition_problems"])
 
     def connector_app(self) -> macapp.AppFacts:
-        return cast("macapp.AppFacts", self._run("connector_app"))
+        from checks.evidence import macapp
+
+        return self._facts(macapp.COLLECTOR)
 
     def system_extensions(self) -> sysext.SysextFacts:
-        return cast("sysext.SysextFacts", self._run("system_extensions"))
+        from checks.evidence import sysext
+
+        return self._facts(sysext.COLLECTOR)
 
     def tcc(self) -> tcc.TccFacts:
-        return cast("tcc.TccFacts", self._run("tcc"))
+        from checks.evidence import tcc
+
+        return self._facts(tcc.COLLECTOR)
 
     def network_extensions(self) -> netext.NetextFacts:
-        return cast("netext.NetextFacts", self._run("network_extensions"))
+        from checks.evidence import netext
+
+        return self._facts(netext.COLLECTOR)
 
     def kernel_extensions(self) -> kext.KextFacts:
-        return cast("kext.KextFacts", self._run("kernel_extensions"))
+        from checks.evidence import kext
+
+        return self._facts(kext.COLLECTOR)
 
     # -- machinery -----------------------------------------------------------
-    def _probe(self, name: str, host: Host) -> Callable[[], object]:
-        platform, settings, cache = self.platform, self.settings, self.cache
-        probes: dict[str, Callable[[], object]] = {
-            "system": lambda: system.probe(host),
-            "connector_status": lambda: self._finish_status(host),
-            "connector_version": lambda: version.probe(host, platform, settings.version_elements),
-            "processes": lambda: processes.probe(host, platform, settings.bpf_processes, settings.connector_unit),
-            "scan_user": lambda: scan_user.probe(host, platform, cache.permissions),
-            "policy": lambda: policy.probe(host, platform),
-            "kernel": lambda: kernel.probe(host),
-            "selinux": lambda: selinux.probe(host, settings.selinux_module),
-            "definitions": lambda: definitions.probe(host, platform, settings.definitions_dirs, cache.definitions),
-        }
-        return probes.get(name) or (lambda: _macos_probe(name, host, settings))
+    def _collector(self, name: str) -> Collector[object]:
+        """The collector of that name, from its module (imported now: a Mac's only when a Mac is checked)."""
+        if name == "connector_status":
+            return self._status_collector
+        found: Collector[object] = importlib.import_module(f"checks.evidence.{REGISTRY[name].module}").COLLECTOR
+        return found
+
+    @property
+    def _status_collector(self) -> Collector[ampcli.ConnectorStatus | None]:
+        """ampcli's status, collected from the run ``collect_all`` started first (or one started now)."""
+        return Collector("connector_status", lambda probe: self._finish_status(probe.host))
 
     def _wants_about(self) -> bool:
         """``ampcli about`` only tells the version, wanted only when global.xml does not."""
@@ -357,12 +392,14 @@ class Evidence:
         pending = self._status[1]
         return None if pending is None else pending.finish(self.settings.ampcli_timeout)
 
-    def _run(self, name: str) -> object:
+    def _facts(self, collector: Collector[Facts]) -> Facts:
+        """The collector's facts, read once an evaluation; ``Unavailable`` when it failed or is off."""
+        name = collector.name
         if name in self._memo:
             found = self._memo[name]
             if isinstance(found, Unavailable):
                 raise found
-            return found
+            return cast(Facts, found)  # what collector.read returned for this name
         if name in self.settings.disabled_collectors:
             raise Unavailable(msg("collector_disabled", collector=name), disabled=True)
         if self._copied_mac(name):
@@ -371,7 +408,7 @@ class Evidence:
         if name == "connector_status" and self._status is not None:
             start = self._status[0]  # its time runs from when ampcli was started
         try:
-            value = self._probe(name, self._host_for_collector())()
+            value = collector.read(Probe(self._host_for_collector(), self.platform, self.settings, self.cache))
         except Unavailable as error:
             # A collector that needs another one that failed fails with its reason.
             self._record(name, start, error, str(error))
@@ -409,19 +446,6 @@ class Evidence:
     def _record(self, name: str, start: float, error: Unavailable, text: str) -> None:
         self._memo[name] = error
         self.runs.append(CollectorRun(name, False, time.perf_counter() - start, text))
-
-
-def _macos_probe(name: str, host: Host, settings: Settings) -> object:
-    """The macOS collectors, imported only when a Mac is checked: a Linux run never loads them."""
-    from checks.evidence import kext, macapp, netext, sysext, tcc
-
-    if name == "kernel_extensions":
-        return kext.probe(host, settings.ampcli_timeout)
-    probes: dict[str, Callable[[Host], object]] = {
-        "connector_app": macapp.probe, "system_extensions": sysext.probe, "tcc": tcc.probe,
-        "network_extensions": netext.probe,
-    }
-    return probes[name](host)
 
 
 def _is_plugin_timeout(error: BaseException) -> bool:

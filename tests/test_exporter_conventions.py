@@ -4,6 +4,7 @@ systemd socket activation. Real processes on 127.0.0.1 unless a test says otherw
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -24,7 +25,7 @@ import pytest
 from prometheus_client.process_collector import ProcessCollector
 
 from checks import __version__
-from checks.collect import COLLECTORS
+from checks.collect import COLLECTORS, REGISTRY
 from checks.report import Report
 from exporter import logs, main, selfmetrics
 from tests.commands import run, script
@@ -34,6 +35,7 @@ from tests.test_exporter_hostile_http import _serving
 from tests.test_exporter_http import get, scrape
 from tests.test_exporter_logfmt import capture, parse_json_log, parse_log, parse_record  # noqa: F401 - a fixture
 
+ROOT = Path(__file__).resolve().parents[1]
 # What Prometheus 2.42 (Debian 12's) sends.
 PROMETHEUS_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
                      "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
@@ -195,6 +197,28 @@ ALL = set(COLLECTORS)
 ])
 def test_collector_flags_compose_as_in_node_exporter(args: list[str], enabled: set[str]) -> None:
     assert ALL - main.disabled_collectors(main.build_parser().parse_args(args)) == enabled
+
+
+def test_each_collector_is_declared_where_the_registry_says() -> None:
+    """REGISTRY names the module of each collector; the module declares that very name (ampcli's status is
+    collected by Evidence itself, from the run it starts first)."""
+    for name, entry in REGISTRY.items():
+        module = importlib.import_module(f"checks.evidence.{entry.module}")
+        if name == "connector_status":
+            assert not hasattr(module, "COLLECTOR") and callable(module.start)
+        else:
+            assert module.COLLECTOR.name == name, entry
+
+
+def test_a_linux_evaluation_imports_no_macos_reader(healthy: LinuxTree) -> None:
+    """The registry names the macOS modules without importing them: a Linux run loads none."""
+    code = ("import sys\nfrom checks import nagios\nfrom checks.collect import MACOS, REGISTRY\n"
+            "try:\n    nagios.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "sys.stderr.write(repr(sorted(e.module for e in REGISTRY.values() if e.platforms == MACOS "
+            "and 'checks.evidence.' + e.module in sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", code, "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
+                           "--state-file", ""], capture_output=True, text=True, check=False, cwd=ROOT, timeout=60)
+    assert done.stdout.startswith("SECURE ENDPOINT OK") and done.stderr == "[]", done.stdout + done.stderr
 
 
 def test_help_shows_both_forms_of_every_collector_flag() -> None:

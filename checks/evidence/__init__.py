@@ -1,4 +1,39 @@
-"""Evidence: facts read from the host, one module per source, no verdicts."""
+"""Evidence: facts read from the host, one module per source, no verdicts.
+
+Each module that is a collector declares it as ``COLLECTOR``: its name (the ``collector`` label and
+``--collector.NAME``) and how it reads its facts from a ``Probe``. checks/collect.py lists which
+module holds which collector on which platform, and runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+
+if TYPE_CHECKING:
+    from checks.catalog import Platform
+    from checks.collect import EvidenceCache, Settings
+    from checks.host import Host
+
+Facts_co = TypeVar("Facts_co", covariant=True)
+
+
+class Probe(NamedTuple):
+    """What a collector reads with: the host (bounded by the collector's share of the time), the platform,
+    the settings, and what a long-running exporter keeps between evaluations."""
+
+    host: Host
+    platform: Platform
+    settings: Settings
+    cache: EvidenceCache
+
+
+class Collector(Generic[Facts_co]):
+    """One source of evidence; ``read`` gets its facts (raising is the collector's failure)."""
+
+    def __init__(self, name: str, read: Callable[[Probe], Facts_co]) -> None:
+        self.name = name
+        self.read = read
 
 
 def ascii_number(text: str, digits: int) -> bool:

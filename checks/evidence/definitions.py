@@ -15,7 +15,7 @@ from collections.abc import MutableMapping
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.evidence import ascii_number
+from checks.evidence import Collector, ascii_number
 from checks.host import Host
 from checks.messages import reason_of, said
 from checks.walk import WalkCache, walk
@@ -176,3 +176,7 @@ def integrity_problem(host: Host, item: DefinitionFile, cache: MutableMapping[st
         problem = HEADER_ONLY
     cache[key] = problem
     return problem or None
+
+
+COLLECTOR = Collector("definitions",
+                      lambda p: probe(p.host, p.platform, p.settings.definitions_dirs, p.cache.definitions))

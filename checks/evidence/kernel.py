@@ -8,7 +8,7 @@ import functools
 import re
 from typing import NamedTuple
 
-from checks.evidence import lines
+from checks.evidence import Collector, lines
 from checks.evidence.system import kernel_release
 from checks.host import DeadlineExceeded, Host, HostError
 from checks.messages import os_reason, said
@@ -182,3 +182,6 @@ def _problem(host: Host, rel: str, problem: OSError) -> str:
     if isinstance(problem, HostError):
         return str(problem)
     return said("path_error", path=problem.filename or host.display(rel), reason=os_reason(problem))
+
+
+COLLECTOR = Collector("kernel", lambda p: probe(p.host))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from checks.evidence import Collector
 from checks.host import Host, HostError
 from checks.messages import said
 
@@ -22,3 +23,6 @@ def probe(host: Host, timeout: float) -> KextFacts:
     if result.returncode != 0:
         raise HostError(said("kextstat_exit", code=result.returncode))
     return KextFacts(CISCO_KEXT in result.stdout.decode("utf-8", "replace"))
+
+
+COLLECTOR = Collector("kernel_extensions", lambda p: probe(p.host, p.settings.ampcli_timeout))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from checks.evidence import Collector
 from checks.host import Host
 from checks.messages import os_reason, printable, said
 
@@ -64,3 +65,6 @@ def load_plist(data: bytes, where: str) -> dict[str, object]:
     from checks import plist  # Linux hosts never need it (nor plistlib): kept off the plugin's start-up
 
     return plist.load_dict(data, where)
+
+
+COLLECTOR = Collector("connector_app", lambda p: probe(p.host))

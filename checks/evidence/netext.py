@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from checks.evidence import Collector
 from checks.evidence.macapp import load_plist
 from checks.host import Host
 from checks.messages import said
@@ -97,3 +98,6 @@ class _Objects:
     def class_name(self, item: dict[str, Any]) -> str:
         described = self.resolve(item.get("$class"))
         return str(described.get("$classname", "")) if isinstance(described, dict) else ""
+
+
+COLLECTOR = Collector("network_extensions", lambda p: probe(p.host))

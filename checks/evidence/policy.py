@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 from checks.catalog import Platform
+from checks.evidence import Collector
 from checks.host import Host
 from checks.messages import expat_reason, said
 
@@ -162,3 +163,6 @@ def _flag(text: str | None) -> bool | None:
     if value not in ("0", "1"):
         return None
     return value == "1"
+
+
+COLLECTOR = Collector("policy", lambda p: probe(p.host, p.platform))

@@ -29,7 +29,7 @@ import time
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.evidence import ascii_number, lines
+from checks.evidence import Collector, ascii_number, lines
 from checks.evidence.scan_user import SCAN_ACCOUNT, user_id
 from checks.host import DeadlineExceeded, Folder, Host, HostError
 from checks.messages import said
@@ -350,3 +350,7 @@ def _bpf_programs(proc: Folder, pids: list[int]) -> tuple[int | None, str]:
                 if proc.readlink(pid, "fd", entry) == BPF_LINK:
                     count += 1
     return count, ""
+
+
+COLLECTOR = Collector("processes",
+                      lambda p: probe(p.host, p.platform, p.settings.bpf_processes, p.settings.connector_unit))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.evidence import lines
+from checks.evidence import Collector, lines
 from checks.host import DeadlineExceeded, Host, HostError
 from checks.messages import said
 from checks.walk import WalkCache, walk_partly
@@ -244,3 +244,6 @@ def _found(lookup: Callable[[str], object], name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+COLLECTOR = Collector("scan_user", lambda p: probe(p.host, p.platform, p.cache.permissions))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from checks.evidence import lines
+from checks.evidence import Collector, lines
 from checks.host import Host
 
 MODULE = "cisco-secure-bpf"
@@ -55,3 +55,6 @@ def _setting(config: str, name: str) -> str:
             if end:
                 return value[:end]
     return ""
+
+
+COLLECTOR = Collector("selinux", lambda p: probe(p.host, p.settings.selinux_module))

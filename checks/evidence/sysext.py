@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from checks.evidence import Collector
 from checks.evidence.macapp import load_plist
 from checks.host import Host
 from checks.messages import said
@@ -75,3 +76,6 @@ def parse(data: bytes, where: str) -> SysextFacts:
             short_version=str(versions.get("CFBundleShortVersionString", "")),
         ))
     return SysextFacts(tuple(found), where)
+
+
+COLLECTOR = Collector("system_extensions", lambda p: probe(p.host))

@@ -8,7 +8,7 @@ import sys
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.evidence import ascii_number, lines
+from checks.evidence import Collector, ascii_number, lines
 from checks.host import Host, HostError
 from checks.messages import printable, said
 
@@ -153,3 +153,6 @@ def headers_package(family: str, release: str) -> str:
     if family == "suse":
         return "kernel-default-devel"
     return said("headers_any_package", release=release)
+
+
+COLLECTOR = Collector("system", lambda p: probe(p.host))

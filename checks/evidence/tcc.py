@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from checks.evidence import Collector
 from checks.host import Host
 from checks.messages import Msg, msg, os_reason, said, sqlite_reason
 
@@ -146,3 +147,6 @@ def _mdm(host: Host) -> set[str]:
         if isinstance(entry, dict) and (entry.get("Allowed") in (True, 1) or entry.get("Authorization") == "Allow"):
             allowed.add(str(client))
     return allowed
+
+
+COLLECTOR = Collector("tcc", lambda p: probe(p.host))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from checks.catalog import Platform
-from checks.evidence import ascii_number
+from checks.evidence import Collector, ascii_number
 from checks.evidence.policy import load_xml
 from checks.host import Host
 
@@ -59,3 +59,6 @@ def connector_version(text: str) -> str:
     if len(parts) in (3, 4) and all(ascii_number(part, digits) for part, digits in zip(parts, VERSION_DIGITS)):
         return ".".join(parts)
     return ""
+
+
+COLLECTOR = Collector("connector_version", lambda p: probe(p.host, p.platform, p.settings.version_elements))
