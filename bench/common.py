@@ -17,6 +17,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.hosttree import LinuxTree
 
 BIN = Path(sys.executable).parent
+
+
+def main_of(checkout: str, module: str) -> str:
+    """``python -c`` code that runs ``module``'s main from ``checkout`` (on PYTHONPATH): under
+    secure_endpoint_monitoring, or at the top in a checkout from before the packages moved there."""
+    moved = os.path.isdir(os.path.join(checkout, "secure_endpoint_monitoring"))
+    return f"from {'secure_endpoint_monitoring.' if moved else ''}{module} import main; main()"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # What Prometheus 2.42 (Debian 12's) sends with every scrape.
 PROMETHEUS_HEADERS = {

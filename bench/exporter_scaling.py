@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BIN, Served, machine, pin_client, start_server, take_turns, typical_host
+from bench.common import BIN, Served, machine, main_of, pin_client, start_server, take_turns, typical_host
 from tests.daemons import free_port
 from tests.hosttree import LinuxTree, cvd_bytes
 
@@ -54,7 +54,7 @@ def exporter(name: str, root: Path, old: str | None = None) -> Served:
     args = ["--path.rootfs", str(root), "--ampcli.run-from-rootfs",
             "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"]
     if old:
-        process = start_server([sys.executable, "-c", "from exporter.main import main; main()", *args],
+        process = start_server([sys.executable, "-c", main_of(old, "exporter.main"), *args],
                                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": old}, cwd=old)
     else:
         process = start_server([str(BIN / "secure-endpoint-exporter"), *args])

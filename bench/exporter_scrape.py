@@ -29,6 +29,7 @@ from bench.common import (
     Served,
     describe,
     machine,
+    main_of,
     pin_client,
     rss_kib,
     start_server,
@@ -90,7 +91,7 @@ def main() -> None:
                                   [str(BIN / "secure-endpoint-exporter"), *exporter_command(root)]))
             if args.old:
                 targets.append(serve(f"secure-endpoint-exporter at {args.old}",
-                                      [sys.executable, "-c", "from exporter.main import main; main()",
+                                      [sys.executable, "-c", main_of(args.old, "exporter.main"),
                                        *exporter_command(root)],
                                       env={"PATH": "/usr/bin:/bin", "PYTHONPATH": args.old}, cwd=args.old))
             targets.append(serve("node_exporter, default collectors",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import main_of
 from tests.hosttree import LinuxTree
 
 HERE = Path(__file__).resolve().parents[1]
@@ -33,14 +34,14 @@ def main() -> None:
         tree = LinuxTree(Path(scratch) / "host").healthy()
         for number in range(300):
             tree.process(f"worker{number % 17}", started_ago=number * 7)
-        args = [sys.executable, "-c", "from checks.nagios import main; main()", "--path.rootfs", str(tree.root),
-                "--ampcli.run-from-rootfs", "--state-file", ""]
+        args = ["--path.rootfs", str(tree.root), "--ampcli.run-from-rootfs", "--state-file", ""]
         targets = {"old": ({"PYTHONPATH": options.old}, options.old), "new": ({}, str(HERE))}
         times: dict[str, list[float]] = {name: [] for name in targets}
         for _ in range(options.runs + 1):
             for name, (env, cwd) in targets.items():
                 start = time.perf_counter()
-                subprocess.run(args, env={"PATH": "/usr/bin:/bin", **env}, cwd=cwd, capture_output=True, check=False)
+                command = [sys.executable, "-c", main_of(cwd, "checks.nagios"), *args]
+                subprocess.run(command, env={"PATH": "/usr/bin:/bin", **env}, cwd=cwd, capture_output=True, check=False)
                 times[name].append(time.perf_counter() - start)
     for name, values in times.items():
         kept = sorted(values[1:])

@@ -28,7 +28,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BIN, Served, machine, pin_client, start_server, take_turns, typical_host, wait_ready
+from bench.common import (
+    BIN,
+    Served,
+    machine,
+    main_of,
+    pin_client,
+    start_server,
+    take_turns,
+    typical_host,
+    wait_ready,
+)
 from tests.daemons import free_port
 from tests.hosttree import UNIT_CGROUPS
 
@@ -72,7 +82,7 @@ def in_namespace(root: Path, *command: str) -> list[str]:
 def exporter(name: str, root: Path, old: str | None = None) -> Served:
     """The exporter serving ``root`` in its namespace; ``old``: another checkout's, run from its folder."""
     port = free_port()
-    program = [sys.executable, "-c", "from exporter.main import main; main()"] if old else \
+    program = [sys.executable, "-c", main_of(old, "exporter.main")] if old else \
         [str(BIN / "secure-endpoint-exporter")]
     command = in_namespace(root, *program, "--path.rootfs", str(root), "--ampcli.run-from-rootfs",
                            "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error")

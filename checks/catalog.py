@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from checks.messages import Msg, msg, printable, translate
-from checks.textenum import TextEnum
+from .messages import Msg, msg, printable, translate
+from .textenum import TextEnum
 
 
 class Platform(TextEnum):
@@ -50,7 +50,7 @@ RESTART_MACOS = "sudo launchctl kickstart -k system/com.cisco.amp.daemon"
 RESTART_BOTH = f"Linux: {RESTART_LINUX}; macOS: {RESTART_MACOS}"
 # Where the checks beyond Cisco's tables are explained: docs/runbook.md, at the path where the .deb and
 # the .rpm install it (pkg/build.py). The report's doc_url and the default --runbook-url of
-# ``python -m exporter.generate`` both use it; the anchors are the check names.
+# ``python -m secure_endpoint_monitoring.exporter.generate`` both use it; the anchors are the check names.
 PROJECT_RUNBOOK_URL = "file:///usr/share/doc/secure-endpoint-monitoring/runbook.md"
 
 

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
 
-from checks.catalog import Platform
-from checks.evidence import (
+from .catalog import Platform
+from .evidence import (
     Collector,
     Probe,
     ampcli,
@@ -30,14 +30,14 @@ from checks.evidence import (
     system,
     version,
 )
-from checks.host import DeadlineExceeded, Host
-from checks.messages import Msg, foreign, msg, os_reason, printable, reason_of, said
-from checks.report import CollectorRun
-from checks.state import StateStore
-from checks.walk import WalkCache
+from .host import DeadlineExceeded, Host
+from .messages import Msg, foreign, msg, os_reason, printable, reason_of, said
+from .report import CollectorRun
+from .state import StateStore
+from .walk import WalkCache
 
 if TYPE_CHECKING:  # the macOS readers are imported only when a Mac is checked
-    from checks.evidence import kext, macapp, netext, sysext, tcc
+    from .evidence import kext, macapp, netext, sysext, tcc
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def install_markers(platform: Platform) -> tuple[str, ...]:
     """The paths that mean "the connector is installed", in the order they are looked for."""
     if platform is Platform.LINUX:
         return LINUX_INSTALL_MARKERS
-    from checks.evidence import macapp
+    from .evidence import macapp
 
     return ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS, *macapp.LEGACY_APPS)
 
@@ -195,7 +195,7 @@ class Evidence:
     def mac_uses_kexts(self) -> bool:
         """Whether the Mac connector uses kernel extensions rather than system extensions: before 1.14
         always; 1.14.0 on macOS before 10.15.5; later ones on macOS 10.15 and older (Cisco's advisory 216089)."""
-        from checks.evidence import version_tuple
+        from .evidence import version_tuple
 
         if self.legacy_mac_connector():
             return True
@@ -273,8 +273,8 @@ class Evidence:
         with contextlib.suppress(Unavailable):
             if self.system_extensions().cisco():
                 return False
-        from checks.evidence import version_tuple
-        from checks.evidence.macapp import FIRST_SYSEXT_VERSION
+        from .evidence import version_tuple
+        from .evidence.macapp import FIRST_SYSEXT_VERSION
 
         known = version_tuple(self.connector_version())
         if len(known) >= 2:
@@ -321,27 +321,27 @@ class Evidence:
         return cast("list[tuple[str, str]]", self._memo["definition_problems"])
 
     def connector_app(self) -> macapp.AppFacts:
-        from checks.evidence import macapp
+        from .evidence import macapp
 
         return self._facts(macapp.COLLECTOR)
 
     def system_extensions(self) -> sysext.SysextFacts:
-        from checks.evidence import sysext
+        from .evidence import sysext
 
         return self._facts(sysext.COLLECTOR)
 
     def tcc(self) -> tcc.TccFacts:
-        from checks.evidence import tcc
+        from .evidence import tcc
 
         return self._facts(tcc.COLLECTOR)
 
     def network_extensions(self) -> netext.NetextFacts:
-        from checks.evidence import netext
+        from .evidence import netext
 
         return self._facts(netext.COLLECTOR)
 
     def kernel_extensions(self) -> kext.KextFacts:
-        from checks.evidence import kext
+        from .evidence import kext
 
         return self._facts(kext.COLLECTOR)
 
@@ -350,7 +350,7 @@ class Evidence:
         """The collector of that name, from its module (imported now: a Mac's only when a Mac is checked)."""
         if name == "connector_status":
             return self._status_collector
-        found: Collector[object] = importlib.import_module(f"checks.evidence.{REGISTRY[name].module}").COLLECTOR
+        found: Collector[object] = importlib.import_module(f"{__package__}.evidence.{REGISTRY[name].module}").COLLECTOR
         return found
 
     @property

@@ -10,24 +10,24 @@ from __future__ import annotations
 import contextlib
 import time
 
-from checks import catalog
-from checks.catalog import Fault, Platform, Severity
-from checks.collect import Evidence, EvidenceCache, Settings, Unavailable
-from checks.evidence.ampcli import ReportedFault
-from checks.evidence.processes import WATCHED
-from checks.faults import CHECKS, Detection, FaultCheck, Verdict, clear, not_applicable
-from checks.host import Host
-from checks.messages import Msg, msg
-from checks.report import FaultResult, Report, State
-from checks.state import StateStore
+from . import catalog
+from .catalog import Fault, Platform, Severity
+from .collect import Evidence, EvidenceCache, Settings, Unavailable
+from .evidence.ampcli import ReportedFault
+from .evidence.processes import WATCHED
+from .faults import CHECKS, Detection, FaultCheck, Verdict, clear, not_applicable
+from .host import Host
+from .messages import Msg, msg
+from .report import FaultResult, Report, State
+from .state import StateStore
 
 
 def fault_checks(platform: Platform) -> dict[str, tuple[FaultCheck, Detection]]:
     """Each fault id of the platform: its check, and who can see it (a Linux run never loads the Mac's)."""
-    from checks.faults import common, connector, linux  # noqa: F401 -- importing a module registers its checks
+    from .faults import common, connector, linux  # noqa: F401 -- importing a module registers its checks
 
     if platform is Platform.MACOS:
-        from checks.faults import macos  # noqa: F401
+        from .faults import macos  # noqa: F401
     return {fault.id: CHECKS[fault.id] for fault in catalog.faults_for(platform)}
 
 

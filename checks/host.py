@@ -19,10 +19,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, BinaryIO
 
-from checks.messages import Localized, said
+from .messages import Localized, said
 
 if TYPE_CHECKING:
-    from checks.programs import CommandResult, Running
+    from .programs import CommandResult, Running
 
 MAX_READ = 1 << 20  # 1 MiB: no config file or proc entry we read is larger
 MAX_SYMLINKS = 40
@@ -282,7 +282,7 @@ class Host:
     def start(self, rel: str, args: list[str]) -> Running:
         """Start a program under the root (only where the operator allows it: ``may_run``); several may run
         at once, each collected with ``result`` (``checks.programs``)."""
-        from checks.programs import ProgramRefused, start_program  # programs need the root's errors: imported here
+        from .programs import ProgramRefused, start_program  # programs need the root's errors: imported here
 
         self.tick()
         if not self.may_run:

@@ -28,13 +28,13 @@ def secure_endpoint_exporter() -> None:
 
 
 def _plugin() -> None:
-    from checks.nagios import main
+    from .nagios import main
 
     main()
 
 
 def _exporter() -> None:
-    from exporter.main import main
+    from ..exporter.main import main
 
     main()
 

@@ -277,7 +277,7 @@ def catalogue(lang: str) -> dict[str, str]:
     its msgid's is left out: its English beats a KeyError in place of a verdict."""
     if lang not in LANGUAGES or lang == "en":
         return {}
-    from checks import safefile  # it imports this module: imported only when Dutch is asked for
+    from . import safefile  # it imports this module: imported only when Dutch is asked for
 
     try:
         import polib

@@ -19,15 +19,15 @@ import nagiosplugin
 from nagiosplugin.output import Output
 from nagiosplugin.state import Critical, Ok, ServiceState, Unknown, Warn
 
-from checks import __version__, catalog
-from checks.evaluate import evaluate
-from checks.evidence.definitions import DAY, FUTURE_TOLERANCE  # as the staleness check
-from checks.host import Host
-from checks.messages import argparse_in, foreign, log_line, msg, said
-from checks.options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
-from checks.programs import Stopped, adopt_orphans, end_programs, handle_stop_signals, ignore_stop_signals
-from checks.report import FaultResult, Report, State
-from checks.state import default_path, open_state
+from . import __version__, catalog
+from .evaluate import evaluate
+from .evidence.definitions import DAY, FUTURE_TOLERANCE  # as the staleness check
+from .host import Host
+from .messages import argparse_in, foreign, log_line, msg, said
+from .options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
+from .programs import Stopped, adopt_orphans, end_programs, handle_stop_signals, ignore_stop_signals
+from .report import FaultResult, Report, State
+from .state import default_path, open_state
 
 NAME = "Secure Endpoint"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}
@@ -37,7 +37,7 @@ RANK = {Ok.code: 0, Unknown.code: 1, Warn.code: 2, Critical.code: 3}
 SUMMARY_ITEMS = 3
 
 
-log = logging.getLogger("checks.nagios")
+log = logging.getLogger(__name__)
 LOOKUP_LINES = {
     "cgroup": "processes found through the cgroup of %s",
     "scan": "processes found by listing all of /proc: the cgroup of %s did not show every one",
@@ -421,7 +421,7 @@ def _check(runtime: nagiosplugin.Runtime, args: argparse.Namespace, policy: Seve
     ours = logging.StreamHandler(runtime.logchan.stream)
     ours.setFormatter(LogLines(args.lang))
     ours.setLevel(logging.INFO if args.verbose >= 1 else logging.WARNING)
-    logger = logging.getLogger("checks")
+    logger = logging.getLogger(__package__)
     level = logger.level
     logger.setLevel(logging.INFO)
     logger.addHandler(ours)

@@ -7,10 +7,10 @@ import math
 import os
 import stat
 
-from checks import catalog
-from checks.collect import COLLECTORS, Settings
-from checks.evidence.kernel import DEFAULT_NETWORK_MODULES
-from checks.messages import os_reason, said
+from . import catalog
+from .collect import COLLECTORS, Settings
+from .evidence.kernel import DEFAULT_NETWORK_MODULES
+from .messages import os_reason, said
 
 DEFAULTS = Settings()
 

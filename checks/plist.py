@@ -24,7 +24,7 @@ import struct
 from typing import Any
 from xml.parsers.expat import ExpatError
 
-from checks.messages import Localized, expat_reason, foreign, said
+from .messages import Localized, expat_reason, foreign, said
 
 MAX_DEPTH = 64  # values on the longest path from the top, the top and the leaf included
 MAX_OBJECTS = 200_000  # objects in a binary file (XML has no objects apart from its values)

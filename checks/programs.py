@@ -32,8 +32,8 @@ import time
 from types import FrameType
 from typing import NamedTuple
 
-from checks.host import MAX_READ, HostError
-from checks.messages import said
+from .host import MAX_READ, HostError
+from .messages import said
 
 MAX_LATE_READS = 64  # reads of output already waiting when a program's time is up (64 KiB each)
 EXIT_POLL = 0.05  # seconds between looks at a program's exit where no pidfd tells it

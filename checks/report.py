@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from checks.catalog import Fault, Platform
-from checks.messages import Msg
-from checks.textenum import TextEnum
+from .catalog import Fault, Platform
+from .messages import Msg
+from .textenum import TextEnum
 
 
 class State(TextEnum):

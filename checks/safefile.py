@@ -15,8 +15,8 @@ import contextlib
 import os
 import stat
 
-from checks.host import MAX_SYMLINKS, kind
-from checks.messages import said
+from .host import MAX_SYMLINKS, kind
+from .messages import said
 
 CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, and a read from it for data.

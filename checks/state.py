@@ -37,9 +37,9 @@ import time
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from checks.host import kind
-from checks.messages import os_reason, said
-from checks.safefile import Refused, lstat, open_folder, replace
+from .host import kind
+from .messages import os_reason, said
+from .safefile import Refused, lstat, open_folder, replace
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ import stat
 from collections.abc import Callable
 from typing import NamedTuple
 
-from checks.host import Folder, Host, HostError
-from checks.messages import said
+from .host import Folder, Host, HostError
+from .messages import said
 
 MAX_ENTRIES = 1_000_000  # entries in all; a walk's time is bounded by the evaluation's deadline
 MAX_LISTINGS = 200_000  # folders kept from walks cut short; past that only the last walk's

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from checks.report import Report
-from exporter.metrics import families
+from ..checks.report import Report
+from .metrics import families
 
 
 def client_families(report: Report) -> Iterator[Metric]:

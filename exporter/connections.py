@@ -10,7 +10,7 @@ import ssl
 import threading
 import time
 
-from exporter.logs import kv
+from .logs import kv
 
 log = logging.getLogger("secure_endpoint_exporter")
 FD_RESERVE = 32  # descriptors kept for the evaluation and the listeners when the open-file limit is low

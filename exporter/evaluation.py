@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from checks.report import Report
-from exporter.logs import kv
+from ..checks.report import Report
+from .logs import kv
 
 log = logging.getLogger("secure_endpoint_exporter")
 GRACE = 0.2  # seconds past a scrape's deadline before it is answered 503

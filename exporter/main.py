@@ -17,21 +17,21 @@ import threading  # loaded by logging already
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from checks import __version__
-from checks.collect import COLLECTORS, EvidenceCache, Settings
-from checks.evaluate import evaluate
-from checks.host import Host
-from checks.options import add_evaluation_arguments, rootfs_problem, settings_from
-from checks.programs import Stopped, adopt_orphans, end_programs, handle_stop_signals
-from checks.report import Report
-from checks.state import StateStore, open_state
-from exporter import logs
-from exporter.logs import kv
+from ..checks import __version__
+from ..checks.collect import COLLECTORS, EvidenceCache, Settings
+from ..checks.evaluate import evaluate
+from ..checks.host import Host
+from ..checks.options import add_evaluation_arguments, rootfs_problem, settings_from
+from ..checks.programs import Stopped, adopt_orphans, end_programs, handle_stop_signals
+from ..checks.report import Report
+from ..checks.state import StateStore, open_state
+from . import logs
+from .logs import kv
 
 if TYPE_CHECKING:
     import socket  # an annotation only: --once need not load the socket module
 
-    from exporter import webconfig
+    from . import webconfig
 
 log = logging.getLogger("secure_endpoint_exporter")
 PROG = "secure-endpoint-exporter"
@@ -188,7 +188,7 @@ def render(report: Report, fmt: str, lang: str) -> bytes:
         return (_json_escaped(text) + "\n").encode("utf-8")
     from prometheus_client import generate_latest
 
-    from exporter.collector import report_registry
+    from .collector import report_registry
 
     return generate_latest(report_registry(report))
 
@@ -203,7 +203,7 @@ def run_once(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     data = render(report, args.format, args.lang)
     if args.output:
-        from checks import safefile
+        from ..checks import safefile
 
         try:  # a new file renamed over the old one: readers never see half a file (checks.safefile)
             safefile.write(args.output, data, 0o644)
@@ -247,7 +247,7 @@ def reload_on_sighup(web: webconfig.WebConfigWatcher) -> None:
 
 
 def run_server(args: argparse.Namespace, settings: Settings) -> int:
-    from exporter import server, systemd, webconfig  # the one-shot mode needs none of them
+    from . import server, systemd, webconfig  # the one-shot mode needs none of them
 
     log.info("starting %s", PROG, extra=kv(version=__version__, python=sys.version.split()[0], rootfs=args.rootfs))
     enabled = [name for name in COLLECTORS if name not in settings.disabled_collectors]

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from typing import NamedTuple
 
-from checks import __version__
-from checks.catalog import Platform
-from checks.report import Report, State
+from ..checks import __version__
+from ..checks.catalog import Platform
+from ..checks.report import Report, State
 
 NAMESPACE = "secure_endpoint"
 

@@ -36,18 +36,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prometheus_client.exposition import choose_encoder
 
-from checks import __version__
-from checks.programs import stopping
-from checks.report import Report
-from exporter.collector import report_registry
-from exporter.connections import Connection, ConnectionLimiter, fd_room
-from exporter.evaluation import EvaluationUnavailable, SharedEvaluation
-from exporter.logs import kv
-from exporter.requestreader import RequestReader
-from exporter.webconfig import WebConfigWatcher
+from ..checks import __version__
+from ..checks.programs import stopping
+from ..checks.report import Report
+from .collector import report_registry
+from .connections import Connection, ConnectionLimiter, fd_room
+from .evaluation import EvaluationUnavailable, SharedEvaluation
+from .logs import kv
+from .requestreader import RequestReader
+from .webconfig import WebConfigWatcher
 
 if TYPE_CHECKING:  # the module is imported only when the metrics are on
-    from exporter.selfmetrics import ExporterMetrics
+    from .selfmetrics import ExporterMetrics
 
 log = logging.getLogger("secure_endpoint_exporter")
 MAX_BODY = 64 * 1024  # a GET body larger than this is refused, not read
@@ -163,7 +163,7 @@ class Exporter:
         self._serving: list[threading.Thread] = []
         self.own: ExporterMetrics | None = None
         if exporter_metrics:
-            from exporter.selfmetrics import ExporterMetrics
+            from .selfmetrics import ExporterMetrics
 
             self.own = ExporterMetrics()  # made once: a scrape only reads the numbers
 

@@ -15,7 +15,7 @@ import os
 import socket
 from collections.abc import MutableMapping
 
-from checks.evidence import ascii_number
+from ..checks.evidence import ascii_number
 
 LISTEN_FDS_START = 3  # SD_LISTEN_FDS_START
 MAX_FDS = 64  # far more than anyone lists in ListenStream=; a larger count is a broken environment

@@ -20,8 +20,8 @@ from typing import Any, NamedTuple
 import bcrypt
 import yaml
 
-from checks import safefile
-from exporter.logs import kv
+from ..checks import safefile
+from .logs import kv
 
 log = logging.getLogger("secure_endpoint_exporter")
 

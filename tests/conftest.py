@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from checks.collect import Settings
-from checks.evaluate import evaluate
-from checks.host import Host
-from checks.report import FaultResult, Report
-from checks.state import StateStore
+from secure_endpoint_monitoring.checks.collect import Settings
+from secure_endpoint_monitoring.checks.evaluate import evaluate
+from secure_endpoint_monitoring.checks.host import Host
+from secure_endpoint_monitoring.checks.report import FaultResult, Report
+from secure_endpoint_monitoring.checks.state import StateStore
 from tests.daemons import Prometheus, exporter
 from tests.hosttree import LinuxTree, faults_status
 from tests.mactree import NETWORK, SECURITY, MacTree, extension

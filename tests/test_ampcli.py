@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.evidence.ampcli import (
+from secure_endpoint_monitoring.checks.evidence.ampcli import (
     AmpcliError,
     ReportedFault,
     _strptime_time,

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from checks.catalog import Platform
-from checks.evidence import definitions, scan_user
-from checks.host import Folder, Host
-from checks.walk import WalkCache, walk
+from secure_endpoint_monitoring.checks.catalog import Platform
+from secure_endpoint_monitoring.checks.evidence import definitions, scan_user
+from secure_endpoint_monitoring.checks.host import Folder, Host
+from secure_endpoint_monitoring.checks.walk import WalkCache, walk
 from tests.hosttree import LinuxTree
 
 LONG_AGO = time.time() - 3600
@@ -78,7 +78,8 @@ def test_a_change_that_leaves_the_times_as_they_were_is_seen(healthy: LinuxTree)
     stamp = os.stat(folder)
     assert stamp.st_mtime_ns == times.st_mtime_ns
     with pytest.MonkeyPatch.context() as patch:  # and the ctime too, which a real clock tick would keep
-        patch.setattr("checks.walk._stamp", lambda status: (status.st_dev, status.st_ino, status.st_mtime_ns, 0))
+        patch.setattr("secure_endpoint_monitoring.checks.walk._stamp",
+                      lambda status: (status.st_dev, status.st_ino, status.st_mtime_ns, 0))
         assert ("opt/cisco/amp/var/clamav", ("bytecode.cvd", "daily.cvd", "main.cvd")) in _walks(healthy, cache)
 
 

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from checks import catalog
-from checks.catalog import Platform
-from checks.evaluate import fault_checks
-from checks.messages import TEMPLATES, Msg
+from secure_endpoint_monitoring.checks import catalog
+from secure_endpoint_monitoring.checks.catalog import Platform
+from secure_endpoint_monitoring.checks.evaluate import fault_checks
+from secure_endpoint_monitoring.checks.messages import TEMPLATES, Msg
 
 LINUX_IDS = ["5", "6", "7", "8", "9", "11", "16", "18", "19", "next_kernel_headers_missing"]
 MACOS_IDS = ["1", "2", "3", "4", "5", "6", "7", "10", "12", "13", "14", "15", "17", "18"]
@@ -30,7 +30,7 @@ def test_every_linux_fault_has_a_check() -> None:
 
 def test_every_registered_check_judges_a_fault_of_the_catalogue() -> None:
     """A check registered with ``judges`` for an id the catalogue lacks, or a catalogue entry without one."""
-    from checks.faults import CHECKS
+    from secure_endpoint_monitoring.checks.faults import CHECKS
 
     fault_checks(Platform.MACOS)  # loads every platform's checks
     wanted = {f.id for f in catalog.FAULTS + catalog.HEALTH_CHECKS} - {"not_installed"}
@@ -38,7 +38,7 @@ def test_every_registered_check_judges_a_fault_of_the_catalogue() -> None:
 
 
 def test_a_fault_has_one_check() -> None:
-    from checks.faults import judges
+    from secure_endpoint_monitoring.checks.faults import judges
 
     with pytest.raises(ValueError, match="fault 7 has a check already: scan_service_not_started"):
         judges("7")(lambda ev: None)  # type: ignore[arg-type,return-value]

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.catalog import Platform
-from checks.evidence import definitions
-from checks.host import Host
+from secure_endpoint_monitoring.checks.catalog import Platform
+from secure_endpoint_monitoring.checks.evidence import definitions
+from secure_endpoint_monitoring.checks.host import Host
 from tests.hosttree import LinuxTree, cvd_bytes
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.connections import FD_RESERVE
-from exporter.main import build_parser
+from secure_endpoint_monitoring.exporter.connections import FD_RESERVE
+from secure_endpoint_monitoring.exporter.main import build_parser
 from tests.commands import run, script
 from tests.daemons import free_port, stop
 from tests.hosttree import LinuxTree

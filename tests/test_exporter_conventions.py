@@ -24,10 +24,10 @@ import psutil
 import pytest
 from prometheus_client.process_collector import ProcessCollector
 
-from checks import __version__
-from checks.collect import COLLECTORS, REGISTRY
-from checks.report import Report
-from exporter import logs, main, selfmetrics
+from secure_endpoint_monitoring.checks import __version__
+from secure_endpoint_monitoring.checks.collect import COLLECTORS, REGISTRY
+from secure_endpoint_monitoring.checks.report import Report
+from secure_endpoint_monitoring.exporter import logs, main, selfmetrics
 from tests.commands import run, script
 from tests.daemons import exporter, free_port, stop
 from tests.hosttree import LinuxTree
@@ -160,7 +160,7 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 def test_every_format_prometheus_asks_for_holds_the_self_metrics(report: Report, accept: str) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    from exporter.server import Exporter
+    from secure_endpoint_monitoring.exporter.server import Exporter
 
     app = Exporter(lambda deadline: report, "/metrics", None, 0)
     body, content_type = app.exposition(report, accept)
@@ -203,7 +203,7 @@ def test_each_collector_is_declared_where_the_registry_says() -> None:
     """REGISTRY names the module of each collector; the module declares that very name (ampcli's status is
     collected by Evidence itself, from the run it starts first)."""
     for name, entry in REGISTRY.items():
-        module = importlib.import_module(f"checks.evidence.{entry.module}")
+        module = importlib.import_module(f"secure_endpoint_monitoring.checks.evidence.{entry.module}")
         if name == "connector_status":
             assert not hasattr(module, "COLLECTOR") and callable(module.start)
         else:
@@ -212,13 +212,33 @@ def test_each_collector_is_declared_where_the_registry_says() -> None:
 
 def test_a_linux_evaluation_imports_no_macos_reader(healthy: LinuxTree) -> None:
     """The registry names the macOS modules without importing them: a Linux run loads none."""
-    code = ("import sys\nfrom checks import nagios\nfrom checks.collect import MACOS, REGISTRY\n"
+    code = ("import sys\nfrom secure_endpoint_monitoring.checks import nagios\n"
+            "from secure_endpoint_monitoring.checks.collect import MACOS, REGISTRY\n"
             "try:\n    nagios.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "sys.stderr.write(repr(sorted(e.module for e in REGISTRY.values() if e.platforms == MACOS "
-            "and 'checks.evidence.' + e.module in sys.modules)))\n")
+            "and 'secure_endpoint_monitoring.checks.evidence.' + e.module in sys.modules)))\n")
     done = subprocess.run([sys.executable, "-c", code, "--path.rootfs", str(healthy.root), "--ampcli.run-from-rootfs",
                            "--state-file", ""], capture_output=True, text=True, check=False, cwd=ROOT, timeout=60)
     assert done.stdout.startswith("SECURE ENDPOINT OK") and done.stderr == "[]", done.stdout + done.stderr
+
+
+def test_nothing_imports_the_packages_by_their_folder_names() -> None:
+    """checks/ and exporter/ are importable only as secure_endpoint_monitoring.checks and .exporter (what
+    the wheel installs): a top-level ``import checks`` would load a second copy of every module from a
+    checkout, and fail once installed."""
+    import ast
+
+    wrong = []
+    for folder in ("checks", "exporter", "tests", "bench", "examples", "pkg", ".ci"):
+        for path in (ROOT / folder).rglob("*.py"):
+            if "node_modules" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+                wrong += [f"{path.relative_to(ROOT)}:{node.lineno}" for name in names
+                          if name.split(".")[0] in ("checks", "exporter")]
+    assert wrong == []
 
 
 def test_help_shows_both_forms_of_every_collector_flag() -> None:
@@ -364,8 +384,8 @@ def test_a_failing_scrape_is_one_error_line_with_err(report: Report, capture: io
 
 @pytest.fixture
 def report(healthy: LinuxTree) -> Report:
-    from checks.evaluate import evaluate
-    from checks.host import Host
+    from secure_endpoint_monitoring.checks.evaluate import evaluate
+    from secure_endpoint_monitoring.checks.host import Host
 
     return evaluate(Host(str(healthy.root), run_programs=True))
 
@@ -618,7 +638,7 @@ def test_socket_activation_and_a_listen_address_are_not_both_taken(healthy: Linu
 
 def test_listen_variables_are_not_passed_on(monkeypatch: pytest.MonkeyPatch) -> None:
     """Read once and removed, as sd_listen_fds(1) does: ampcli and other children never see them."""
-    from exporter import systemd
+    from secure_endpoint_monitoring.exporter import systemd
 
     environ = {"LISTEN_FDS": "1", "LISTEN_PID": "999999", "LISTEN_FDNAMES": "x", "PATH": "/bin"}
     with pytest.raises(systemd.SocketActivationError):
@@ -628,7 +648,8 @@ def test_listen_variables_are_not_passed_on(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_importing_the_exporter_leaves_logging_alone() -> None:
     """exporter.logs changes nothing at import: a library user's logging stays as it is until setup()."""
-    program = ("import logging, sys, threading; hook = threading.excepthook; import exporter.logs, exporter.server; "
+    program = ("import logging, sys, threading; hook = threading.excepthook; "
+               "import secure_endpoint_monitoring.exporter.logs, secure_endpoint_monitoring.exporter.server; "
                "print(len(logging.getLogger().handlers), threading.excepthook is hook, "
                "sys.excepthook is sys.__excepthook__)")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)

@@ -29,12 +29,12 @@ from typing import Any
 import bcrypt
 import pytest
 
-from checks.evaluate import evaluate
-from checks.host import Host
-from checks.report import Report
-from exporter import webconfig
-from exporter.evaluation import GRACE
-from exporter.server import Exporter, Limits
+from secure_endpoint_monitoring.checks.evaluate import evaluate
+from secure_endpoint_monitoring.checks.host import Host
+from secure_endpoint_monitoring.checks.report import Report
+from secure_endpoint_monitoring.exporter import webconfig
+from secure_endpoint_monitoring.exporter.evaluation import GRACE
+from secure_endpoint_monitoring.exporter.server import Exporter, Limits
 from tests import pki
 from tests.commands import run, script
 from tests.daemons import exporter, stop
@@ -250,7 +250,7 @@ def test_heads_are_bounded_in_bytes_per_request_and_in_all(healthy: LinuxTree, t
 
 
 def test_a_head_just_under_the_bound_is_served(report: Report) -> None:
-    from exporter.requestreader import MAX_HEAD
+    from secure_endpoint_monitoring.exporter.requestreader import MAX_HEAD
 
     filler = b"X-Fill: " + b"a" * (MAX_HEAD - 200) + b"\r\n"
     with _serving(lambda deadline: report) as address:
@@ -455,7 +455,7 @@ def test_guesses_that_hang_up_at_once_do_not_pile_up_threads(healthy: LinuxTree,
 
 
 def test_a_reload_keeps_the_pairs_already_verified(tmp_path: Path) -> None:
-    from exporter.webconfig import WebConfigWatcher
+    from secure_endpoint_monitoring.exporter.webconfig import WebConfigWatcher
 
     config = tmp_path / "web.yml"
     hashed = _hash("pw")

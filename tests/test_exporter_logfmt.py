@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from exporter import logs
+from secure_endpoint_monitoring.exporter import logs
 
 KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")

@@ -254,7 +254,7 @@ def test_a_link_swapped_over_the_new_file_cannot_change_another_files_mode(tmp_p
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The attack of issue 23: after the new file is made, its name is swapped for a link to a root-only file.
     Its mode is set on the open descriptor, so the linked file keeps 0600."""
-    from checks import safefile
+    from secure_endpoint_monitoring.checks import safefile
 
     victim = tmp_path / "secret"
     victim.write_text("root only\n")

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from checks.catalog import Platform, Severity, unknown_fault
-from checks.evaluate import evaluate
-from checks.host import Host
-from checks.report import CollectorRun, FaultResult, Report, State
-from exporter import metrics
-from exporter.main import render
+from secure_endpoint_monitoring.checks.catalog import Platform, Severity, unknown_fault
+from secure_endpoint_monitoring.checks.evaluate import evaluate
+from secure_endpoint_monitoring.checks.host import Host
+from secure_endpoint_monitoring.checks.report import CollectorRun, FaultResult, Report, State
+from secure_endpoint_monitoring.exporter import metrics
+from secure_endpoint_monitoring.exporter.main import render
 from tests.hosttree import LinuxTree, faults_status
 from tests.mactree import MacTree
 from tests.test_exporter_hostile_http import _connect, _read_response, _serving

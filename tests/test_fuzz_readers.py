@@ -17,14 +17,14 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks.catalog import Platform
-from checks.evaluate import evaluate
-from checks.evidence import system, version
-from checks.evidence.ampcli import parse_about, parse_policy
-from checks.evidence.processes import parse_stat
-from checks.host import Host, HostError
-from checks.messages import printable
-from checks.report import State
+from secure_endpoint_monitoring.checks.catalog import Platform
+from secure_endpoint_monitoring.checks.evaluate import evaluate
+from secure_endpoint_monitoring.checks.evidence import system, version
+from secure_endpoint_monitoring.checks.evidence.ampcli import parse_about, parse_policy
+from secure_endpoint_monitoring.checks.evidence.processes import parse_stat
+from secure_endpoint_monitoring.checks.host import Host, HostError
+from secure_endpoint_monitoring.checks.messages import printable
+from secure_endpoint_monitoring.checks.report import State
 from tests.hosttree import LinuxTree
 
 FAST = settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from checks import catalog
-from exporter.generate import common
+from secure_endpoint_monitoring.checks import catalog
+from secure_endpoint_monitoring.exporter.generate import common
 from tests import grafana_rules, grafana_schema
 from tests.test_mixin import ALL_IDS, DASHBOARDS, REPO, load_rules
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from checks.evidence import scan_user
-from checks.host import Host, HostError
-from checks.programs import CommandTimeout
-from checks.walk import walk
+from secure_endpoint_monitoring.checks.evidence import scan_user
+from secure_endpoint_monitoring.checks.host import Host, HostError
+from secure_endpoint_monitoring.checks.programs import CommandTimeout
+from secure_endpoint_monitoring.checks.walk import walk
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_a_passwd_of_millions_of_bytes_is_searched_not_refused(root: Path) -> No
 
 
 def test_a_name_across_the_search_blocks_is_found(root: Path) -> None:
-    from checks.evidence.scan_user import ACCOUNT_BLOCK
+    from secure_endpoint_monitoring.checks.evidence.scan_user import ACCOUNT_BLOCK
 
     head = "#" * (ACCOUNT_BLOCK - 5) + "\n"  # the next line starts 4 bytes before the first block ends
     (root / "etc/group").write_text(head + "cisco-amp-scan-svc:x:990:\n")
@@ -123,8 +123,8 @@ def test_program_output_is_capped(root: Path) -> None:
 
 def test_symlink_loop_on_an_install_path_is_unknown_not_a_crash(tmp_path: Path) -> None:
     """A loop where the install marker belongs proves nothing: the installation is unknown, not absent."""
-    from checks.evaluate import evaluate
-    from checks.report import State
+    from secure_endpoint_monitoring.checks.evaluate import evaluate
+    from secure_endpoint_monitoring.checks.report import State
 
     (tmp_path / "opt").mkdir()
     os.symlink("/opt/cisco", tmp_path / "opt/cisco")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.messages import printable
+from secure_endpoint_monitoring.checks.messages import printable
 from tests.commands import run
 from tests.daemons import exporter
 from tests.hosttree import HEALTHY_STATUS, LinuxTree, faults_status

@@ -22,8 +22,17 @@ from pathlib import Path
 import polib
 import pytest
 
-from checks import messages
-from checks.messages import TEMPLATES, argparse_in, catalogue, expat_reason, foreign, log_line, os_reason, said
+from secure_endpoint_monitoring.checks import messages
+from secure_endpoint_monitoring.checks.messages import (
+    TEMPLATES,
+    argparse_in,
+    catalogue,
+    expat_reason,
+    foreign,
+    log_line,
+    os_reason,
+    said,
+)
 from tests import bplist
 from tests.commands import run, script
 from tests.hosttree import LinuxTree, faults_status, pid_of
@@ -686,7 +695,7 @@ def test_what_the_readers_raise_is_said_in_both(text: messages.Localized, englis
 
 
 def test_plistlib_and_expat_are_said_in_dutch() -> None:
-    from checks import plist
+    from secure_endpoint_monitoring.checks import plist
 
     with pytest.raises(ValueError) as invalid:
         plist.load(b"<plist><dict><key>a</key></plist>", "/a.plist")
@@ -759,7 +768,7 @@ def test_parses_in_several_threads_keep_their_language() -> None:
     """The argparse swap is one at a time: overlapping Dutch and English parses each get their own."""
     import argparse
 
-    from checks import nagios
+    from secure_endpoint_monitoring.checks import nagios
 
     before = vars(argparse)["_"]
     wrong: list[str] = []
@@ -799,7 +808,7 @@ def test_os_errors_are_said_in_dutch_by_their_text() -> None:
      "argument --ampcli-timeout: '0' moet een getal groter dan 0 en hoogstens 1e9 zijn"),
 ])
 def test_argparse_says_it_in_the_language_asked_for(args: list[str], english: str, dutch: str) -> None:
-    from checks import nagios
+    from secure_endpoint_monitoring.checks import nagios
 
     for lang, expected in (("en", english), ("nl", dutch)):
         with pytest.raises(nagios.UsageError) as bad:
@@ -857,7 +866,7 @@ def test_the_plugins_own_timeout_is_one_dutch_line(healthy: LinuxTree, capsys: p
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import nagiosplugin
 
-    from checks import nagios
+    from secure_endpoint_monitoring.checks import nagios
 
     def hangs(self: object) -> None:
         raise nagiosplugin.Timeout("1s")  # what nagiosplugin's alarm raises when -t runs out

@@ -55,7 +55,7 @@ def test_output_that_cannot_be_written_is_not_an_ok_exit(healthy: LinuxTree) -> 
 def test_sigterm_during_the_imports_ends_in_the_commands_own_result(line: str, code: int) -> None:
     """Before the command's handler is in place (the imports), SIGTERM must not end the run by the signal:
     Nagios calls that "out of bounds"."""
-    program = ("import os, signal; from checks import launch; "
+    program = ("import os, signal; from secure_endpoint_monitoring.checks import launch; "
                f"launch._run(lambda: os.kill(os.getpid(), signal.SIGTERM), {line!r}, {code})")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30, check=False)
     assert (done.returncode, done.stdout, done.stderr) == (code, line, "")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from checks.report import State
-from checks.state import StateStore
+from secure_endpoint_monitoring.checks.report import State
+from secure_endpoint_monitoring.checks.state import StateStore
 from tests.conftest import Evaluate, result, texts
 from tests.hosttree import BOOT_ID, CLK_TCK, LinuxTree, faults_status, policy_output
 

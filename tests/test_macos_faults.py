@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.evidence import netext, sysext
-from checks.report import State
+from secure_endpoint_monitoring.checks.evidence import netext, sysext
+from secure_endpoint_monitoring.checks.report import State
 from tests.conftest import Evaluate, result, texts
 from tests.hosttree import faults_status
 from tests.mactree import NETWORK, SECURITY, SERVICE, MacTree, extension, keyed_archive
@@ -349,6 +349,6 @@ def test_keyed_archive_round_trip() -> None:
 @pytest.mark.parametrize(("text", "parts"), [("1.14.2", (1, 14, 2)), ("1.²", (1,)), ("١.14", ()),
                                               ("1." + "9" * 5000, (1,)), ("", ())])
 def test_version_tuple_reads_ascii_numbers_only(text: str, parts: tuple[int, ...]) -> None:
-    from checks.evidence import version_tuple
+    from secure_endpoint_monitoring.checks.evidence import version_tuple
 
     assert version_tuple(text) == parts

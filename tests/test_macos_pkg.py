@@ -62,8 +62,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Our wheel from a copy of the sources (the shared tree gets no build/), then the kit, unpacked."""
     tmp = tmp_path_factory.mktemp("macos")
     source = tmp / "source"
-    for name in ("checks", "exporter"):
-        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("checks", "exporter", "secure_endpoint_monitoring"):
+        shutil.copytree(ROOT / name, source / name, symlinks=True, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp / "wheels"),
@@ -135,7 +135,8 @@ def test_payload_holds_the_program_for_both_architectures(built: dict[str, Path]
     assert (home / "VERSION").read_text() == f"{VERSION}\n"
     for arch in ("arm64", "x86_64"):
         lib = home / "lib" / arch
-        for package in ("checks", "exporter", "prometheus_client", "nagiosplugin", "psutil", "yaml", "bcrypt"):
+        for package in ("secure_endpoint_monitoring/checks", "secure_endpoint_monitoring/exporter", "prometheus_client",
+                        "nagiosplugin", "psutil", "yaml", "bcrypt"):
             assert (lib / package / "__init__.py").is_file(), f"{package} missing for {arch}"
         assert not (lib / "bin").exists() and not list(lib.rglob("__pycache__")) and not list(lib.rglob("*.pyc"))
         compiled = list(lib.rglob("*.so"))

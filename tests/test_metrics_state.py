@@ -6,10 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from checks.evaluate import evaluate
-from checks.host import Host
-from checks.report import State
-from exporter.metrics import Family, families
+from secure_endpoint_monitoring.checks.evaluate import evaluate
+from secure_endpoint_monitoring.checks.host import Host
+from secure_endpoint_monitoring.checks.report import State
+from secure_endpoint_monitoring.exporter.metrics import Family, families
 from tests.hosttree import LinuxTree, faults_status
 
 STATES = {str(s) for s in State}

@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 import yaml
 
-from checks import catalog
-from exporter.generate import common, fault_docs
-from exporter.generate.__main__ import files, main
+from secure_endpoint_monitoring.checks import catalog
+from secure_endpoint_monitoring.exporter.generate import common, fault_docs
+from secure_endpoint_monitoring.exporter.generate.__main__ import files, main
 from tests.conftest import Fleet
 
 # Drives Debian's programs: runs on the system python3 only, not in the matrix of noxfile.py.
 pytestmark = pytest.mark.system
 
 REPO = Path(__file__).resolve().parents[1]
+REGENERATE = "python -m secure_endpoint_monitoring.exporter.generate --out ."
 RULES = REPO / "rules" / "secure_endpoint.rules.yml"
 RULE_TESTS = REPO / "rules" / "secure_endpoint.rules.test.yml"
 DASHBOARDS = {uid: REPO / "grafana" / "dashboards" / f"{uid}.json" for uid in (common.FLEET_UID, common.HOST_UID)}
@@ -49,12 +50,12 @@ def dashboard(uid: str) -> dict[str, Any]:
 def test_committed_files_match_a_fresh_generation() -> None:
     fresh = files(common.Options())
     for rel, text in fresh.items():
-        assert (REPO / rel).read_text() == text, f"{rel} is stale: run python -m exporter.generate"
+        assert (REPO / rel).read_text() == text, f"{rel} is stale: run {REGENERATE}"
 
 
 def test_the_fault_tables_match_the_catalogue() -> None:
     page = (REPO / "docs" / "faults.md").read_text()
-    assert fault_docs.fill(page) == page, "docs/faults.md's tables are stale: run python -m exporter.generate"
+    assert fault_docs.fill(page) == page, f"docs/faults.md's tables are stale: run {REGENERATE}"
     kinds = [m.group(2) for m in fault_docs.MARKED.finditer(page)]
     assert kinds == ["linux", "macos", "beyond"]
     for fault in catalog.FAULTS + catalog.HEALTH_CHECKS:  # every fault in each of its tables
@@ -228,7 +229,8 @@ def test_the_rules_alone_need_no_grafana_sdk(tmp_path: Path) -> None:
     (blocker / "grafana_foundation_sdk").mkdir(parents=True)
     (blocker / "grafana_foundation_sdk" / "__init__.py").write_text("raise ImportError('no SDK here')\n")
     env = {**os.environ, "PYTHONPATH": f"{blocker}{os.pathsep}{REPO}"}
-    command = [sys.executable, "-m", "exporter.generate", "--out", str(tmp_path / "out"), "--selector", 'job="node"']
+    command = [sys.executable, "-m", "secure_endpoint_monitoring.exporter.generate", "--out", str(tmp_path / "out"),
+               "--selector", 'job="node"']
     refused = subprocess.run(command, capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
     assert refused.returncode == 2 and "--no-grafana" in refused.stderr and "Traceback" not in refused.stderr
     done = subprocess.run([*command, "--no-grafana"], capture_output=True, text=True, env=env, check=False,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from checks.evaluate import State
-from checks.evidence.kernel import MAX_KERNELS, compare_releases, release_order
+from secure_endpoint_monitoring.checks.evaluate import State
+from secure_endpoint_monitoring.checks.evidence.kernel import MAX_KERNELS, compare_releases, release_order
 from tests.commands import run, unavailable
 from tests.conftest import Evaluate, result
 from tests.hosttree import RELEASE, LinuxTree

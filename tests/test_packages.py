@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-import checks
-from checks import catalog
-from exporter.generate import common
+from secure_endpoint_monitoring import checks
+from secure_endpoint_monitoring.checks import catalog
+from secure_endpoint_monitoring.exporter.generate import common
 from tests.commands import other_python, unavailable
 from tests.hosttree import LinuxTree
 
@@ -141,7 +141,8 @@ def test_deb_files_owners_and_modes(built: Built) -> None:
         assert entries[path].startswith(mode), entries.get(path)
     assert entries["./usr/lib/nagios/plugins/check_secure_endpoint"].endswith(
         "-> ../../../bin/check_secure_endpoint")
-    assert f"./{LIB}/checks/launch.py" in entries and f"./{LIB}/bcrypt/__init__.py" in entries
+    assert f"./{LIB}/secure_endpoint_monitoring/checks/launch.py" in entries
+    assert f"./{LIB}/bcrypt/__init__.py" in entries
     assert not [p for p in entries if "__pycache__" in p or p.startswith(f"./{LIB}/bin")]
     assert not [p for p in entries if re.search(r"/yaml/_yaml.*\.so$", p)]
     assert not [p for p in entries if p.endswith(("/direct_url.json", "/REQUESTED"))]  # pip's records of the build
@@ -153,7 +154,7 @@ def test_rpm_files(built: Built) -> None:
     files = rpm_query(built.rpm, "-l").splitlines()
     for path in ("/usr/bin/check_secure_endpoint", "/usr/bin/secure-endpoint-exporter",
                  "/usr/lib64/nagios/plugins/check_secure_endpoint", "/etc/sysconfig/secure-endpoint-exporter",
-                 f"{STATE}/textfile", f"{STATE}/state", f"/{LIB}/checks/launch.py",
+                 f"{STATE}/textfile", f"{STATE}/state", f"/{LIB}/secure_endpoint_monitoring/checks/launch.py",
                  "/usr/lib64/nagios", "/usr/lib64/nagios/plugins", f"/usr/share/licenses/{NAME}/LICENSE",
                  *(f"/usr/lib/systemd/system/{unit}" for unit in UNITS)):
         assert path in files, path
@@ -287,10 +288,11 @@ def test_wheel_and_sdist(built: Built) -> None:
         licences = [n for n in names if n in (f"{info}/LICENSE", f"{info}/licenses/LICENSE")]
         assert len(licences) == 1, names  # setuptools 75 and 84 put it in different places
         assert wheel.read(licences[0]) == (ROOT / "LICENSE").read_bytes()
-    assert "checks/launch.py" in names and "exporter/main.py" in names
+    assert {"secure_endpoint_monitoring/checks/launch.py", "secure_endpoint_monitoring/exporter/main.py"} <= set(names)
+    assert not [n for n in names if n.startswith(("checks/", "exporter/"))]  # nothing another project's collides with
     assert not [n for n in names if n.startswith("tests/")]
     assert f"Version: {VERSION}" in metadata and "Apache-2.0" in metadata
-    assert "check_secure_endpoint = checks.launch:check_secure_endpoint" in entry_points
+    assert "check_secure_endpoint = secure_endpoint_monitoring.checks.launch:check_secure_endpoint" in entry_points
     listing = subprocess.run(["tar", "-tzf", str(built.sdist)], capture_output=True, text=True, check=True).stdout
     assert f"secure_endpoint_monitoring-{VERSION}/pyproject.toml" in listing.splitlines()
 
@@ -614,8 +616,9 @@ def test_no_python_from_the_current_directory(rpm_root: Path, tmp_path: Path) ->
 
 
 def test_isolated_from_the_callers_environment(rpm_root: Path, tmp_path: Path) -> None:
-    """PYTHONPATH and the user's site-packages do not reach the command: a planted 'checks' is not run."""
-    planted = tmp_path / "planted" / "checks"
+    """PYTHONPATH and the user's site-packages do not reach the command: a planted package of our name is not
+    run."""
+    planted = tmp_path / "planted" / "secure_endpoint_monitoring"
     planted.mkdir(parents=True)
     (planted / "__init__.py").write_text("raise SystemExit('planted module imported')\n")
     done = subprocess.run([str(rpm_root / "usr/bin/check_secure_endpoint"), "--version"], capture_output=True,
@@ -689,7 +692,8 @@ def test_install_upgrade_and_purge(installable: Built, shared: Path, tmp_path: P
         assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (0, account.pw_gid, 0o750)
         link = textfiles / "secure_endpoint.prom"
         assert os.readlink(link) == "/var/lib/secure-endpoint-exporter/textfile/secure_endpoint.prom"
-        assert list(Path(f"/{LIB}/checks").glob("__pycache__/launch.cpython-*.pyc"))  # compiled by refresh
+        # compiled by refresh
+        assert list(Path(f"/{LIB}/secure_endpoint_monitoring/checks").glob("__pycache__/launch.cpython-*.pyc"))
         for plugin in ("/usr/bin/check_secure_endpoint", "/usr/lib/nagios/plugins/check_secure_endpoint"):
             done = command(Path(plugin), "--path.rootfs", str(host), "--ampcli.run-from-rootfs", "--state-file", "")
             assert done.stdout.startswith(HEALTHY) and done.returncode == 0, done.stdout + done.stderr

@@ -20,9 +20,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checks import plist
-from checks.evidence import netext
-from checks.report import State
+from secure_endpoint_monitoring.checks import plist
+from secure_endpoint_monitoring.checks.evidence import netext
+from secure_endpoint_monitoring.checks.report import State
 from tests import bplist
 from tests.bplist import array, ascii_string, build, dictionary, integer
 from tests.conftest import Evaluate, result, texts
@@ -206,7 +206,7 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         (folder / f"truncated-{cut}").write_bytes(VALID[:cut])
     program = (
         "import json, pathlib, sys\n"
-        "from checks.plist import load\n"
+        "from secure_endpoint_monitoring.checks.plist import load\n"
         "for path in sorted(pathlib.Path(sys.argv[1]).iterdir()):\n"
         "    try:\n"
         "        value = load(path.read_bytes(), path.name)\n"

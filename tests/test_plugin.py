@@ -331,7 +331,7 @@ def test_the_plugins_own_timeout_is_one_unknown_line(healthy: LinuxTree, capsys:
     """-t running out (nagiosplugin's alarm) ends in one UNKNOWN line in the plugin's own format, no traceback."""
     import nagiosplugin
 
-    from checks import nagios
+    from secure_endpoint_monitoring.checks import nagios
 
     def hangs(self: object) -> None:
         raise nagiosplugin.Timeout("3s")

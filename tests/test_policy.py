@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checks.evidence.policy import PolicyError, parse
+from secure_endpoint_monitoring.checks.evidence.policy import PolicyError, parse
 from tests.hosttree import XMLDSIG, policy_document
 
 POLICY = (b"<config><agent><driver><protmode><file>1</file></protmode></driver>"

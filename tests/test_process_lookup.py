@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from checks.catalog import Platform
-from checks.evidence import processes
-from checks.host import Host
+from secure_endpoint_monitoring.checks.catalog import Platform
+from secure_endpoint_monitoring.checks.evidence import processes
+from secure_endpoint_monitoring.checks.host import Host
 from tests.commands import run
 from tests.hosttree import UNIT_CGROUPS, LinuxTree, pid_of
 from tests.test_exporter_once import samples, value

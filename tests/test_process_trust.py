@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from checks.catalog import Platform
-from checks.evaluate import State
-from checks.evidence import processes, scan_user
-from checks.host import Host
-from checks.state import StateStore
+from secure_endpoint_monitoring.checks.catalog import Platform
+from secure_endpoint_monitoring.checks.evaluate import State
+from secure_endpoint_monitoring.checks.evidence import processes, scan_user
+from secure_endpoint_monitoring.checks.host import Host
+from secure_endpoint_monitoring.checks.state import StateStore
 from tests.commands import run
 from tests.conftest import Evaluate, result
 from tests.hosttree import UNIT_CGROUPS, LinuxTree, pid_of

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.report import State
+from secure_endpoint_monitoring.checks.report import State
 from tests.commands import run
 from tests.conftest import Evaluate, result, texts
 from tests.hosttree import (

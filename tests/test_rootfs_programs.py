@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from checks.host import Host
-from checks.programs import ProgramRefused
+from secure_endpoint_monitoring.checks.host import Host
+from secure_endpoint_monitoring.checks.programs import ProgramRefused
 from tests.commands import run, script
 from tests.daemons import exporter
 from tests.hosttree import LinuxTree, faults_status

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.generate.__main__ import main as generate
+from secure_endpoint_monitoring.exporter.generate.__main__ import main as generate
 from tests.commands import run
 from tests.daemons import Prometheus, free_port, stop
 from tests.hosttree import LinuxTree

@@ -28,12 +28,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks import state
-from checks.collect import Settings
-from checks.evaluate import evaluate
-from checks.host import Host
-from checks.report import Report, State
-from checks.state import StateFile, open_state, sanitize
+from secure_endpoint_monitoring.checks import state
+from secure_endpoint_monitoring.checks.collect import Settings
+from secure_endpoint_monitoring.checks.evaluate import evaluate
+from secure_endpoint_monitoring.checks.host import Host
+from secure_endpoint_monitoring.checks.report import Report, State
+from secure_endpoint_monitoring.checks.state import StateFile, open_state, sanitize
 from tests import unprivileged
 from tests.commands import run, script
 from tests.conftest import result, texts
@@ -129,7 +129,7 @@ def attempt(tree: LinuxTree, path: str | Path, end_to_end: bool) -> Seen:
         assert len(ran.lines) == 1 + len(said), ran.lines  # nothing else: no traceback, no fault lines
         return Seen((ran.code, ran.lines[0]) == (0, HEALTHY), said, ran.seconds)
     collect = Collect()
-    logger = logging.getLogger("checks")
+    logger = logging.getLogger("secure_endpoint_monitoring.checks")
     logger.addHandler(collect)
     started = time.monotonic()
     try:
@@ -836,7 +836,7 @@ def _said(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
 
 def test_a_default_without_a_home_is_an_info_line_and_every_other_failure_a_warning(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="checks")
+    caplog.set_level(logging.INFO, logger="secure_endpoint_monitoring.checks")
     (tmp_path / "file").write_text("")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # root may write anywhere: homes that fail even for root
     monkeypatch.delenv("XDG_STATE_HOME", raising=False)

@@ -19,9 +19,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from checks import programs
-from checks.host import Host, HostError
-from checks.programs import Stopped
+from secure_endpoint_monitoring.checks import programs
+from secure_endpoint_monitoring.checks.host import Host, HostError
+from secure_endpoint_monitoring.checks.programs import Stopped
 from tests.commands import script
 from tests.hosttree import LinuxTree
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 NOBODY = "65534"
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps", "-all", "--"]
-PACKAGES = ("checks", "exporter", "prometheus_client", "nagiosplugin", "psutil", "yaml", "_yaml", "bcrypt",
+PACKAGES = ("secure_endpoint_monitoring", "prometheus_client", "nagiosplugin", "psutil", "yaml", "_yaml", "bcrypt",
             "polib")
-ENTRY_POINTS = {"check_secure_endpoint": "checks.nagios", "secure-endpoint-exporter": "exporter.main"}
+ENTRY_POINTS = {"check_secure_endpoint": "secure_endpoint_monitoring.checks.nagios",
+                "secure-endpoint-exporter": "secure_endpoint_monitoring.exporter.main"}
 
 
 @functools.cache

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
-    from checks.catalog import Platform
-    from checks.collect import EvidenceCache, Settings
-    from checks.host import Host
+    from ..catalog import Platform
+    from ..collect import EvidenceCache, Settings
+    from ..host import Host
 
 Facts_co = TypeVar("Facts_co", covariant=True)
 

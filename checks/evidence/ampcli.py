@@ -12,11 +12,11 @@ import logging
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
-from checks.catalog import Platform
-from checks.evidence import ascii_number, lines
-from checks.host import Host
-from checks.messages import printable, said
-from checks.programs import CommandResult, Running
+from ..catalog import Platform
+from ..host import Host
+from ..messages import printable, said
+from ..programs import CommandResult, Running
+from . import ascii_number, lines
 
 if TYPE_CHECKING:  # datetime is imported where a time is parsed: most runs never need it
     from datetime import datetime

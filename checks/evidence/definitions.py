@@ -14,11 +14,11 @@ import stat
 from collections.abc import MutableMapping
 from typing import NamedTuple
 
-from checks.catalog import Platform
-from checks.evidence import Collector, ascii_number
-from checks.host import Host
-from checks.messages import reason_of, said
-from checks.walk import WalkCache, walk
+from ..catalog import Platform
+from ..host import Host
+from ..messages import reason_of, said
+from ..walk import WalkCache, walk
+from . import Collector, ascii_number
 
 HEADER_SIZE = 512
 ROOTS = {

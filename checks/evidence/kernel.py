@@ -8,10 +8,10 @@ import functools
 import re
 from typing import NamedTuple
 
-from checks.evidence import Collector, lines
-from checks.evidence.system import kernel_release
-from checks.host import DeadlineExceeded, Host, HostError
-from checks.messages import os_reason, said
+from ..host import DeadlineExceeded, Host, HostError
+from ..messages import os_reason, said
+from . import Collector, lines
+from .system import kernel_release
 
 # ampfsm and ampavflt are named in Cisco's Linux fault table (faults 8 and 9); redirfs with avflt is what
 # older connectors load (Cisco's Linux primer). The list is a setting: --file-module.

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from checks.evidence import Collector
-from checks.host import Host, HostError
-from checks.messages import said
+from ..host import Host, HostError
+from ..messages import said
+from . import Collector
 
 CISCO_KEXT = "com.cisco.amp.fileop"
 KEXTSTAT = "usr/sbin/kextstat"

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from checks.evidence import Collector
-from checks.host import Host
-from checks.messages import os_reason, printable, said
+from ..host import Host
+from ..messages import os_reason, printable, said
+from . import Collector
 
 SERVICE_APPS = (
     "Applications/Cisco Secure Endpoint/Secure Endpoint Service.app",
@@ -62,7 +62,7 @@ def probe(host: Host) -> AppFacts:
 def load_plist(data: bytes, where: str) -> dict[str, object]:
     """A plist (XML or binary) whose top level is a dictionary, within the bounds of ``checks.plist``;
     anything else raises ``ValueError``."""
-    from checks import plist  # Linux hosts never need it (nor plistlib): kept off the plugin's start-up
+    from .. import plist  # Linux hosts never need it (nor plistlib): kept off the plugin's start-up
 
     return plist.load_dict(data, where)
 

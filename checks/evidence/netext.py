@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from checks.evidence import Collector
-from checks.evidence.macapp import load_plist
-from checks.host import Host
-from checks.messages import said
+from ..host import Host
+from ..messages import said
+from . import Collector
+from .macapp import load_plist
 
 PLIST = "Library/Preferences/com.apple.networkextension.plist"
 FIREWALL_GRADE = 1

@@ -13,10 +13,10 @@ import pyexpat  # the module xml.parsers.expat re-exports; importing it directly
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from checks.catalog import Platform
-from checks.evidence import Collector
-from checks.host import Host
-from checks.messages import expat_reason, said
+from ..catalog import Platform
+from ..host import Host
+from ..messages import expat_reason, said
+from . import Collector
 
 POLICY_PATHS = {
     Platform.LINUX: ("opt/cisco/amp/etc/policy.xml",),

@@ -28,12 +28,12 @@ import os
 import time
 from typing import NamedTuple
 
-from checks.catalog import Platform
-from checks.evidence import Collector, ascii_number, lines
-from checks.evidence.scan_user import SCAN_ACCOUNT, user_id
-from checks.host import DeadlineExceeded, Folder, Host, HostError
-from checks.messages import said
-from checks.walk import walk
+from ..catalog import Platform
+from ..host import DeadlineExceeded, Folder, Host, HostError
+from ..messages import said
+from ..walk import walk
+from . import Collector, ascii_number, lines
+from .scan_user import SCAN_ACCOUNT, user_id
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import stat
 from collections.abc import Callable
 from typing import NamedTuple
 
-from checks.catalog import Platform
-from checks.evidence import Collector, lines
-from checks.host import DeadlineExceeded, Host, HostError
-from checks.messages import said
-from checks.walk import WalkCache, walk_partly
+from ..catalog import Platform
+from ..host import DeadlineExceeded, Host, HostError
+from ..messages import said
+from ..walk import WalkCache, walk_partly
+from . import Collector, lines
 
 SCAN_ACCOUNT = "cisco-amp-scan-svc"
 DSLOCAL = "var/db/dslocal/nodes/Default"

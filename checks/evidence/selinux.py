@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from checks.evidence import Collector, lines
-from checks.host import Host
+from ..host import Host
+from . import Collector, lines
 
 MODULE = "cisco-secure-bpf"
 STORES = ("etc/selinux/{type}/active/modules", "var/lib/selinux/{type}/active/modules")

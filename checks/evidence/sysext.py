@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from checks.evidence import Collector
-from checks.evidence.macapp import load_plist
-from checks.host import Host
-from checks.messages import said
+from ..host import Host
+from ..messages import said
+from . import Collector
+from .macapp import load_plist
 
 DB = "Library/SystemExtensions/db.plist"
 CISCO_TEAM = "DE8Y96K9QP"

@@ -7,10 +7,10 @@ import shlex
 import sys
 from typing import NamedTuple
 
-from checks.catalog import Platform
-from checks.evidence import Collector, ascii_number, lines
-from checks.host import Host, HostError
-from checks.messages import printable, said
+from ..catalog import Platform
+from ..host import Host, HostError
+from ..messages import printable, said
+from . import Collector, ascii_number, lines
 
 MAC_VERSION_PLIST = "System/Library/CoreServices/SystemVersion.plist"
 RHEL_FAMILY = {"rhel", "centos", "fedora", "rocky", "almalinux", "ol", "oracle", "amzn", "scientific", "cloudlinux"}
@@ -50,7 +50,7 @@ def probe(host: Host) -> SystemFacts:
 
 
 def _macos(host: Host) -> SystemFacts:
-    from checks.evidence.macapp import load_plist  # only macOS roots need it
+    from .macapp import load_plist  # only macOS roots need it
 
     info = load_plist(host.read_bytes(MAC_VERSION_PLIST), host.display(MAC_VERSION_PLIST))
     version = printable(str(info.get("ProductVersion", "")))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
-from checks.evidence import Collector
-from checks.host import Host
-from checks.messages import Msg, msg, os_reason, said, sqlite_reason
+from ..host import Host
+from ..messages import Msg, msg, os_reason, said, sqlite_reason
+from . import Collector
 
 TCC_DIR = "Library/Application Support/com.apple.TCC"
 TCC_DB = f"{TCC_DIR}/TCC.db"
@@ -125,7 +125,7 @@ def _spend(budget: list[int]) -> int:
 
 def _mdm(host: Host) -> set[str]:
     """Clients an MDM profile allows; a missing file means no MDM grants, an unreadable one raises."""
-    from checks.evidence.macapp import load_plist
+    from .macapp import load_plist
 
     where = host.display(MDM_OVERRIDES)
     try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from checks.catalog import Platform
-from checks.evidence import Collector, ascii_number
-from checks.evidence.policy import load_xml
-from checks.host import Host
+from ..catalog import Platform
+from ..host import Host
+from . import Collector, ascii_number
+from .policy import load_xml
 
 GLOBAL_XML = {
     Platform.LINUX: "opt/cisco/amp/etc/global.xml",

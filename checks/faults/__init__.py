@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-from checks.collect import Evidence, Unavailable
-from checks.evidence.policy import POLICY_PATHS
-from checks.messages import Msg, foreign, msg
-from checks.report import State
-from checks.textenum import TextEnum
+from ..collect import Evidence, Unavailable
+from ..evidence.policy import POLICY_PATHS
+from ..messages import Msg, foreign, msg
+from ..report import State
+from ..textenum import TextEnum
 
 FILE_MONITORING = "file monitoring"
 DEVICE_FLOW = "Device Flow Correlation"

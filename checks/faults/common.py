@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from checks.collect import Evidence, Unavailable, describe
-from checks.evidence import definitions
-from checks.evidence.processes import CLOCK_TICKS, DAEMON, SCANNER
-from checks.evidence.scan_user import SCAN_ACCOUNT
-from checks.faults import Detection, Verdict, active, clear, judges, not_applicable
-from checks.messages import Msg, msg
+from ..collect import Evidence, Unavailable, describe
+from ..evidence import definitions
+from ..evidence.processes import CLOCK_TICKS, DAEMON, SCANNER
+from ..evidence.scan_user import SCAN_ACCOUNT
+from ..messages import Msg, msg
+from . import Detection, Verdict, active, clear, judges, not_applicable
 
 
 @judges("5")

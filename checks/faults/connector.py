@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
-from checks.collect import Evidence, Unavailable
-from checks.evidence.ampcli import AMPCLI_PATHS
-from checks.evidence.definitions import DAY, FUTURE_TOLERANCE
-from checks.evidence.processes import DAEMON
-from checks.faults import Verdict, active, clear, judges
-from checks.messages import Msg, msg
+from ..collect import Evidence, Unavailable
+from ..evidence.ampcli import AMPCLI_PATHS
+from ..evidence.definitions import DAY, FUTURE_TOLERANCE
+from ..evidence.processes import DAEMON
+from ..messages import Msg, msg
+from . import Verdict, active, clear, judges
 
 
 @judges("daemon_not_running")

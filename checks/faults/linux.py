@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
-from checks.collect import Evidence, Unavailable
-from checks.evidence import version_tuple
-from checks.evidence.processes import DAEMON
-from checks.evidence.system import headers_package
-from checks.faults import (
+from ..collect import Evidence, Unavailable
+from ..evidence import version_tuple
+from ..evidence.processes import DAEMON
+from ..evidence.system import headers_package
+from ..messages import Msg, foreign, msg
+from . import (
     DEVICE_FLOW,
     FILE_MONITORING,
     Detection,
@@ -19,7 +20,6 @@ from checks.faults import (
     not_applicable,
     policy_option,
 )
-from checks.messages import Msg, foreign, msg
 
 CORE_EBPF_FROM = (1, 25)  # the first Linux connector that loads CO-RE eBPF programs (Cisco's article 215549)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from checks.collect import FIRST_SYSEXT_MACOS, Evidence, Unavailable
-from checks.evidence import sysext, version_tuple
-from checks.evidence.macapp import SERVICE_BUNDLE_ID
-from checks.evidence.netext import FIREWALL_GRADE
-from checks.evidence.sysext import DB
-from checks.evidence.tcc import TccFacts
-from checks.faults import DEVICE_FLOW, Detection, Verdict, active, clear, judges, not_applicable, policy_option
-from checks.messages import Msg, foreign, msg
+from ..collect import FIRST_SYSEXT_MACOS, Evidence, Unavailable
+from ..evidence import sysext, version_tuple
+from ..evidence.macapp import SERVICE_BUNDLE_ID
+from ..evidence.netext import FIREWALL_GRADE
+from ..evidence.sysext import DB
+from ..evidence.tcc import TccFacts
+from ..messages import Msg, foreign, msg
+from . import DEVICE_FLOW, Detection, Verdict, active, clear, judges, not_applicable, policy_option
 
 LEGACY_DAEMON = "/opt/cisco/amp/ampdaemon"  # the Full Disk Access client before connector 1.14
 MAX_FILTERS_PER_GRADE = 4

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from checks import catalog
-from checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Fault, Platform, Severity
+from ...checks import catalog
+from ...checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Fault, Platform, Severity
 
 DEFAULT_SELECTOR = 'job="secure_endpoint"'
 DEFAULT_RUNBOOK = catalog.PROJECT_RUNBOOK_URL

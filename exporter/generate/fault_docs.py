@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 
-from checks import catalog
-from checks.catalog import Fault, Platform
+from ...checks import catalog
+from ...checks.catalog import Fault, Platform
 
 # <!-- generated: linux --> ... <!-- end generated -->: what lies between is this module's.
 MARKED = re.compile(r"(<!-- generated: (\w+) -->\n).*?(<!-- end generated -->)", re.S)

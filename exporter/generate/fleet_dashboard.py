@@ -7,8 +7,8 @@ from typing import Any
 
 from grafana_foundation_sdk.models import dashboard as models
 
-from exporter.generate.common import FLEET_UID, STALE_AFTER_SECONDS, Options, all_faults
-from exporter.generate.panels import (
+from .common import FLEET_UID, STALE_AFTER_SECONDS, Options, all_faults
+from .panels import (
     Board,
     bar_gauge_panel,
     dashboard_json,

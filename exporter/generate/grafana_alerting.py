@@ -10,10 +10,10 @@ from typing import Any
 from grafana_foundation_sdk.builders import alerting, expr, prometheus
 from grafana_foundation_sdk.models import alerting as models
 
-from exporter.generate.common import HOST_UID, PREFIX, STALE_AFTER_SECONDS, Options, all_faults
-from exporter.generate.host_dashboard import panel_keys
-from exporter.generate.panels import plain
-from exporter.generate.prometheus_rules import fault_alert, health_alerts
+from .common import HOST_UID, PREFIX, STALE_AFTER_SECONDS, Options, all_faults
+from .host_dashboard import panel_keys
+from .panels import plain
+from .prometheus_rules import fault_alert, health_alerts
 
 FOLDER = "Secure Endpoint"
 GROUP = "secure-endpoint"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.generate.common import Options
+from .common import Options
 
 DASHBOARD_PATH = "/var/lib/grafana/dashboards/secure-endpoint"
 

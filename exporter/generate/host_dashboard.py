@@ -6,9 +6,9 @@ from typing import Any
 
 from grafana_foundation_sdk.builders import dashboard as builders
 
-from checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Platform
-from exporter.generate.common import HOST_UID, STALE_AFTER_SECONDS, Options, all_faults, fault_runbook, platforms_of
-from exporter.generate.panels import (
+from ...checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Platform
+from .common import HOST_UID, STALE_AFTER_SECONDS, Options, all_faults, fault_runbook, platforms_of
+from .panels import (
     STATE_MAPPING,
     YES_NO,
     Board,

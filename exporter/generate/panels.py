@@ -16,7 +16,7 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from exporter.generate.common import FLEET_UID, HOST_UID
+from .common import FLEET_UID, HOST_UID
 
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 # secure_endpoint_fault_state as one number per fault, so a stat or a state timeline can colour it.

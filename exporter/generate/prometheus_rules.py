@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from checks.catalog import Fault, Severity
-from exporter.generate.common import (
+from ...checks.catalog import Fault, Severity
+from .common import (
     PREFIX,
     STALE_AFTER_SECONDS,
     Options,

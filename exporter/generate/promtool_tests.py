@@ -7,10 +7,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from checks import catalog
-from checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Platform
-from exporter.generate.common import PREFIX, Options, alert_name, all_faults
-from exporter.generate.prometheus_rules import fault_alert, health_alerts
+from ...checks import catalog
+from ...checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Platform
+from .common import PREFIX, Options, alert_name, all_faults
+from .prometheus_rules import fault_alert, health_alerts
 
 Labels = dict[str, str]
 TEXTFILE = "/var/lib/prometheus/node-exporter/secure_endpoint.prom"

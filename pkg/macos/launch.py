@@ -81,9 +81,9 @@ def main() -> None:
         arguments += extra_arguments(args_file)
     sys.path.insert(0, lib)
     sys.argv = [command, *arguments]
-    import checks.launch
+    from secure_endpoint_monitoring.checks import launch
 
-    getattr(checks.launch, ENTRIES[command])()
+    getattr(launch, ENTRIES[command])()
 
 
 if __name__ == "__main__":
