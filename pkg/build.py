@@ -120,8 +120,9 @@ def source(scratch: Path, worktree: bool = False) -> Path:
 
 
 def version(src: Path) -> str:
-    """checks.__version__, read as text: importing checks would need its dependencies on this Python."""
-    text = (src / "checks" / "__init__.py").read_text()
+    """checks.__version__, read as text: importing checks would need its dependencies on this Python. The
+    path is the package's, which a checkout links to checks/ and an sdist holds."""
+    text = (src / "secure_endpoint_monitoring" / "checks" / "__init__.py").read_text()
     found = re.search(r'^__version__ = "([^"]+)"', text, re.M)
     if found is None:
         sys.exit("build.py: no __version__ in checks/__init__.py")

@@ -128,7 +128,7 @@ def test_the_catalogue_is_whole_and_in_step_with_the_code() -> None:
 def test_no_english_sentence_is_raised_below_the_messages() -> None:
     """Readers and programs raise a message key with its values (``said``), never an English f-string: only
     that can be said in Dutch. What is left are a bug's own words (an assertion, a duplicate registration)."""
-    root = Path(__file__).resolve().parents[1] / "checks"
+    root = Path(messages.__file__).parent  # the checks package, in a checkout or an unpacked sdist
     found = []
     for path in sorted(root.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
@@ -853,7 +853,7 @@ def test_the_state_files_log_lines_in_dutch(template: str, args: tuple[object, .
 
 
 def test_every_log_line_we_write_has_dutch() -> None:
-    root = Path(__file__).resolve().parents[1] / "checks"
+    root = Path(messages.__file__).parent  # the checks package, in a checkout or an unpacked sdist
     written = []
     for name in ("state.py", "nagios.py"):
         written += re.findall(r'log\.(?:warning|info|error)\(\s*"((?:[^"\\]|\\.)*)"', (root / name).read_text())

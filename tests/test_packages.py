@@ -317,7 +317,7 @@ def test_sdist_is_complete(built: Built) -> None:
     assert {"tests/conftest.py", "tests/hosttree.py", "tests/pki.py", "tests/unprivileged.py",
             "deploy/systemd/secure-endpoint-exporter.service"} <= wanted
     assert wanted - names == set()
-    assert {"LICENSE", "MANIFEST.in", "README.md", "checks/__init__.py"} <= names
+    assert {"LICENSE", "MANIFEST.in", "README.md", "secure_endpoint_monitoring/checks/__init__.py"} <= names
     assert not [n for n in names if "node_modules" in n or "__pycache__" in n or n.endswith(".pyc")]
     with subprocess.Popen(["tar", "-xzOf", str(built.sdist), f"{prefix}LICENSE"], stdout=subprocess.PIPE) as tar:
         assert tar.stdout is not None
