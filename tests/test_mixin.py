@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from secure_endpoint_monitoring.checks import catalog
-from secure_endpoint_monitoring.exporter.generate import common, fault_docs
+from secure_endpoint_monitoring.exporter.generate import common, config, fault_docs
 from secure_endpoint_monitoring.exporter.generate.__main__ import files, main
 from tests.conftest import Fleet
 
@@ -51,6 +51,13 @@ def test_committed_files_match_a_fresh_generation() -> None:
     fresh = files(common.Options())
     for rel, text in fresh.items():
         assert (REPO / rel).read_text() == text, f"{rel} is stale: run {REGENERATE}"
+
+
+def test_every_health_alert_waits_as_config_says() -> None:
+    """config.HEALTH_FOR holds the `for:` of each health alert and of nothing else."""
+    groups = {group["name"]: group["rules"] for group in yaml.safe_load(RULES.read_text())["groups"]}
+    waits = {rule["alert"][len(common.PREFIX):]: rule["for"] for rule in groups["secure-endpoint-health"]}
+    assert waits == config.HEALTH_FOR
 
 
 def test_the_fault_tables_match_the_catalogue() -> None:

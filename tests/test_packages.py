@@ -21,7 +21,7 @@ import pytest
 
 from secure_endpoint_monitoring import checks
 from secure_endpoint_monitoring.checks import catalog
-from secure_endpoint_monitoring.exporter.generate import common
+from secure_endpoint_monitoring.exporter.generate import config
 from tests.commands import other_python, unavailable
 from tests.hosttree import LinuxTree
 
@@ -270,7 +270,7 @@ def test_packages_install_the_runbook_the_rules_link_to(built: Built, deb_root: 
     """The default runbook base of the alert rules and of the report's doc_url is a file both packages install:
     docs/runbook.md, unchanged."""
     url = urlsplit(catalog.PROJECT_RUNBOOK_URL)
-    assert common.DEFAULT_RUNBOOK == catalog.PROJECT_RUNBOOK_URL
+    assert config.RUNBOOK_URL == catalog.PROJECT_RUNBOOK_URL
     assert (url.scheme, url.netloc, url.path) == ("file", "", f"/usr/share/doc/{NAME}/runbook.md")
     for root in (deb_root, rpm_root):
         assert (root / url.path.lstrip("/")).read_bytes() == (ROOT / "docs" / "runbook.md").read_bytes(), root

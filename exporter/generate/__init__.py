@@ -1,6 +1,9 @@
 """Writes the Prometheus rules, their promtool tests, Grafana dashboards and Grafana alerting from the catalogue.
 
-    python -m secure_endpoint_monitoring.exporter.generate [--out DIR] [--selector 'job="secure_endpoint"'] [--runbook-url URL]
+    python -m secure_endpoint_monitoring.exporter.generate [--out DIR] [--selector 'job="secure_endpoint"']
+        [--runbook-url URL]
+
+Every other setting (each alert's ``for:``, when data is stale or definitions old) is in ``config``.
 
 One module per output: ``prometheus_rules`` (alerts and recording rules),
 ``promtool_tests`` (their unit tests), ``host_dashboard`` and

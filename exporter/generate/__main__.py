@@ -9,15 +9,8 @@ from typing import Any
 
 import yaml
 
-from . import fault_docs
-from .common import (
-    DEFAULT_FOR,
-    DEFAULT_RUNBOOK,
-    DEFAULT_SELECTOR,
-    FLEET_UID,
-    HOST_UID,
-    Options,
-)
+from . import config, fault_docs
+from .common import FLEET_UID, HOST_UID, Options
 from .prometheus_rules import rules
 from .promtool_tests import rule_tests
 
@@ -70,13 +63,13 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Write the rules, the Grafana files and the fault tables "
                                      "of docs/faults.md from the fault catalogue.")
     parser.add_argument("--out", default=".", help="repository root to write rules/ and grafana/ into")
-    parser.add_argument("--selector", default=DEFAULT_SELECTOR,
+    parser.add_argument("--selector", default=config.SELECTOR,
                         help='label matchers for the exporter\'s series (default: %(default)s; textfile mode: '
                         'job="node")')
-    parser.add_argument("--runbook-url", default=DEFAULT_RUNBOOK,
+    parser.add_argument("--runbook-url", default=config.RUNBOOK_URL,
                         help="a copy of docs/runbook.md, the base of the health alerts' runbook_url; each alert "
                         "adds #<section> (default: %(default)s, the copy the .deb and .rpm install)")
-    parser.add_argument("--for-default", default=DEFAULT_FOR, help="'for' of fault alerts without their own")
+    parser.add_argument("--for-default", default=config.FAULT_FOR, help="'for' of fault alerts without their own")
     parser.add_argument("--grafana-datasource-uid", default="prometheus",
                         help="uid of the Prometheus data source the Grafana alert rules query")
     parser.add_argument("--no-grafana", action="store_true",

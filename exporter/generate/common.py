@@ -7,21 +7,17 @@ import json
 
 from ...checks import catalog
 from ...checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Fault, Platform, Severity
+from . import config
 
-DEFAULT_SELECTOR = 'job="secure_endpoint"'
-DEFAULT_RUNBOOK = catalog.PROJECT_RUNBOOK_URL
-DEFAULT_FOR = "5m"
 FLEET_UID = "secure-endpoint-fleet"
 HOST_UID = "secure-endpoint-host"
 PREFIX = "SecureEndpoint"
-# Data older than this is stale: the textfile timer runs every minute, a scrape every 15-60 s.
-STALE_AFTER_SECONDS = 15 * 60
 
 
 class Options(argparse.Namespace):
-    selector: str = DEFAULT_SELECTOR
-    runbook_url: str = DEFAULT_RUNBOOK
-    for_default: str = DEFAULT_FOR
+    selector: str = config.SELECTOR
+    runbook_url: str = config.RUNBOOK_URL
+    for_default: str = config.FAULT_FOR
     grafana_datasource_uid: str = "prometheus"
     out: str = "."
     no_grafana: bool = False

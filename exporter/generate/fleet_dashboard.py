@@ -7,7 +7,8 @@ from typing import Any
 
 from grafana_foundation_sdk.models import dashboard as models
 
-from .common import FLEET_UID, STALE_AFTER_SECONDS, Options, all_faults
+from . import config
+from .common import FLEET_UID, Options, all_faults
 from .panels import (
     Board,
     bar_gauge_panel,
@@ -47,8 +48,8 @@ def build(options: Options) -> Board:
                           f"sum(secure_endpoint:hosts_not_installed:count{{{JOB}}})"), 4, 4)
     board.add(_count_stat("Not connected", "Hosts whose connector is not connected to the Secure Endpoint cloud.",
                           f"sum(secure_endpoint:hosts_not_connected:count{{{JOB}}})"), 4, 4)
-    board.add(_count_stat("Stale data", f"Hosts whose newest evaluation is older than {STALE_AFTER_SECONDS // 60} "
-                          "minutes: their faults show old data.",
+    board.add(_count_stat("Stale data", "Hosts whose newest evaluation is older than "
+                          f"{config.STALE_AFTER_SECONDS // 60} minutes: their faults show old data.",
                           f"sum(secure_endpoint:hosts_stale:count{{{JOB}}})"), 4, 4)
     board.add(_count_stat("Scrapes failing", "Targets Prometheus cannot scrape (up is 0).",
                           f"sum(secure_endpoint:targets_down:count{{{JOB}}})"), 4, 4)

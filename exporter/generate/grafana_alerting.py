@@ -10,7 +10,8 @@ from typing import Any
 from grafana_foundation_sdk.builders import alerting, expr, prometheus
 from grafana_foundation_sdk.models import alerting as models
 
-from .common import HOST_UID, PREFIX, STALE_AFTER_SECONDS, Options, all_faults
+from . import config
+from .common import HOST_UID, PREFIX, Options, all_faults
 from .host_dashboard import panel_keys
 from .panels import plain
 from .prometheus_rules import fault_alert, health_alerts
@@ -27,8 +28,9 @@ HEALTH_PANELS = {
     "UnknownFaultReported": "reported",
 }
 # Grafana's rule value is not the age the Prometheus annotation formats: say the limit instead.
-_STALE = f"more than {STALE_AFTER_SECONDS // 60} minutes"
-AGE_WORDS = {"DefinitionsStale": "more than 7 days", "EvaluationStale": _STALE, "TextfileStale": _STALE}
+_STALE = f"more than {config.STALE_AFTER_SECONDS // 60} minutes"
+AGE_WORDS = {"DefinitionsStale": f"more than {config.DEFINITIONS_MAX_AGE_DAYS} days", "EvaluationStale": _STALE,
+             "TextfileStale": _STALE}
 # Grafana's own limit and alphabet for uids (its util.ValidateUID).
 UID_LENGTH = 40
 

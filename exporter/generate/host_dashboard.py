@@ -7,7 +7,8 @@ from typing import Any
 from grafana_foundation_sdk.builders import dashboard as builders
 
 from ...checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Platform
-from .common import HOST_UID, STALE_AFTER_SECONDS, Options, all_faults, fault_runbook, platforms_of
+from . import config
+from .common import HOST_UID, Options, all_faults, fault_runbook, platforms_of
 from .panels import (
     STATE_MAPPING,
     YES_NO,
@@ -25,7 +26,7 @@ from .panels import (
 # One host: matched exactly, since Grafana does not regex-escape a single value ([2001:db8::1]:9982).
 SEL = 'job=~"$job", instance="$instance"'
 OK_STEPS = ((None, "red"), (1, "green"))
-AGE_STEPS = ((None, "green"), (STALE_AFTER_SECONDS / 3, "orange"), (STALE_AFTER_SECONDS, "red"))
+AGE_STEPS = ((None, "green"), (config.STALE_AFTER_SECONDS / 3, "orange"), (config.STALE_AFTER_SECONDS, "red"))
 
 
 def _other_platform(platforms: frozenset[Platform]) -> str:
@@ -56,14 +57,16 @@ def build(options: Options) -> Board:
                              f'max(secure_endpoint_process_running{{{SEL}, process="{process}"}})', mappings=YES_NO,
                              steps=OK_STEPS, no_value="not reported"), 4, 4, process)
     board.add(stat_panel("Definitions age", "Time since the connector last updated its definitions (ampcli "
-                         "policy), or else since the newest virus definition file was built. Alerts after 7 days.",
+                         "policy), or else since the newest virus definition file was built. Alerts after "
+                         f"{config.DEFINITIONS_MAX_AGE_DAYS} days.",
                          f"time() - max(secure_endpoint_definitions_updated_timestamp_seconds{{{SEL}}}"
                          f" or secure_endpoint_definitions_build_timestamp_seconds{{{SEL}}})", unit="s",
-                         no_value="unknown", steps=((None, "green"), (3 * 86400, "orange"), (7 * 86400, "red"))),
+                         no_value="unknown", steps=((None, "green"), (config.DEFINITIONS_WARN_DAYS * 86400, "orange"),
+                                                       (config.DEFINITIONS_MAX_AGE_DAYS * 86400, "red"))),
               4, 4, "definitions")
     board.add(stat_panel("Last evaluation", "How old the newest evaluation of this host is. The exporter "
                          "evaluates on every scrape; in textfile mode the timer writes one a minute. Alerts past "
-                         f"{STALE_AFTER_SECONDS // 60} minutes.",
+                         f"{config.STALE_AFTER_SECONDS // 60} minutes.",
                          f"time() - max(secure_endpoint_last_evaluation_timestamp_seconds{{{SEL}}})", unit="s",
                          steps=AGE_STEPS, no_value="no data: exporter down or metrics gone"), 4, 4, "evaluation")
     board.add(table_panel("Connector", "Connector version, operating system and policy.",

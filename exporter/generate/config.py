@@ -1,0 +1,37 @@
+"""The generator's settings in one place, as node-mixin's config.libsonnet holds a mixin's: what the rules
+select, how long each alert waits before it fires, and when data counts as stale or old. The command line
+overrides the first three (``--selector``, ``--runbook-url``, ``--for-default``); to change another,
+change it here and run ``python -m secure_endpoint_monitoring.exporter.generate --out .``."""
+
+from __future__ import annotations
+
+from ...checks import catalog
+
+# Which series the rules and dashboards read.
+SELECTOR = 'job="secure_endpoint"'
+# The base of every runbook_url of this project's own alerts (Cisco's faults link to Cisco's tables).
+RUNBOOK_URL = catalog.PROJECT_RUNBOOK_URL
+# A fault alert's `for:`, unless the catalogue gives the fault its own (Fault.alert_for).
+FAULT_FOR = "5m"
+# The `for:` of each alert on the exporter's and the connector's health.
+HEALTH_FOR = {
+    "ExporterDown": "5m",
+    "EvaluationStale": "5m",
+    "TextfileStale": "5m",
+    "MetricsVanished": "10m",
+    "CollectorFailing": "15m",
+    "StatusUnavailable": "15m",
+    "ConnectorNotInstalled": "15m",
+    "DaemonNotRunning": "5m",
+    "NotConnected": "15m",
+    "DefinitionsStale": "1h",
+    "FaultCheckUnknown": "1h",
+    "FaultReportedCritical": "5m",
+    "UnknownFaultReported": "5m",
+}
+# Data older than this is stale: the textfile timer runs every minute, a scrape every 15-60 s.
+STALE_AFTER_SECONDS = 15 * 60
+# Virus definitions older than this alert (the plugin's --definitions-max-age default is the same);
+# the host dashboard turns their age orange after DEFINITIONS_WARN_DAYS.
+DEFINITIONS_MAX_AGE_DAYS = 7
+DEFINITIONS_WARN_DAYS = 3
