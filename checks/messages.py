@@ -5,6 +5,9 @@ renderer picks the language at the last moment. The English template is the gett
 is in ``checks/locale/nl.po``, read with polib (no compiled ``.mo`` to build or to go stale). The same
 catalogue holds what other code writes in English: strerror texts, expat's and SQLite's messages, our
 log lines and argparse's messages (``argparse_in``).
+
+Some 460 lines, half of them the TEMPLATES table (data); the rest turns a key, an OS error or a
+library's message into text. One concern: what the product says.
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ that fails any of this is left alone: the run says why in one warning line and
 keeps its state in memory, and the checks still give their verdict. A user with no
 home folder it can write (``nobody``) has no default folder either: that is said as
 an info line (the plugin's -v), not a warning in every run.
+
+Some 460 lines for one concern, the state file: its folder and file checks (on top of safefile's),
+the bounded lock, the schema and the store, which share one failure path (keep state in memory, say why).
 """
 
 from __future__ import annotations
