@@ -101,7 +101,8 @@ def add_evaluation_arguments(parser: argparse.ArgumentParser) -> None:
                        "running ampcli")
     group.add_argument("--ampcli-timeout", type=positive_float, default=5.0, metavar="SECONDS",
                        help="how long 'ampcli status' may take (default: %(default)s)")
-    group.add_argument("--definitions-max-age", type=positive_float, default=7.0, metavar="DAYS",
+    group.add_argument("--definitions-max-age", type=positive_float, default=Settings().definitions_max_age_days,
+                       metavar="DAYS",
                        help="virus definitions older than this are stale (default: %(default)s)")
     group.add_argument("--min-available-memory", type=positive_float, default=256, metavar="MIB",
                        help="below this MemAvailable, low memory is named as a cause of fault 7 (default: %(default)s)")

@@ -247,6 +247,14 @@ def test_nothing_imports_the_packages_by_their_folder_names() -> None:
     assert wrong == [] and read > 100
 
 
+@pytest.mark.parametrize("name", ["checks", "exporter", "checks.collect", "exporter.main"])
+def test_the_folders_refuse_their_own_names(name: str) -> None:
+    """From a checkout's root ``import checks`` finds the folder; it refuses, rather than load a second copy."""
+    done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, check=False,
+                          cwd=ROOT, timeout=30)
+    assert done.returncode == 1 and "ImportError: import secure_endpoint_monitoring." in done.stderr, done.stderr
+
+
 def test_help_shows_both_forms_of_every_collector_flag() -> None:
     done = run("secure-endpoint-exporter", "--help")
     assert done.returncode == 0

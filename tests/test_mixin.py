@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from secure_endpoint_monitoring.checks import catalog
+from secure_endpoint_monitoring.checks import catalog, nagios
+from secure_endpoint_monitoring.checks.collect import Settings
 from secure_endpoint_monitoring.exporter.generate import common, config, fault_docs
 from secure_endpoint_monitoring.exporter.generate.__main__ import files, main
 from tests.conftest import Fleet
@@ -58,6 +59,12 @@ def test_every_health_alert_waits_as_config_says() -> None:
     groups = {group["name"]: group["rules"] for group in yaml.safe_load(RULES.read_text())["groups"]}
     waits = {rule["alert"][len(common.PREFIX):]: rule["for"] for rule in groups["secure-endpoint-health"]}
     assert waits == config.HEALTH_FOR
+
+
+def test_the_rules_and_the_checks_agree_on_how_old_definitions_may_be() -> None:
+    """DefinitionsStale fires where the plugin and the exporter's definitions_stale check turn: one age."""
+    assert Settings().definitions_max_age_days == config.DEFINITIONS_MAX_AGE_DAYS
+    assert nagios.build_parser().parse_args([]).definitions_max_age == config.DEFINITIONS_MAX_AGE_DAYS
 
 
 def test_the_fault_tables_match_the_catalogue() -> None:

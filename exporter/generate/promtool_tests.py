@@ -9,12 +9,14 @@ from typing import Any
 
 from ...checks import catalog
 from ...checks.catalog import LINUX_FAULTS_URL, MACOS_FAULTS_URL, Platform
+from . import config
 from .common import PREFIX, Options, alert_name, all_faults
 from .prometheus_rules import fault_alert, health_alerts
 
 Labels = dict[str, str]
 TEXTFILE = "/var/lib/prometheus/node-exporter/secure_endpoint.prom"
-BEHIND = 1000  # seconds a stale test series stays behind time(): past the 15-minute limit
+BEHIND = config.STALE_AFTER_SECONDS + 100  # seconds a stale test series stays behind time(): past the limit
+OLD_DEFINITIONS = (config.DEFINITIONS_MAX_AGE_DAYS + 2) * 86400  # definitions' age past their limit
 
 
 def _render(template: str, labels: Labels, value_text: str = "") -> str:
@@ -119,26 +121,28 @@ def severity_change_test(options: Options) -> dict[str, Any]:
 
 
 def vanished_test(options: Options) -> dict[str, Any]:
-    """A host whose metrics stop after 20 minutes while its target stays up raises MetricsVanished 10 minutes
-    later; one that keeps reporting, one whose target went down (ExporterDown's case) and one taken out of
-    the scrape configuration (its ``up`` gone too) never do."""
+    """A host whose metrics stop after 20 minutes while its target stays up raises MetricsVanished once
+    Prometheus's 5 minutes of staleness and the alert's ``for`` have passed; one that keeps reporting, one
+    whose target went down (ExporterDown's case) and one taken out of the scrape configuration (its ``up``
+    gone too) never do."""
     base = _selector_labels(options)
     rule = next(r for r in health_alerts(options) if r["alert"] == PREFIX + "MetricsVanished")
     gone, kept, down, retired = ({**base, "instance": f"{name}:9982"} for name in ("gone", "kept", "down", "retired"))
+    fires = 20 + 5 + _minutes(rule["for"])  # the minute the alert fires at the earliest
+    rest = fires + 5 - 20  # steps after the metrics stop
     return {
         "interval": "1m",
         "input_series": [
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", gone, "0+60x20 _x20"),
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", kept, "0+60x40"),
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", down, "0+60x20 _x20"),
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", retired, "0+60x20 _x20"),
-            _series("up", gone, "1x40"), _series("up", kept, "1x40"), _series("up", down, "1x20 0x20"),
-            _series("up", retired, "1x20 _x20"),
+            _series("secure_endpoint_last_evaluation_timestamp_seconds", gone, f"0+60x20 _x{rest}"),
+            _series("secure_endpoint_last_evaluation_timestamp_seconds", kept, f"0+60x{20 + rest}"),
+            _series("secure_endpoint_last_evaluation_timestamp_seconds", down, f"0+60x20 _x{rest}"),
+            _series("secure_endpoint_last_evaluation_timestamp_seconds", retired, f"0+60x20 _x{rest}"),
+            _series("up", gone, f"1x{20 + rest}"), _series("up", kept, f"1x{20 + rest}"),
+            _series("up", down, f"1x20 0x{rest}"), _series("up", retired, f"1x20 _x{rest}"),
         ],
         "alert_rule_test": [
-            # Prometheus keeps a vanished series for 5 minutes (staleness), then the 10-minute ``for`` runs.
-            {"eval_time": "33m", "alertname": rule["alert"], "exp_alerts": []},
-            {"eval_time": "38m", "alertname": rule["alert"], "exp_alerts": [
+            {"eval_time": f"{fires - 2}m", "alertname": rule["alert"], "exp_alerts": []},
+            {"eval_time": f"{fires + 3}m", "alertname": rule["alert"], "exp_alerts": [
                 {"exp_labels": {**gone, "severity": "warning"}, "exp_annotations": _annotations(rule, gone)}]},
         ],
     }
@@ -147,7 +151,7 @@ def vanished_test(options: Options) -> dict[str, Any]:
 # alert name: ([(metric, extra labels, bad values, good values)], labels the alert keeps)
 _Case = tuple[list[tuple[str, Labels, str, str]], Labels]
 # Alerts on ages: their series follow time() (60 s a step), the bad one BEHIND seconds behind or more.
-_AGES = {"DefinitionsStale": 9 * 86400, "EvaluationStale": BEHIND, "TextfileStale": BEHIND}
+_AGES = {"DefinitionsStale": OLD_DEFINITIONS, "EvaluationStale": BEHIND, "TextfileStale": BEHIND}
 
 
 def _health_cases() -> dict[str, _Case]:
@@ -166,10 +170,10 @@ def _health_cases() -> dict[str, _Case]:
         "NotConnected": ([("secure_endpoint_connector_connected", {}, "0", "1")], {}),
         # The connector's update time wins over the files' build time: the good host has stale files
         # but fresh updates, the bad one the other way round.
-        "DefinitionsStale": ([("secure_endpoint_definitions_updated_timestamp_seconds", {}, f"{-9 * 86400}",
+        "DefinitionsStale": ([("secure_endpoint_definitions_updated_timestamp_seconds", {}, f"{-OLD_DEFINITIONS}",
                                f"{-86400}"),
                               ("secure_endpoint_definitions_build_timestamp_seconds", {}, f"{-86400}",
-                               f"{-9 * 86400}")], {}),
+                               f"{-OLD_DEFINITIONS}")], {}),
         "FaultCheckUnknown": ([("secure_endpoint_fault_check_success",
                                 {"fault_id": "8", "fault": "file_monitor_not_started"}, "0", "1")],
                               {"fault_id": "8", "fault": "file_monitor_not_started"}),
