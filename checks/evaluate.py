@@ -84,6 +84,8 @@ def _skeleton(ev: Evidence) -> Report:
         report.definitions_updated_time = status.definitions_updated
         report.definition_version = status.definition_version
     report.connector_version = ev.connector_version()
+    with contextlib.suppress(Unavailable):
+        report.connector_guid = ev.version_file().guid
     try:
         procs = ev.processes()
         report.processes = {name: procs.running(name) for name in WATCHED}

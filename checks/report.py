@@ -50,6 +50,7 @@ class Report:
         self.kernel_release = kernel_release
         self.installed = installed
         self.connector_version = ""
+        self.connector_guid = ""  # local.xml's /config/agent/uuid: Cisco's cloud knows the computer by it
         self.connected: bool | None = None
         self.connector_status: dict[str, str] = {}
         self.processes: dict[str, bool | None] = {}
@@ -78,6 +79,7 @@ class Report:
             "connector": {
                 "installed": self.installed,
                 "version": self.connector_version,
+                "guid": self.connector_guid or None,
                 "connected": self.connected,
                 "status": self.connector_status,
                 "processes": self.processes,

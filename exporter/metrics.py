@@ -56,9 +56,10 @@ def families(report: Report) -> list[Family]:
              _single("connector_installed", "1 when the Secure Endpoint connector is installed.",
                      float(report.installed))]
     found.append(Family(f"{NAMESPACE}_connector", "info", "The connector and the host it runs on.",
-                        ("version", "platform", "os", "os_version", "kernel_release", "policy"),
+                        ("version", "platform", "os", "os_version", "kernel_release", "policy", "connector_guid"),
                         [((report.connector_version, platform, report.os_name, report.os_version,
-                           report.kernel_release or "", report.connector_status.get("policy", "")), 1.0)]))
+                           report.kernel_release or "", report.connector_status.get("policy", ""),
+                           report.connector_guid), 1.0)]))
     if report.connected is not None:
         found.append(_single("connector_connected", "1 when ampcli status says the connector is connected to the "
                              "cloud.", float(report.connected)))

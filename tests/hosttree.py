@@ -25,6 +25,7 @@ RELEASE = "5.14.0-362.8.1.el9_3.x86_64"
 
 LOG_NOISE = "[logger] Set minimum reported log level to notice\n"
 CONNECTOR_VERSION = "1.24.1.1234"
+CONNECTOR_GUID = "5d1b9c1e-2f3a-4b5c-8d6e-7f8091a2b3c4"  # made up, in the form the cloud gives it
 HEALTHY_STATUS = LOG_NOISE + """\
 Status: Connected
 Mode: Normal
@@ -118,6 +119,11 @@ def global_xml(version: str = CONNECTOR_VERSION) -> str:
             "<cloud><identity>ampcloud</identity></cloud></agent></config>\n")
 
 
+def local_xml(guid: str = CONNECTOR_GUID) -> str:
+    """local.xml: Cisco names /config/agent/uuid for the GUID; the rest of the file is left out."""
+    return f'<?xml version="1.0" encoding="UTF-8"?>\n<config><agent><uuid>{guid}</uuid></agent></config>\n'
+
+
 def cvd_bytes(body: bytes = b"signatures" * 100, build_time: float | None = None, corrupt: bool = False) -> bytes:
     """A CVD file: 512-byte header with the body's MD5 (or a wrong one), then the body."""
     build = int(build_time if build_time is not None else time.time() - 3600)
@@ -135,6 +141,7 @@ class Tree:
     AMPCLI = "opt/cisco/amp/bin/ampcli"
     POLICY = "opt/cisco/amp/etc/policy.xml"
     GLOBAL = "opt/cisco/amp/etc/global.xml"
+    LOCAL = "opt/cisco/amp/etc/local.xml"
     DEFINITIONS = "opt/cisco/amp/var/clamav"
 
     def __init__(self, root: Path) -> None:
@@ -197,6 +204,9 @@ class Tree:
 
     def global_config(self, version: str = CONNECTOR_VERSION, text: str | None = None) -> None:
         self.write(self.GLOBAL, global_xml(version) if text is None else text)
+
+    def local_config(self, guid: str = CONNECTOR_GUID, text: str | None = None) -> None:
+        self.write(self.LOCAL, local_xml(guid) if text is None else text)
 
     def definitions(self, name: str = "daily.cvd", corrupt: bool = False, build_time: float | None = None,
                     data: bytes | None = None) -> str:
@@ -371,6 +381,7 @@ class LinuxTree(Tree):
         """A host where the connector runs and every check is clear."""
         self.install_connector()
         self.global_config()
+        self.local_config()
         self.scan_account()
         self.ampcli()
         self.policy()

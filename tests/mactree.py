@@ -65,6 +65,7 @@ class MacTree(Tree):
     AMPCLI = "opt/cisco/amp/ampcli"
     POLICY = "Library/Application Support/Cisco/AMP for Endpoints Connector/policy.xml"
     GLOBAL = "opt/cisco/amp/global.xml"
+    LOCAL = "Library/Application Support/Cisco/AMP for Endpoints Connector/local.xml"
     DEFINITIONS = "Library/Application Support/Cisco/AMP for Endpoints Connector/clamav"
 
     def __init__(self, root: Path, version: str = "14.4") -> None:
@@ -152,6 +153,7 @@ class MacTree(Tree):
 
     def healthy(self) -> MacTree:
         self.install_connector()
+        self.local_config()
         self.scan_account()
         self.ampcli(MAC_STATUS)
         self.policy()

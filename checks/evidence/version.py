@@ -1,25 +1,38 @@
-"""The connector's version from its ``global.xml``.
+"""The connector's identity: its version from ``global.xml``, its GUID from ``local.xml``.
 
-The file is public knowledge (Linux ``/opt/cisco/amp/etc/global.xml``, macOS
+global.xml is public knowledge (Linux ``/opt/cisco/amp/etc/global.xml``, macOS
 ``/opt/cisco/amp/global.xml``), the element that carries the version is not:
 it is looked up by local name from a configurable list, and only a value that
 looks like a connector version (three or four numbers) counts. When nothing
 fits, the version comes from ``ampcli`` instead (see ``checks.collect``).
+
+The GUID is what Cisco's cloud calls the computer's ``connector_guid``:
+``/config/agent/uuid`` of local.xml (Cisco's integration workflows name the
+path on both platforms). Only a value in the UUID form counts, lower-cased, so
+that it joins the cloud's series; a local.xml that cannot be read leaves the
+GUID unknown and the collector says why, while the version still serves.
 """
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from ..catalog import Platform
-from ..host import Host
+from ..host import DeadlineExceeded, Host
 from . import Collector, ascii_number
-from .policy import load_xml
+from .policy import PolicyError, load_xml
 
 GLOBAL_XML = {
     Platform.LINUX: "opt/cisco/amp/etc/global.xml",
     Platform.MACOS: "opt/cisco/amp/global.xml",
 }
+LOCAL_XML = {
+    Platform.LINUX: "opt/cisco/amp/etc/local.xml",
+    Platform.MACOS: "Library/Application Support/Cisco/AMP for Endpoints Connector/local.xml",
+}
+GUID_PATH = ("config", "agent", "uuid")
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DEFAULT_ELEMENTS = ("version", "agent_version", "connector_version", "product_version")
 VERSION_DIGITS = (6, 6, 6, 9)  # three or four numbers, at most this many digits each
 
@@ -27,15 +40,45 @@ VERSION_DIGITS = (6, 6, 6, 9)  # three or four numbers, at most this many digits
 class VersionFacts(NamedTuple):
     path: str | None  # global.xml as shown on the host; None when there is none
     version: str  # "" when the file names no version
+    guid: str = ""  # "" when local.xml is missing, names none, or could not be read (see unread)
+    unread: tuple[Exception, ...] = ()
 
 
 def probe(host: Host, platform: Platform, elements: tuple[str, ...] = DEFAULT_ELEMENTS) -> VersionFacts:
+    guid, unread = read_guid(host, platform)
     rel = GLOBAL_XML[platform]
     try:
         data = host.read_bytes(rel)
     except FileNotFoundError:
-        return VersionFacts(None, "")
-    return VersionFacts(host.display(rel), parse(data, host.display(rel), elements))
+        return VersionFacts(None, "", guid, unread)
+    return VersionFacts(host.display(rel), parse(data, host.display(rel), elements), guid, unread)
+
+
+def read_guid(host: Host, platform: Platform) -> tuple[str, tuple[Exception, ...]]:
+    """local.xml's GUID, or "" with the reason when the file is there but cannot be read or parsed."""
+    rel = LOCAL_XML[platform]
+    try:
+        return guid_of(host.read_bytes(rel), host.display(rel)), ()
+    except FileNotFoundError:
+        return "", ()
+    except DeadlineExceeded:
+        raise  # the collector's time is up: that is the collector's failure, not an unread GUID
+    except (OSError, PolicyError) as error:
+        return "", (error,)
+
+
+def guid_of(data: bytes, where: str) -> str:
+    """The text at /config/agent/uuid, lower-cased, if it is a UUID; else ""."""
+    element = load_xml(data, where)
+    if element.name.lower() != GUID_PATH[0]:
+        return ""
+    for name in GUID_PATH[1:]:
+        found = next((child for child in element.children if child.name.lower() == name), None)
+        if found is None:
+            return ""
+        element = found
+    value = (element.text or "").strip().lower()
+    return value if GUID.fullmatch(value) else ""
 
 
 def parse(data: bytes, where: str, elements: tuple[str, ...] = DEFAULT_ELEMENTS) -> str:
