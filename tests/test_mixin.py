@@ -159,6 +159,8 @@ def test_every_panel_query_returns_series(fleet: Fleet) -> None:
 
 
 def test_variable_queries_find_the_hosts(fleet: Fleet) -> None:
+    # Its own wait: under pytest -n without --dist loadfile this test may get a fleet no other test waited on.
+    fleet.prometheus.wait_for("secure_endpoint_connector_installed", len(fleet.hosts))
     found = fleet.prometheus.api("series", **{"match[]": "secure_endpoint_connector_installed"})
     assert {s["instance"] for s in found} == set(fleet.hosts.values())
 
