@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .messages import Msg, msg, printable, translate
+from .messages import Msg, msg, printable
 from .textenum import TextEnum
+from .translation import translate
 
 
 class Platform(TextEnum):

@@ -5,8 +5,8 @@ disabled), asking raises ``Unavailable`` with the reason, and the fault
 becomes ``unknown``. Collectors are the units the exporter reports as
 ``secure_endpoint_scrape_collector_success{collector}``.
 
-Some 470 lines for one concern, running the collectors of an evaluation: which exist (REGISTRY), the
-settings they read, one typed accessor each, and the time share and failure record of each run.
+Which collectors exist and what they read is ``checks.collectors``; this module runs them for one
+evaluation: one typed accessor each, and the time share and failure record of each run.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from .catalog import Platform
+from .collectors import COLLECTORS, REGISTRY, EvidenceCache, Settings
 from .evidence import (
     Collector,
     Probe,
@@ -37,7 +38,6 @@ from .host import DeadlineExceeded, Host
 from .messages import Msg, foreign, msg, os_reason, printable, reason_of, said
 from .report import CollectorRun
 from .state import StateStore
-from .walk import WalkCache
 
 if TYPE_CHECKING:  # the macOS readers are imported only when a Mac is checked
     from .evidence import kext, macapp, netext, sysext, tcc
@@ -45,38 +45,6 @@ if TYPE_CHECKING:  # the macOS readers are imported only when a Mac is checked
 log = logging.getLogger(__name__)
 
 Facts = TypeVar("Facts")
-BOTH = frozenset(Platform)
-LINUX = frozenset({Platform.LINUX})
-MACOS = frozenset({Platform.MACOS})
-
-
-class Entry(NamedTuple):
-    """Where a collector is declared (``checks.evidence.<module>.COLLECTOR``) and where it runs. Kept here,
-    not only in the module: the names make the flags, and a Linux run must not import the macOS readers
-    to learn them."""
-
-    module: str
-    platforms: frozenset[Platform]
-
-
-# Every collector, in the order the report lists them.
-REGISTRY = {
-    "system": Entry("system", BOTH),
-    "connector_status": Entry("ampcli", BOTH),  # ampcli runs while the others read (Evidence.collect_all)
-    "connector_version": Entry("version", BOTH),
-    "processes": Entry("processes", BOTH),
-    "scan_user": Entry("scan_user", BOTH),
-    "policy": Entry("policy", BOTH),
-    "kernel": Entry("kernel", LINUX),
-    "selinux": Entry("selinux", LINUX),
-    "definitions": Entry("definitions", BOTH),
-    "connector_app": Entry("macapp", MACOS),
-    "system_extensions": Entry("sysext", MACOS),
-    "tcc": Entry("tcc", MACOS),
-    "network_extensions": Entry("netext", MACOS),
-    "kernel_extensions": Entry("kext", MACOS),
-}
-COLLECTORS = tuple(REGISTRY)
 COLLECTOR_RESERVE = 1.0  # seconds of the evaluation's time one collector leaves to the others
 
 LINUX_INSTALL_MARKERS = ("opt/cisco/amp/bin/ampdaemon",)
@@ -93,39 +61,6 @@ def install_markers(platform: Platform) -> tuple[str, ...]:
     from .evidence import macapp
 
     return ("opt/cisco/amp/ampdaemon", *macapp.SERVICE_APPS, *macapp.LEGACY_APPS)
-
-
-class Settings(NamedTuple):
-    ampcli_timeout: float = 5.0
-    network_modules: tuple[str, ...] = kernel.DEFAULT_NETWORK_MODULES
-    file_modules: tuple[str, ...] = kernel.FILE_MODULES
-    min_available_mib: int = 256
-    definitions_max_age_days: float = 7.0
-    scan_restart_window: float = 600.0
-    scan_restart_count: int = 3
-    disabled_collectors: frozenset[str] = frozenset()
-    # Facts no public source confirms (docs/connector-facts.md): kept as settings.
-    version_elements: tuple[str, ...] = version.DEFAULT_ELEMENTS
-    definitions_dirs: tuple[str, ...] = ()  # () = the platform's default folders
-    bpf_processes: tuple[str, ...] = (processes.DAEMON,)
-    connector_unit: str = processes.UNIT
-    selinux_module: str = selinux.MODULE
-    orbital_clients: tuple[str, ...] = ("com.cisco.orbital", "com.cisco.endpoint.orbital", "/opt/cisco/orbital/")
-    # A saved ``ampcli status`` output (absolute path on this machine) read instead of running ampcli.
-    ampcli_status_file: str = ""
-
-
-class EvidenceCache:
-    """What a long-running exporter keeps from one evaluation for the next, so a scrape lists only the
-    folders that changed: the listings of the connector's folders.
-
-    Every listing is checked against the folder before it is used (see ``WalkCache``): the cache
-    changes what a scrape costs, never what it finds. The plugin starts without one.
-    """
-
-    def __init__(self) -> None:
-        self.definitions: dict[str, WalkCache] = {}  # by definitions folder
-        self.permissions: WalkCache = WalkCache()  # the folders fault 5 judges
 
 
 class Unavailable(Exception):
@@ -152,6 +87,8 @@ class Evidence:
         self.runs: list[CollectorRun] = []
         self._memo: dict[str, object] = {}
         self._status: tuple[float, ampcli.Pending | None] | None = None  # started early (see collect_all)
+        # ampcli's status: no module's collector, since it finishes the run collect_all started first
+        self._status_collector = Collector("connector_status", lambda probe: self._finish_status(probe.host))
 
     def _install_marker(self) -> tuple[str | None, Msg | None]:
         """The first install marker found, as shown on the host; else why none could be looked for.
@@ -355,11 +292,6 @@ class Evidence:
             return self._status_collector
         found: Collector[object] = importlib.import_module(f"{__package__}.evidence.{REGISTRY[name].module}").COLLECTOR
         return found
-
-    @property
-    def _status_collector(self) -> Collector[ampcli.ConnectorStatus | None]:
-        """ampcli's status, collected from the run ``collect_all`` started first (or one started now)."""
-        return Collector("connector_status", lambda probe: self._finish_status(probe.host))
 
     def _wants_about(self) -> bool:
         """``ampcli about`` only tells the version, wanted only when global.xml does not."""

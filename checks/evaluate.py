@@ -12,7 +12,8 @@ import time
 
 from . import catalog
 from .catalog import Fault, Platform, Severity
-from .collect import Evidence, EvidenceCache, Settings, Unavailable
+from .collect import Evidence, Unavailable
+from .collectors import EvidenceCache, Settings
 from .evidence.ampcli import ReportedFault
 from .evidence.processes import WATCHED
 from .faults import CHECKS, Detection, FaultCheck, Verdict, clear, not_applicable

@@ -2,28 +2,15 @@
 
 Verdicts and errors carry a ``Msg`` (a template key and its values) rather than a string, so each
 renderer picks the language at the last moment. The English template is the gettext msgid; the Dutch
-is in ``checks/locale/nl.po``, read with polib (no compiled ``.mo`` to build or to go stale). The same
-catalogue holds what other code writes in English: strerror texts, expat's and SQLite's messages, our
-log lines and argparse's messages (``argparse_in``).
-
-Some 460 lines, half of them the TEMPLATES table (data); the rest turns a key, an OS error or a
-library's message into text. One concern: what the product says.
+is in ``checks/locale/nl.po``, which ``checks.translation`` reads. The same catalogue holds what other
+code writes in English: strerror texts, expat's and SQLite's messages, our log lines.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import functools
-import os
-import re
-import string
-import threading
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-CATALOGUE_DIR = os.path.join(os.path.dirname(__file__), "locale")
-LANGUAGES = ("en", "nl")
+from .translation import catalogue, translate
 
 TEMPLATES: dict[str, str] = {
     # reasons a check could not judge or does not apply
@@ -258,46 +245,6 @@ TEMPLATES: dict[str, str] = {
 }
 
 
-# nl.po is some 60 KB; a catalogue far past that is not ours, and parsing it would outlast -t.
-CATALOGUE_LIMIT = 1 << 20
-# The placeholders of a msgid: str.format fields and printf conversions (argparse's messages).
-PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]")
-
-
-def placeholders(text: str) -> tuple[list[str], list[str]] | None:
-    """The fields a template fills, or None when it is no valid str.format template."""
-    try:
-        fields = sorted(field for _, field, _, _ in string.Formatter().parse(text) if field is not None)
-    except ValueError:
-        return None
-    return fields, sorted(PRINTF.findall(text))
-
-
-@functools.cache
-def catalogue(lang: str) -> dict[str, str]:
-    """msgid -> translation for ``lang``; English, the source language, has none. Read once a process, and
-    only when Dutch is asked for (polib is imported then). A translation whose placeholders differ from
-    its msgid's is left out: its English beats a KeyError in place of a verdict."""
-    if lang not in LANGUAGES or lang == "en":
-        return {}
-    from . import safefile  # it imports this module: imported only when Dutch is asked for
-
-    try:
-        import polib
-
-        text = safefile.read(os.path.join(CATALOGUE_DIR, f"{lang}.po"), CATALOGUE_LIMIT).decode()
-        entries = polib.pofile(text)
-    except (ImportError, OSError, ValueError, safefile.Refused):  # a damaged install: English beats a traceback
-        return {}
-    return {entry.msgid: entry.msgstr for entry in entries
-            if entry.translated() and not entry.obsolete and placeholders(entry.msgid) == placeholders(entry.msgstr)}
-
-
-def translate(text: str, lang: str) -> str:
-    """``text`` (a msgid) in ``lang``, or as it is when the catalogue does not know it."""
-    return catalogue(lang).get(text, text)
-
-
 class Msg(NamedTuple):
     key: str
     params: dict[str, Any]
@@ -414,31 +361,6 @@ def log_line(template: str, args: tuple[Any, ...], lang: str) -> str:
     """A log line (its %-format and arguments) in ``lang``; its texts are looked up in the catalogue too."""
     shown = tuple(foreign(str(a)).render(lang) if isinstance(a, (str, BaseException)) else a for a in args)
     return translate(template, lang) % shown
-
-
-ARGPARSE_SWAP = threading.RLock()
-
-
-@contextlib.contextmanager
-def argparse_in(lang: str) -> Iterator[None]:
-    """argparse's own messages (it writes them through ``gettext``, bound as ``argparse._`` and
-    ``argparse.ngettext``) from this catalogue while a parse runs. argparse has no other hook for a
-    catalogue of the caller's; the names are put back afterwards."""
-    with ARGPARSE_SWAP:  # one parse at a time: two overlapping swaps would put back each other's
-        if lang == "en":
-            yield
-            return
-        names = vars(argparse)
-        saved = {"_": names["_"], "ngettext": names["ngettext"]}
-
-        def plural(singular: str, plural: str, count: int) -> str:
-            return translate(singular if count == 1 else plural, lang)
-
-        names.update({"_": functools.partial(translate, lang=lang), "ngettext": plural})
-        try:
-            yield
-        finally:
-            names.update(saved)
 
 
 def printable(text: str) -> str:

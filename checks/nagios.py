@@ -26,11 +26,12 @@ from . import __version__, catalog
 from .evaluate import evaluate
 from .evidence.definitions import DAY, FUTURE_TOLERANCE  # as the staleness check
 from .host import Host
-from .messages import argparse_in, foreign, log_line, msg, said
+from .messages import foreign, log_line, msg, said
 from .options import add_evaluation_arguments, fault_list, rootfs_problem, settings_from
 from .programs import Stopped, adopt_orphans, end_programs, handle_stop_signals, ignore_stop_signals
 from .report import FaultResult, Report, State
 from .state import default_path, open_state
+from .translation import argparse_in
 
 NAME = "Secure Endpoint"
 SEVERITY_STATES: dict[str, ServiceState] = {"ok": Ok, "warning": Warn, "critical": Critical, "unknown": Unknown}

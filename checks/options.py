@@ -8,7 +8,7 @@ import os
 import stat
 
 from . import catalog
-from .collect import COLLECTORS, Settings
+from .collectors import COLLECTORS, Settings
 from .evidence.kernel import DEFAULT_NETWORK_MODULES
 from .messages import os_reason, said
 

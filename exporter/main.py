@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..checks import __version__
-from ..checks.collect import COLLECTORS, EvidenceCache, Settings
+from ..checks.collectors import COLLECTORS, EvidenceCache, Settings
 from ..checks.evaluate import evaluate
 from ..checks.host import Host
 from ..checks.options import add_evaluation_arguments, rootfs_problem, settings_from

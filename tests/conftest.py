@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from secure_endpoint_monitoring.checks.collect import Settings
+from secure_endpoint_monitoring.checks.collectors import Settings
 from secure_endpoint_monitoring.checks.evaluate import evaluate
 from secure_endpoint_monitoring.checks.host import Host
 from secure_endpoint_monitoring.checks.report import FaultResult, Report

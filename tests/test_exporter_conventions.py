@@ -25,7 +25,7 @@ import pytest
 from prometheus_client.process_collector import ProcessCollector
 
 from secure_endpoint_monitoring.checks import __version__
-from secure_endpoint_monitoring.checks.collect import COLLECTORS, REGISTRY
+from secure_endpoint_monitoring.checks.collectors import COLLECTORS, REGISTRY
 from secure_endpoint_monitoring.checks.report import Report
 from secure_endpoint_monitoring.exporter import logs, main, selfmetrics
 from tests.commands import run, script
@@ -213,7 +213,7 @@ def test_each_collector_is_declared_where_the_registry_says() -> None:
 def test_a_linux_evaluation_imports_no_macos_reader(healthy: LinuxTree) -> None:
     """The registry names the macOS modules without importing them: a Linux run loads none."""
     code = ("import sys\nfrom secure_endpoint_monitoring.checks import nagios\n"
-            "from secure_endpoint_monitoring.checks.collect import MACOS, REGISTRY\n"
+            "from secure_endpoint_monitoring.checks.collectors import MACOS, REGISTRY\n"
             "try:\n    nagios.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
             "sys.stderr.write(repr(sorted(e.module for e in REGISTRY.values() if e.platforms == MACOS "
             "and 'secure_endpoint_monitoring.checks.evidence.' + e.module in sys.modules)))\n")

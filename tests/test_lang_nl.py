@@ -22,17 +22,9 @@ from pathlib import Path
 import polib
 import pytest
 
-from secure_endpoint_monitoring.checks import messages
-from secure_endpoint_monitoring.checks.messages import (
-    TEMPLATES,
-    argparse_in,
-    catalogue,
-    expat_reason,
-    foreign,
-    log_line,
-    os_reason,
-    said,
-)
+from secure_endpoint_monitoring.checks import messages, translation
+from secure_endpoint_monitoring.checks.messages import TEMPLATES, expat_reason, foreign, log_line, os_reason, said
+from secure_endpoint_monitoring.checks.translation import argparse_in, catalogue
 from tests import bplist
 from tests.commands import run, script
 from tests.hosttree import LinuxTree, faults_status, pid_of
@@ -93,8 +85,8 @@ def test_english_words_finds_english_and_passes_dutch() -> None:
                          "ampcli status gaf binnen 5 s geen antwoord.") == []
 
 
-CATALOGUE = messages.CATALOGUE_DIR  # as installed: some tests point the module at a damaged copy
-PO = polib.pofile(str(Path(messages.CATALOGUE_DIR) / "nl.po"))
+CATALOGUE = translation.CATALOGUE_DIR  # as installed: some tests point the module at a damaged copy
+PO = polib.pofile(str(Path(translation.CATALOGUE_DIR) / "nl.po"))
 BRACES = re.compile(r"{(\w*)}")
 PERCENT = re.compile(r"%(?:\((\w+)\))?[sdr]")
 
@@ -731,7 +723,7 @@ def test_a_damaged_install_falls_back_to_english(tmp_path: Path, monkeypatch: py
     if damage == "no polib":
         monkeypatch.setitem(__import__("sys").modules, "polib", None)
     else:
-        monkeypatch.setattr(messages, "CATALOGUE_DIR", str(tmp_path))
+        monkeypatch.setattr(translation, "CATALOGUE_DIR", str(tmp_path))
         catalogue_file = tmp_path / "nl.po"
         if damage == "not a catalogue":
             catalogue_file.write_bytes(b"\xff\xfe msgid \"unterminated\n")
@@ -739,13 +731,13 @@ def test_a_damaged_install_falls_back_to_english(tmp_path: Path, monkeypatch: py
             os.mkfifo(catalogue_file)
         elif damage == "too large":
             real = (Path(CATALOGUE) / "nl.po").read_text()
-            catalogue_file.write_text(real + "#" * messages.CATALOGUE_LIMIT + "\n")
-    messages.catalogue.cache_clear()
+            catalogue_file.write_text(real + "#" * translation.CATALOGUE_LIMIT + "\n")
+    translation.catalogue.cache_clear()
     try:
-        assert messages.catalogue("nl") == {}
+        assert translation.catalogue("nl") == {}
         assert said("not_installed").render("nl") == "the connector is not installed"
     finally:
-        messages.catalogue.cache_clear()
+        translation.catalogue.cache_clear()
 
 
 def test_a_translation_with_other_placeholders_is_left_out(tmp_path: Path,
@@ -755,14 +747,14 @@ def test_a_translation_with_other_placeholders_is_left_out(tmp_path: Path,
     text = text.replace('msgstr "{name} draait niet"', 'msgstr "{naam} draait niet"', 1)
     text = text.replace('msgstr "verwacht één waarde"', 'msgstr "verwacht één waarde %s"', 1)
     (tmp_path / "nl.po").write_text(text)
-    monkeypatch.setattr(messages, "CATALOGUE_DIR", str(tmp_path))
-    messages.catalogue.cache_clear()
+    monkeypatch.setattr(translation, "CATALOGUE_DIR", str(tmp_path))
+    translation.catalogue.cache_clear()
     try:
         assert said("process_missing", name="ampdaemon").render("nl") == "ampdaemon is not running"
-        assert messages.translate("expected one argument", "nl") == "expected one argument"
+        assert translation.translate("expected one argument", "nl") == "expected one argument"
         assert said("not_installed").render("nl") == "de connector is niet geïnstalleerd"
     finally:
-        messages.catalogue.cache_clear()
+        translation.catalogue.cache_clear()
 
 
 def test_parses_in_several_threads_keep_their_language() -> None:

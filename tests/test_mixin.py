@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from secure_endpoint_monitoring.checks import catalog, nagios
-from secure_endpoint_monitoring.checks.collect import Settings
+from secure_endpoint_monitoring.checks.collectors import Settings
 from secure_endpoint_monitoring.exporter.generate import common, config, fault_docs
 from secure_endpoint_monitoring.exporter.generate.__main__ import files, main
 from tests.conftest import Fleet

@@ -29,7 +29,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from secure_endpoint_monitoring.checks import state
-from secure_endpoint_monitoring.checks.collect import Settings
+from secure_endpoint_monitoring.checks.collectors import Settings
 from secure_endpoint_monitoring.checks.evaluate import evaluate
 from secure_endpoint_monitoring.checks.host import Host
 from secure_endpoint_monitoring.checks.report import Report, State

@@ -1,7 +1,7 @@
 """Evidence: facts read from the host, one module per source, no verdicts.
 
 Each module that is a collector declares it as ``COLLECTOR``: its name (the ``collector`` label and
-``--collector.NAME``) and how it reads its facts from a ``Probe``. checks/collect.py lists which
+``--collector.NAME``) and how it reads its facts from a ``Probe``. checks/collectors.py lists which
 module holds which collector on which platform, and runs them.
 """
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 if TYPE_CHECKING:
     from ..catalog import Platform
-    from ..collect import EvidenceCache, Settings
+    from ..collectors import EvidenceCache, Settings
     from ..host import Host
 
 Facts_co = TypeVar("Facts_co", covariant=True)
