@@ -1,4 +1,4 @@
-"""The entry points of both commands: a SIGTERM that comes while the modules are still loading.
+"""The entry points of the commands: a SIGTERM that comes while the modules are still loading.
 
 The commands install their own signal handling (``checks/programs.py``) once their modules are
 imported. A scheduler that gives up on a check during the imports would otherwise end it by the
@@ -25,6 +25,16 @@ def check_secure_endpoint() -> None:
 
 def secure_endpoint_exporter() -> None:
     _run(_exporter, "", 0)
+
+
+def secure_endpoint_cloud_exporter() -> None:
+    _run(_cloud_exporter, "", 0)
+
+
+def _cloud_exporter() -> None:
+    from ..exporter.cloud.main import main
+
+    main()
 
 
 def _plugin() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from collections.abc import Callable
 
 from .host import MAX_SYMLINKS, kind
 from .messages import said
@@ -93,15 +94,19 @@ def open_folder(folder: str, strict: bool = False) -> tuple[int, str]:
     return fd, shown
 
 
-def read(path: str, limit: int) -> bytes:
-    """The bytes of ``path`` (the web config, the message catalogue: files of the product's operator), if it
-    is a regular file of at most ``limit`` bytes; a FIFO, device or folder there, or a larger file, is
-    refused. Raises ``Refused`` or ``OSError``."""
+def read(path: str, limit: int, check: Callable[[os.stat_result], None] | None = None) -> bytes:
+    """The bytes of ``path`` (the web config, the message catalogue, the cloud API's credentials: files of
+    the product's operator), if it is a regular file of at most ``limit`` bytes; a FIFO, device or folder
+    there, or a larger file, is refused. ``check`` sees the opened file's status before anything is read
+    (and raises ``Refused`` to refuse it): the file judged is the file read. Raises ``Refused`` or ``OSError``."""
     fd = os.open(path, READ_FLAGS)
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
+        mode = st.st_mode
         if not stat.S_ISREG(mode):
             raise Refused(said("not_regular", path=path, kind=kind(mode)))
+        if check is not None:
+            check(st)
         chunks: list[bytes] = []
         size = 0
         while size <= limit:

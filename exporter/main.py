@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
-import signal
 import sys
-import threading  # loaded by logging already
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..checks import __version__
 from ..checks.collectors import COLLECTORS, EvidenceCache, Settings
@@ -25,13 +22,12 @@ from ..checks.options import add_evaluation_arguments, rootfs_problem, settings_
 from ..checks.programs import Stopped, adopt_orphans, end_programs, handle_stop_signals
 from ..checks.report import Report
 from ..checks.state import StateStore, open_state
-from . import logs
+from . import logs, serving
 from .logs import kv
 
 if TYPE_CHECKING:
-    import socket  # an annotation only: --once need not load the socket module
 
-    from . import webconfig
+    pass
 
 log = logging.getLogger("secure_endpoint_exporter")
 PROG = "secure-endpoint-exporter"
@@ -45,33 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prometheus exporter for Cisco Secure Endpoint connector faults.",
     )
     add_evaluation_arguments(parser)
-    web = parser.add_argument_group("HTTP server")
-    web.add_argument("--web.listen-address", dest="listen", action="append", metavar="ADDRESS",
-                     help=f"host:port, :port or [v6]:port to listen on (repeatable; default {DEFAULT_LISTEN})")
-    web.add_argument("--web.systemd-socket", dest="systemd_socket", action="store_true",
-                     help="serve on the listening sockets systemd passes (socket activation: "
-                     "secure-endpoint-exporter.socket) instead of --web.listen-address")
-    web.add_argument("--web.disable-exporter-metrics", dest="exporter_metrics", action="store_false",
-                     help="leave out the exporter's own process_* and python_* metrics (served by default; "
-                     "never written by --once)")
-    web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
-                     help="path of the metrics (default: %(default)s)")
-    web.add_argument("--web.config.file", dest="web_config", metavar="FILE",
-                     help="exporter-toolkit web config: TLS and basic auth (reloaded when it changes)")
-    web.add_argument("--web.max-requests", dest="max_requests", type=int, default=40, metavar="N",
-                     help="concurrent scrapes served before answering 503; 0 for no limit (default: %(default)s)")
-    web.add_argument("--web.max-connections", dest="max_connections", type=_count, default=256, metavar="N",
-                     help="open connections at most; when full, a new one evicts the oldest that has not sent a "
-                     "complete request (default: %(default)s)")
-    web.add_argument("--web.read-timeout", dest="read_timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                     help="time a connection gets to send a complete request, also between keep-alive requests, "
-                     "and for each write (default: %(default)s)")
-    web.add_argument("--web.scrape-timeout", dest="scrape_timeout", type=_seconds, default=10.0, metavar="SECONDS",
-                     help="longest a scrape may take; Prometheus's X-Prometheus-Scrape-Timeout-Seconds lowers it "
-                     "(default: %(default)s)")
-    web.add_argument("--web.timeout-offset", dest="timeout_offset", type=_offset, default=0.5, metavar="SECONDS",
-                     help="kept back from the scrape timeout so the answer reaches Prometheus in time; a scrape "
-                     "still running then is answered 503 (default: %(default)s)")
+    serving.add_web_arguments(parser, DEFAULT_LISTEN, "secure-endpoint-exporter.socket")
     collectors = parser.add_argument_group(
         "collectors", "Every collector is on unless --collector.disable-defaults is given; --collector.NAME turns "
         "one on, --no-collector.NAME turns it off (the last of the two wins). The faults of a collector that is "
@@ -141,27 +111,6 @@ class _VersionAction(argparse.Action):
         parser.exit()
 
 
-def _seconds(text: str) -> float:
-    value = float(text)  # argparse turns the ValueError into a usage error naming the flag
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
-    return value
-
-
-def _offset(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not zero or a positive number of seconds")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number")
-    return value
-
-
 def _json_escaped(text: str) -> str:
     """JSON text with every character ``str.isprintable`` rejects as a ``\\u`` escape (they only occur inside
     strings: the structure is spaces and newlines)."""
@@ -219,46 +168,15 @@ def run_once(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _shown(bound: tuple[Any, ...]) -> str:
-    bound_host, bound_port = str(bound[0]), int(bound[1])
-    return f"[{bound_host}]:{bound_port}" if ":" in bound_host else f"{bound_host}:{bound_port}"
-
-
-def reload_on_sighup(web: webconfig.WebConfigWatcher) -> None:
-    """SIGHUP reloads the web config (a signal ignored by whoever started us, nohup's, stays ignored).
-
-    The handler only wakes one reload thread: it may interrupt the main thread anywhere, even inside a
-    log write (logging from it would re-enter the stream), and signals that come faster than reloads
-    run are coalesced instead of each starting a thread.
-    """
-    if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:
-        return
-    wanted = threading.Event()
-
-    def reloading() -> None:
-        while True:
-            wanted.wait()
-            wanted.clear()
-            log.info("received SIGHUP, reloading the web config", extra=kv(signal="SIGHUP"))
-            web.refresh(force=True)
-
-    threading.Thread(target=reloading, name="sighup-reload", daemon=True).start()
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: wanted.set())
-
-
 def run_server(args: argparse.Namespace, settings: Settings) -> int:
-    from . import server, systemd, webconfig  # the one-shot mode needs none of them
+    from . import server, webconfig  # the one-shot mode needs none of them
 
     log.info("starting %s", PROG, extra=kv(version=__version__, python=sys.version.split()[0], rootfs=args.rootfs))
     enabled = [name for name in COLLECTORS if name not in settings.disabled_collectors]
     log.info("enabled collectors: %s", ",".join(enabled) or "none", extra=kv(collectors=",".join(enabled)))
-    sockets: list[tuple[socket.socket, str]] = []
-    if args.systemd_socket:
-        try:
-            sockets = systemd.listen_sockets()
-        except systemd.SocketActivationError as error:
-            log.error("%s", error)
-            return 1
+    sockets = serving.adopted_sockets(args)
+    if sockets is None:
+        return 1
     host = Host(args.rootfs, run_programs=args.ampcli_run_from_rootfs)
     store = StateStore(rootfs=host.rootfs)
     cache = EvidenceCache()  # what one scrape read and the next need not read again
@@ -271,30 +189,7 @@ def run_server(args: argparse.Namespace, settings: Settings) -> int:
     except webconfig.WebConfigError as error:
         log.error("%s", error)
         return 1
-    reload_on_sighup(app.web)
-    tls = "on" if app.web.config.tls else "off"
-    for sock, name in sockets:
-        shown = _shown(app.adopt(sock).server_address)
-        log.info("listening on %s (TLS %s, socket from systemd)", shown, tls,
-                 extra=kv(address=shown, tls=tls == "on", fd=sock.fileno(), name=name))
-    for address in [] if sockets else args.listen or [DEFAULT_LISTEN]:
-        try:
-            bound = app.listen(address).server_address
-        except (ValueError, OSError) as error:
-            reason = getattr(error, "strerror", None) or str(error)
-            log.error("cannot listen on %s: %s", address, reason, extra=kv(address=address, err=reason))
-            app.shutdown()
-            return 1
-        shown = _shown(bound)
-        log.info("listening on %s (TLS %s)", shown, tls, extra=kv(address=shown, tls=tls == "on"))
-    try:
-        app.serve_forever()
-    except (Stopped, KeyboardInterrupt) as stop:
-        name = stop.signal_name if isinstance(stop, Stopped) else "SIGINT"
-        log.info("received %s, shutting down", name, extra=kv(signal=name))
-        app.shutdown()  # the programs in flight were killed by the handler: their scrapes end at once
-        end_programs()  # and any a scrape's thread was starting meanwhile
-    return 0
+    return serving.serve(app, args, sockets, DEFAULT_LISTEN, on_stop=end_programs)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -304,11 +199,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     problem = rootfs_problem(args.rootfs)
     if problem:
         parser.error(problem)
-    if not args.telemetry_path.startswith("/") or args.telemetry_path == "/":
-        parser.error("--web.telemetry-path must start with / and not be / itself")
-    if args.systemd_socket and args.listen:
-        parser.error("--web.systemd-socket serves the sockets systemd passes: leave out --web.listen-address "
-                     "(set the addresses with ListenStream= in the .socket unit)")
+    serving.check_web_arguments(parser, args)
     once_only = [flag for flag, value in (("--output", args.output), ("--format", args.format),
                                           ("--state-file", args.state_file)) if value is not None]
     if once_only and not args.once:

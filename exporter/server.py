@@ -30,7 +30,9 @@ import socketserver
 import ssl
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -56,7 +58,7 @@ MAX_BODY = 64 * 1024  # a GET body larger than this is refused, not read
 class ExporterServer(HTTPServer):
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, app: Exporter,
+    def __init__(self, address: tuple[str, int], family: socket.AddressFamily, app: WebApp,
                  adopted: socket.socket | None = None) -> None:
         """Binds ``address``; or, given ``adopted`` (a listening socket systemd passed), serves that one."""
         self.address_family = family
@@ -143,13 +145,17 @@ class Limits(NamedTuple):
     max_stuck: int = 2  # evaluations past their deadline before scrapes fail at once
 
 
-class Exporter:
-    def __init__(self, produce: Callable[[float], Report], telemetry_path: str, web_config: str | None,
-                 max_requests: int, limits: Limits | None = None, exporter_metrics: bool = True) -> None:
-        """``produce(deadline)`` evaluates the host; ``deadline`` is a ``time.monotonic()`` value.
-        ``exporter_metrics``: serve the process's own ``process_*`` and ``python_*`` metrics too."""
+class WebApp:
+    """The HTTP side every exporter of the distribution shares: listeners, TLS and basic auth, connection
+    and request limits, the landing page. What /metrics answers is ``metrics``, the subclass's."""
+
+    title = "Secure Endpoint Exporter"
+    about = "Cisco Secure Endpoint connector faults for Prometheus."
+
+    def __init__(self, telemetry_path: str, web_config: str | None, max_requests: int, limits: Limits | None = None,
+                 exporter_metrics: bool = True) -> None:
+        """``exporter_metrics``: serve the process's own ``process_*`` and ``python_*`` metrics too."""
         self.limits = limits or Limits()
-        self.evaluation = SharedEvaluation(produce, self.limits.max_stuck)
         self.telemetry_path = telemetry_path
         self.web = WebConfigWatcher(web_config)
         self.slots = threading.BoundedSemaphore(max_requests) if max_requests > 0 else None
@@ -183,14 +189,9 @@ class Exporter:
         offset = self.limits.timeout_offset
         return timeout - offset if timeout > offset else timeout / 2
 
-    def exposition(self, report: Report, accept: str) -> tuple[bytes, str]:
-        """The body and content type of a scrape that sent ``accept``: the report's families and the
-        exporter's own (unless switched off), in the format prometheus_client chooses for it."""
-        registry = report_registry(report)
-        if self.own is not None:
-            registry.register(self.own)
-        encoder, content_type = choose_encoder(accept)
-        return encoder(registry), content_type
+    def metrics(self, headers: Message, client: str) -> Answer:
+        """The answer to a scrape (its request's ``headers``, from ``client``)."""
+        raise NotImplementedError
 
     def listen(self, address: str) -> ExporterServer:
         host, port, family = parse_listen_address(address)
@@ -223,6 +224,48 @@ class Exporter:
             server.server_close()
 
 
+class Exporter(WebApp):
+    """The host exporter: a scrape shares the evaluation running (``exporter.evaluation``), by its deadline."""
+
+    def __init__(self, produce: Callable[[float], Report], telemetry_path: str, web_config: str | None,
+                 max_requests: int, limits: Limits | None = None, exporter_metrics: bool = True) -> None:
+        """``produce(deadline)`` evaluates the host; ``deadline`` is a ``time.monotonic()`` value."""
+        super().__init__(telemetry_path, web_config, max_requests, limits, exporter_metrics)
+        self.evaluation = SharedEvaluation(produce, self.limits.max_stuck)
+
+    def exposition(self, report: Report, accept: str) -> tuple[bytes, str]:
+        """The body and content type of a scrape that sent ``accept``: the report's families and the
+        exporter's own (unless switched off), in the format prometheus_client chooses for it."""
+        registry = report_registry(report)
+        if self.own is not None:
+            registry.register(self.own)
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
+
+    def metrics(self, headers: Message, client: str) -> Answer:
+        started = time.perf_counter()
+        now = time.monotonic()
+        budget = self.scrape_budget(headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
+        try:
+            report = self.evaluation.get(now + budget, now + self.scrape_budget(None))
+            if stopping():  # its ampcli was killed by the stop, not broken: no "unknown" for Prometheus
+                raise EvaluationUnavailable("the exporter is shutting down")
+            body, content_type = self.exposition(report, headers.get("Accept", ""))
+        except EvaluationUnavailable as error:
+            log.warning("scrape from %s answered 503", client, extra=kv(client=client, err=str(error)))
+            return Answer(503, f"{error}\n".encode(), TEXT)
+        except Exception as error:  # the evaluation itself broke: say so, keep serving
+            log.error("scrape failed", exc_info=error, extra=kv(client=client))
+            return Answer(500, f"scrape failed: {error}\n".encode(), TEXT)
+        extra = {}
+        if "gzip" in headers.get("Accept-Encoding", ""):
+            body = gzip.compress(body, compresslevel=5)
+            extra["Content-Encoding"] = "gzip"
+        took = time.perf_counter() - started
+        log.debug("scrape from %s took %.3f s", client, took, extra=kv(client=client, seconds=round(took, 6)))
+        return Answer(200, body, content_type, extra)
+
+
 def parse_listen_address(address: str) -> tuple[str, int, socket.AddressFamily]:
     """``host:port``, ``:port`` (all IPv4 and IPv6 addresses) or ``[v6]:port``."""
     host, sep, port_text = address.rpartition(":")
@@ -240,10 +283,10 @@ def parse_listen_address(address: str) -> tuple[str, int, socket.AddressFamily]:
 
 
 LANDING = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Secure Endpoint Exporter</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body>
-<h1>Secure Endpoint Exporter</h1>
-<p>Cisco Secure Endpoint connector faults for Prometheus. Version {version}.</p>
+<h1>{title}</h1>
+<p>{about} Version {version}.</p>
 <ul><li><a href="{path}">Metrics</a></li></ul>
 </body></html>
 """
@@ -257,6 +300,18 @@ class Answer(NamedTuple):
     body: bytes
     content_type: str
     extra: dict[str, str] | None = None
+    # A body too large to hold whole (the cloud exporter's fleet): sent as it is made, chunked, and cut
+    # off at ``deadline`` (a time.monotonic()), so a client that reads slowly holds it no longer than that.
+    stream: Iterator[bytes] | None = None
+    deadline: float = 0.0
+
+
+def _releasing(stream: Iterator[bytes], slots: threading.BoundedSemaphore) -> Iterator[bytes]:
+    """``stream``, giving back its request slot once it is sent (or abandoned: ``close``)."""
+    try:
+        yield from stream
+    finally:
+        slots.release()
 
 
 def _is_token(name: str) -> bool:
@@ -339,11 +394,21 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self) -> None:
-        self._send(*self._answer(self.server.app))
+        answer = self._answer(self.server.app)
+        if answer.stream is None:
+            self._send(answer.code, answer.body, answer.content_type, answer.extra)
+            return
+        try:
+            self._stream(answer)
+        finally:
+            close = getattr(answer.stream, "close", None)
+            if close is not None:
+                close()
 
-    def _answer(self, app: Exporter) -> Answer:
+    def _answer(self, app: WebApp) -> Answer:
         """The answer, made before anything is written: the request's slot is free again by then, so a
-        client that does not read what it asked for holds no slot (only its connection, see ``_send``)."""
+        client that does not read what it asked for holds no slot (only its connection, see ``_send``).
+        A streamed answer holds its slot until it is sent, within its deadline."""
         app.web.refresh()
         if not self._authorized(app):
             # Closed after the answer: a client without credentials cannot keep a place with requests
@@ -356,17 +421,22 @@ class Handler(BaseHTTPRequestHandler):
         if path == app.telemetry_path:
             if app.slots is not None and not app.slots.acquire(blocking=False):
                 return Answer(503, b"Too many concurrent requests\n", TEXT)
+            answer = None
             try:
-                return self._metrics(app)
+                answer = app.metrics(self.headers, self.client_address[0])
             finally:
-                if app.slots is not None:
+                if app.slots is not None and (answer is None or answer.stream is None):
                     app.slots.release()
+            if app.slots is not None and answer.stream is not None:
+                return answer._replace(stream=_releasing(answer.stream, app.slots))
+            return answer
         if path == "/":
-            page = LANDING.format(version=html.escape(__version__), path=html.escape(app.telemetry_path, True))
+            page = LANDING.format(title=html.escape(app.title), about=html.escape(app.about),
+                                  version=html.escape(__version__), path=html.escape(app.telemetry_path, True))
             return Answer(200, page.encode(), "text/html; charset=utf-8")
         return Answer(404, b"Not Found\n", TEXT)
 
-    def _authorized(self, app: Exporter) -> bool:
+    def _authorized(self, app: WebApp) -> bool:
         auth = app.web.auth
         if not auth.users:
             return True
@@ -379,31 +449,6 @@ class Handler(BaseHTTPRequestHandler):
         except (binascii.Error, ValueError):  # not base64, not ASCII, or not UTF-8 (UnicodeDecodeError)
             return False
         return auth.check(user, password)
-
-    def _metrics(self, app: Exporter) -> Answer:
-        started = time.perf_counter()
-        now = time.monotonic()
-        budget = app.scrape_budget(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds"))
-        try:
-            report = app.evaluation.get(now + budget, now + app.scrape_budget(None))
-            if stopping():  # its ampcli was killed by the stop, not broken: no "unknown" for Prometheus
-                raise EvaluationUnavailable("the exporter is shutting down")
-            body, content_type = app.exposition(report, self.headers.get("Accept", ""))
-        except EvaluationUnavailable as error:
-            log.warning("scrape from %s answered 503", self.client_address[0],
-                        extra=kv(client=self.client_address[0], err=str(error)))
-            return Answer(503, f"{error}\n".encode(), TEXT)
-        except Exception as error:  # the evaluation itself broke: say so, keep serving
-            log.error("scrape failed", exc_info=error, extra=kv(client=self.client_address[0]))
-            return Answer(500, f"scrape failed: {error}\n".encode(), TEXT)
-        extra = {}
-        if "gzip" in self.headers.get("Accept-Encoding", ""):
-            body = gzip.compress(body, compresslevel=5)
-            extra["Content-Encoding"] = "gzip"
-        took = time.perf_counter() - started
-        log.debug("scrape from %s took %.3f s", self.client_address[0], took,
-                  extra=kv(client=self.client_address[0], seconds=round(took, 6)))
-        return Answer(200, body, content_type, extra)
 
     def _send(self, code: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
         """The whole answer in one write: headers and body in two would let Nagle's algorithm hold the
@@ -425,6 +470,48 @@ class Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             body = b""  # the headers (Content-Length included) are GET's; RFC 9110 section 9.3.2
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+
+    def _stream(self, answer: Answer) -> None:
+        """A streamed answer: chunked on HTTP/1.1 (the end is marked, so a cut-off answer is seen as one),
+        until the connection closes on 1.0; gzip'ed as it goes when the client takes it (level 1: a fleet's
+        70 MB go out in well under a second). Past the deadline the connection is cut, mid-answer."""
+        assert answer.stream is not None
+        self.server.app.connections.waiting(self.slot)
+        self.log_request(answer.code)
+        chunked = self.request_version != "HTTP/1.0"
+        if not chunked:
+            self.close_connection = True
+        head = [f"{self.protocol_version} {answer.code} {self.responses[answer.code][0]}",
+                f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
+                f"Content-Type: {answer.content_type}"]
+        packer = None
+        if "gzip" in self.headers.get("Accept-Encoding", ""):
+            packer = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: the gzip wrapper
+            head.append("Content-Encoding: gzip")
+        head += [f"{name}: {value}" for name, value in {**self.server.app.web.config.headers,
+                                                         **(answer.extra or {})}.items()]
+        head.append("Transfer-Encoding: chunked" if chunked else "Connection: close")
+        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+        if self.command == "HEAD":
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+            return
+        for piece in answer.stream:
+            self._chunk(piece if packer is None else packer.compress(piece), chunked, answer.deadline)
+        if packer is not None:
+            self._chunk(packer.flush(), chunked, answer.deadline)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _chunk(self, data: bytes, chunked: bool, deadline: float) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            self.close_connection = True
+            raise TimeoutError("the answer was not taken before its deadline")
+        if not data:
+            return
+        self.connection.settimeout(min(left, self.server.app.limits.read_timeout))
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if log.isEnabledFor(logging.DEBUG):

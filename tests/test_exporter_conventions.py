@@ -321,7 +321,7 @@ def test_every_log_line_is_strict_logfmt(healthy: LinuxTree, tmp_path: Path) -> 
     [listening] = [r for r in records if r["msg"].startswith("listening on ")]
     assert listening["msg"] == f"listening on {running.address} (TLS off)"
     assert (listening["address"], listening["tls"], listening["level"]) == (running.address, "false", "info")
-    assert re.fullmatch(r"main\.py:\d+", listening["caller"])
+    assert re.fullmatch(r"serving\.py:\d+", listening["caller"])
     assert records[0]["msg"] == "starting secure-endpoint-exporter" and records[0]["version"] == __version__
     requests = [r.get("request", "") for r in records]
     assert 'GET /x"y HTTP/1.1' in requests and "GET /nope HTTP/1.1" in requests
