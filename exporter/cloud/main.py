@@ -169,3 +169,7 @@ def run(args: argparse.Namespace, url: str) -> int:
         return serving.serve(app, args, sockets, DEFAULT_LISTEN, on_stop=poller.stop, on_reload=reload)
     finally:
         poller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -55,16 +55,16 @@ class Status(NamedTuple):
     event_counts: dict[tuple[str, str], int]
 
 
-def budget_delay(interval: float, requests: int, rate: RateLimit, now: float) -> float:
+def budget_delay(interval: float, requests: int, rate: RateLimit, now: float, window: float = WINDOW) -> float:
     """Seconds until the next poll may start, when one poll takes ``requests`` requests.
 
     At least ``interval``; stretched so that a poll's requests, repeated for an hour, stay within
     the limit; and, when fewer than ``requests`` are left of this hour's budget, until it is reset.
-    ``now`` is a time.monotonic() value, as ``rate.seen_at`` is.
+    ``now`` is a time.monotonic() value, as ``rate.seen_at`` is; ``window`` the limit's period.
     """
     delay = interval
     if rate.limit:
-        delay = max(delay, requests * WINDOW / rate.limit)
+        delay = max(delay, requests * window / rate.limit)
     if rate.remaining is not None and rate.remaining < requests + 1 and rate.reset_seconds is not None:
         delay = max(delay, rate.seen_at + rate.reset_seconds - now + 1.0)
     return delay
@@ -77,10 +77,13 @@ def backoff(failures: int, interval: float) -> float:
 
 
 class Poller:
-    def __init__(self, connect: Callable[[], Client], interval: float, started: float | None = None) -> None:
-        """``connect`` makes the API client (again after SIGHUP: new credentials)."""
+    def __init__(self, connect: Callable[[], Client], interval: float, started: float | None = None,
+                 window: float = WINDOW) -> None:
+        """``connect`` makes the API client (again after SIGHUP: new credentials); ``window``: the rate
+        limit's period (the API's hour; shorter only for a fake API in tests)."""
         self.connect = connect
         self.interval = interval
+        self.window = window
         self.snapshot: Snapshot | None = None  # replaced whole, read without a lock
         self.events = FaultEvents(time.time() if started is None else started)
         self._lock = threading.Lock()
@@ -151,7 +154,7 @@ class Poller:
                 if failures:
                     log.info("poll succeeded again", extra=kv(after_failures=failures))
                 failures = 0
-                delay = budget_delay(self.interval, requests, self._rate, time.monotonic())
+                delay = budget_delay(self.interval, requests, self._rate, time.monotonic(), self.window)
             self._sleep(delay)
 
     def _sleep(self, delay: float) -> None:
