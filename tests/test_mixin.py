@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 REGENERATE = "python -m secure_endpoint_monitoring.exporter.generate --out ."
 RULES = REPO / "rules" / "secure_endpoint.rules.yml"
 RULE_TESTS = REPO / "rules" / "secure_endpoint.rules.test.yml"
-DASHBOARDS = {uid: REPO / "grafana" / "dashboards" / f"{uid}.json" for uid in (common.FLEET_UID, common.HOST_UID)}
+DASHBOARDS = {uid: REPO / "grafana" / "dashboards" / f"{uid}.json"
+              for uid in (common.FLEET_UID, common.HOST_UID, common.CLOUD_UID)}
 ALL_IDS = [f.id for f in sorted(catalog.FAULTS, key=catalog.fault_order)]
 
 
@@ -131,9 +132,10 @@ def test_every_fault_has_an_alert_and_a_positive_and_negative_test() -> None:
 
 
 # -- against a real Prometheus -------------------------------------------------------------------
-def _panel_queries() -> list[tuple[str, str, str]]:
+def panel_queries(uids: tuple[str, ...] = (common.FLEET_UID, common.HOST_UID)) -> list[tuple[str, str, str]]:
+    """Each panel's queries with the variables filled in; the cloud dashboard's are tried in test_cloud_rules."""
     found = []
-    for uid in DASHBOARDS:
+    for uid in uids:
         for panel in dashboard(uid)["panels"]:
             for target in panel.get("targets", []):
                 expr = (target["expr"].replace('instance="$instance"', 'instance=~".+"')
@@ -152,7 +154,7 @@ def test_every_panel_query_returns_series(fleet: Fleet) -> None:
         if "record" in rule:
             prometheus.wait_for(rule["record"], 1)
     empty = []
-    for uid, title, expr in _panel_queries():
+    for uid, title, expr in panel_queries():
         if not prometheus.query(expr):
             empty.append(f"{uid} / {title}: {expr}")
     assert empty == []
@@ -253,5 +255,6 @@ def test_the_rules_alone_need_no_grafana_sdk(tmp_path: Path) -> None:
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out" / "rules").iterdir()) == [
-        "secure_endpoint.rules.test.yml", "secure_endpoint.rules.yml"]
+        "secure_endpoint.rules.test.yml", "secure_endpoint.rules.yml", "secure_endpoint_cloud.rules.test.yml",
+        "secure_endpoint_cloud.rules.yml"]
     assert not (tmp_path / "out" / "grafana").exists()

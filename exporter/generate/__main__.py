@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from . import config, fault_docs
-from .common import FLEET_UID, HOST_UID, Options
+from . import cloud_rules, config, fault_docs
+from .common import CLOUD_UID, FLEET_UID, HOST_UID, Options
 from .prometheus_rules import rules
 from .promtool_tests import rule_tests
 
@@ -32,14 +32,21 @@ def prometheus_files(options: Options) -> dict[str, str]:
         "rules/secure_endpoint.rules.yml": _yaml(rules(options), "Prometheus alerting and recording rules."),
         "rules/secure_endpoint.rules.test.yml": _yaml(
             rule_tests(options, "secure_endpoint.rules.yml"), "promtool test rules secure_endpoint.rules.test.yml"),
+        "rules/secure_endpoint_cloud.rules.yml": _yaml(
+            cloud_rules.rules(options), "Prometheus rules for secure-endpoint-cloud-exporter, and the join with the "
+            "host exporter on connector_guid."),
+        "rules/secure_endpoint_cloud.rules.test.yml": _yaml(
+            cloud_rules.rule_tests(options, "secure_endpoint_cloud.rules.yml"),
+            "promtool test rules secure_endpoint_cloud.rules.test.yml"),
     }
 
 
 def grafana_files(options: Options) -> dict[str, str]:
     """The dashboards and Grafana provisioning; imports grafana-foundation-sdk (the ``grafana`` extra)."""
-    from . import fleet_dashboard, grafana_alerting, grafana_provisioning, host_dashboard
+    from . import cloud_dashboard, fleet_dashboard, grafana_alerting, grafana_provisioning, host_dashboard
 
     return {
+        f"grafana/dashboards/{CLOUD_UID}.json": _json(cloud_dashboard.dashboard(options)),
         f"grafana/dashboards/{FLEET_UID}.json": _json(fleet_dashboard.dashboard(options)),
         f"grafana/dashboards/{HOST_UID}.json": _json(host_dashboard.dashboard(options)),
         "grafana/provisioning/dashboards/secure-endpoint.yml": _yaml(
@@ -66,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--selector", default=config.SELECTOR,
                         help='label matchers for the exporter\'s series (default: %(default)s; textfile mode: '
                         'job="node")')
+    parser.add_argument("--cloud-selector", default=config.CLOUD_SELECTOR,
+                        help="label matchers for the cloud exporter's series (default: %(default)s)")
     parser.add_argument("--runbook-url", default=config.RUNBOOK_URL,
                         help="a copy of docs/runbook.md, the base of the health alerts' runbook_url; each alert "
                         "adds #<section> (default: %(default)s, the copy the .deb and .rpm install)")

@@ -11,11 +11,13 @@ from . import config
 
 FLEET_UID = "secure-endpoint-fleet"
 HOST_UID = "secure-endpoint-host"
+CLOUD_UID = "secure-endpoint-cloud"
 PREFIX = "SecureEndpoint"
 
 
 class Options(argparse.Namespace):
     selector: str = config.SELECTOR
+    cloud_selector: str = config.CLOUD_SELECTOR
     runbook_url: str = config.RUNBOOK_URL
     for_default: str = config.FAULT_FOR
     grafana_datasource_uid: str = "prometheus"

@@ -35,3 +35,30 @@ STALE_AFTER_SECONDS = 15 * 60
 # the host dashboard turns their age orange after DEFINITIONS_WARN_DAYS.
 DEFINITIONS_MAX_AGE_DAYS = 7
 DEFINITIONS_WARN_DAYS = 3
+
+# The cloud exporter's rules (exporter/generate/cloud_rules.py): which series they read, and their limits.
+CLOUD_SELECTOR = 'job="secure_endpoint_cloud"'
+CLOUD_FOR = {
+    "CloudExporterDown": "5m",
+    "CloudPollFailing": "30m",  # a poll every 5 minutes: several failed in a row
+    "CloudCredentialsRejected": "1m",
+    "CloudSnapshotStale": "5m",
+    "CloudRateLimited": "1m",
+    "CloudComputerNotSeen": "15m",
+    "CloudComputerCompromised": "1m",
+    "CloudComputerFaults": "30m",
+    "CloudFaultsRaised": "1m",
+    "CloudVersionDrift": "6h",
+    "HostNotSeenByCloud": "30m",
+    "CloudMissesHostFaults": "30m",
+}
+# An active computer the cloud has not heard from for this long alerts.
+CLOUD_NOT_SEEN_HOURS = 24
+# A host the host exporter sees healthy and connected, silent in the cloud for this long, alerts (the join).
+CLOUD_JOIN_SILENT_HOURS = 4
+# Computers of one operating system on more connector versions than this alert (two: an update in progress).
+CLOUD_VERSIONS_PER_OS = 2
+# The fleet from the API older than this is stale (three polls of the default 5 minutes, and some).
+CLOUD_STALE_AFTER_SECONDS = 30 * 60
+# The dashboard's "seen within" counts.
+CLOUD_LAST_SEEN_WITHIN = ("1h", "1d", "7d")

@@ -145,12 +145,12 @@ class Board:
         return self.next_id - 1
 
 
-def variables(with_instance: bool) -> list[Any]:
-    """The Prometheus data source, the job, and (host dashboard) one host."""
+def variables(with_instance: bool, job_of: str = "secure_endpoint_connector_installed") -> list[Any]:
+    """The Prometheus data source, the job (of the series ``job_of``), and (host dashboard) one host."""
     found: list[Any] = [
         builders.DatasourceVariable("datasource").label("Data source").type("prometheus"),
         builders.QueryVariable("job").label("Job").datasource(DATASOURCE)
-        .query("label_values(secure_endpoint_connector_installed, job)")
+        .query(f"label_values({job_of}, job)")
         .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED).multi(True).include_all(True).all_value(".+"),
     ]
     if with_instance:
