@@ -54,6 +54,12 @@ LAUNCHERS = {
         'sys.stderr.write("secure-endpoint-exporter: needs Python 3.9 or later, found "'
         ' + sys.version.split()[0] + " (RHEL 8: dnf install python39)\\n")',
         'echo "secure-endpoint-exporter: needs Python 3.9 or later: none found (RHEL 8: dnf install python39)" >&2'),
+    "secure-endpoint-cloud-exporter": (
+        "secure_endpoint_cloud_exporter",
+        'sys.stderr.write("secure-endpoint-cloud-exporter: needs Python 3.9 or later, found "'
+        ' + sys.version.split()[0] + " (RHEL 8: dnf install python39)\\n")',
+        'echo "secure-endpoint-cloud-exporter: needs Python 3.9 or later: none found (RHEL 8: dnf install python39)"'
+        ' >&2'),
 }
 
 
@@ -186,7 +192,7 @@ def private_lib(src: Path, lib: Path, wheel: Path, rpm_arch: str, env: dict[str,
 
 
 def stage(src: Path, stage_dir: Path, wheel: Path, rpm_arch: str, env: dict[str, str]) -> None:
-    """What nfpm.yaml takes from stage/: the two launchers and the private libraries. Every file gets the
+    """What nfpm.yaml takes from stage/: the three launchers and the private libraries. Every file gets the
     commit's time, so that two builds of one commit with one Python make the same packages."""
     template = (src / "pkg" / "linux" / "launcher.sh.in").read_text()
     (stage_dir / "bin").mkdir(parents=True)

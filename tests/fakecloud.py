@@ -157,12 +157,13 @@ class _Handler(BaseHTTPRequestHandler):
         limit = min(int(query.get("limit", ["500"])[0]), 500)
         offset = int(query.get("offset", ["0"])[0])
         page = items[offset:offset + limit]
+        links = {"self": self.path}
+        if offset + limit < len(items):  # as the API: "next" only where another page follows
+            links["next"] = f"{self.server.url}{parts.path}?offset={offset + limit}&limit={limit}"
         body = {"version": "v1.2.0", "metadata": {
-            "links": {"self": self.path}, "results": {"total": len(items), "current_item_count": len(page),
-                                                      "index": offset // max(limit, 1), "items_per_page": limit}},
+            "links": links, "results": {"total": len(items), "current_item_count": len(page),
+                                        "index": offset // max(limit, 1), "items_per_page": limit}},
             "data": page}
-        if offset + limit < len(items):
-            body["metadata"]["links"]["next"] = f"{self.server.url}/v1/computers?offset={offset + limit}&limit={limit}"
         self._json(200, body, rate, act)
         if parts.path == "/v1/computers" and self.server.between_pages is not None:
             self.server.between_pages(self.server)

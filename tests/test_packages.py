@@ -39,7 +39,8 @@ HEALTHY = "SECURE ENDPOINT OK - no active faults (9 checked), connector connecte
 # What a host's PATH holds: no pyenv shims, so python3 is the distribution's.
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 UNITS = ["secure-endpoint-exporter.service", "secure-endpoint-exporter.socket",
-         "secure-endpoint-exporter-textfile.service", "secure-endpoint-exporter-textfile.timer"]
+         "secure-endpoint-exporter-textfile.service", "secure-endpoint-exporter-textfile.timer",
+         "secure-endpoint-cloud-exporter.service"]
 STATE = "/var/lib/secure-endpoint-exporter"
 TARGET = f"{STATE}/textfile/secure_endpoint.prom"
 
@@ -131,6 +132,7 @@ def test_deb_files_owners_and_modes(built: Built) -> None:
     entries = {line.split()[-1] if " -> " not in line else line.split()[-3]: line for line in listing.splitlines()}
     assert all(" root/root " in line for line in entries.values())
     expect = {"./usr/bin/check_secure_endpoint": "-rwxr-xr-x", "./usr/bin/secure-endpoint-exporter": "-rwxr-xr-x",
+              "./usr/bin/secure-endpoint-cloud-exporter": "-rwxr-xr-x",
               "./usr/lib/secure-endpoint-monitoring/textfile-link": "-rwxr-xr-x",
               "./usr/lib/secure-endpoint-monitoring/refresh": "-rwxr-xr-x",
               "./etc/default/secure-endpoint-exporter": "-rw-r--r--",
@@ -153,7 +155,7 @@ def test_rpm_files(built: Built) -> None:
     assert built.rpm.name == f"{NAME}-{VERSION}-1.x86_64.rpm"
     files = rpm_query(built.rpm, "-l").splitlines()
     for path in ("/usr/bin/check_secure_endpoint", "/usr/bin/secure-endpoint-exporter",
-                 "/usr/lib64/nagios/plugins/check_secure_endpoint", "/etc/sysconfig/secure-endpoint-exporter",
+                 "/usr/bin/secure-endpoint-cloud-exporter", "/usr/lib64/nagios/plugins/check_secure_endpoint", "/etc/sysconfig/secure-endpoint-exporter",
                  f"{STATE}/textfile", f"{STATE}/state", f"/{LIB}/secure_endpoint_monitoring/checks/launch.py",
                  "/usr/lib64/nagios", "/usr/lib64/nagios/plugins", f"/usr/share/licenses/{NAME}/LICENSE",
                  *(f"/usr/lib/systemd/system/{unit}" for unit in UNITS)):
@@ -202,7 +204,7 @@ def test_rpm_requires_and_scripts(built: Built) -> None:
     restart = sections["posttrans"].split("systemctl try-restart", 1)[1].split("\n")[0].split()
     assert [unit.replace("$NAME", USER) for unit in restart] == [
         "secure-endpoint-exporter.socket", "secure-endpoint-exporter.service",
-        "secure-endpoint-exporter-textfile.timer"], restart
+        "secure-endpoint-exporter-textfile.timer", "secure-endpoint-cloud-exporter.service"], restart
 
 
 @pytest.mark.parametrize(("script", "args", "ran"), [
@@ -562,6 +564,8 @@ def test_rpm_payload_on_python_3_9(rpm_root: Path, hosts: dict[str, Path], tmp_p
     done = command(rpm_root / "usr/bin/secure-endpoint-exporter", "--once", "--path.rootfs", str(hosts["healthy"]),
                    "--ampcli.run-from-rootfs", path_env=path)
     assert done.returncode == 0 and "secure_endpoint_connector_installed 1" in done.stdout, done.stderr
+    done = command(rpm_root / "usr/bin/secure-endpoint-cloud-exporter", "--cloud.api-url", "http://x", path_env=path)
+    assert done.returncode == 2 and "https only" in done.stderr, done.stderr  # its flags parsed, on 3.9
 
 
 def test_old_python3_hands_over_to_python3_9(rpm_root: Path, hosts: dict[str, Path], tmp_path: Path) -> None:
