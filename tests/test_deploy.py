@@ -25,6 +25,7 @@ DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 UNITS = ["secure-endpoint-exporter.service", "secure-endpoint-exporter-textfile.service"]
 DROP_IN = "secure-endpoint-exporter.service.d/socket-activation.conf"
 INSTALLED = "/usr/bin/secure-endpoint-exporter"
+CLOUD_INSTALLED = "/usr/bin/secure-endpoint-cloud-exporter"
 CONFIG = Path(__file__).resolve().parents[1] / "pkg" / "linux" / "secure-endpoint-exporter.conf"
 
 
@@ -143,13 +144,15 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
         if path.is_file():
             target = tmp_path / path.relative_to(source)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(path.read_text().replace(INSTALLED, script("secure-endpoint-exporter")))
+            target.write_text(path.read_text().replace(CLOUD_INSTALLED, script("secure-endpoint-cloud-exporter"))
+                              .replace(INSTALLED, script("secure-endpoint-exporter")))
     names = sorted(p.name for p in tmp_path.iterdir() if p.is_file())
-    assert names == ["secure-endpoint-exporter-textfile.service", "secure-endpoint-exporter-textfile.timer",
-                     "secure-endpoint-exporter.service", "secure-endpoint-exporter.socket"]
+    assert names == ["secure-endpoint-cloud-exporter.service", "secure-endpoint-exporter-textfile.service",
+                     "secure-endpoint-exporter-textfile.timer", "secure-endpoint-exporter.service",
+                     "secure-endpoint-exporter.socket"]
     done = subprocess.run([analyze, "verify", *names], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                           check=False)
-    ours = [line for line in (done.stdout + done.stderr).splitlines() if "secure-endpoint-exporter" in line]
+    ours = [line for line in (done.stdout + done.stderr).splitlines() if "secure-endpoint-" in line]
     assert done.returncode == 0 and not ours, done.stdout + done.stderr
     # The check sees the drop-in: a drop-in naming a missing program fails it.
     broken = tmp_path / DROP_IN
@@ -157,6 +160,18 @@ def test_systemd_accepts_the_units(tmp_path: Path) -> None:
     done = subprocess.run([analyze, "verify", "secure-endpoint-exporter.service"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode != 0 and "/nonexistent/exporter" in done.stderr
+
+
+def test_the_cloud_unit_runs_the_installed_command_with_its_credentials() -> None:
+    service = unit("secure-endpoint-cloud-exporter.service")["Service"]
+    command = service["ExecStart"].split()
+    assert command[0] == CLOUD_INSTALLED and command[-1] == "$ARGS"
+    from secure_endpoint_monitoring.exporter.cloud.main import build_parser as cloud_parser
+
+    args = cloud_parser().parse_args(command[1:-1])
+    assert args.credentials_file == "/etc/secure-endpoint-monitoring/cloud-credentials.yml"
+    assert service["CapabilityBoundingSet"] == "" and service["User"] == "secure-endpoint-exporter"
+    assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
 
 
 def test_timer_runs_the_textfile_service() -> None:

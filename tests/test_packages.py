@@ -155,7 +155,8 @@ def test_rpm_files(built: Built) -> None:
     assert built.rpm.name == f"{NAME}-{VERSION}-1.x86_64.rpm"
     files = rpm_query(built.rpm, "-l").splitlines()
     for path in ("/usr/bin/check_secure_endpoint", "/usr/bin/secure-endpoint-exporter",
-                 "/usr/bin/secure-endpoint-cloud-exporter", "/usr/lib64/nagios/plugins/check_secure_endpoint", "/etc/sysconfig/secure-endpoint-exporter",
+                 "/usr/bin/secure-endpoint-cloud-exporter", "/usr/lib64/nagios/plugins/check_secure_endpoint",
+                 "/etc/sysconfig/secure-endpoint-exporter",
                  f"{STATE}/textfile", f"{STATE}/state", f"/{LIB}/secure_endpoint_monitoring/checks/launch.py",
                  "/usr/lib64/nagios", "/usr/lib64/nagios/plugins", f"/usr/share/licenses/{NAME}/LICENSE",
                  *(f"/usr/lib/systemd/system/{unit}" for unit in UNITS)):
