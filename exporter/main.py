@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Prometheus exporter for Cisco Secure Endpoint connector faults.",
     )
     add_evaluation_arguments(parser)
-    serving.add_web_arguments(parser, DEFAULT_LISTEN, "secure-endpoint-exporter.socket")
+    serving.add_web_arguments(parser, DEFAULT_LISTEN, "secure-endpoint-exporter.socket", "; never written by --once")
     collectors = parser.add_argument_group(
         "collectors", "Every collector is on unless --collector.disable-defaults is given; --collector.NAME turns "
         "one on, --no-collector.NAME turns it off (the last of the two wins). The faults of a collector that is "
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "(the server keeps them in memory)")
     parser.add_argument("--lang", choices=("en", "nl"), default="en", help="language of the JSON texts")
     logs.add_arguments(parser)
-    parser.add_argument("--version", action=_VersionAction, nargs=0,
+    parser.add_argument("--version", action=serving.VersionAction, nargs=0,
                         help="print the version, the Python it runs on and the platform, then exit")
     return parser
 
@@ -78,37 +78,11 @@ def disabled_collectors(args: argparse.Namespace) -> frozenset[str]:
 
 
 def revision() -> str:
-    """The git commit the installed distribution was built from, when pip recorded one (``pip install
-    git+https://...``: ``direct_url.json``); "" otherwise. Read from the installed metadata, never from git."""
-    import json
-    from importlib import metadata
-
-    try:
-        text = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
-        found = json.loads(text or "{}").get("vcs_info", {}).get("commit_id", "")
-    except (metadata.PackageNotFoundError, OSError, ValueError, AttributeError):
-        return ""
-    return found if isinstance(found, str) else ""
+    return serving.revision(DISTRIBUTION)
 
 
 def version_text() -> str:
-    """As Prometheus's ``version.Print``: the program, its version and revision, then the build details."""
-    import platform
-
-    commit = revision()
-    head = f"{PROG}, version {__version__}" + (f" (revision: {commit})" if commit else "")
-    system = platform.system().lower()
-    lines = [head,
-             f"  python version:   {platform.python_version()} ({platform.python_implementation()})",
-             f"  platform:         {system}/{platform.machine() or 'unknown'}"]
-    return "\n".join(lines) + "\n"
-
-
-class _VersionAction(argparse.Action):
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
-                 option_string: str | None = None) -> None:
-        sys.stdout.write(version_text())
-        parser.exit()
+    return serving.version_text(PROG, DISTRIBUTION)
 
 
 def _json_escaped(text: str) -> str:

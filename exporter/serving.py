@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..checks import __version__
 from ..checks.programs import Stopped
 from .logs import kv
 
@@ -24,6 +25,45 @@ if TYPE_CHECKING:
     from .webconfig import WebConfigWatcher
 
 log = logging.getLogger("secure_endpoint_exporter")
+DISTRIBUTION = "secure-endpoint-monitoring"
+
+
+def revision(distribution: str) -> str:
+    """The git commit the installed distribution was built from, when pip recorded one (``pip install
+    git+https://...``: ``direct_url.json``); "" otherwise. Read from the installed metadata, never from git."""
+    import json
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution(distribution).read_text("direct_url.json")
+        found = json.loads(text or "{}").get("vcs_info", {}).get("commit_id", "")
+    except (metadata.PackageNotFoundError, OSError, ValueError, AttributeError):
+        return ""
+    return found if isinstance(found, str) else ""
+
+
+def version_text(prog: str, distribution: str) -> str:
+    """As Prometheus's ``version.Print``: the program, its version and revision, then the build details."""
+    import platform
+
+    commit = revision(distribution)
+    head = f"{prog}, version {__version__}" + (f" (revision: {commit})" if commit else "")
+    system = platform.system().lower()
+    lines = [head,
+             f"  python version:   {platform.python_version()} ({platform.python_implementation()})",
+             f"  platform:         {system}/{platform.machine() or 'unknown'}"]
+    return "\n".join(lines) + "\n"
+
+
+class VersionAction(argparse.Action):
+    """``--version``: prints ``version_text`` of the parser's ``prog`` and exits."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        import sys
+
+        sys.stdout.write(version_text(parser.prog, DISTRIBUTION))
+        parser.exit()
 
 
 def seconds(text: str) -> float:
@@ -47,16 +87,19 @@ def count(text: str) -> int:
     return value
 
 
-def add_web_arguments(parser: argparse.ArgumentParser, default_listen: str, socket_unit: str) -> None:
+def add_web_arguments(parser: argparse.ArgumentParser, default_listen: str, socket_unit: str | None,
+                      exporter_metrics_note: str = "") -> None:
+    """The web flags; ``socket_unit``: the .socket unit this project ships for the command, if any."""
+    activation = f"socket activation: {socket_unit}" if socket_unit else "socket activation, a .socket unit of yours"
     web = parser.add_argument_group("HTTP server")
     web.add_argument("--web.listen-address", dest="listen", action="append", metavar="ADDRESS",
                      help=f"host:port, :port or [v6]:port to listen on (repeatable; default {default_listen})")
     web.add_argument("--web.systemd-socket", dest="systemd_socket", action="store_true",
-                     help="serve on the listening sockets systemd passes (socket activation: "
-                     f"{socket_unit}) instead of --web.listen-address")
+                     help=f"serve on the listening sockets systemd passes ({activation}) instead of "
+                     "--web.listen-address")
     web.add_argument("--web.disable-exporter-metrics", dest="exporter_metrics", action="store_false",
-                     help="leave out the exporter's own process_* and python_* metrics (served by default; "
-                     "never written by --once)")
+                     help="leave out the exporter's own process_* and python_* metrics (served by default"
+                     f"{exporter_metrics_note})")
     web.add_argument("--web.telemetry-path", dest="telemetry_path", default="/metrics", metavar="PATH",
                      help="path of the metrics (default: %(default)s)")
     web.add_argument("--web.config.file", dest="web_config", metavar="FILE",

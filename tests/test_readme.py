@@ -81,7 +81,8 @@ def synopsis(title: str) -> str:
 
 
 @pytest.mark.parametrize(("command", "title"), [("check_secure_endpoint", "The Nagios/Icinga plugin"),
-                                                 ("secure-endpoint-exporter", "The exporter")])
+                                                 ("secure-endpoint-exporter", "The exporter"),
+                                                 ("secure-endpoint-cloud-exporter", "The cloud exporter")])
 def test_synopsis_matches_help(command: str, title: str) -> None:
     missing, extra = differences(help_flags(command), synopsis(title))
     assert not missing, f"the README's synopsis of {command} lacks {sorted(missing)}"

@@ -92,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument("--cloud.per-computer", dest="per_computer", action=argparse.BooleanOptionalAction,
                        default=True, help="serve a series set per computer beside the fleet's aggregates "
                        "(--no-cloud.per-computer: the aggregates only)")
-    serving.add_web_arguments(parser, DEFAULT_LISTEN, "secure-endpoint-cloud-exporter.socket")
+    serving.add_web_arguments(parser, DEFAULT_LISTEN, None)
     logs.add_arguments(parser)
-    parser.add_argument("--version", action="version", version=f"{PROG}, version {__version__}")
+    parser.add_argument("--version", action=serving.VersionAction, nargs=0,
+                        help="print the version, the Python it runs on and the platform, then exit")
     return parser
 
 
