@@ -213,8 +213,13 @@ class WebApp:
                          for s in self.servers]
         for thread in self._serving:
             thread.start()
-        for thread in self._serving:
-            thread.join()
+        # Joined in short waits, not one: CPython runs signal handlers (SIGTERM, SIGHUP) only in the main
+        # thread, and a signal the kernel hands to another thread does not wake a main thread blocked in an
+        # endless join. Seen as a SIGHUP left unhandled, at random, while the cloud exporter's threads ran.
+        alive = self._serving
+        while alive:
+            alive[0].join(poll_interval)
+            alive = [thread for thread in alive if thread.is_alive()]
 
     def shutdown(self) -> None:
         self.connections.stop()
