@@ -309,14 +309,7 @@ class Answer(NamedTuple):
     # off at ``deadline`` (a time.monotonic()), so a client that reads slowly holds it no longer than that.
     stream: Iterator[bytes] | None = None
     deadline: float = 0.0
-
-
-def _releasing(stream: Iterator[bytes], slots: threading.BoundedSemaphore) -> Iterator[bytes]:
-    """``stream``, giving back its request slot once it is sent (or abandoned: ``close``)."""
-    try:
-        yield from stream
-    finally:
-        slots.release()
+    release: Callable[[], None] | None = None  # gives back the request slot a streamed answer holds
 
 
 def _is_token(name: str) -> bool:
@@ -405,10 +398,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         try:
             self._stream(answer)
-        finally:
+        finally:  # however it ended (sent, HEAD, a client gone mid-write, the deadline), the slot is free
             close = getattr(answer.stream, "close", None)
             if close is not None:
                 close()
+            if answer.release is not None:
+                answer.release()
 
     def _answer(self, app: WebApp) -> Answer:
         """The answer, made before anything is written: the request's slot is free again by then, so a
@@ -433,7 +428,7 @@ class Handler(BaseHTTPRequestHandler):
                 if app.slots is not None and (answer is None or answer.stream is None):
                     app.slots.release()
             if app.slots is not None and answer.stream is not None:
-                return answer._replace(stream=_releasing(answer.stream, app.slots))
+                return answer._replace(release=app.slots.release)
             return answer
         if path == "/":
             page = LANDING.format(title=html.escape(app.title), about=html.escape(app.about),

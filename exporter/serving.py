@@ -163,17 +163,22 @@ def reload_on_sighup(web: WebConfigWatcher, also: Callable[[], None] | None = No
             wanted.wait()
             wanted.clear()
             log.info("received SIGHUP, reloading the web config", extra=kv(signal="SIGHUP"))
-            web.refresh(force=True)
-            if also is not None:
-                also()
+            try:
+                web.refresh(force=True)
+                if also is not None:
+                    also()
+            except Exception as error:  # the next SIGHUP must find this thread alive
+                log.error("reload failed", exc_info=error)
 
     threading.Thread(target=reloading, name="sighup-reload", daemon=True).start()
     signal.signal(signal.SIGHUP, lambda _signum, _frame: wanted.set())
 
 
 def serve(app: WebApp, args: argparse.Namespace, sockets: list[tuple[socket.socket, str]], default_listen: str,
-          on_stop: Callable[[], None] | None = None, on_reload: Callable[[], None] | None = None) -> int:
-    """Listens (or adopts systemd's sockets) and serves until a stop signal; the exit code."""
+          on_stop: Callable[[], None] | None = None, on_reload: Callable[[], None] | None = None,
+          on_listening: Callable[[], None] | None = None) -> int:
+    """Listens (or adopts systemd's sockets), runs ``on_listening`` once every listener is bound, and serves
+    until a stop signal; the exit code."""
     reload_on_sighup(app.web, on_reload)
     tls = "on" if app.web.config.tls else "off"
     for sock, name in sockets:
@@ -190,6 +195,8 @@ def serve(app: WebApp, args: argparse.Namespace, sockets: list[tuple[socket.sock
             return 1
         shown = _shown(bound)
         log.info("listening on %s (TLS %s)", shown, tls, extra=kv(address=shown, tls=tls == "on"))
+    if on_listening is not None:
+        on_listening()
     try:
         app.serve_forever()
     except (Stopped, KeyboardInterrupt) as stop:

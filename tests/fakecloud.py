@@ -186,6 +186,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if act == "notjson":
             data = b"<html>502 Bad Gateway</html>"
+        if act == "deep":
+            data = b"[" * 200000 + b"]" * 200000
+        if act == "superscript":  # a length in a digit int() does not take: read to the close instead
+            self.send_header("Content-Length", "\u00b2")
+            self.end_headers()
+            self.wfile.write(data)
+            self.close_connection = True
+            return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if act.startswith("drip:"):

@@ -178,10 +178,56 @@ def test_basic_auth_from_the_web_config(cloud: fakecloud.FakeCloud, certs: Path,
         assert status == 200 and b"secure_endpoint_cloud_up" in body
 
 
+def test_head_and_cut_connections_give_their_request_slots_back(cloud: fakecloud.FakeCloud, certs: Path,
+                                                                  tmp_path: Path) -> None:
+    with exporter(cloud, certs, tmp_path, "--web.max-requests", "2") as running:
+        running.wait_up()
+        for _ in range(5):
+            assert running.get(method="HEAD")[0] == 200
+        host, port = running.address.rsplit(":", 1)
+        for _ in range(5):  # a client that asks and goes away before the answer
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 10
+        while running.get()[0] != 200:  # the cut answers end within their write timeout
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert all(running.get()[0] == 200 for _ in range(3))
+
+
+def test_a_taken_port_costs_no_api_request(cloud: fakecloud.FakeCloud, certs: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        done = run(PROG, "--cloud.api-url", cloud.url, "--cloud.credentials-file", str(credentials_file(tmp_path)),
+                   "--cloud.ca-file", str(certs / "ca.pem"), "--web.listen-address", address)
+    assert done.returncode == 1 and "cannot listen" in done.stderr
+    assert cloud.statuses() == []
+
+
+def test_a_group_readable_credentials_file_is_taken(cloud: fakecloud.FakeCloud, certs: Path, tmp_path: Path) -> None:
+    with exporter(cloud, certs, tmp_path, credentials=credentials_file(tmp_path, mode=0o640)) as running:
+        running.wait_up()
+
+
+def test_no_credential_text_in_the_messages(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    for text in (f"client_id: abc\n{fakecloud.API_KEY}: x\n", f"client_id: !{fakecloud.API_KEY} x\n",
+                 f"client_id: *{fakecloud.API_KEY}\n", "[" * 20000):
+        path.write_text(text)
+        path.chmod(0o600)
+        done = run(PROG, "--cloud.credentials-file", str(path))
+        assert done.returncode == 1 and fakecloud.API_KEY not in done.stderr and "Traceback" not in done.stderr, \
+            done.stderr
+
+
 def test_a_readable_credentials_file_is_refused(cloud: fakecloud.FakeCloud, tmp_path: Path, certs: Path) -> None:
-    path = credentials_file(tmp_path, mode=0o644)
-    done = run(PROG, "--cloud.api-url", cloud.url, "--cloud.credentials-file", str(path))
-    assert done.returncode == 1 and "chmod 600" in done.stdout + done.stderr
+    for mode in (0o644, 0o604, 0o660):
+        path = credentials_file(tmp_path, mode=mode)
+        done = run(PROG, "--cloud.api-url", cloud.url, "--cloud.credentials-file", str(path))
+        assert done.returncode == 1 and "chmod 600" in done.stdout + done.stderr
     assert fakecloud.API_KEY not in done.stdout + done.stderr
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo, 0o600)
@@ -193,8 +239,8 @@ def test_a_readable_credentials_file_is_refused(cloud: fakecloud.FakeCloud, tmp_
 @pytest.mark.parametrize(("text", "said"), [
     ("client_id: abc\n", "api_key is missing"),
     ("client_id: abc\napi_key: 0123\n", "not a (quoted) string"),
-    ("client_id: abc\napi_key: k\nsecret: x\n", "unknown field 'secret'"),
-    ("[1, 2\n", "not YAML"),
+    ("client_id: abc\napi_key: k\nsecret: x\n", "1 field(s) other than client_id and api_key"),
+    ("[1, 2\n", "not YAML at line 2, column 1"),
     ("- a\n", "must hold client_id and api_key"),
 ])
 def test_bad_credentials_files_are_said(tmp_path: Path, text: str, said: str) -> None:
@@ -229,6 +275,8 @@ def test_credentials_from_the_environment(cloud: fakecloud.FakeCloud, certs: Pat
     (["--cloud.poll-interval", "0s"], "not longer than zero"),
     (["--cloud.region", "mars"], "invalid choice"),
     (["--cloud.api-key", "x"], "unrecognized arguments"),
+    (["--cloud.api-url", "https://api.amp.cisco.com/v1"], "without the API version"),
+    (["--cloud.region", "eu", "--cloud.api-url", "https://proxy.example"], "give one"),
 ])
 def test_bad_flags_are_usage_errors(args: list[str], said: str) -> None:
     done = run(PROG, *args)

@@ -164,33 +164,106 @@ def _wait(condition: Any, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def _added(server: fakecloud.FakeCloud) -> None:
-    if len(server.computers) == 1201:
-        server.computers = [*server.computers, fakecloud.computer(9999, time.time(), fakecloud.random.Random(1))]
+def _added(server: fakecloud.FakeCloud) -> None:  # the fleet grows while every poll reads it
+    newcomer = fakecloud.computer(len(server.computers) + 5000, time.time(), fakecloud.random.Random(1))
+    server.computers = [*server.computers, newcomer]
 
 
 def _removed(server: fakecloud.FakeCloud) -> None:
-    if len(server.computers) == 1201:
-        server.computers = server.computers[1:]
+    server.computers = server.computers[1:]
 
 
 def _shifted(server: fakecloud.FakeCloud) -> None:  # one vanishes, one appears: the total stays
-    if server.computers[0]["hostname"] != "newcomer":
-        newcomer = dict(server.computers[-1], connector_guid=str(uuid.uuid4()), hostname="newcomer")
-        server.computers = [newcomer, *server.computers[:-1]]
+    newcomer = dict(server.computers[-1], connector_guid=str(uuid.uuid4()), hostname="newcomer")
+    server.computers = [newcomer, *server.computers[:-1]]
 
 
 @pytest.mark.parametrize("change", [_added, _removed, _shifted])
 def test_a_fleet_that_changes_between_pages_is_not_taken(cloud: fakecloud.FakeCloud, certs: Path,
                                                           change: Any) -> None:
+    """The poll reads the fleet again at once, and fails when it changed during that read too."""
     poll = make_poller(cloud, certs)
     cloud.between_pages = change
     with pytest.raises(poller.Churn):
         poll.poll()
     assert poll.snapshot is None and not poll.status().up
+    assert 4 <= len(cloud.statuses()) <= 6  # two reads, each cut short where the change showed
     cloud.between_pages = None
     poll.poll()
     assert poll.snapshot is not None and len(poll.snapshot.computers) == len(cloud.computers)
+
+
+def test_one_change_between_pages_is_read_again(cloud: fakecloud.FakeCloud, certs: Path) -> None:
+    poll = make_poller(cloud, certs)
+    changes = [_added]
+
+    def once(server: fakecloud.FakeCloud) -> None:
+        if changes:
+            changes.pop()(server)
+
+    cloud.between_pages = once
+    poll.poll()
+    assert poll.snapshot is not None and len(poll.snapshot.computers) == 1202
+
+
+def test_a_computer_listed_twice_on_one_page_is_served_once(cloud: fakecloud.FakeCloud, certs: Path) -> None:
+    cloud.computers = [*cloud.computers[:10], dict(cloud.computers[3]), *cloud.computers[10:]]  # a clone
+    poll = make_poller(cloud, certs)
+    poll.poll()
+    assert poll.snapshot is not None and len(poll.snapshot.computers) == 1201 and poll.snapshot.repeated == 1
+
+
+def test_fault_events_that_fail_keep_the_computers(cloud: fakecloud.FakeCloud, certs: Path) -> None:
+    poll = make_poller(cloud, certs)
+    cloud.script.extend(["", "", "", "status:400"])  # the events request of this poll
+    poll.poll()
+    status = poll.status()
+    assert status.up and not status.events_up and poll.snapshot is not None
+    poll.poll()
+    assert poll.status().events_up
+
+
+def test_an_event_from_a_broken_clock_does_not_stop_the_counting(cloud: fakecloud.FakeCloud, certs: Path) -> None:
+    now = time.time()
+    guid = cloud.computers[0]["connector_guid"]
+    cloud.events = [fakecloud.event(1, 2164260931, now + 10 * 365 * 86400, guid)]
+    poll = make_poller(cloud, certs)
+    poll.events = fleet.FaultEvents(now)
+    poll.poll()
+    cloud.events.append(fakecloud.event(2, 2164260931, now + 5, guid))
+    poll.poll()
+    assert poll.status().event_counts[("critical", "raised")] == 1
+
+
+@pytest.mark.parametrize("element", [
+    {"event_type_id": [], "id": 3, "timestamp": 1}, {"event_type_id": 2164260931, "id": 4, "timestamp": 10 ** 400},
+    {"event_type_id": 2164260931, "id": 5.5, "timestamp": 1}, {"event_type_id": True, "id": 6},
+    {"event_type_id": 2164260931, "id": 7, "date": "9999-12-31T23:59:59-14:00"}])
+def test_odd_events_are_skipped(element: dict[str, Any]) -> None:
+    assert fleet.FaultEvents(0.0).new([element], time.time()) == []
+
+
+def test_answers_that_break_the_readers_do_not_stop_the_poller(cloud: fakecloud.FakeCloud, certs: Path) -> None:
+    """A page nested too deep for the JSON reader, a header in digits int() refuses: failed polls, then
+    the next one works."""
+    cloud.computers = fakecloud.fleet(10)
+    poll = make_poller(cloud, certs, interval=0.05)
+    cloud.script.extend(["deep", "superscript"])
+    poll.start()
+    try:
+        _wait(lambda: poll.status().up)
+    finally:
+        poll.stop()
+    failures = poll.status().failures
+    assert failures["malformed"] >= 1 and poll.snapshot is not None
+
+
+def test_a_reset_of_years_waits_no_longer_than_the_hour() -> None:
+    rate = api.RateLimit(3000, 0, float(api.RESET_MAX), 0.0)
+    assert poller.budget_delay(300.0, 201, rate, 0.0) == pytest.approx(3601.0)
+    poll = poller.Poller(lambda: None, 300.0)  # type: ignore[arg-type,return-value]
+    error = api.RateLimited("429", "429", api.RateLimit(3000, 0, 9e12, 0.0))
+    assert poll._failure_delay(error, 1) == 3600.0
 
 
 def test_fault_events_are_counted_once_each_from_the_start(cloud: fakecloud.FakeCloud, certs: Path) -> None:

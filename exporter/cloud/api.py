@@ -25,8 +25,11 @@ from .credentials import Credentials
 
 REGIONS = {"nam": "https://api.amp.cisco.com", "eu": "https://api.eu.amp.cisco.com",
            "apjc": "https://api.apjc.amp.cisco.com"}
-MAX_BODY = 32 * 1024 * 1024  # a page of 500 computers is some 1 MB; a bigger answer is refused, not read
+# A page of 500 computers is some 1 MB; a bigger answer is refused, not read. JSON of tiny objects takes
+# some 25 times its size in memory, so this also bounds what one hostile page can cost (about 100 MB).
+MAX_BODY = 4 * 1024 * 1024
 USER_AGENT = f"secure-endpoint-cloud-exporter/{__version__}"
+RESET_MAX = 3600  # the limit is an hour's: a longer X-RateLimit-Reset is not believed
 
 
 class RateLimit(NamedTuple):
@@ -83,24 +86,30 @@ def base_url(url: str) -> tuple[str, int, str]:
         port = parts.port or 443
     except ValueError as error:
         raise ValueError(f"{url!r}: {error}") from None
-    return parts.hostname, port, parts.path.rstrip("/")
+    prefix = parts.path.rstrip("/")
+    if prefix.lower().endswith(("/v0", "/v1", "/v3")):
+        raise ValueError(f"{url!r}: give the base without the API version (the exporter adds /v1)")
+    return parts.hostname, port, prefix
 
 
-def _header_int(value: str | None) -> int | None:
-    if value is None or not value.strip().isdigit() or len(value.strip()) > 12:
+def _digits(value: str | None) -> int | None:
+    """A header's value as a plain decimal number (ASCII digits only: ``str.isdigit`` also takes "²")."""
+    text = (value or "").strip()
+    if not text or len(text) > 12 or not (text.isascii() and text.isdigit()):
         return None
-    return int(value.strip())
+    return int(text)
 
 
 def _rate_header(headers: http.client.HTTPMessage, name: str) -> int | None:
     # real answers spell them x-ratelimit-*, Cisco's API reference X-Rate-Limit-*: either is read
-    return _header_int(headers.get(f"X-RateLimit-{name}") or headers.get(f"X-Rate-Limit-{name}"))
+    return _digits(headers.get(f"X-RateLimit-{name}") or headers.get(f"X-Rate-Limit-{name}"))
 
 
 def rate_limit(headers: http.client.HTTPMessage, now: float) -> RateLimit:
-    reset = _rate_header(headers, "Reset")  # seconds until the budget is full again (at most 3600)
-    return RateLimit(_rate_header(headers, "Limit"), _rate_header(headers, "Remaining"),
-                     float(reset) if reset is not None else None, now)
+    reset = _rate_header(headers, "Reset")  # seconds until the budget is full again: at most the hour
+    limit = _rate_header(headers, "Limit")
+    return RateLimit(limit if limit else None, _rate_header(headers, "Remaining"),
+                     float(min(reset, RESET_MAX)) if reset is not None else None, now)
 
 
 def _error_text(data: bytes) -> str:
@@ -109,7 +118,7 @@ def _error_text(data: bytes) -> str:
         body = json.loads(data[:65536])
         first = body["errors"][0]
         text = f"{first.get('description', '')} {' '.join(str(d) for d in first.get('details', []))}".strip()
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, RecursionError):
         return ""
     return "".join(ch for ch in text if ch.isprintable())[:200]
 
@@ -124,6 +133,13 @@ class Client:
         self._authorization = f"Basic {token}"
         self.timeout = timeout
         self._connection: http.client.HTTPSConnection | None = None
+        self._in_flight: http.client.HTTPSConnection | None = None
+
+    def abort(self) -> None:
+        """Ends the request in flight at once (from another thread: the exporter is stopping)."""
+        connection = self._in_flight
+        if connection is not None:
+            _shut(connection)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -138,15 +154,21 @@ class Client:
         deadline = min(deadline or now + self.timeout, now + self.timeout)
         if deadline <= now:
             raise APIError("no time left for the request")
-        target = f"{self.prefix}{path}" + (f"?{urlencode(params)}" if params else "")
+        # "[]" as the API's own examples write it (event_type[]=...), not percent-encoded
+        target = f"{self.prefix}{path}" + (f"?{urlencode(params, safe='[]')}" if params else "")
         connection = self._connection or http.client.HTTPSConnection(
             self.host, self.port, context=self.context, timeout=deadline - now)
         self._connection = None  # given back only after a complete answer on a connection that stays open
         watchdog = threading.Timer(deadline - now, _shut, (connection,))
         watchdog.daemon = True
         watchdog.start()
+        self._in_flight = connection
         try:
             try:
+                if connection.sock is None:
+                    connection.connect()  # name lookup, TCP and TLS; the watchdog cannot cut a lookup short
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError("connecting took the whole request's time")
                 connection.request("GET", target, headers={
                     "Authorization": self._authorization, "Accept": "application/json",
                     "Accept-Encoding": "identity", "User-Agent": USER_AGENT})
@@ -157,17 +179,20 @@ class Client:
                 raise
             except (OSError, http.client.HTTPException) as error:
                 connection.close()
-                if time.monotonic() >= deadline - 0.01:
-                    raise APIError(f"no complete answer within {self.timeout:g} s", "timeout") from None
-                raise APIError(f"{type(error).__name__}: {error}") from None
+                if isinstance(error, TimeoutError) or time.monotonic() >= deadline - 0.01:
+                    raise APIError(f"{self.host}{path}: no complete answer within {self.timeout:g} s",
+                                   "timeout") from None
+                raise APIError(f"{self.host}{path}: {type(error).__name__}: {error}") from None
         finally:
             watchdog.cancel()
+            self._in_flight = None
         rate = rate_limit(response.headers, time.monotonic())
         if response.will_close:
             connection.close()
         else:
             self._connection = connection
-        return _answer(response.status, data, rate)
+        return _answer(response.status, data, rate, f"{self.host}{path}", response.getheader("Content-Type") or "",
+                       response.getheader("Content-Encoding") or "")
 
 
 def _shut(connection: http.client.HTTPSConnection) -> None:
@@ -179,9 +204,9 @@ def _shut(connection: http.client.HTTPSConnection) -> None:
 
 
 def _read(response: http.client.HTTPResponse, limit: int) -> bytes:
-    length = response.getheader("Content-Length")
-    if length is not None and length.strip().isdigit() and int(length) > limit:
-        raise Malformed(f"the answer is {int(length)} bytes, more than {limit}", str(response.status))
+    length = _digits(response.getheader("Content-Length"))
+    if length is not None and length > limit:
+        raise Malformed(f"the answer is {length} bytes, more than {limit}", str(response.status))
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -193,24 +218,37 @@ def _read(response: http.client.HTTPResponse, limit: int) -> bytes:
             raise Malformed(f"the answer is more than {limit} bytes", str(response.status))
         chunks.append(chunk)
     response.close()  # read to its end: the connection may carry the next request (read1 does not mark it)
-    if length is not None and length.strip().isdigit() and size != int(length):
-        raise http.client.IncompleteRead(b"", int(length) - size)
+    if length is not None and size != length:
+        raise http.client.IncompleteRead(b"", length - size)
     return b"".join(chunks)
 
 
-def _answer(status: int, data: bytes, rate: RateLimit) -> Answer:
+def _answer(status: int, data: bytes, rate: RateLimit, where: str = "", content_type: str = "",
+            encoding: str = "") -> Answer:
     code = str(status)
     said = _error_text(data)
     if status in (401, 403):
-        raise Rejected(f"HTTP {status}: the client id and API key were refused {said}".strip(), code, rate)
+        raise Rejected(f"{where}: HTTP {status}: the client id and API key were refused {said}".strip(), code, rate)
     if status == 429:
-        raise RateLimited(f"HTTP 429: the hour's requests are spent {said}".strip(), code, rate)
+        raise RateLimited(f"{where}: HTTP 429: the hour's requests are spent {said}".strip(), code, rate)
+    if status == 407:
+        raise APIError(f"{where}: HTTP 407: a proxy between here and the API wants its own credentials", code, rate)
     if status != 200:
-        raise APIError(f"HTTP {status} {said}".strip(), code, rate)
+        raise APIError(f"{where}: HTTP {status} {said or _glimpse(data, content_type)}".strip(), code, rate)
+    if encoding and encoding.lower() != "identity":
+        raise Malformed(f"{where}: the answer is {encoding}-encoded (a proxy?), though identity was asked for",
+                        code)
     try:
         body = json.loads(data)
-    except ValueError as problem:  # UnicodeDecodeError is one
-        raise Malformed(f"the answer is not JSON: {problem}", code) from None
+    except (ValueError, RecursionError) as problem:  # UnicodeDecodeError is a ValueError
+        raise Malformed(f"{where}: the answer is not JSON ({type(problem).__name__}): "
+                        f"{_glimpse(data, content_type)}", code) from None
     if not isinstance(body, dict):
-        raise Malformed("the answer is not a JSON object", code)
+        raise Malformed(f"{where}: the answer is not a JSON object", code)
     return Answer(body, rate)
+
+
+def _glimpse(data: bytes, content_type: str) -> str:
+    """What an answer that is not the API's looks like: its type and first printable characters."""
+    start = "".join(ch for ch in data[:120].decode("utf-8", "replace") if ch.isprintable())
+    return f"({content_type or 'no Content-Type'}) {start!r}"

@@ -1,8 +1,9 @@
 """The API's client id and key: from a file only its owner can read, or from the environment; never argv.
 
 A key on the command line is in every ``ps`` listing, so there is no flag for it. The file is YAML
-(``client_id``, ``api_key``) of the operator's, read as a bounded regular file; one that its group or
-others may read or write is refused, as ssh refuses a private key others can read.
+(``client_id``, ``api_key``) of the operator's, read as a bounded regular file; one that others may
+read or its group change is refused, as ssh refuses a private key others can read (the group may
+read it: root:secure-endpoint-exporter 0640 is how configuration management hands such files over).
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ def _field(value: object, name: str, where: str) -> str:
 def _private(path: str) -> Callable[[os.stat_result], None]:
     def check(st: os.stat_result) -> None:
         mode = stat.S_IMODE(st.st_mode)
-        if mode & 0o077:
-            raise safefile.Refused(f"{path} is mode {mode:04o}: others than its owner may read or change the API "
-                                   f"key (chmod 600 {path})")
+        if mode & 0o027:  # the group may read (root:exporter 0640, as config management makes it), no more
+            raise safefile.Refused(f"{path} is mode {mode:04o}: others than its owner and group may read it, or its "
+                                   f"group may change it (chmod 600 {path}, or 640 with the exporter's group)")
         if st.st_uid not in (0, os.geteuid()):
             raise safefile.Refused(f"{path} belongs to uid {st.st_uid}, not to this user or root")
 
@@ -64,13 +65,16 @@ def from_file(path: str) -> Credentials:
         raise CredentialsError(f"cannot read {path}: {error.strerror}") from None
     try:
         loaded = yaml.safe_load(data.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise CredentialsError(f"{path} is not YAML: {str(error).splitlines()[0]}") from None
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as error:
+        # where, never what: the text around a YAML error may be the key
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise CredentialsError(f"{path} is not YAML{where}") from None
     if not isinstance(loaded, dict):
         raise CredentialsError(f"{path} must hold client_id and api_key")
-    unknown = sorted(str(key) for key in loaded if key not in ("client_id", "api_key"))
-    if unknown:
-        raise CredentialsError(f"{path}: unknown field {unknown[0]!r} (only client_id and api_key)")
+    unknown = [key for key in loaded if key not in ("client_id", "api_key")]
+    if unknown:  # not named: a key pasted on a line of its own would be the "field"
+        raise CredentialsError(f"{path}: {len(unknown)} field(s) other than client_id and api_key")
     return Credentials(_field(loaded.get("client_id"), "client_id", path),
                        _field(loaded.get("api_key"), "api_key", path))
 

@@ -10,8 +10,10 @@ still prometheus_client's (a small block, ``generate_latest`` of their registry)
 from __future__ import annotations
 
 import math
+import platform
 from collections.abc import Callable, Iterable, Iterator
 
+from ...checks import __version__
 from .fleet import SEVERITIES, UNKNOWN, Computer, Snapshot
 from .poller import REASONS, Status
 
@@ -51,7 +53,13 @@ def status_text(status: Status, snapshot: Snapshot | None) -> str:
     rate = status.rate
     nan = math.nan
     return "".join((
+        _labelled("exporter_build_info", "gauge", "The cloud exporter's version, and the Python it runs on.",
+                  [(f'version="{_esc(__version__)}",pythonversion="{platform.python_version()}"', 1.0)]),
         _single("up", "gauge", "1 when the last poll of the API succeeded, else 0.", float(status.up)),
+        _single("events_up", "gauge", "1 when the last poll could read the fault events (GET /v1/events), else 0; "
+                "the computers are served either way.", float(status.events_up)),
+        _single("poll_interval_seconds", "gauge", "--cloud.poll-interval: the time between polls when nothing "
+                "stretches it.", status.interval),
         _single("polling", "gauge", "0 once the API refused the credentials (401 or 403): no further polls until "
                 "they change and the exporter gets SIGHUP.", float(status.polling)),
         _single("snapshot_timestamp_seconds", "gauge", "Unix time of the last good poll, whose computers are "
@@ -71,6 +79,10 @@ def status_text(status: Status, snapshot: Snapshot | None) -> str:
                 nan if rate.limit is None else rate.limit),
         _single("computers_skipped", "gauge", "Computers of the last poll without a usable connector_guid (not "
                 "served).", snapshot.skipped if snapshot else 0),
+        _single("computers_repeated", "gauge", "Computers the last poll found twice on one page (a cloned connector "
+                "shares a GUID): served once.", snapshot.repeated if snapshot else 0),
+        _single("last_seen_unreadable", "gauge", "Computers of the last poll whose last_seen is there but is no time "
+                "this exporter can read (served as NaN).", snapshot.unreadable_last_seen if snapshot else 0),
         _single("fault_elements_unrecognised", "gauge", "Elements of faults[] in the last poll whose severity was "
                 "not understood (counted under severity=\"unknown\").", snapshot.unrecognised if snapshot else 0),
         _labelled("fault_events_total", "counter", "Fault events (GET /v1/events) since the exporter started, by "

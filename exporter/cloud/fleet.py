@@ -25,6 +25,8 @@ SEVERITIES = ("critical", "major", "minor")
 UNKNOWN = "unknown"
 GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 NAN = math.nan
+EARLIEST, LATEST = 946684800.0, 4102444800.0  # 2000-01-01 and 2100-01-01, UTC
+MAX_SCANNED = 100  # fault elements of one computer looked at for a severity; the rest count as unknown
 # Fault events (GET /v1/events?event_type[]=...): the ids of the event types, and what each means.
 FAULT_EVENT_TYPES = {2164260931: ("critical", "raised"), 1090519107: ("major", "raised"),
                      553648195: ("minor", "raised"), 553648196: (None, "cleared"),
@@ -62,17 +64,19 @@ def label(value: object) -> str:
 
 
 def timestamp(value: object) -> float:
-    """``2026-12-07T14:03:59Z`` (or with an offset, or fractions) as Unix time; NaN when it is none."""
+    """``2026-12-07T14:03:59Z`` (or with an offset, or fractions) as Unix time; NaN when it is none, or
+    outside the years 2000 to 2100 (no connector reported before; a later date is a broken clock)."""
     if not isinstance(value, str) or not 19 <= len(value) <= 40:
         return NAN
     text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        seconds = timegm(moment.utctimetuple()) + moment.microsecond / 1e6
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59-14:00 overflows in utctimetuple
         return NAN
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return timegm(moment.utctimetuple()) + moment.microsecond / 1e6
+    return seconds if EARLIEST <= seconds <= LATEST else NAN
 
 
 ONE, ZERO = 1.0, 0.0  # shared by every computer's flags, not a float object each
@@ -100,7 +104,10 @@ class Reading:
         self.computers: list[Computer] = []
         self.guids: set[str] = set()
         self.skipped = 0  # elements without a usable connector_guid
-        self.duplicates = 0  # computers that came twice (the fleet changed between pages)
+        self.duplicates = 0  # computers that came again on a later page (the fleet changed between pages)
+        self.repeated = 0  # computers listed twice on one page (the API's own doing: a cloned connector)
+        self.unreadable_last_seen = 0
+        self._page: set[str] = set()
         self.unrecognised = 0  # fault elements without a known severity
         self._shared: dict[str, str] = {}
 
@@ -118,6 +125,10 @@ class Reading:
         if not GUID.fullmatch(guid):
             self.skipped += 1
             return None
+        if guid in self._page:
+            self.repeated += 1  # kept once: every later poll would fail the same way
+            return guid
+        self._page.add(guid)
         if guid in self.guids:
             self.duplicates += 1
             return guid
@@ -126,20 +137,30 @@ class Reading:
         status = isolation.get("status") if isinstance(isolation, dict) else None
         faults = element.get("faults")
         elements = faults if isinstance(faults, list) else []
-        severities = Counter(_severity(each) for each in elements)
+        severities = Counter(_severity(each) for each in elements[:MAX_SCANNED])
+        if len(elements) > MAX_SCANNED:
+            severities[UNKNOWN] += len(elements) - MAX_SCANNED
         self.unrecognised += severities.get(UNKNOWN, 0)
+        seen = element.get("last_seen")
+        last_seen = timestamp(seen)
+        if seen is not None and math.isnan(last_seen):
+            self.unreadable_last_seen += 1  # there, but no time: a format this exporter does not know
         self.computers.append(Computer(
             guid, label(element.get("hostname")), self._text(element.get("operating_system")),
             self._text(element.get("connector_version")), self._text(element.get("group_guid")),
             self._text(policy.get("name") if isinstance(policy, dict) else None),
-            timestamp(element.get("last_seen")), _flag(element.get("active")),
+            last_seen, _flag(element.get("active")),
             _flag(status == "isolated") if isinstance(status, str) else NAN, _flag(element.get("is_compromised")),
             len(elements), tuple(sorted(severities.items())) if elements else ()))
         self.guids.add(guid)
         return guid
 
+    def next_page(self) -> None:
+        self._page = set()
+
     def snapshot(self, taken: float) -> Snapshot:
-        return Snapshot.of(self.computers, taken, self.skipped, self.unrecognised)
+        return Snapshot.of(self.computers, taken, self.skipped, self.unrecognised, self.repeated,
+                           self.unreadable_last_seen)
 
 
 class Snapshot(NamedTuple):
@@ -149,6 +170,8 @@ class Snapshot(NamedTuple):
     taken: float  # Unix time the poll ended
     skipped: int
     unrecognised: int
+    repeated: int
+    unreadable_last_seen: int
     by_os_version: dict[tuple[str, str], int]
     by_group: dict[str, int]
     inactive: int
@@ -158,12 +181,13 @@ class Snapshot(NamedTuple):
     fault_elements: dict[str, int]  # severity (or unknown) -> elements in the fleet
 
     @classmethod
-    def of(cls, computers: list[Computer], taken: float, skipped: int = 0, unrecognised: int = 0) -> Snapshot:
+    def of(cls, computers: list[Computer], taken: float, skipped: int = 0, unrecognised: int = 0, repeated: int = 0,
+           unreadable_last_seen: int = 0) -> Snapshot:
         elements: Counter[str] = Counter({severity: 0 for severity in (*SEVERITIES, UNKNOWN)})
         for computer in computers:
             for severity, count in computer.fault_severities:
                 elements[severity] += count
-        return cls(computers, taken, skipped, unrecognised,
+        return cls(computers, taken, skipped, unrecognised, repeated, unreadable_last_seen,
                    dict(Counter((c.operating_system, c.connector_version) for c in computers)),
                    dict(Counter(c.group_guid for c in computers)),
                    sum(1 for c in computers if c.active == 0), sum(1 for c in computers if c.isolated == 1),
@@ -174,50 +198,60 @@ class Snapshot(NamedTuple):
 class FaultEvents:
     """Fault events raised and cleared since the exporter started, each event counted once.
 
-    Events are asked for from a little before the newest one seen (an event can reach the API late),
-    so some come twice: their ids, kept for that window only, drop the repeats.
+    Each query starts WINDOW before the last one that succeeded (an event can reach the API late), so
+    some events come twice: their ids, kept for twice that window, drop the repeats. An event dated
+    more than an hour ahead of this clock is not counted (a connector with a broken clock).
     """
 
-    WINDOW = 900.0  # seconds looked back before the newest event seen
+    WINDOW = 900.0
+    MAX_IDS = 200_000  # ids remembered at most: a storm of events costs no more memory than this
 
     def __init__(self, started: float) -> None:
         self.since = started  # Unix time: events before it are not counted
+        self.checked = started  # Unix time of the last query that succeeded
         self.counts: Counter[tuple[str, str]] = Counter(
             {(severity, kind): 0 for severity in (*SEVERITIES, UNKNOWN) for kind in ("raised", "cleared")})
         self._seen: dict[object, float] = {}  # event id -> its time
-        self.newest = started
 
     def start_date(self) -> str:
-        moment = max(self.since, self.newest - self.WINDOW)
+        moment = max(self.since, self.checked - self.WINDOW)
         return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def new(self, events: Iterable[object]) -> list[tuple[object, float, tuple[str, str]]]:
+    def new(self, events: Iterable[object], now: float) -> list[tuple[object, float, tuple[str, str]]]:
         """The events not counted before, as (id, time, (severity, kind)); ``add`` them once the poll holds."""
         found: list[tuple[object, float, tuple[str, str]]] = []
         for event in events:
             if not isinstance(event, dict):
                 continue
-            meaning = FAULT_EVENT_TYPES.get(event.get("event_type_id"))  # type: ignore[arg-type]
+            kind = event.get("event_type_id")
             ident = event.get("id")
-            if meaning is None or not isinstance(ident, (int, str)) or ident in self._seen:
+            if not isinstance(kind, int) or not (_plain_int(ident) or (isinstance(ident, str) and len(ident) <= 64)):
+                continue
+            meaning = FAULT_EVENT_TYPES.get(kind)  # a bool is an int, and no key
+            if meaning is None or ident in self._seen:
                 continue
             when = event.get("timestamp")
-            moment = float(when) if isinstance(when, (int, float)) and not isinstance(when, bool) else \
-                timestamp(event.get("date"))
-            if not moment >= self.since:  # also NaN: an event without a time is not counted
+            moment = float(when) if isinstance(when, int) and not isinstance(when, bool) and \
+                EARLIEST <= when <= LATEST else timestamp(event.get("date"))
+            if not self.since <= moment <= now + 3600:  # also NaN: an event without a time is not counted
                 continue
-            severity = meaning[0] or _event_severity(event)
-            found.append((ident, moment, (severity, meaning[1])))
+            found.append((ident, moment, (meaning[0] or _event_severity(event), meaning[1])))
         return found
 
-    def add(self, found: list[tuple[object, float, tuple[str, str]]]) -> None:
+    def add(self, found: list[tuple[object, float, tuple[str, str]]], checked: float) -> None:
         for ident, moment, key in found:
             if ident not in self._seen:
                 self._seen[ident] = moment
                 self.counts[key] += 1
-                self.newest = max(self.newest, moment)
-        horizon = self.newest - 2 * self.WINDOW
-        self._seen = {ident: moment for ident, moment in self._seen.items() if moment >= horizon}
+        self.checked = checked
+        horizon = checked - 2 * self.WINDOW
+        kept = sorted(((moment, ident) for ident, moment in self._seen.items() if moment >= horizon),
+                      key=lambda pair: pair[0])[-self.MAX_IDS:]
+        self._seen = {ident: moment for moment, ident in kept}
+
+
+def _plain_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _event_severity(event: dict[str, Any]) -> str:

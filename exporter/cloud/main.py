@@ -76,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Prometheus exporter for the Cisco Secure Endpoint fleet as the cloud API sees it.")
     cloud = parser.add_argument_group("cloud API")
-    cloud.add_argument("--cloud.region", dest="region", choices=sorted(REGIONS), default="nam",
-                       help="the API's region: nam (api.amp.cisco.com), eu or apjc (default: %(default)s)")
+    cloud.add_argument("--cloud.region", dest="region", choices=sorted(REGIONS),
+                       help="the API's region: nam (api.amp.cisco.com), eu or apjc (default: nam)")
     cloud.add_argument("--cloud.api-url", dest="api_url", metavar="URL",
                        help="the API's base URL without /v1 (default: the region's), e.g. https://api.eu.amp.cisco.com")
     cloud.add_argument("--cloud.credentials-file", dest="credentials_file", metavar="FILE",
@@ -114,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logs.setup(args.log_level, args.log_format)
     serving.check_web_arguments(parser, args)
-    url = args.api_url or REGIONS[args.region]
+    if args.api_url and args.region:
+        parser.error("--cloud.region and --cloud.api-url both name the API: give one")
+    url = args.api_url or REGIONS[args.region or "nam"]
     try:
         base_url(url)
     except ValueError as error:
@@ -148,6 +150,7 @@ def run(args: argparse.Namespace, url: str) -> int:
         except CredentialsError as error:
             log.error("credentials not reloaded: %s", error)
             return
+        log.info("credentials reloaded")
         poller.resume()
 
     handle_stop_signals()
@@ -165,9 +168,10 @@ def run(args: argparse.Namespace, url: str) -> int:
         return 1
     log.info("starting %s", PROG, extra=kv(version=__version__, api=url, interval=args.poll_interval,
                                            per_computer=args.per_computer))
-    poller.start()
+    # The first poll only once the listeners are bound: a start that fails on a taken port, restarted by
+    # systemd, spends none of the API's hourly budget.
     try:
-        return serving.serve(app, args, sockets, DEFAULT_LISTEN, on_stop=poller.stop, on_reload=reload)
+        return serving.serve(app, args, sockets, DEFAULT_LISTEN, on_reload=reload, on_listening=poller.start)
     finally:
         poller.stop()
 

@@ -53,6 +53,8 @@ class Status(NamedTuple):
     rate: RateLimit
     next_poll: float  # Unix time
     event_counts: dict[tuple[str, str], int]
+    events_up: bool
+    interval: float
 
 
 def budget_delay(interval: float, requests: int, rate: RateLimit, now: float, window: float = WINDOW) -> float:
@@ -100,28 +102,36 @@ class Poller:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: Client | None = None
+        self._events_up = True
 
     def status(self) -> Status:
         with self._lock:
             return Status(self._up, self._polling, self._polls, dict(self._failures), dict(self._requests),
-                          self._duration, self._last_requests, self._rate, self._next, dict(self.events.counts))
+                          self._duration, self._last_requests, self._rate, self._next, dict(self.events.counts),
+                          self._events_up, self.interval)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="cloud-poll", daemon=True)
         self._thread.start()
 
+    def resume(self) -> None:
+        """New credentials (SIGHUP): the next request connects with them; a poller the API had refused polls
+        again at once, one that polls anyway keeps its schedule (and its budget)."""
+        self._client = None
+        with self._lock:
+            stopped, self._polling = not self._polling, True
+        if stopped:
+            self._wake.set()
+
     def stop(self) -> None:
+        """Ends the loop, cutting off a request in flight."""
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
+        client = self._client
+        if client is not None:
+            client.abort()
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
-
-    def resume(self) -> None:
-        """Poll again now with a new client (SIGHUP: the credentials file may have changed)."""
-        with self._lock:
-            self._polling = True
-        self._client = None
-        self._wake.set()
 
     def _run(self) -> None:
         failures = 0
@@ -139,23 +149,40 @@ class Poller:
                 with self._lock:
                     self._polling = False
                 continue
-            except APIError as error:
+            except Exception as error:  # whatever an answer did, the loop goes on
+                if self._stop.is_set():
+                    return
                 failures += 1
+                if not isinstance(error, APIError):  # a case the readers missed: still a bad answer
+                    log.debug("poll failed on an unexpected answer", exc_info=error)
+                    error = Malformed(f"{type(error).__name__}: {error}")
                 self._failed(error)
-                if isinstance(error, RateLimited):
-                    rate = error.rate or RateLimit()
-                    delay = (rate.reset_seconds if rate.reset_seconds is not None else 60.0) + random.uniform(1, 5)
-                else:
-                    delay = backoff(failures, self.interval)
+                delay = self._failure_delay(error, failures)
                 (log.warning if failures == 1 else log.debug)(
                     "poll failed, next in %.0f s", delay, extra=kv(err=str(error), reason=error.reason,
                                                                   failures=failures))
             else:
-                if failures:
-                    log.info("poll succeeded again", extra=kv(after_failures=failures))
+                if failures or self._polls == 1:
+                    log.info("poll succeeded" + (" again" if failures else ""),
+                             extra=kv(computers=len(self.snapshot.computers) if self.snapshot else 0,
+                                      requests=requests, after_failures=failures))
                 failures = 0
-                delay = budget_delay(self.interval, requests, self._rate, time.monotonic(), self.window)
+                delay = self._limited(budget_delay(self.interval, requests, self._rate, time.monotonic(),
+                                                   self.window))
             self._sleep(delay)
+
+    def _failure_delay(self, error: APIError, failures: int) -> float:
+        """429: until the reset it gave; otherwise a backoff, never shorter than the budget's stretch."""
+        if isinstance(error, RateLimited):
+            rate = error.rate or RateLimit()
+            wait = rate.reset_seconds if rate.reset_seconds is not None else 60.0
+            return self._limited(wait + random.uniform(1, 5))  # jitter, not a secret
+        stretch = budget_delay(0.0, self._last_requests or 1, self._rate, time.monotonic(), self.window)
+        return self._limited(max(backoff(failures, self.interval), stretch))
+
+    def _limited(self, delay: float) -> float:
+        """No wait is longer than the interval or the limit's hour, whatever the headers said."""
+        return min(delay, max(self.interval, self.window))
 
     def _sleep(self, delay: float) -> None:
         with self._lock:
@@ -190,38 +217,30 @@ class Poller:
         return answer.body
 
     def poll(self) -> int:
-        """One whole poll; returns the requests it took. Raises APIError (the snapshot stays) on any failure."""
+        """One whole poll, tried again once at once when the fleet changed while it was read; returns the
+        requests it took. Raises APIError (the snapshot stays) on any failure."""
         started = time.monotonic()
         with self._lock:
             before = sum(self._requests.values())
-        reading = Reading()
-        total: int | None = None
-        while True:
-            body = self._get("/v1/computers", [("limit", str(PAGE)), ("offset", str(len(reading.computers) +
-                                                                                   reading.skipped))])
-            data, page_total = _page(body)
-            if total is None:
-                total = page_total
-            elif page_total != total:
-                raise Churn(f"the fleet changed from {total} to {page_total} computers while it was read")
-            for element in data:
-                reading.add(element)
-            if reading.duplicates:
-                raise Churn("a computer came on two pages: the fleet changed while it was read")
-            read = len(reading.computers) + reading.skipped
-            if read >= total:
-                break
-            if not data:
-                raise Churn(f"the pages ended after {read} of {total} computers")
-        if read != total:
-            raise Churn(f"{read} computers came for a total of {total}")
-        found = self._fault_events()
-        taken = time.time()
-        snapshot = reading.snapshot(taken)
+        try:
+            reading = self._computers()
+        except Churn as churn:
+            rate = self._rate
+            if rate.remaining is not None and rate.remaining < 2 * (self._last_requests or 1):
+                raise
+            log.debug("reading the computers again", extra=kv(err=str(churn)))
+            reading = self._computers()
+        events_up, found, checked = self._fault_events()
+        snapshot = reading.snapshot(time.time())
+        if reading.repeated:
+            log.debug("the API lists computers twice on one page; each is served once",
+                      extra=kv(computers=reading.repeated))
         with self._lock:
             requests = sum(self._requests.values()) - before
             self.snapshot = snapshot
-            self.events.add(found)
+            if events_up:
+                self.events.add(found, checked)
+            self._events_up = events_up
             self._up = True
             self._polls += 1
             self._duration = time.monotonic() - started
@@ -230,18 +249,50 @@ class Poller:
                                         seconds=round(self._duration, 3)))
         return requests
 
-    def _fault_events(self) -> list[tuple[object, float, tuple[str, str]]]:
+    def _computers(self) -> Reading:
+        reading = Reading()
+        total: int | None = None
+        while True:
+            offset = len(reading.computers) + reading.skipped + reading.repeated
+            data, page_total = _page(self._get("/v1/computers", [("limit", str(PAGE)), ("offset", str(offset))]))
+            if total is None:
+                total = page_total
+            elif page_total != total:
+                raise Churn(f"the fleet changed from {total} to {page_total} computers while it was read")
+            reading.next_page()
+            for element in data:
+                reading.add(element)
+            if reading.duplicates:
+                raise Churn("a computer came again on a later page: the fleet changed while it was read")
+            read = len(reading.computers) + reading.skipped + reading.repeated
+            if read >= total:
+                break
+            if not data:
+                raise Churn(f"the pages ended after {read} of {total} computers")
+        if read != total:
+            raise Churn(f"{read} computers came for a total of {total}")
+        return reading
+
+    def _fault_events(self) -> tuple[bool, list[tuple[object, float, tuple[str, str]]], float]:
+        """(whether they could be read, the new ones, the time asked at). A failure here keeps the computers:
+        it is said by ``events_up`` and the log, and the next poll asks again from the same start."""
+        checked = time.time()
         params = [("event_type[]", str(event_type)) for event_type in FAULT_EVENT_TYPES]
         params += [("start_date", self.events.start_date()), ("limit", str(PAGE))]
         found: list[tuple[object, float, tuple[str, str]]] = []
         offset = 0
-        for _ in range(MAX_EVENT_PAGES):
-            data, total = _page(self._get("/v1/events", [*params, ("offset", str(offset))]))
-            found += self.events.new(data)
-            offset += len(data)
-            if not data or offset >= total:
-                break
-        return found
+        try:
+            for _ in range(MAX_EVENT_PAGES):
+                data, total = _page(self._get("/v1/events", [*params, ("offset", str(offset))]))
+                found += self.events.new(data, checked)
+                offset += len(data)
+                if not data or offset >= total:
+                    break
+        except APIError as error:
+            if self._events_up:
+                log.warning("fault events cannot be read; the computers are served", extra=kv(err=str(error)))
+            return False, [], checked
+        return True, found, checked
 
 
 def _page(body: dict[str, Any]) -> tuple[list[Any], int]:
@@ -252,6 +303,8 @@ def _page(body: dict[str, Any]) -> tuple[list[Any], int]:
     total = results.get("total") if isinstance(results, dict) else None
     if not isinstance(data, list):
         raise Malformed("the answer has no data list")
+    if len(data) > PAGE:
+        raise Malformed(f"a page of {len(data)} elements, though {PAGE} were asked for")
     if not isinstance(total, int) or isinstance(total, bool) or not 0 <= total <= MAX_COMPUTERS:
         raise Malformed("the answer has no metadata.results.total of a plausible size")
     return data, total

@@ -32,8 +32,8 @@ def build(options: Options) -> Board:
                          steps=((None, "green"), (1, "orange"))), 4, 4)
     board.add(stat_panel("Inactive", "Computers the API marks not active.",
                          f"sum(secure_endpoint_cloud_computers_inactive{{{JOB}}})", steps=((None, "text"),)), 4, 4)
-    board.add(stat_panel(f"Not seen for {config.CLOUD_NOT_SEEN_HOURS} h", "Computers the cloud has not heard from "
-                         "within a day (of all computers: Inactive ones too).",
+    board.add(stat_panel("Not heard from for a day", "Computers the cloud has not heard from within a day of "
+                         "the last poll: inactive ones and those that never reported too.",
                          f"sum(secure_endpoint_cloud:computers:sum{{{JOB}}}) - "
                          f'sum(secure_endpoint_cloud:computers_seen_within:count{{{JOB}, within="1d"}})',
                          steps=((None, "green"), (1, "orange"))), 4, 4)
@@ -72,7 +72,8 @@ def build(options: Options) -> Board:
                          f"min(secure_endpoint_cloud_up{{{JOB}}})", steps=((None, "red"), (1, "green"))), 6, 4)
     board.add(stat_panel("Snapshot age", "How old the served fleet is.",
                          f"time() - max(secure_endpoint_cloud_snapshot_timestamp_seconds{{{JOB}}})", unit="s",
-                         steps=((None, "green"), (config.CLOUD_STALE_AFTER_SECONDS, "red"))), 6, 4)
+                         steps=((None, "green"), (config.CLOUD_STALE_POLLS * 300 + config.CLOUD_STALE_GRACE_SECONDS,
+                                                  "red"))), 6, 4)
     board.add(stat_panel("API budget left", "Requests left in this hour's rate limit.",
                          f"min(secure_endpoint_cloud_api_rate_limit_remaining{{{JOB}}})",
                          steps=((None, "red"), (300, "green"))), 6, 4)

@@ -23,6 +23,15 @@ def cloud(options: Options, *extra: str) -> str:
     return "{" + ", ".join([options.cloud_selector, *extra]) + "}"
 
 
+def _age(options: Options) -> str:
+    """Each computer's time since the cloud last heard from it, as of the snapshot served (not of now): while
+    polls fail the served last_seen values stand still, and so does their age, so an outage of the API or
+    of the exporter raises the exporter's own alerts, not one for every computer."""
+    c = cloud(options)
+    return (f"(secure_endpoint_cloud_snapshot_timestamp_seconds{c} - on (job, instance) group_right "
+            f"secure_endpoint_cloud_computer_last_seen_timestamp_seconds{c})")
+
+
 def _with_hostname(expr: str, options: Options) -> str:
     """``expr`` (per computer) with the computer's hostname from its info series, for the alert's texts."""
     return (f"({expr}) * on (job, instance, connector_guid) group_left (hostname) "
@@ -52,7 +61,7 @@ def _alert(name: str, expr: str, severity: str, summary: str, description: str, 
 
 def alerts(options: Options) -> list[dict[str, Any]]:
     c = cloud(options)
-    last_seen = f"secure_endpoint_cloud_computer_last_seen_timestamp_seconds{c}"
+    age = _age(options)
     hours = config.CLOUD_NOT_SEEN_HOURS
     silent = config.CLOUD_JOIN_SILENT_HOURS
     return [
@@ -70,8 +79,11 @@ def alerts(options: Options) -> list[dict[str, Any]]:
                "Polling stopped; fix the credentials file and send the exporter SIGHUP.",
                "cloud-credentials-rejected", options),
         _alert("CloudSnapshotStale",
-               f"time() - secure_endpoint_cloud_snapshot_timestamp_seconds{c} > {config.CLOUD_STALE_AFTER_SECONDS}",
-               "warning", f"The fleet from Cisco's API is older than {config.CLOUD_STALE_AFTER_SECONDS // 60} minutes",
+               f"time() - secure_endpoint_cloud_snapshot_timestamp_seconds{c} > on (job, instance) "
+               f"({config.CLOUD_STALE_POLLS} * secure_endpoint_cloud_poll_interval_seconds{c} + "
+               f"{config.CLOUD_STALE_GRACE_SECONDS})",
+               "warning", "The fleet from Cisco's API is older than "
+               f"{config.CLOUD_STALE_POLLS} poll intervals",
                "No poll has succeeded for a while, so every cloud alert works on old data.", "cloud-snapshot-stale",
                options),
         _alert("CloudRateLimited",
@@ -81,7 +93,7 @@ def alerts(options: Options) -> list[dict[str, Any]]:
                "the poll interval is too short for the fleet. Give this exporter its own API client.",
                "cloud-rate-limited", options),
         _alert("CloudComputerNotSeen",
-               _with_hostname(f"time() - {last_seen} > {NOT_SEEN} and on (job, instance, connector_guid) "
+               _with_hostname(f"{age} > {NOT_SEEN} and on (job, instance, connector_guid) "
                               f"secure_endpoint_cloud_computer_active{c} == 1", options),
                "warning", f"{NAME} has not been seen by Cisco's cloud for {hours} hours",
                f"The computer {NAME} (connector {GUID}) is active in the console but its connector has not "
@@ -110,8 +122,7 @@ def alerts(options: Options) -> list[dict[str, Any]]:
                "Computers of one operating system run more connector versions than an update in progress "
                "explains: some are not updated by their policy.", "cloud-version-drift", options),
         _alert("HostNotSeenByCloud",
-               _with_hostname(f"time() - {last_seen} > {SILENT} and on (connector_guid) ({_host_healthy(options)})",
-                              options),
+               _with_hostname(f"{age} > {SILENT} and on (connector_guid) ({_host_healthy(options)})", options),
                "warning", f"{NAME} looks healthy here but Cisco's cloud has not seen it for {silent} hours",
                f"The host exporter sees the connector ({GUID}) installed, connected and without faults, yet the "
                "cloud has not heard from it: a proxy or firewall drops its traffic, or the host was cloned and "
@@ -129,8 +140,8 @@ def alerts(options: Options) -> list[dict[str, Any]]:
 def recording_rules(options: Options) -> list[dict[str, Any]]:
     """What the cloud dashboard reads: small series whatever the fleet's size."""
     c = cloud(options)
-    last_seen = f"secure_endpoint_cloud_computer_last_seen_timestamp_seconds{c}"
-    found = [
+    age = _age(options)
+    found: list[dict[str, Any]] = [
         {"record": "secure_endpoint_cloud:computers:sum", "expr": f"sum by (job) (secure_endpoint_cloud_computers{c})"},
         {"record": "operating_system:secure_endpoint_cloud_computers:sum",
          "expr": f"sum by (job, operating_system) (secure_endpoint_cloud_computers{c})"},
@@ -139,7 +150,7 @@ def recording_rules(options: Options) -> list[dict[str, Any]]:
         {"record": "severity_kind:secure_endpoint_cloud_fault_events:rate1h",
          "expr": f"sum by (job, severity, kind) (rate(secure_endpoint_cloud_fault_events_total{c}[1h]))"},
         {"record": "secure_endpoint_cloud:hosts_not_seen_by_cloud:count",
-         "expr": f"count by (job) (time() - {last_seen} > {SILENT} and on (connector_guid) "
+         "expr": f"count by (job) ({age} > {SILENT} and on (connector_guid) "
                  f"({_host_healthy(options)})) or sum by (job) (secure_endpoint_cloud_up{c} * 0)"},
         {"record": "secure_endpoint_cloud:hosts_with_faults_the_cloud_misses:count",
          "expr": f"count by (job) (secure_endpoint_cloud_computer_faults{c} == 0 and on (connector_guid) "
@@ -147,7 +158,7 @@ def recording_rules(options: Options) -> list[dict[str, Any]]:
     ]
     for within in config.CLOUD_LAST_SEEN_WITHIN:
         found.append({"record": "secure_endpoint_cloud:computers_seen_within:count",
-                      "expr": f"sum by (job) ({last_seen} > bool time() - {_seconds(within)})",
+                      "expr": f"sum by (job) ({age} < bool {_seconds(within)})",
                       "labels": {"within": within}})
     return found
 
@@ -239,18 +250,23 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
     case("CloudCredentialsRejected", [
         _series("secure_endpoint_cloud_polling", exporter, f"0x{steps}"),
         _series("secure_endpoint_cloud_polling", {**exporter, "instance": "fine:9983"}, f"1x{steps}")], [exporter])
-    stale = config.CLOUD_STALE_AFTER_SECONDS
+    stale = config.CLOUD_STALE_POLLS * 300 + config.CLOUD_STALE_GRACE_SECONDS  # at an interval of 5 minutes
+    fine = {**exporter, "instance": "fine:9983"}
     case("CloudSnapshotStale", [
         _series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, f"0x{steps}"),
-        _series("secure_endpoint_cloud_snapshot_timestamp_seconds", {**exporter, "instance": "fine:9983"},
-                f"0+60x{steps}")], [exporter], at=stale // 60 + _minutes(config.CLOUD_FOR["CloudSnapshotStale"]) + 2)
+        _series("secure_endpoint_cloud_poll_interval_seconds", exporter, f"300x{steps}"),
+        # polls an hour apart: its old snapshot is not stale yet
+        _series("secure_endpoint_cloud_snapshot_timestamp_seconds", fine, f"0x{steps}"),
+        _series("secure_endpoint_cloud_poll_interval_seconds", fine, f"3600x{steps}")],
+        [exporter], at=stale // 60 + _minutes(config.CLOUD_FOR["CloudSnapshotStale"]) + 2)
     limited = {**exporter, "code": "429"}
     case("CloudRateLimited", [
         _series("secure_endpoint_cloud_api_requests_total", limited, f"0x10 1x{steps}"),
         _series("secure_endpoint_cloud_api_requests_total", {**exporter, "instance": "fine:9983", "code": "429"},
                 f"0x{steps}")], [limited], at=12)
+    snapshot = _series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, fresh)  # polls that work
     case("CloudComputerNotSeen", [
-        info("bad"), info("good"),
+        info("bad"), info("good"), snapshot,
         computer("last_seen_timestamp_seconds", "bad", old),
         computer("last_seen_timestamp_seconds", "good", fresh),
         computer("active", "bad", f"1x{steps}"), computer("active", "good", f"1x{steps}")], [labels("bad")])
@@ -282,15 +298,27 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
 
     silent_from = -(SILENT + 3600)
     case("HostNotSeenByCloud", [
-        info("bad"), info("good"), *host("bad", 1, 0), *host("good", 1, 0),
+        info("bad"), info("good"), snapshot, *host("bad", 1, 0), *host("good", 1, 0),
         computer("last_seen_timestamp_seconds", "bad", f"{silent_from}+0x{steps}"),
         computer("last_seen_timestamp_seconds", "good", fresh)], [labels("bad")])
     case("CloudMissesHostFaults", [
         info("bad"), info("good"), *host("bad", 1, 1), *host("good", 1, 0),
         computer("faults", "bad", f"0x{steps}"), computer("faults", "good", f"0x{steps}")], [labels("bad")])
+    # An outage: the last good poll at 0 saw both computers then; hours later, with no poll since, neither
+    # alerts as not seen (the exporter's own alerts say the data is old).
+    hours_later = (NOT_SEEN + SILENT) // 600 + 12  # steps of 10 minutes
+    tests.append({"interval": "10m", "input_series": [
+        info("bad"), info("good"), *host("bad", 1, 0),
+        _series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, f"0x{hours_later}"),
+        computer("last_seen_timestamp_seconds", "bad", f"0x{hours_later}"),
+        computer("last_seen_timestamp_seconds", "good", f"-60x{hours_later}"),
+        computer("active", "bad", f"1x{hours_later}"), computer("active", "good", f"1x{hours_later}")],
+        "alert_rule_test": [
+            {"eval_time": f"{hours_later * 10 - 10}m", "alertname": rules_by_name[name]["alert"], "exp_alerts": []}
+            for name in ("CloudComputerNotSeen", "HostNotSeenByCloud")]})
     job = {k: v for k, v in exporter.items() if k == "job"}
     tests.append({"interval": "1m", "input_series": [
-        _series("secure_endpoint_cloud_up", exporter, f"1x{steps}"),
+        _series("secure_endpoint_cloud_up", exporter, f"1x{steps}"), snapshot,
         info("bad"), info("good"), *host("bad", 1, 0), *host("good", 1, 1),
         computer("last_seen_timestamp_seconds", "bad", f"{silent_from}+0x{steps}"),
         computer("last_seen_timestamp_seconds", "good", fresh),

@@ -52,13 +52,15 @@ CLOUD_FOR = {
     "HostNotSeenByCloud": "30m",
     "CloudMissesHostFaults": "30m",
 }
-# An active computer the cloud has not heard from for this long alerts.
-CLOUD_NOT_SEEN_HOURS = 24
+# An active computer the cloud has not heard from for this long alerts (laptops stay off over a weekend).
+CLOUD_NOT_SEEN_HOURS = 72
 # A host the host exporter sees healthy and connected, silent in the cloud for this long, alerts (the join).
 CLOUD_JOIN_SILENT_HOURS = 4
 # Computers of one operating system on more connector versions than this alert (two: an update in progress).
 CLOUD_VERSIONS_PER_OS = 2
-# The fleet from the API older than this is stale (three polls of the default 5 minutes, and some).
-CLOUD_STALE_AFTER_SECONDS = 30 * 60
+# The fleet from the API is stale once this many poll intervals (the exporter's own figure) and the grace
+# have passed without a good poll: 30 minutes at the default interval of 5.
+CLOUD_STALE_POLLS = 3
+CLOUD_STALE_GRACE_SECONDS = 15 * 60
 # The dashboard's "seen within" counts.
 CLOUD_LAST_SEEN_WITHIN = ("1h", "1d", "7d")
