@@ -4,27 +4,31 @@ The cloud exporter's series for N computers over the past ``--hours`` are made b
 code: ``tests/fakecloud.py``'s fleet goes through ``fleet.Reading`` into a snapshot at every poll
 (``--poll``, the exporter's default 300 s), rendered by ``exposition`` with a ``poller.Status`` built for
 that poll, and "scraped" every ``--scrape`` seconds (each scrape serves the last poll's snapshot, with
-``job="secure_endpoint_cloud", instance="cloud:9983"`` and ``up``). Between polls the fleet stays the
-same except for ``last_seen``: computers that report (seen 1 min, 10 min or 1 h before the poll) keep
-reporting, the silent ones (1 day, 9 days) do not. That goes to one OpenMetrics file (streamed, every
-family once), which ``promtool tsdb create-blocks-from openmetrics`` backfills into a fresh TSDB. A
-Prometheus serving it lets ``promtool tsdb create-blocks-from rules`` record the recording rules of
+``job="secure_endpoint_cloud", instance="cloud:9983"``, and ``up``; not the process_* and python_*
+families). Between polls the fleet stays the same but for ``last_seen``: the computers that report (seen
+1 min, 10 min or 1 h before the poll) keep reporting, the silent ones (1 day or 9 days before the range)
+do not. All of it goes to one OpenMetrics file, streamed, every family once (counters as counters, their
+samples ``_total``), which ``promtool tsdb create-blocks-from openmetrics`` backfills into a fresh TSDB.
+A Prometheus serving it lets ``promtool tsdb create-blocks-from rules`` record the recording rules of
 rules/secure_endpoint_cloud.rules.yml over the same range (``--eval-interval`` 60 s, Prometheus's
-default); their blocks join the TSDB and Prometheus starts again on it, once its compaction of the
-overlapping blocks is done, on the first CPU(s), the client on the last.
+default). Their blocks join the TSDB; Prometheus starts on it again until its compaction (a minute after
+the start) has merged the overlapping blocks, then once more to be measured: on the first CPU(s), the
+client on the last (``--no-pin``: both on every CPU). It has no targets and no rules of its own.
 
 Then every panel query of grafana/dashboards/secure-endpoint-cloud.json (``$job`` = ``.+``) is timed
 through the HTTP API as Grafana sends it (POST, form-encoded): stat and table panels as instant queries
 at the end of the range, timeseries panels as range queries over the whole range at a 60 s step; also
-the ``$job`` variable (``label_values``), and every rule's expression as one instant query at the end:
-what Prometheus evaluates over the raw series each evaluation interval, the cost the recording rules
-take off the dashboard. One round not counted (its time is "first"), then ``--rounds`` rounds, every
-query once a round in turn. Time is from the request to the last byte of the answer, kept-alive.
+the ``$job`` variable (``label_values``: GET label values), and each rule's expression as one instant
+query at the end: what Prometheus evaluates over the raw series every evaluation interval, the cost the
+recording rules take off the dashboard. One round is not counted (its time is "first"), then
+``--rounds`` rounds, every query once a round in turn. Time is from the request to the last byte of the
+answer, on a kept-alive connection.
 
     .venv/bin/python bench/cloud_dashboard.py [--computers 100000] [--hours 2] [--rounds 7] [--keep DIR]
 
-Needs Debian's prometheus (prometheus and promtool 2.42). Everything is on 127.0.0.1. Disk: about
-6 GB of OpenMetrics text a 100,000 computers and hour at a 60 s scrape (deleted once backfilled).
+Needs Debian's prometheus (prometheus and promtool 2.42) and taskset. Everything is on 127.0.0.1. Disk:
+some 7 GB of OpenMetrics text for each 100,000 computers and hour at a 60 s scrape (deleted once
+backfilled), in a temporary folder unless ``--keep DIR``, which keeps the TSDB there.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ import argparse
 import http.client
 import json
 import math
-import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,7 +59,6 @@ from bench.common import machine, pin_client, server_cpus
 from secure_endpoint_monitoring.exporter.cloud import exposition, fleet, poller
 from secure_endpoint_monitoring.exporter.cloud.api import RateLimit
 from tests import fakecloud
-from tests.daemons import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules" / "secure_endpoint_cloud.rules.yml"
@@ -89,6 +92,7 @@ class Timed(NamedTuple):
     times: list[float]
     series: int  # series in the answer (values, for label values)
     points: int  # samples in the answer
+    value: str  # the value, when the answer is one number
 
 
 # -- the series ---------------------------------------------------------------
@@ -96,15 +100,15 @@ def iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def computers(count: int, taken: float, end: float) -> Iterator[dict[str, Any]]:
-    """The fake API's fleet as a poll ending at ``taken`` reads it: the fleet of ``end``, the reporting
-    computers seen as long before ``taken`` as before ``end``."""
+def computers(count: int, taken: float, start: float, end: float) -> Iterator[dict[str, Any]]:
+    """The fake API's fleet as a poll ending at ``taken`` reads it: fakecloud's fleet of ``end``, whose
+    reporting computers were seen as long before ``taken`` as it says before ``end``, and whose silent ones
+    were last seen that long before ``start`` (silent since before the range, not on a boundary at its end)."""
     rng = random.Random(7)  # fakecloud.fleet's seed: the same computers at every poll
     for number in range(count):
         computer = fakecloud.computer(number, end, rng)
         ago = end - fleet.timestamp(computer["last_seen"])
-        if ago < SILENT:
-            computer["last_seen"] = iso(taken - ago)
+        computer["last_seen"] = iso((taken if ago < SILENT else start) - ago)
         yield computer
 
 
@@ -114,9 +118,15 @@ def status(polls: int, taken: float, interval: float, count: int, events: dict[t
     per_hour = math.floor(3600 / interval)
     spent = (polls - 1) % per_hour + 1  # polls in this hour's budget, this one included
     reset = 3600 - (spent - 1) * interval
-    return poller.Status(True, True, polls, {reason: 0 for reason in poller.REASONS}, {"200": polls * requests},
-                         requests * 0.35, requests, RateLimit(RATE_LIMIT, RATE_LIMIT - spent * requests, reset, 0.0),
-                         taken + interval, dict(events))
+    figures: dict[str, Any] = {
+        "up": True, "polling": True, "polls": polls, "failures": {reason: 0 for reason in poller.REASONS},
+        "requests": {"200": polls * requests}, "last_duration": requests * 0.35, "last_requests": requests,
+        "rate": RateLimit(RATE_LIMIT, RATE_LIMIT - spent * requests, reset, 0.0), "next_poll": taken + interval,
+        "event_counts": dict(events), "events_up": True, "interval": interval}
+    unknown = [name for name in poller.Status._fields if name not in figures]
+    if unknown:
+        raise SystemExit(f"poller.Status has fields this benchmark does not fill: {', '.join(unknown)}")
+    return poller.Status(**{name: figures[name] for name in poller.Status._fields})
 
 
 def exposition_text(snapshot: fleet.Snapshot, state: poller.Status) -> str:
@@ -156,7 +166,7 @@ def polls(count: int, start: int, end: int, interval: int) -> tuple[list[int], l
                 events[severity, "raised"] += raised
                 events[fleet.UNKNOWN, "cleared"] += rng.randint(0, raised)
         reading = fleet.Reading()
-        for computer in computers(count, taken, end):
+        for computer in computers(count, taken, start, end):
             reading.add(computer)
         text = exposition_text(reading.snapshot(taken), status(number, taken, interval, count, events))
         parsed = parse(text)
@@ -202,6 +212,12 @@ def write_openmetrics(path: Path, families: list[Family], poll_times: list[int],
 
 
 # -- Prometheus -----------------------------------------------------------------
+def free_port() -> int:  # tests.daemons has it, but imports pytest, which mypy for Python 3.9 cannot read
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class Prometheus:
     """Debian's Prometheus on ``data``, without targets or rules, on 127.0.0.1; ``cpus``: where it runs."""
 
@@ -237,12 +253,14 @@ class Prometheus:
         response = self.conn.getresponse()
         return response.status, response.read()
 
-    def post(self, path: str, params: dict[str, str]) -> tuple[float, Any]:
+    def ask(self, path: str, params: dict[str, str], method: str = "POST") -> tuple[float, Any]:
         """(seconds from the request to the answer's last byte, the answer's data)."""
         body = urllib.parse.urlencode(params)
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
         begun = time.perf_counter()
-        self.conn.request("POST", path, body=body, headers=headers)
+        if method == "POST":
+            self.conn.request("POST", path, body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+        else:
+            self.conn.request("GET", f"{path}?{body}")
         response = self.conn.getresponse()
         raw = response.read()
         took = time.perf_counter() - begun
@@ -266,30 +284,24 @@ class Prometheus:
 
     def stop(self) -> None:
         self.conn.close()
-        stop(self.process, timeout=60)
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
-def settle(prometheus: Prometheus, timeout: float = 900) -> float:
-    """Waits for Prometheus's first compaction (it runs a minute after the start and merges the overlapping
-    blocks of the rules with the raw ones) to end; returns the seconds waited."""
+def settle(prometheus: Prometheus, blocks: int, timeout: float = 900) -> tuple[float, int]:
+    """Waits until Prometheus's compaction (it runs a minute after the start) has merged the overlapping blocks
+    of the rules with the raw ones, back to ``blocks``; returns the seconds waited and the blocks loaded."""
     begun = time.monotonic()
-    while prometheus.metric("prometheus_tsdb_compactions_triggered_total") < 1:
-        if time.monotonic() - begun > timeout:
-            raise SystemExit("no compaction was triggered")
-        time.sleep(1)
-    # The trigger is counted before the compaction; the blocks loaded change once it has replaced them.
-    # Wait until the log says the overlapping blocks are compacted and deleted, or nothing was to do.
     while True:
-        log = prometheus.log.read_text()
-        done = "Deleting obsolete block" in log or ("compact blocks" in log and "deleting" in log.lower())
-        idle = time.monotonic() - begun > 75 and "compact" not in log.lower()
-        if done or idle:
-            break
-        if time.monotonic() - begun > timeout:
-            raise SystemExit("the compaction did not end")
+        loaded = int(prometheus.metric("prometheus_tsdb_blocks_loaded"))
+        if 0 < loaded <= blocks or time.monotonic() - begun > timeout:
+            time.sleep(2)  # the replaced blocks' deletion
+            return time.monotonic() - begun, loaded
         time.sleep(1)
-    time.sleep(2)
-    return time.monotonic() - begun
 
 
 def move_blocks(source: Path, data: Path) -> int:
@@ -343,22 +355,22 @@ def rule_queries() -> list[Query]:
     return queries
 
 
-def ask(prometheus: Prometheus, query: Query, start: int, end: int) -> tuple[float, int, int]:
-    """(seconds, series, samples) of one query."""
+def ask(prometheus: Prometheus, query: Query, start: int, end: int) -> tuple[float, int, int, str]:
+    """(seconds, series, samples, the value when there is one) of one query."""
     if query.kind == "labels":
         label, metric = query.expr.split("\n")
-        took, data = prometheus.post(f"/api/v1/label/{label}/values",
-                                     {"match[]": metric, "start": str(start), "end": str(end)})
-        return took, len(data), len(data)
+        took, data = prometheus.ask(f"/api/v1/label/{label}/values",
+                                    {"match[]": metric, "start": str(start), "end": str(end)}, "GET")
+        return took, len(data), len(data), data[0] if len(data) == 1 else ""
     if query.kind == "range":
-        took, data = prometheus.post("/api/v1/query_range", {"query": query.expr, "start": str(start),
+        took, data = prometheus.ask("/api/v1/query_range", {"query": query.expr, "start": str(start),
                                                              "end": str(end), "step": str(STEP)})
-        return took, len(data["result"]), sum(len(series["values"]) for series in data["result"])
-    took, data = prometheus.post("/api/v1/query", {"query": query.expr, "time": str(end)})
+        return took, len(data["result"]), sum(len(series["values"]) for series in data["result"]), ""
+    took, data = prometheus.ask("/api/v1/query", {"query": query.expr, "time": str(end)})
     result = data["result"]
     if data["resultType"] == "scalar":
-        return took, 1, 1
-    return took, len(result), len(result)
+        return took, 1, 1, str(result[1])
+    return took, len(result), len(result), str(result[0]["value"][1]) if len(result) == 1 else ""
 
 
 def take_turns(prometheus: Prometheus, queries: list[Query], rounds: int, start: int, end: int) -> list[Timed]:
@@ -367,7 +379,7 @@ def take_turns(prometheus: Prometheus, queries: list[Query], rounds: int, start:
     for _ in range(rounds):
         for index, query in enumerate(queries):
             times[index].append(ask(prometheus, query, start, end)[0])
-    return [Timed(first[0], took, first[1], first[2]) for first, took in zip(firsts, times)]
+    return [Timed(first[0], took, first[1], first[2], first[3]) for first, took in zip(firsts, times)]
 
 
 def ms(seconds: float) -> str:
@@ -375,19 +387,108 @@ def ms(seconds: float) -> str:
 
 
 def table(queries: list[Query], timed: list[Timed], goal: bool) -> None:
-    print("| query | kind | series | samples | first ms | median ms | max ms |" + (" ≤ 500 ms |" if goal else ""))
-    print("|---|---|---:|---:|---:|---:|---:|" + ("---|" if goal else ""))
+    print("| query | kind | series | samples | value | first ms | median ms | max ms |" +
+          (" ≤ 500 ms |" if goal else ""))
+    print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---|" if goal else ""))
     for query, result in zip(queries, timed):
         median = statistics.median(result.times)
         verdict = ""
         if goal:
             verdict = (" no data |" if result.series == 0 else
                        f" {'yes' if max(result.times) <= GOAL else 'median only' if median <= GOAL else 'NO'} |")
-        print(f"| {query.name} | {query.kind} | {result.series} | {result.points} | {ms(result.first)} | "
-              f"{ms(median)} | {ms(max(result.times))} |{verdict}")
+        print(f"| {query.name} | {query.kind} | {result.series} | {result.points} | {result.value} | "
+              f"{ms(result.first)} | {ms(median)} | {ms(max(result.times))} |{verdict}")
 
 
 # -- the run ------------------------------------------------------------------
+class Built(NamedTuple):
+    series: int
+    samples: int
+    version: str
+    blocks: int  # blocks loaded once compacted
+
+
+class Phases:
+    """How long each step took, said on stderr as it ends."""
+
+    def __init__(self) -> None:
+        self.done: list[tuple[str, float]] = []
+        self.mark = time.monotonic()
+
+    def end(self, name: str) -> None:
+        took = time.monotonic() - self.mark
+        self.done.append((name, took))
+        print(f"{name}: {took:.1f} s", file=sys.stderr, flush=True)
+        self.mark = time.monotonic()
+
+
+def build(scratch: Path, args: argparse.Namespace, start: int, end: int, phases: Phases) -> Built:
+    """The TSDB in ``scratch``/data: the exporter's series backfilled, the rules recorded, compacted."""
+    data, recorded = scratch / "data", scratch / "recorded"
+    data.mkdir()
+    recorded.mkdir()
+    poll_times, families = polls(args.computers, start, end, args.poll)
+    openmetrics = scratch / "cloud.om.txt"
+    samples = write_openmetrics(openmetrics, families, poll_times, start, end, args.scrape)
+    series = sum(len(family.keys) for family in families)
+    del families
+    phases.end(f"series made by the exporter's code, written as OpenMetrics "
+               f"({openmetrics.stat().st_size / 1e9:.2f} GB)")
+    run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(openmetrics), str(data)])
+    openmetrics.unlink()
+    phases.end("promtool tsdb create-blocks-from openmetrics")
+    prometheus = Prometheus(scratch, data)
+    try:
+        version = prometheus.version()
+        expr = f'count(secure_endpoint_cloud_computer_info{{job="{JOB}"}})'
+        _, check = prometheus.ask("/api/v1/query", {"query": expr, "time": str(end)})
+        found = int(float(check["result"][0]["value"][1])) if check["result"] else 0
+        if found != args.computers:
+            raise SystemExit(f"the backfilled TSDB has {found} computers at the end, not {args.computers}")
+        phases.end("Prometheus started on the backfilled TSDB")
+        run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prometheus.url}",
+             f"--start={start}", f"--end={end}", f"--eval-interval={STEP}s", f"--output-dir={recorded}", str(RULES)])
+    finally:
+        prometheus.stop()
+    phases.end("promtool tsdb create-blocks-from rules")
+    raw = sum(1 for block in data.iterdir() if (block / "meta.json").is_file())
+    blocks = move_blocks(recorded, data)
+    prometheus = Prometheus(scratch, data)
+    try:
+        waited, loaded = settle(prometheus, raw)
+    finally:
+        prometheus.stop()
+    phases.end(f"Prometheus restarted with the {blocks} recorded blocks, until its compaction (after "
+               f"{waited:.0f} s) made {loaded} blocks of {raw + blocks}")
+    return Built(series, samples, version, loaded)
+
+
+def report(args: argparse.Namespace, cpus: set[int], built: Built, start: int, end: int, phases: Phases,
+           queries: list[Query], timed: list[Timed]) -> None:
+    where = f"on CPU(s) {','.join(map(str, sorted(cpus)))}, the client on the last" if args.pin else \
+        "and the client on every CPU"
+    print(f"machine: {machine()}; Prometheus {built.version} {where}")
+    print(f"fleet: {args.computers} computers, {built.series} series, {built.samples} samples, "
+          f"{iso(start)} to {iso(end)} ({(end - start) / 3600:g} h): a poll every {args.poll} s, "
+          f"a scrape every {args.scrape} s, the recording rules every {STEP} s; {built.blocks} blocks")
+    print(f"queries: instant at {iso(end)}, range {iso(start)} to {iso(end)} step {STEP} s; "
+          f"1 round not counted (first), then {args.rounds}, in turn\n")
+    for name, took in phases.done:
+        print(f"- {name}: {took:.1f} s")
+    print(f"- total: {sum(took for _, took in phases.done):.1f} s\n")
+    sections = (("panel variable", "Dashboard panels and its variable (goal: every panel ≤ 500 ms)", True),
+                ("record", "Recording rules, each expression as one instant query at the end (an evaluation)", False),
+                ("alert", "Alerting rules, likewise (evaluated whatever the dashboard)", False))
+    for kinds, title, goal in sections:
+        chosen = [i for i, query in enumerate(queries) if query.section in kinds.split()]
+        print(f"{title}:\n")
+        table([queries[i] for i in chosen], [timed[i] for i in chosen], goal)
+        print()
+    slow = [query.name for query, result in zip(queries, timed) if query.section == "panel" and
+            (result.series == 0 or max(result.times) > GOAL)]
+    print(f"panels over 500 ms or without data: {', '.join(slow) if slow else 'none'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--computers", type=int, default=100000)
@@ -395,91 +496,36 @@ def main() -> None:
     parser.add_argument("--scrape", type=int, default=60, help="seconds between scrapes of the exporter")
     parser.add_argument("--poll", type=int, default=300, help="seconds between the exporter's polls of the API")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="the measured Prometheus and the client on every CPU (default: as the other benchmarks)")
     parser.add_argument("--keep", help="build the TSDB in this new folder and keep it (default: a temporary one)")
     args = parser.parse_args()
     for program in ("prometheus", "promtool", "taskset"):
         if shutil.which(program) is None:
             raise SystemExit(f"{program} is missing: install Debian's prometheus package")
-    began = time.monotonic()
+    cpus = server_cpus()
     end = int(time.time()) // STEP * STEP
     start = end - int(args.hours * 3600) // STEP * STEP
-    phases: list[tuple[str, float]] = []
+    if args.keep and Path(args.keep).exists():
+        raise SystemExit(f"{args.keep} exists: --keep wants a new folder")
     scratch = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cloud-dashboard-"))
     scratch.mkdir(parents=True, exist_ok=True)
-    data, recorded = scratch / "data", scratch / "recorded"
-    if data.exists():
-        raise SystemExit(f"{data} exists: --keep wants a new folder")
-    data.mkdir()
-    recorded.mkdir()
-    prometheus: Prometheus | None = None
+    phases = Phases()
     try:
-        mark = time.monotonic()
-        poll_times, families = polls(args.computers, start, end, args.poll)
-        openmetrics = scratch / "cloud.om.txt"
-        samples = write_openmetrics(openmetrics, families, poll_times, start, end, args.scrape)
-        series = sum(len(family.keys) for family in families)
-        size = openmetrics.stat().st_size
-        del families
-        phases.append((f"series made by the exporter's code, written as OpenMetrics ({size / 1e9:.2f} GB)",
-                       time.monotonic() - mark))
-        phases.append(("promtool tsdb create-blocks-from openmetrics",
-                       run(["promtool", "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(openmetrics),
-                            str(data)])))
-        openmetrics.unlink()
-        mark = time.monotonic()
-        prometheus = Prometheus(scratch, data)
-        version = prometheus.version()
-        _, check = prometheus.post("/api/v1/query", {"query": f'count(secure_endpoint_cloud_computer_info{{job="{JOB}"}})',
-                                                     "time": str(end)})
-        found = int(float(check["result"][0]["value"][1])) if check["result"] else 0
-        if found != args.computers:
-            raise SystemExit(f"the backfilled TSDB has {found} computers at the end, not {args.computers}")
-        phases.append(("Prometheus started on the backfilled TSDB", time.monotonic() - mark))
-        phases.append(("promtool tsdb create-blocks-from rules",
-                       run(["promtool", "tsdb", "create-blocks-from", "rules", "--quiet", f"--url={prometheus.url}",
-                            f"--start={start}", f"--end={end}", f"--eval-interval={STEP}s",
-                            f"--output-dir={recorded}", str(RULES)])))
-        prometheus.stop()
-        prometheus = None
-        blocks = move_blocks(recorded, data)
-        mark = time.monotonic()
-        prometheus = Prometheus(scratch, data, server_cpus())
-        waited = settle(prometheus)
-        phases.append((f"Prometheus restarted with the {blocks} recorded blocks, its compaction done",
-                       time.monotonic() - mark))
-        loaded = prometheus.metric("prometheus_tsdb_blocks_loaded")
-        pin_client()
-        panels, rules = panel_queries(), rule_queries()
-        mark = time.monotonic()
-        timed = take_turns(prometheus, panels + rules, args.rounds, start, end)
-        phases.append((f"{args.rounds + 1} rounds of {len(panels) + len(rules)} queries", time.monotonic() - mark))
-    finally:
-        if prometheus is not None:
+        built = build(scratch, args, start, end, phases)
+        prometheus = Prometheus(scratch, scratch / "data", cpus if args.pin else None)
+        try:
+            if args.pin:
+                pin_client()
+            queries = panel_queries() + rule_queries()
+            timed = take_turns(prometheus, queries, args.rounds, start, end)
+        finally:
             prometheus.stop()
+        phases.end(f"{args.rounds + 1} rounds of {len(queries)} queries")
+    finally:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    print(f"machine: {machine()}; Prometheus {version} on CPU(s) {','.join(map(str, sorted(server_cpus())))}, "
-          f"the client on the last")
-    print(f"fleet: {args.computers} computers, {series} series, {samples} samples: "
-          f"{iso(start)} to {iso(end)} ({(end - start) / 3600:g} h), a poll every {args.poll} s, "
-          f"a scrape every {args.scrape} s; recording rules every {STEP} s; {int(loaded)} blocks "
-          f"(compaction waited {waited:.0f} s)")
-    print(f"queries: instant at {iso(end)}, range {iso(start)} to {iso(end)} step {STEP} s; "
-          f"1 round not counted (first), then {args.rounds}, in turn\n")
-    for name, took in phases:
-        print(f"- {name}: {took:.1f} s")
-    print(f"- total: {time.monotonic() - began:.1f} s\n")
-    count = len(panels)
-    print("Dashboard panels and variable (goal: every panel ≤ 500 ms):\n")
-    table(panels, timed[:count], goal=True)
-    records = [i for i, q in enumerate(rules) if q.section == "record"]
-    alerts = [i for i, q in enumerate(rules) if q.section == "alert"]
-    print("\nRecording rules, their expression as one instant query at the end (what each evaluation costs):\n")
-    table([rules[i] for i in records], [timed[count + i] for i in records], goal=False)
-    print("\nAlerting rules, likewise (evaluated whatever the dashboard):\n")
-    table([rules[i] for i in alerts], [timed[count + i] for i in alerts], goal=False)
-    slow = [q.name for q, t in zip(panels, timed) if q.section == "panel" and (t.series == 0 or max(t.times) > GOAL)]
-    print(f"\npanels over 500 ms or without data: {', '.join(slow) if slow else 'none'}")
+    report(args, cpus, built, start, end, phases, queries, timed)
 
 
 if __name__ == "__main__":
