@@ -23,11 +23,11 @@ from ..logs import kv
 from .api import APIError, Client, Malformed, RateLimit, RateLimited, Rejected
 from .fleet import FAULT_EVENT_TYPES, FaultEvents, Reading, Snapshot
 
-log = logging.getLogger("secure_endpoint_cloud_exporter")
+log = logging.getLogger("secure_endpoint_exporter.cloud")
 PAGE = 500  # the API's largest page
 WINDOW = 3600.0  # the rate limit's period: requests an hour
 MAX_COMPUTERS = 2_000_000  # a "total" beyond this is a lie, not a fleet
-MAX_EVENT_PAGES = 10  # fault events a poll reads at most: 5,000 (the rest come with the next poll)
+MAX_EVENT_PAGES = 10  # fault events a poll reads at most: 5,000, the newest (the API answers newest first)
 FIRST_BACKOFF = 10.0
 
 
@@ -196,15 +196,15 @@ class Poller:
             self._failures[error.reason] += 1
 
     def _get(self, path: str, params: list[tuple[str, str]]) -> dict[str, Any]:
-        if self._client is None:
-            self._client = self.connect()
+        client = self._client or self.connect()  # one reference: SIGHUP may drop self._client meanwhile
+        self._client = client
         rate = self._rate
         if rate.remaining == 0 and rate.reset_seconds is not None and \
                 time.monotonic() < rate.seen_at + rate.reset_seconds:
             raise RateLimited("no requests left this hour (X-RateLimit-Remaining: 0): waiting for the reset",
                               "budget", rate)
         try:
-            answer = self._client.get(path, params)
+            answer = client.get(path, params)
         except APIError as error:
             with self._lock:
                 self._requests[error.code] += 1
