@@ -492,9 +492,7 @@ class Handler(BaseHTTPRequestHandler):
                                                          **(answer.extra or {})}.items()]
         head.append("Transfer-Encoding: chunked" if chunked else "Connection: close")
         self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
-        if self.command == "HEAD":
-            if chunked:
-                self.wfile.write(b"0\r\n\r\n")
+        if self.command == "HEAD":  # GET's headers and no body at all, not even the last chunk (RFC 9110 9.3.2)
             return
         for piece in answer.stream:
             self._chunk(piece if packer is None else packer.compress(piece), chunked, answer.deadline)

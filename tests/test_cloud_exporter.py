@@ -138,6 +138,15 @@ def test_gzip_head_and_http_1_0(cloud: fakecloud.FakeCloud, certs: Path, tmp_pat
         status, headers, body = running.get(method="HEAD")
         assert status == 200 and body == b"" and headers["transfer-encoding"] == "chunked"
         host, port = running.address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=10) as sock:  # HEAD, then GET on the same
+            sock.sendall(b"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n"
+                         b"Connection: close\r\n\r\n")
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        head, _, after = received.partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding: chunked" in head and after.startswith(b"HTTP/1.1 200 "), after[:40]
+        host, port = running.address.rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
             received = b""
