@@ -23,6 +23,7 @@ from tests.daemons import _wait_for, stop
 from tests.test_host_strings import run_promtool
 
 PROG = "secure-endpoint-cloud-exporter"
+EX_CONFIG = 78  # a configuration error: the unit does not restart on it
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +218,7 @@ def test_a_taken_port_costs_no_api_request(cloud: fakecloud.FakeCloud, certs: Pa
         address = f"127.0.0.1:{taken.getsockname()[1]}"
         done = run(PROG, "--cloud.api-url", cloud.url, "--cloud.credentials-file", str(credentials_file(tmp_path)),
                    "--cloud.ca-file", str(certs / "ca.pem"), "--web.listen-address", address)
-    assert done.returncode == 1 and "cannot listen" in done.stderr
+    assert done.returncode == 1 and "cannot listen" in done.stderr  # 1: systemd tries again, within its limit
     assert cloud.statuses() == []
 
 
@@ -233,20 +234,20 @@ def test_no_credential_text_in_the_messages(tmp_path: Path) -> None:
         path.write_text(text)
         path.chmod(0o600)
         done = run(PROG, "--cloud.credentials-file", str(path))
-        assert done.returncode == 1 and fakecloud.API_KEY not in done.stderr and "Traceback" not in done.stderr, \
-            done.stderr
+        assert done.returncode == EX_CONFIG, done.stderr
+        assert fakecloud.API_KEY not in done.stderr and "Traceback" not in done.stderr, done.stderr
 
 
 def test_a_readable_credentials_file_is_refused(cloud: fakecloud.FakeCloud, tmp_path: Path, certs: Path) -> None:
     for mode in (0o644, 0o604, 0o660):
         path = credentials_file(tmp_path, mode=mode)
         done = run(PROG, "--cloud.api-url", cloud.url, "--cloud.credentials-file", str(path))
-        assert done.returncode == 1 and "chmod 600" in done.stdout + done.stderr
+        assert done.returncode == EX_CONFIG and "chmod 600" in done.stdout + done.stderr
     assert fakecloud.API_KEY not in done.stdout + done.stderr
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo, 0o600)
     done = run(PROG, "--cloud.api-url", cloud.url, "--cloud.credentials-file", str(fifo), timeout=10)
-    assert done.returncode == 1 and "regular file" in done.stderr
+    assert done.returncode == EX_CONFIG and "regular file" in done.stderr
     assert cloud.statuses() == []
 
 
@@ -262,7 +263,7 @@ def test_bad_credentials_files_are_said(tmp_path: Path, text: str, said: str) ->
     path.write_text(text)
     path.chmod(0o600)
     done = run(PROG, "--cloud.credentials-file", str(path))
-    assert done.returncode == 1 and said in done.stderr, done.stderr
+    assert done.returncode == EX_CONFIG and said in done.stderr, done.stderr
 
 
 def test_credentials_from_the_environment(cloud: fakecloud.FakeCloud, certs: Path, tmp_path: Path) -> None:
@@ -280,13 +281,14 @@ def test_credentials_from_the_environment(cloud: fakecloud.FakeCloud, certs: Pat
     assert fakecloud.API_KEY not in log.read_text()
     done = subprocess.run([script(PROG)], capture_output=True, text=True, timeout=30, check=False,
                           env={k: v for k, v in env.items() if k != "SECURE_ENDPOINT_API_KEY"})
-    assert done.returncode == 1 and "api_key is missing" in done.stderr
+    assert done.returncode == EX_CONFIG and "api_key is missing" in done.stderr
 
 
 @pytest.mark.parametrize(("args", "said"), [
     (["--cloud.api-url", "http://api.amp.cisco.com"], "https only"),
     (["--cloud.poll-interval", "5 minutes"], "is not a duration"),
     (["--cloud.poll-interval", "0s"], "not longer than zero"),
+    (["--cloud.poll-interval", "1000y"], "longer than a day"),
     (["--cloud.region", "mars"], "invalid choice"),
     (["--cloud.api-key", "x"], "unrecognized arguments"),
     (["--cloud.api-url", "https://api.amp.cisco.com/v1"], "without the API version"),

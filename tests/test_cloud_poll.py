@@ -213,6 +213,35 @@ def test_a_computer_listed_twice_on_one_page_is_served_once(cloud: fakecloud.Fak
     assert poll.snapshot is not None and len(poll.snapshot.computers) == 1201 and poll.snapshot.repeated == 1
 
 
+def test_a_computer_listed_twice_on_two_pages_is_served_once(cloud: fakecloud.FakeCloud, certs: Path) -> None:
+    """A clone on two pages looks like churn the first time; on the read again it comes twice once more."""
+    cloud.computers = [*cloud.computers[:700], dict(cloud.computers[3]), *cloud.computers[700:]]
+    poll = make_poller(cloud, certs)
+    poll.poll()
+    assert poll.snapshot is not None and len(poll.snapshot.computers) == 1201 and poll.snapshot.repeated == 1
+    poll.poll()  # and every poll after it
+    assert poll.status().polls == 2
+
+
+def test_each_poll_connects_anew(cloud: fakecloud.FakeCloud, certs: Path) -> None:
+    """A load balancer closes a connection left idle between polls: the next poll must not fail on it."""
+    poll = make_poller(cloud, certs)
+    poll.poll()
+    assert poll._client is not None and poll._client._connection is None
+    poll.poll()
+    assert poll.status().failures["unavailable"] == 0
+
+
+def test_events_start_from_the_newest_in_the_apis_own_time() -> None:
+    events = fleet.FaultEvents(1000.0)
+    assert events.start_date() == "1970-01-01T00:16:40Z"  # the start
+    found = events.new([{"id": 1, "event_type_id": 553648195, "timestamp": 946684800 + 50_000}], 946684800 + 52_000)
+    events.add(found, 946684800 + 52_000 + 1200)  # this clock runs 20 minutes ahead of the API's
+    assert events.start_date() == "2000-01-01T13:38:20Z"  # the newest event less 15 minutes, not this clock's
+    events.add([], 946684800 + 52_000 + 5 * 86400)  # quiet for days: a day back at most
+    assert events.start_date() == "2000-01-05T14:26:40Z"
+
+
 def test_fault_events_that_fail_keep_the_computers(cloud: fakecloud.FakeCloud, certs: Path) -> None:
     poll = make_poller(cloud, certs)
     cloud.script.extend(["", "", "", "status:400"])  # the events request of this poll

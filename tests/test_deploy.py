@@ -172,6 +172,10 @@ def test_the_cloud_unit_runs_the_installed_command_with_its_credentials() -> Non
     assert args.credentials_file == "/etc/secure-endpoint-monitoring/cloud-credentials.yml"
     assert service["CapabilityBoundingSet"] == "" and service["User"] == "secure-endpoint-exporter"
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
+    assert service["RestartPreventExitStatus"].split() == ["2", "78"]  # a wrong flag, a configuration error
+    from secure_endpoint_monitoring.exporter.cloud.main import EX_CONFIG
+
+    assert EX_CONFIG == 78
 
 
 def test_timer_runs_the_textfile_service() -> None:

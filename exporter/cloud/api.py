@@ -159,7 +159,13 @@ class Client:
         connection = self._connection or http.client.HTTPSConnection(
             self.host, self.port, context=self.context, timeout=deadline - now)
         self._connection = None  # given back only after a complete answer on a connection that stays open
-        watchdog = threading.Timer(deadline - now, _shut, (connection,))
+        fired = threading.Event()
+
+        def cut() -> None:
+            fired.set()
+            _shut(connection)
+
+        watchdog = threading.Timer(deadline - now, cut)
         watchdog.daemon = True
         watchdog.start()
         self._in_flight = connection
@@ -187,7 +193,7 @@ class Client:
             watchdog.cancel()
             self._in_flight = None
         rate = rate_limit(response.headers, time.monotonic())
-        if response.will_close:
+        if response.will_close or fired.is_set():  # the deadline came just as the answer ended: socket shut
             connection.close()
         else:
             self._connection = connection

@@ -100,12 +100,14 @@ def _severity(element: object) -> str:
 class Reading:
     """One poll's computers as they come page by page; ``snapshot()`` when all pages are in."""
 
-    def __init__(self) -> None:
+    def __init__(self, known_repeats: frozenset[str] = frozenset()) -> None:
+        """``known_repeats``: GUIDs an earlier read of this poll found twice too, so listed twice, not moved."""
+        self.known_repeats = known_repeats
         self.computers: list[Computer] = []
         self.guids: set[str] = set()
         self.skipped = 0  # elements without a usable connector_guid
-        self.duplicates = 0  # computers that came again on a later page (the fleet changed between pages)
-        self.repeated = 0  # computers listed twice on one page (the API's own doing: a cloned connector)
+        self.repeated = 0  # computers the API lists twice (a cloned connector): served once
+        self.came_again: set[str] = set()  # GUIDs that came again on a later page: churn, unless a known repeat
         self.unreadable_last_seen = 0
         self._page: set[str] = set()
         self.unrecognised = 0  # fault elements without a known severity
@@ -125,12 +127,13 @@ class Reading:
         if not GUID.fullmatch(guid):
             self.skipped += 1
             return None
-        if guid in self._page:
+        if guid in self._page or (guid in self.known_repeats and guid in self.guids):
             self.repeated += 1  # kept once: every later poll would fail the same way
             return guid
         self._page.add(guid)
         if guid in self.guids:
-            self.duplicates += 1
+            self.came_again.add(guid)
+            self.repeated += 1
             return guid
         policy = element.get("policy")
         isolation = element.get("isolation")
@@ -198,24 +201,30 @@ class Snapshot(NamedTuple):
 class FaultEvents:
     """Fault events raised and cleared since the exporter started, each event counted once.
 
-    Each query starts WINDOW before the last one that succeeded (an event can reach the API late), so
-    some events come twice: their ids, kept for twice that window, drop the repeats. An event dated
-    more than an hour ahead of this clock is not counted (a connector with a broken clock).
+    A query starts WINDOW before the newest event counted, in the API's own time (so a clock here that
+    runs ahead loses nothing), but never before the last query that succeeded (on this clock) less a
+    day, nor before the start. An event can reach the API late, so some come again: their ids, kept
+    back to the query's start, drop the repeats. An event dated more than an hour ahead of this clock
+    is not counted (a connector with a broken clock).
     """
 
     WINDOW = 900.0
+    LOOKBACK = 86400.0  # a quiet fleet's query reaches back a day at most
     MAX_IDS = 200_000  # ids remembered at most: a storm of events costs no more memory than this
 
     def __init__(self, started: float) -> None:
         self.since = started  # Unix time: events before it are not counted
-        self.checked = started  # Unix time of the last query that succeeded
+        self.checked = started  # Unix time (this clock) of the last query that succeeded
+        self.newest = started  # Unix time (the API's) of the newest event counted
         self.counts: Counter[tuple[str, str]] = Counter(
             {(severity, kind): 0 for severity in (*SEVERITIES, UNKNOWN) for kind in ("raised", "cleared")})
         self._seen: dict[object, float] = {}  # event id -> its time
 
+    def _start(self) -> float:
+        return max(self.since, self.checked - self.LOOKBACK, min(self.checked, self.newest) - self.WINDOW)
+
     def start_date(self) -> str:
-        moment = max(self.since, self.checked - self.WINDOW)
-        return datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return datetime.fromtimestamp(self._start(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def new(self, events: Iterable[object], now: float) -> list[tuple[object, float, tuple[str, str]]]:
         """The events not counted before, as (id, time, (severity, kind)); ``add`` them once the poll holds."""
@@ -243,8 +252,9 @@ class FaultEvents:
             if ident not in self._seen:
                 self._seen[ident] = moment
                 self.counts[key] += 1
+                self.newest = max(self.newest, moment)
         self.checked = checked
-        horizon = checked - 2 * self.WINDOW
+        horizon = self._start() - 60.0  # an id older than the next query's start cannot come again
         kept = sorted(((moment, ident) for ident, moment in self._seen.items() if moment >= horizon),
                       key=lambda pair: pair[0])[-self.MAX_IDS:]
         self._seen = {ident: moment for moment, ident in kept}

@@ -26,19 +26,22 @@ from .poller import Poller
 
 log = logging.getLogger("secure_endpoint_exporter.cloud")
 PROG = "secure-endpoint-cloud-exporter"
+EX_CONFIG = 78  # sysexits.h: a configuration error, which a restart cannot mend (the unit does not restart on it)
 DEFAULT_LISTEN = ":9983"
 _DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
 _UNITS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
 
 
 def duration(text: str) -> float:
-    """A Prometheus duration (``30s``, ``5m``, ``1h30m``) in seconds."""
+    """A Prometheus duration (``30s``, ``5m``, ``1h30m``) in seconds, longer than zero and at most a day."""
     match = _DURATION.fullmatch(text.strip())
     if not text.strip() or match is None or not any(match.groups()):
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 30s, 5m or 1h")
     value = sum(int(part) * unit for part, unit in zip(match.groups(), _UNITS) if part)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not longer than zero")
+    if value > 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than a day (24h)")
     return float(value)
 
 
@@ -134,11 +137,11 @@ def run(args: argparse.Namespace, url: str) -> int:
         Client(url, first, args.ca_file)  # an unreadable CA file is said now, not at the first poll
     except CredentialsError as error:
         log.error("%s", error)
-        return 1
+        return EX_CONFIG
     except (OSError, ssl.SSLError) as error:
         log.error("cannot read --cloud.ca-file %s: %s", args.ca_file, getattr(error, "strerror", None) or error,
                   extra=kv(file=args.ca_file))
-        return 1
+        return EX_CONFIG
     current = [first]
 
     def connect() -> Client:
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace, url: str) -> int:
                             limits, exporter_metrics=args.exporter_metrics)
     except WebConfigError as error:
         log.error("%s", error)
-        return 1
+        return EX_CONFIG
     log.info("starting %s", PROG, extra=kv(version=__version__, api=url, interval=args.poll_interval,
                                            per_computer=args.per_computer))
     # The first poll only once the listeners are bound: a start that fails on a taken port, restarted by

@@ -32,9 +32,14 @@ FIRST_BACKOFF = 10.0
 
 
 class Churn(Malformed):
-    """The fleet changed between pages (or the pages do not add up): this poll cannot be a whole fleet."""
+    """The fleet changed between pages (or the pages do not add up): this poll cannot be a whole fleet.
+    ``came_again``: the GUIDs that came on two pages (moved by the change, or listed twice)."""
 
     reason = "churn"
+
+    def __init__(self, message: str, came_again: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.came_again = came_again
 
 
 REASONS = ("rejected", "rate_limited", "unavailable", "malformed", "churn")
@@ -223,14 +228,21 @@ class Poller:
         with self._lock:
             before = sum(self._requests.values())
         try:
-            reading = self._computers()
-        except Churn as churn:
-            rate = self._rate
-            if rate.remaining is not None and rate.remaining < 2 * (self._last_requests or 1):
-                raise
-            log.debug("reading the computers again", extra=kv(err=str(churn)))
-            reading = self._computers()
-        events_up, found, checked = self._fault_events()
+            try:
+                reading = self._computers()
+            except Churn as churn:
+                rate = self._rate
+                if rate.remaining is not None and rate.remaining < 2 * (self._last_requests or 1):
+                    raise
+                log.debug("reading the computers again", extra=kv(err=str(churn)))
+                # A GUID on two pages again is listed twice (a cloned connector), not moved by a change.
+                reading = self._computers(churn.came_again)
+            events_up, found, checked = self._fault_events()
+        finally:
+            # Polls are minutes apart, and a load balancer closes an idle connection sooner: the next
+            # poll connects anew rather than fail on a connection the far end dropped.
+            if self._client is not None:
+                self._client.close()
         snapshot = reading.snapshot(time.time())
         if reading.repeated:
             log.debug("the API lists computers twice on one page; each is served once",
@@ -249,8 +261,8 @@ class Poller:
                                         seconds=round(self._duration, 3)))
         return requests
 
-    def _computers(self) -> Reading:
-        reading = Reading()
+    def _computers(self, known_repeats: frozenset[str] = frozenset()) -> Reading:
+        reading = Reading(known_repeats)
         total: int | None = None
         while True:
             offset = len(reading.computers) + reading.skipped + reading.repeated
@@ -262,8 +274,6 @@ class Poller:
             reading.next_page()
             for element in data:
                 reading.add(element)
-            if reading.duplicates:
-                raise Churn("a computer came again on a later page: the fleet changed while it was read")
             read = len(reading.computers) + reading.skipped + reading.repeated
             if read >= total:
                 break
@@ -271,6 +281,9 @@ class Poller:
                 raise Churn(f"the pages ended after {read} of {total} computers")
         if read != total:
             raise Churn(f"{read} computers came for a total of {total}")
+        if reading.came_again:  # after the last page: the read again knows every GUID that came twice
+            raise Churn(f"{len(reading.came_again)} computer(s) came again on a later page: the fleet changed "
+                        "while it was read, or the API lists them twice", frozenset(reading.came_again))
         return reading
 
     def _fault_events(self) -> tuple[bool, list[tuple[object, float, tuple[str, str]]], float]:

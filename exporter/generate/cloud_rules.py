@@ -213,11 +213,11 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
     steps = 6 * 60 + 30  # minutes: past every `for`
     tests: list[dict[str, Any]] = []
 
-    def info(which: str) -> dict[str, str]:
+    def info(which: str, length: int = steps) -> dict[str, str]:
         return _series("secure_endpoint_cloud_computer_info",
                        {**exporter, "connector_guid": guid[which], "hostname": f"{which}.example.com",
                         "operating_system": "Ubuntu 22.04", "connector_version": "1.25.0", "group_guid": "g",
-                        "policy": "p"}, f"1x{steps}")
+                        "policy": "p"}, f"1x{length}")
 
     def computer(name: str, which: str, values: str) -> dict[str, str]:
         return _series(f"secure_endpoint_cloud_computer_{name}", {**exporter, "connector_guid": guid[which]}, values)
@@ -288,13 +288,13 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
     case("CloudVersionDrift", versions, [{**exporter, "operating_system": "Windows 11 Pro"}])
 
     # The join: the host exporter's view of the two computers' hosts.
-    def host(which: str, connected: int, fault: int) -> list[dict[str, str]]:
+    def host(which: str, connected: int, fault: int, length: int = steps) -> list[dict[str, str]]:
         at = {**host_base, "instance": f"{which}:9982"}
         return [_series("secure_endpoint_connector_info", {**at, "connector_guid": guid[which], "version": "1.25.0",
-                                                            "platform": "linux"}, f"1x{steps}"),
-                _series("secure_endpoint_connector_connected", at, f"{connected}x{steps}"),
+                                                            "platform": "linux"}, f"1x{length}"),
+                _series("secure_endpoint_connector_connected", at, f"{connected}x{length}"),
                 _series("secure_endpoint_fault_active", {**at, "fault_id": "8", "fault": "f", "platform": "linux"},
-                        f"{fault}x{steps}")]
+                        f"{fault}x{length}")]
 
     silent_from = -(SILENT + 3600)
     case("HostNotSeenByCloud", [
@@ -306,15 +306,17 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
         computer("faults", "bad", f"0x{steps}"), computer("faults", "good", f"0x{steps}")], [labels("bad")])
     # An outage: the last good poll at 0 saw both computers then; hours later, with no poll since, neither
     # alerts as not seen (the exporter's own alerts say the data is old).
-    hours_later = (NOT_SEEN + SILENT) // 600 + 12  # steps of 10 minutes
-    tests.append({"interval": "10m", "input_series": [
-        info("bad"), info("good"), *host("bad", 1, 0),
+    # Steps of a minute: samples further apart than Prometheus's 5 minutes of lookback would leave gaps in
+    # which no alert could fire, and the test would pass whatever the rules said.
+    hours_later = (NOT_SEEN + SILENT) // 60 + 120
+    tests.append({"interval": "1m", "input_series": [
+        info("bad", hours_later), info("good", hours_later), *host("bad", 1, 0, hours_later),
         _series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, f"0x{hours_later}"),
         computer("last_seen_timestamp_seconds", "bad", f"0x{hours_later}"),
         computer("last_seen_timestamp_seconds", "good", f"-60x{hours_later}"),
         computer("active", "bad", f"1x{hours_later}"), computer("active", "good", f"1x{hours_later}")],
         "alert_rule_test": [
-            {"eval_time": f"{hours_later * 10 - 10}m", "alertname": rules_by_name[name]["alert"], "exp_alerts": []}
+            {"eval_time": f"{hours_later - 10}m", "alertname": rules_by_name[name]["alert"], "exp_alerts": []}
             for name in ("CloudComputerNotSeen", "HostNotSeenByCloud")]})
     job = {k: v for k, v in exporter.items() if k == "job"}
     tests.append({"interval": "1m", "input_series": [
