@@ -66,18 +66,19 @@ class VersionAction(argparse.Action):
         parser.exit()
 
 
-def seconds(text: str) -> float:
+def _seconds(text: str, zero: bool) -> float:
     value = float(text)  # argparse turns the ValueError into a usage error naming the flag
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    if not (math.isfinite(value) and (value >= 0 if zero else value > 0)):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {'zero or ' if zero else ''}a positive number of seconds")
     return value
+
+
+def seconds(text: str) -> float:
+    return _seconds(text, zero=False)
 
 
 def offset(text: str) -> float:
-    value = float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"{text!r} is not zero or a positive number of seconds")
-    return value
+    return _seconds(text, zero=True)
 
 
 def count(text: str) -> int:

@@ -273,8 +273,8 @@ def test_odd_events_are_skipped(element: dict[str, Any]) -> None:
 
 
 def test_answers_that_break_the_readers_do_not_stop_the_poller(cloud: fakecloud.FakeCloud, certs: Path) -> None:
-    """A page nested too deep for the JSON reader, a header in digits int() refuses: failed polls, then
-    the next one works."""
+    """A page nested too deep for the JSON reader fails its poll (a Content-Length in a digit int() refuses
+    is only read to the close); the poller goes on and the next poll works."""
     cloud.computers = fakecloud.fleet(10)
     poll = make_poller(cloud, certs, interval=0.05)
     cloud.script.extend(["deep", "superscript"])

@@ -20,7 +20,7 @@ import time
 from typing import Any, NamedTuple
 from urllib.parse import urlencode, urlsplit
 
-from ...checks import __version__
+from ...checks import __version__, safefile
 from .credentials import Credentials
 
 REGIONS = {"nam": "https://api.amp.cisco.com", "eu": "https://api.eu.amp.cisco.com",
@@ -123,12 +123,25 @@ def _error_text(data: bytes) -> str:
     return "".join(ch for ch in text if ch.isprintable())[:200]
 
 
+MAX_CA_FILE = 1024 * 1024  # a CA bundle (Debian's whole one is some 200 KB)
+
+
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """Verification always on, against ``ca_file`` (read as a bounded regular file: a FIFO there must not hang
+    the start) or the system's CAs. Raises OSError, ssl.SSLError or safefile.Refused."""
+    if ca_file is None:
+        return ssl.create_default_context()
+    data = safefile.read(ca_file, MAX_CA_FILE)
+    return ssl.create_default_context(cadata=data.decode("ascii", "replace") if data.lstrip().startswith(b"-----")
+                                      else data)  # PEM as text, DER as bytes
+
+
 class Client:
     """GETs to one API host over one kept-alive connection; not thread-safe (the poller is its one user)."""
 
     def __init__(self, url: str, credentials: Credentials, ca_file: str | None = None, timeout: float = 30.0) -> None:
         self.host, self.port, self.prefix = base_url(url)
-        self.context = ssl.create_default_context(cafile=ca_file)  # verification on; raises when unreadable
+        self.context = tls_context(ca_file)
         token = base64.b64encode(f"{credentials.client_id}:{credentials.api_key}".encode()).decode("ascii")
         self._authorization = f"Basic {token}"
         self.timeout = timeout

@@ -14,7 +14,7 @@ import platform
 from collections.abc import Callable, Iterable, Iterator
 
 from ...checks import __version__
-from .fleet import SEVERITIES, UNKNOWN, Computer, Snapshot
+from .fleet import SEVERITIES, UNKNOWN, Computer, Snapshot, label
 from .poller import REASONS, Status
 
 NS = "secure_endpoint_cloud"
@@ -44,17 +44,13 @@ def _labelled(name: str, kind: str, doc: str, samples: Iterable[tuple[str, float
     return _head(name, kind, doc) + "".join(lines)
 
 
-def _esc(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 def status_text(status: Status, snapshot: Snapshot | None) -> str:
     """The poller's own series: whether it works, what it cost, and the API's budget."""
     rate = status.rate
     nan = math.nan
     return "".join((
         _labelled("exporter_build_info", "gauge", "The cloud exporter's version, and the Python it runs on.",
-                  [(f'version="{_esc(__version__)}",pythonversion="{platform.python_version()}"', 1.0)]),
+                  [(f'version="{label(__version__)}",pythonversion="{platform.python_version()}"', 1.0)]),
         _single("up", "gauge", "1 when the last poll of the API succeeded, else 0.", float(status.up)),
         _single("events_up", "gauge", "1 when the last poll could read the fault events (GET /v1/events), else 0; "
                 "the computers are served either way.", float(status.events_up)),
@@ -72,7 +68,7 @@ def status_text(status: Status, snapshot: Snapshot | None) -> str:
         _single("next_poll_timestamp_seconds", "gauge", "Unix time of the next poll (later than the interval when "
                 "the rate limit or a backoff stretches it).", status.next_poll),
         _labelled("api_requests_total", "counter", "Requests to the API by HTTP status (error and timeout: no "
-                  "answer).", ((f'code="{_esc(code)}"', count) for code, count in sorted(status.requests.items()))),
+                  "answer).", ((f'code="{label(code)}"', count) for code, count in sorted(status.requests.items()))),
         _single("api_rate_limit_remaining", "gauge", "Requests left in this hour's budget, as the last answer said "
                 "(NaN before one said).", nan if rate.remaining is None else rate.remaining),
         _single("api_rate_limit", "gauge", "Requests an hour the API allows, as the last answer said.",

@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from email.message import Message
 
-from ...checks import __version__
+from ...checks import __version__, safefile
 from ...checks.programs import handle_stop_signals
 from .. import logs, serving
 from ..logs import kv
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace, url: str) -> int:
     except CredentialsError as error:
         log.error("%s", error)
         return EX_CONFIG
-    except (OSError, ssl.SSLError) as error:
+    except (OSError, ssl.SSLError, safefile.Refused) as error:
         log.error("cannot read --cloud.ca-file %s: %s", args.ca_file, getattr(error, "strerror", None) or error,
                   extra=kv(file=args.ca_file))
         return EX_CONFIG

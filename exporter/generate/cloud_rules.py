@@ -9,6 +9,7 @@ from typing import Any
 
 from . import config
 from .common import PREFIX, Options, equals, selector
+from .promtool_tests import input_series, minutes_of, selector_labels
 
 Labels = dict[str, str]
 NAME = "{{ $labels.hostname }}"
@@ -176,20 +177,6 @@ def rules(options: Options) -> dict[str, Any]:
 
 # ---- the promtool test suite ----
 
-def _labels_of(matchers: str) -> Labels:
-    found = {}
-    for part in matchers.split(","):
-        name, sep, value = part.partition("=")
-        if sep and not name.endswith("!") and not value.startswith("~"):
-            found[name.strip()] = json.loads(value.strip())
-    return found
-
-
-def _series(name: str, labels: Labels, values: str) -> dict[str, str]:
-    inner = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items()))
-    return {"series": f"{name}{{{inner}}}", "values": values}
-
-
 def _fired(rule: dict[str, Any], labels: Labels) -> dict[str, Any]:
     def fill(text: str) -> str:
         for key, value in labels.items():
@@ -200,37 +187,34 @@ def _fired(rule: dict[str, Any], labels: Labels) -> dict[str, Any]:
             "exp_annotations": {k: fill(v) for k, v in rule["annotations"].items()}}
 
 
-def _minutes(duration: str) -> int:
-    return int(duration[:-1]) * {"m": 1, "h": 60}[duration[-1]]
-
-
 def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
     """Two computers and two hosts: ``bad`` where each alert fires after its ``for``, ``good`` where none does."""
     rules_by_name = {r["alert"][len(PREFIX):]: r for r in alerts(options)}
-    exporter = {**_labels_of(options.cloud_selector), "instance": "cloud:9983"}
-    host_base = _labels_of(options.selector)
+    exporter = {**selector_labels(options.cloud_selector), "instance": "cloud:9983"}
+    host_base = selector_labels(options.selector)
     guid = {"bad": "10000000-0000-4000-8000-00000000000b", "good": "10000000-0000-4000-8000-00000000000a"}
     steps = 6 * 60 + 30  # minutes: past every `for`
     tests: list[dict[str, Any]] = []
 
     def info(which: str, length: int = steps) -> dict[str, str]:
-        return _series("secure_endpoint_cloud_computer_info",
+        return input_series("secure_endpoint_cloud_computer_info",
                        {**exporter, "connector_guid": guid[which], "hostname": f"{which}.example.com",
                         "operating_system": "Ubuntu 22.04", "connector_version": "1.25.0", "group_guid": "g",
                         "policy": "p"}, f"1x{length}")
 
     def computer(name: str, which: str, values: str) -> dict[str, str]:
-        return _series(f"secure_endpoint_cloud_computer_{name}", {**exporter, "connector_guid": guid[which]}, values)
+        return input_series(f"secure_endpoint_cloud_computer_{name}", {**exporter, "connector_guid": guid[which]},
+                            values)
 
     def labels(which: str) -> Labels:
         return {**exporter, "connector_guid": guid[which], "hostname": f"{which}.example.com"}
 
     def case(name: str, series: list[dict[str, str]], fired: list[Labels], at: int | None = None) -> None:
         rule = rules_by_name[name]
-        when = _minutes(rule["for"]) + 1 if at is None else at
+        when = minutes_of(rule["for"]) + 1 if at is None else at
         tests.append({"interval": "1m", "input_series": series, "alert_rule_test": [
             *([{"eval_time": f"{when - 2}m", "alertname": rule["alert"], "exp_alerts": []}]
-              if _minutes(rule["for"]) >= 2 and at is None else []),
+              if minutes_of(rule["for"]) >= 2 and at is None else []),
             {"eval_time": f"{when}m", "alertname": rule["alert"],
              "exp_alerts": [_fired(rule, each) for each in fired]}]})
 
@@ -238,33 +222,33 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
     fresh = f"0+60x{steps}"  # last seen: at each step's own time
     old = f"{-(NOT_SEEN + 3600)}+0x{steps}"  # last seen more than the limit before step 0
 
-    case("CloudExporterDown", [_series("up", {**exporter}, f"0x{steps}"),
-                               _series("up", {**exporter, "instance": "other:9983"}, f"1x{steps}")], [exporter])
+    case("CloudExporterDown", [input_series("up", {**exporter}, f"0x{steps}"),
+                               input_series("up", {**exporter, "instance": "other:9983"}, f"1x{steps}")], [exporter])
     case("CloudPollFailing", [
-        _series("secure_endpoint_cloud_up", exporter, f"0x{steps}"),
-        _series("secure_endpoint_cloud_polling", exporter, f"1x{steps}"),
-        _series("secure_endpoint_cloud_up", {**exporter, "instance": "stopped:9983"}, f"0x{steps}"),
-        _series("secure_endpoint_cloud_polling", {**exporter, "instance": "stopped:9983"}, f"0x{steps}"),
-        _series("secure_endpoint_cloud_up", {**exporter, "instance": "fine:9983"}, f"1x{steps}"),
-        _series("secure_endpoint_cloud_polling", {**exporter, "instance": "fine:9983"}, f"1x{steps}")], [exporter])
+        input_series("secure_endpoint_cloud_up", exporter, f"0x{steps}"),
+        input_series("secure_endpoint_cloud_polling", exporter, f"1x{steps}"),
+        input_series("secure_endpoint_cloud_up", {**exporter, "instance": "stopped:9983"}, f"0x{steps}"),
+        input_series("secure_endpoint_cloud_polling", {**exporter, "instance": "stopped:9983"}, f"0x{steps}"),
+        input_series("secure_endpoint_cloud_up", {**exporter, "instance": "fine:9983"}, f"1x{steps}"),
+        input_series("secure_endpoint_cloud_polling", {**exporter, "instance": "fine:9983"}, f"1x{steps}")], [exporter])
     case("CloudCredentialsRejected", [
-        _series("secure_endpoint_cloud_polling", exporter, f"0x{steps}"),
-        _series("secure_endpoint_cloud_polling", {**exporter, "instance": "fine:9983"}, f"1x{steps}")], [exporter])
+        input_series("secure_endpoint_cloud_polling", exporter, f"0x{steps}"),
+        input_series("secure_endpoint_cloud_polling", {**exporter, "instance": "fine:9983"}, f"1x{steps}")], [exporter])
     stale = config.CLOUD_STALE_POLLS * 300 + config.CLOUD_STALE_GRACE_SECONDS  # at an interval of 5 minutes
     fine = {**exporter, "instance": "fine:9983"}
     case("CloudSnapshotStale", [
-        _series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, f"0x{steps}"),
-        _series("secure_endpoint_cloud_poll_interval_seconds", exporter, f"300x{steps}"),
+        input_series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, f"0x{steps}"),
+        input_series("secure_endpoint_cloud_poll_interval_seconds", exporter, f"300x{steps}"),
         # polls an hour apart: its old snapshot is not stale yet
-        _series("secure_endpoint_cloud_snapshot_timestamp_seconds", fine, f"0x{steps}"),
-        _series("secure_endpoint_cloud_poll_interval_seconds", fine, f"3600x{steps}")],
-        [exporter], at=stale // 60 + _minutes(config.CLOUD_FOR["CloudSnapshotStale"]) + 2)
+        input_series("secure_endpoint_cloud_snapshot_timestamp_seconds", fine, f"0x{steps}"),
+        input_series("secure_endpoint_cloud_poll_interval_seconds", fine, f"3600x{steps}")],
+        [exporter], at=stale // 60 + minutes_of(config.CLOUD_FOR["CloudSnapshotStale"]) + 2)
     limited = {**exporter, "code": "429"}
     case("CloudRateLimited", [
-        _series("secure_endpoint_cloud_api_requests_total", limited, f"0x10 1x{steps}"),
-        _series("secure_endpoint_cloud_api_requests_total", {**exporter, "instance": "fine:9983", "code": "429"},
+        input_series("secure_endpoint_cloud_api_requests_total", limited, f"0x10 1x{steps}"),
+        input_series("secure_endpoint_cloud_api_requests_total", {**exporter, "instance": "fine:9983", "code": "429"},
                 f"0x{steps}")], [limited], at=12)
-    snapshot = _series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, fresh)  # polls that work
+    snapshot = input_series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, fresh)  # polls that work
     case("CloudComputerNotSeen", [
         info("bad"), info("good"), snapshot,
         computer("last_seen_timestamp_seconds", "bad", old),
@@ -276,11 +260,11 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
                                  computer("faults", "good", f"0x{steps}")], [labels("bad")])
     raised = {**exporter, "kind": "raised"}
     case("CloudFaultsRaised", [
-        _series("secure_endpoint_cloud_fault_events_total", {**raised, "severity": "critical"}, f"0x5 3x{steps}"),
-        _series("secure_endpoint_cloud_fault_events_total", {**raised, "severity": "minor"}, f"0x5 3x{steps}"),
-        _series("secure_endpoint_cloud_fault_events_total", {**raised, "severity": "major"}, f"0x{steps}")],
+        input_series("secure_endpoint_cloud_fault_events_total", {**raised, "severity": "critical"}, f"0x5 3x{steps}"),
+        input_series("secure_endpoint_cloud_fault_events_total", {**raised, "severity": "minor"}, f"0x5 3x{steps}"),
+        input_series("secure_endpoint_cloud_fault_events_total", {**raised, "severity": "major"}, f"0x{steps}")],
         [{**exporter, "severity": "critical"}], at=7)
-    versions = [_series("secure_endpoint_cloud_computers", {**exporter, "operating_system": os_name,
+    versions = [input_series("secure_endpoint_cloud_computers", {**exporter, "operating_system": os_name,
                                                             "connector_version": version}, f"5x{steps}")
                 for os_name, count in (("Windows 11 Pro", config.CLOUD_VERSIONS_PER_OS + 1),
                                        ("macOS 14.5", config.CLOUD_VERSIONS_PER_OS))
@@ -290,10 +274,11 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
     # The join: the host exporter's view of the two computers' hosts.
     def host(which: str, connected: int, fault: int, length: int = steps) -> list[dict[str, str]]:
         at = {**host_base, "instance": f"{which}:9982"}
-        return [_series("secure_endpoint_connector_info", {**at, "connector_guid": guid[which], "version": "1.25.0",
-                                                            "platform": "linux"}, f"1x{length}"),
-                _series("secure_endpoint_connector_connected", at, f"{connected}x{length}"),
-                _series("secure_endpoint_fault_active", {**at, "fault_id": "8", "fault": "f", "platform": "linux"},
+        return [input_series("secure_endpoint_connector_info",
+                             {**at, "connector_guid": guid[which], "version": "1.25.0", "platform": "linux"},
+                             f"1x{length}"),
+                input_series("secure_endpoint_connector_connected", at, f"{connected}x{length}"),
+                input_series("secure_endpoint_fault_active", {**at, "fault_id": "8", "fault": "f", "platform": "linux"},
                         f"{fault}x{length}")]
 
     silent_from = -(SILENT + 3600)
@@ -311,7 +296,7 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
     hours_later = (NOT_SEEN + SILENT) // 60 + 120
     tests.append({"interval": "1m", "input_series": [
         info("bad", hours_later), info("good", hours_later), *host("bad", 1, 0, hours_later),
-        _series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, f"0x{hours_later}"),
+        input_series("secure_endpoint_cloud_snapshot_timestamp_seconds", exporter, f"0x{hours_later}"),
         computer("last_seen_timestamp_seconds", "bad", f"0x{hours_later}"),
         computer("last_seen_timestamp_seconds", "good", f"-60x{hours_later}"),
         computer("active", "bad", f"1x{hours_later}"), computer("active", "good", f"1x{hours_later}")],
@@ -319,29 +304,25 @@ def rule_tests(options: Options, rule_file: str) -> dict[str, Any]:
             {"eval_time": f"{hours_later - 10}m", "alertname": rules_by_name[name]["alert"], "exp_alerts": []}
             for name in ("CloudComputerNotSeen", "HostNotSeenByCloud")]})
     job = {k: v for k, v in exporter.items() if k == "job"}
+
+    def recorded(name: str, extra: Labels, value: int, at: str = "10m") -> dict[str, Any]:
+        """A recording rule's one sample at ``at``; labels: the job (kept by the rules), and ``extra``."""
+        selector_text = "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in {**extra}.items()) + "}" if extra else ""
+        return {"expr": name + selector_text, "eval_time": at,
+                "exp_samples": [{"labels": input_series(name, {**job, **extra}, "")["series"], "value": value}]}
     tests.append({"interval": "1m", "input_series": [
-        _series("secure_endpoint_cloud_up", exporter, f"1x{steps}"), snapshot,
+        input_series("secure_endpoint_cloud_up", exporter, f"1x{steps}"), snapshot,
         info("bad"), info("good"), *host("bad", 1, 0), *host("good", 1, 1),
         computer("last_seen_timestamp_seconds", "bad", f"{silent_from}+0x{steps}"),
         computer("last_seen_timestamp_seconds", "good", fresh),
         computer("faults", "bad", f"0x{steps}"), computer("faults", "good", f"0x{steps}")],
         "promql_expr_test": [
-            {"expr": "secure_endpoint_cloud:hosts_not_seen_by_cloud:count", "eval_time": "10m",
-             "exp_samples": [{"labels": _series("secure_endpoint_cloud:hosts_not_seen_by_cloud:count", job, "")
-                              ["series"], "value": 1}]},
-            {"expr": "secure_endpoint_cloud:hosts_with_faults_the_cloud_misses:count", "eval_time": "10m",
-             "exp_samples": [{"labels": _series("secure_endpoint_cloud:hosts_with_faults_the_cloud_misses:count", job,
-                                                "")["series"], "value": 1}]},
-            *({"expr": f'secure_endpoint_cloud:computers_seen_within:count{{within="{within}"}}', "eval_time": "10m",
-               "exp_samples": [{"labels": _series("secure_endpoint_cloud:computers_seen_within:count",
-                                                  {**job, "within": within}, "")["series"],
-                                "value": 1 if _seconds(within) < SILENT + 3600 else 2}]}
-              for within in config.CLOUD_LAST_SEEN_WITHIN)]})
+            recorded("secure_endpoint_cloud:hosts_not_seen_by_cloud:count", {}, 1),
+            recorded("secure_endpoint_cloud:hosts_with_faults_the_cloud_misses:count", {}, 1),
+            *(recorded("secure_endpoint_cloud:computers_seen_within:count", {"within": within},
+                       1 if _seconds(within) < SILENT + 3600 else 2) for within in config.CLOUD_LAST_SEEN_WITHIN)]})
     # nothing to count: the counts are 0, not absent (a panel shows 0, not "no data")
-    tests.append({"interval": "1m", "input_series": [_series("secure_endpoint_cloud_up", exporter, "1x20")],
-                  "promql_expr_test": [{"expr": "secure_endpoint_cloud:hosts_not_seen_by_cloud:count",
-                                        "eval_time": "5m", "exp_samples": [{"labels": _series(
-                                            "secure_endpoint_cloud:hosts_not_seen_by_cloud:count", job, "")["series"],
-                                            "value": 0}]}]})
+    tests.append({"interval": "1m", "input_series": [input_series("secure_endpoint_cloud_up", exporter, "1x20")],
+                  "promql_expr_test": [recorded("secure_endpoint_cloud:hosts_not_seen_by_cloud:count", {}, 0, "5m")]})
     return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}
 

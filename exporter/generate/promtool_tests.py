@@ -43,22 +43,22 @@ def _humanize_duration(seconds: int) -> str:
     return f"{secs}s"
 
 
-def _minutes(duration: str) -> int:
+def minutes_of(duration: str) -> int:
     value, unit = int(duration[:-1]), duration[-1]
     return {"m": value, "h": value * 60}[unit]
 
 
-def _selector_labels(options: Options) -> Labels:
-    """The equality matchers of the selector, so test series carry them."""
+def selector_labels(selector: str) -> Labels:
+    """The equality matchers of a selector, so test series carry them."""
     found = {}
-    for part in options.selector.split(","):
+    for part in selector.split(","):
         name, sep, value = part.partition("=")
         if sep and not name.endswith("!") and not value.startswith("~"):
             found[name.strip()] = json.loads(value.strip())
     return found
 
 
-def _series(name: str, labels: Labels, values: str) -> dict[str, str]:
+def input_series(name: str, labels: Labels, values: str) -> dict[str, str]:
     inner = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items()))
     return {"series": f"{name}{{{inner}}}", "values": values}
 
@@ -68,10 +68,10 @@ def _annotations(rule: dict[str, Any], labels: Labels, value_text: str = "") -> 
 
 
 def fault_tests(options: Options) -> Iterator[dict[str, Any]]:
-    base = _selector_labels(options)
+    base = selector_labels(options.selector)
     for fault in all_faults():
         rule = fault_alert(fault, options)
-        minutes = _minutes(rule["for"])
+        minutes = minutes_of(rule["for"])
         platform = "macos" if Platform.LINUX not in fault.platforms else "linux"
         common = {**base, "fault_id": fault.id, "fault": fault.slug, "platform": platform}
         bad = {**common, "instance": "bad:9982"}
@@ -79,8 +79,8 @@ def fault_tests(options: Options) -> Iterator[dict[str, Any]]:
         steps = minutes + 5
         yield {
             "interval": "1m",
-            "input_series": [_series("secure_endpoint_fault_active", bad, f"1x{steps}"),
-                             _series("secure_endpoint_fault_active", good, f"0x{steps}")],
+            "input_series": [input_series("secure_endpoint_fault_active", bad, f"1x{steps}"),
+                             input_series("secure_endpoint_fault_active", good, f"0x{steps}")],
             "alert_rule_test": [
                 {"eval_time": f"{minutes - 1}m", "alertname": rule["alert"], "exp_alerts": []},
                 {"eval_time": f"{minutes + 1}m", "alertname": rule["alert"], "exp_alerts": [{
@@ -94,7 +94,7 @@ def fault_tests(options: Options) -> Iterator[dict[str, Any]]:
 def severity_change_test(options: Options) -> dict[str, Any]:
     """Fault 18 reported Major for 20 minutes, then Critical: the fault alert keeps firing without a
     gap (its labels do not change), and the Critical report raises its own alert after its ``for``."""
-    base = _selector_labels(options)
+    base = selector_labels(options.selector)
     fault = catalog.get("18")
     assert fault is not None
     active = {**base, "fault_id": "18", "fault": fault.slug, "platform": "linux", "instance": "busy:9982"}
@@ -104,9 +104,9 @@ def severity_change_test(options: Options) -> dict[str, Any]:
     return {
         "interval": "1m",
         "input_series": [
-            _series("secure_endpoint_fault_active", active, "1x40"),
-            _series("secure_endpoint_fault_reported", {**reported, "connector_severity": "major"}, "1x20 _x20"),
-            _series("secure_endpoint_fault_reported", critical_labels, "_x20 1x20"),
+            input_series("secure_endpoint_fault_active", active, "1x40"),
+            input_series("secure_endpoint_fault_reported", {**reported, "connector_severity": "major"}, "1x20 _x20"),
+            input_series("secure_endpoint_fault_reported", critical_labels, "_x20 1x20"),
         ],
         "alert_rule_test": [
             {"eval_time": "24m", "alertname": alert_name(fault), "exp_alerts": [
@@ -125,20 +125,20 @@ def vanished_test(options: Options) -> dict[str, Any]:
     Prometheus's 5 minutes of staleness and the alert's ``for`` have passed; one that keeps reporting, one
     whose target went down (ExporterDown's case) and one taken out of the scrape configuration (its ``up``
     gone too) never do."""
-    base = _selector_labels(options)
+    base = selector_labels(options.selector)
     rule = next(r for r in health_alerts(options) if r["alert"] == PREFIX + "MetricsVanished")
     gone, kept, down, retired = ({**base, "instance": f"{name}:9982"} for name in ("gone", "kept", "down", "retired"))
-    fires = 20 + 5 + _minutes(rule["for"])  # the minute the alert fires at the earliest
+    fires = 20 + 5 + minutes_of(rule["for"])  # the minute the alert fires at the earliest
     rest = fires + 5 - 20  # steps after the metrics stop
     return {
         "interval": "1m",
         "input_series": [
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", gone, f"0+60x20 _x{rest}"),
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", kept, f"0+60x{20 + rest}"),
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", down, f"0+60x20 _x{rest}"),
-            _series("secure_endpoint_last_evaluation_timestamp_seconds", retired, f"0+60x20 _x{rest}"),
-            _series("up", gone, f"1x{20 + rest}"), _series("up", kept, f"1x{20 + rest}"),
-            _series("up", down, f"1x20 0x{rest}"), _series("up", retired, f"1x20 _x{rest}"),
+            input_series("secure_endpoint_last_evaluation_timestamp_seconds", gone, f"0+60x20 _x{rest}"),
+            input_series("secure_endpoint_last_evaluation_timestamp_seconds", kept, f"0+60x{20 + rest}"),
+            input_series("secure_endpoint_last_evaluation_timestamp_seconds", down, f"0+60x20 _x{rest}"),
+            input_series("secure_endpoint_last_evaluation_timestamp_seconds", retired, f"0+60x20 _x{rest}"),
+            input_series("up", gone, f"1x{20 + rest}"), input_series("up", kept, f"1x{20 + rest}"),
+            input_series("up", down, f"1x20 0x{rest}"), input_series("up", retired, f"1x20 _x{rest}"),
         ],
         "alert_rule_test": [
             {"eval_time": f"{fires - 2}m", "alertname": rule["alert"], "exp_alerts": []},
@@ -191,17 +191,17 @@ def _health_cases() -> dict[str, _Case]:
 def health_tests(options: Options) -> Iterator[dict[str, Any]]:
     """Each health alert but MetricsVanished (``vanished_test``): a host where it fires after its ``for``,
     and one where it never does."""
-    base = _selector_labels(options)
+    base = selector_labels(options.selector)
     by_name = {rule["alert"]: rule for rule in health_alerts(options)}
     for name, (metrics, kept) in _health_cases().items():
         rule = by_name[PREFIX + name]
-        minutes = _minutes(rule["for"])
+        minutes = minutes_of(rule["for"])
         steps = minutes + 5
         series = []
         for metric, extra, bad_value, good_value in metrics:
             for instance, value in (("bad:9982", bad_value), ("good:9982", good_value)):
                 values = f"{value}+60x{steps}" if name in _AGES else f"{value}x{steps}"
-                series.append(_series(metric, {**base, **extra, "instance": instance}, values))
+                series.append(input_series(metric, {**base, **extra, "instance": instance}, values))
         labels = {**base, **kept, "instance": "bad:9982"}
         age = _humanize_duration(_AGES[name]) if name in _AGES else ""
         yield {
