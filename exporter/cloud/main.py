@@ -84,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument("--cloud.api-url", dest="api_url", metavar="URL",
                        help="the API's base URL without /v1 (default: the region's), e.g. https://api.eu.amp.cisco.com")
     cloud.add_argument("--cloud.credentials-file", dest="credentials_file", metavar="FILE",
-                       help="YAML with client_id and api_key, readable by its owner only (mode 0600); without it "
+                       help="YAML with client_id and api_key that others cannot read (0600, or 0640 with the "
+                       "exporter's group); without it "
                        "the environment's SECURE_ENDPOINT_CLIENT_ID and SECURE_ENDPOINT_API_KEY")
     cloud.add_argument("--cloud.poll-interval", dest="poll_interval", type=duration, default=300.0, metavar="DURATION",
                        help="time between polls, stretched when the rate limit needs it (default: 5m)")

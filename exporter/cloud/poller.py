@@ -148,6 +148,7 @@ class Poller:
             try:
                 requests = self.poll()
             except Rejected as error:
+                failures += 1  # so that the poll the new credentials make says it succeeded again
                 self._failed(error)
                 log.error("the API refused the credentials: polling stops until they change (SIGHUP reloads "
                           "them)", extra=kv(err=str(error), code=error.code))
